@@ -7,7 +7,6 @@ scatter (``torch.Tensor.scatter_reduce_``) otherwise; both give the same numbers
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 try:  # optional extra; ~9 minutes to compile, no PyPI wheels
