@@ -1,0 +1,146 @@
+"""Verdicts on the claims of Yeom & Lee (2025), computed from the measured numbers.
+
+Each verdict is one of ``"reproduced"``, ``"contradicted"`` or ``"inconclusive"`` and
+comes with the numbers and thresholds that decided it:
+
+* a CKA claim "A is far lower than B" is reproduced when mean(B) − mean(A) ≥
+  ``CKA_MARGIN`` (debiased CKA) and the permutation p-value of the per-seed-pair values
+  is ≤ ``ALPHA``; contradicted when mean(A) ≥ mean(B); inconclusive otherwise;
+* "some samples only the GMN gets right" is reproduced when, for every seed and image
+  family, at least ``MIN_ONLY_FRACTION`` of the test samples are right only for the GMN;
+  contradicted when no sample is, for every seed;
+* "complementary" is reproduced when the GMN + CNN ensemble beats the CNN + CNN ensemble
+  in every seed pairing with McNemar p ≤ ``ALPHA``; contradicted when it is worse in every
+  pairing; inconclusive otherwise.
+"""
+
+from __future__ import annotations
+
+from .analysis import permutation_test_mean_difference
+
+CKA_MARGIN = 0.1
+ALPHA = 0.05
+MIN_ONLY_FRACTION = 0.01
+
+
+def _far_lower(name_a: str, a: list[float], name_b: str, b: list[float]) -> dict:
+    """Test "A far lower than B" on per-seed-pair headline CKA values."""
+    mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
+    p = permutation_test_mean_difference(a, b, alternative="less")
+    if mean_b - mean_a >= CKA_MARGIN and p <= ALPHA:
+        verdict = "reproduced"
+    elif mean_a >= mean_b:
+        verdict = "contradicted"
+    else:
+        verdict = "inconclusive"
+    return {
+        "lower": name_a,
+        "higher": name_b,
+        "mean_lower": mean_a,
+        "mean_higher": mean_b,
+        "difference": mean_b - mean_a,
+        "p_value": p,
+        "verdict": verdict,
+    }
+
+
+def _combine(parts: list[dict]) -> str:
+    verdicts = {p["verdict"] for p in parts}
+    if verdicts == {"reproduced"}:
+        return "reproduced"
+    if "contradicted" in verdicts:
+        return "contradicted"
+    return "inconclusive"
+
+
+def seed_sensitivity(within: dict[str, list[float]]) -> dict:
+    """GMN cross-seed CKA far lower than MLP's and CNN's. ``within``: family → pair values."""
+    parts = [_far_lower("gmn", within["gmn"], f, within[f]) for f in ("mlp", "cnn")]
+    return {
+        "claim": "Random initialisation changes GMN representations far more than MLP or CNN "
+        "representations (GMN cross-seed CKA far lower).",
+        "verdict": _combine(parts),
+        "tests": parts,
+    }
+
+
+def gmn_image_dissimilarity(between: dict[str, list[float]]) -> dict:
+    """GMN–MLP and GMN–CNN CKA far lower than MLP–CNN. ``between``: "a-b" → pair values."""
+    parts = [
+        _far_lower(k, between[k], "mlp-cnn", between["mlp-cnn"]) for k in ("gmn-mlp", "gmn-cnn")
+    ]
+    return {
+        "claim": "CKA between a GMN and an MLP/CNN is far lower than between an MLP and a CNN.",
+        "verdict": _combine(parts),
+        "tests": parts,
+    }
+
+
+def gmn_only_samples(overlaps: dict[str, list[dict]]) -> dict:
+    """Some samples only the GMN classifies correctly. ``overlaps``: "gmn-x" → per-seed dicts
+    from :func:`analysis.prediction_overlap` with the GMN as model A."""
+    fractions = {k: [o["only_a"] / o["n"] for o in overlaps[k]] for k in ("gmn-mlp", "gmn-cnn")}
+    values = [f for per_seed in fractions.values() for f in per_seed]
+    if min(values) >= MIN_ONLY_FRACTION:
+        verdict = "reproduced"
+    elif max(values) == 0:
+        verdict = "contradicted"
+    else:
+        verdict = "inconclusive"
+    return {
+        "claim": "Some samples are classified correctly only by the GMN.",
+        "verdict": verdict,
+        "only_gmn_fraction": fractions,
+        "threshold": MIN_ONLY_FRACTION,
+    }
+
+
+def complementarity(ensemble: dict) -> dict:
+    """GMN + CNN beats CNN + CNN. ``ensemble``: output of :func:`analysis.ensemble_study`."""
+    pairings = ensemble["pairings"]
+    if all(p["difference"] > 0 and p["mcnemar_p"] <= ALPHA for p in pairings):
+        verdict = "reproduced"
+    elif all(p["difference"] < 0 for p in pairings):
+        verdict = "contradicted"
+    else:
+        verdict = "inconclusive"
+    return {
+        "claim": "Representations from parameters complement those from pixels "
+        "(GMN + CNN ensemble beats CNN + CNN).",
+        "verdict": verdict,
+        "pairings": pairings,
+    }
+
+
+def accuracy_comparison(name_a: str, name_b: str, overlaps: list[dict]) -> dict:
+    """Beyond the paper: does family A classify the test set better than family B?
+
+    ``overlaps`` holds one :func:`analysis.prediction_overlap` per seed (seed i of A against
+    seed i of B). A family is called better only when it wins every seed with McNemar
+    p ≤ ``ALPHA``.
+    """
+    diffs = [(o["only_a"] - o["only_b"]) / o["n"] for o in overlaps]
+    significant = all(o["mcnemar_p"] <= ALPHA for o in overlaps)
+    if significant and all(d > 0 for d in diffs):
+        verdict = f"{name_a} better"
+    elif significant and all(d < 0 for d in diffs):
+        verdict = f"{name_b} better"
+    else:
+        verdict = "no significant difference"
+    return {
+        "a": name_a,
+        "b": name_b,
+        "accuracy_difference": diffs,
+        "mcnemar_p": [o["mcnemar_p"] for o in overlaps],
+        "verdict": verdict,
+    }
+
+
+def all_findings(within: dict, between: dict, overlaps: dict, ensemble: dict) -> list[dict]:
+    """The four claims of the paper, in the paper's order."""
+    return [
+        seed_sensitivity(within),
+        gmn_image_dissimilarity(between),
+        gmn_only_samples(overlaps),
+        complementarity(ensemble),
+    ]
