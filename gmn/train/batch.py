@@ -1,0 +1,44 @@
+"""Batches: moving them to a device and splitting them into (inputs, targets)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+from torch_geometric.data.data import BaseData
+
+
+def split_batch(batch) -> tuple[object, Tensor]:
+    """Default ``(inputs, targets)`` of a batch.
+
+    * a PyG ``Batch`` (e.g. of ``ParameterGraph``s): ``(batch, batch.y)``;
+    * a pair ``(x, y)`` (tuple or list): ``(x, y)``.
+
+    Raises:
+        TypeError: for anything else, or a graph batch without ``y``; pass your own
+            ``split_batch`` to the trainer then.
+    """
+    if isinstance(batch, BaseData):
+        if getattr(batch, "y", None) is None:
+            raise TypeError("graph batch has no 'y' targets; pass split_batch= to the Trainer")
+        return batch, batch.y
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise TypeError(
+        f"cannot split a batch of type {type(batch).__name__} into (inputs, targets); "
+        "pass split_batch= to the Trainer"
+    )
+
+
+def move_to(obj, device: torch.device):
+    """``obj`` with every tensor / PyG data object in it on ``device``."""
+    if isinstance(obj, (Tensor, BaseData)):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, Mapping):
+        return type(obj)({k: move_to(v, device) for k, v in obj.items()})
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
+        return type(obj)(*(move_to(v, device) for v in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(move_to(v, device) for v in obj)
+    return obj

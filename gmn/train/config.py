@@ -1,0 +1,70 @@
+"""`TrainConfig`: every setting of a training run, saved with its checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+# Settings that may change between a run and its resumption without changing results.
+RUNTIME_ONLY = (
+    "resume",
+    "progress",
+    "tensorboard",
+    "num_workers",
+    "log_every_steps",
+    "checkpoint_every_steps",
+    "device",
+    "run_dir",
+)
+
+
+@dataclass
+class TrainConfig:
+    """Settings of :class:`gmn.train.Trainer`.
+
+    ``batch_size`` is per process and is used only for datasets; a ``DataLoader`` brings
+    its own. Give ``epochs``, ``max_steps`` or both (training stops at whichever comes
+    first). ``monitor`` picks the best checkpoint: ``"val_loss"`` (lower is better) or
+    ``"val_accuracy"`` (higher is better). ``patience`` epochs without improvement stop
+    the run early.
+    """
+
+    run_dir: str = "runs/default"
+    seed: int = 0
+    epochs: int | None = 10
+    max_steps: int | None = None
+    batch_size: int | None = 32
+    eval_batch_size: int | None = None
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    grad_clip: float | None = 1.0
+    precision: str = "fp32"
+    compile: bool = False
+    monitor: str = "val_loss"
+    patience: int | None = None
+    checkpoint_every_steps: int | None = None
+    log_every_steps: int = 50
+    resume: bool = False
+    progress: bool = True
+    tensorboard: bool | None = None
+    num_workers: int = 0
+    device: str | None = None
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.epochs is None and self.max_steps is None:
+            raise ValueError("give epochs, max_steps or both")
+        for name in ("epochs", "max_steps", "patience", "checkpoint_every_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or None, got {value}")
+        if self.monitor not in ("val_loss", "val_accuracy"):
+            raise ValueError(f"monitor must be 'val_loss' or 'val_accuracy', got {self.monitor!r}")
+
+    @property
+    def monitor_mode(self) -> str:
+        return "max" if self.monitor == "val_accuracy" else "min"

@@ -1,0 +1,414 @@
+"""`Trainer`: one training loop for every model family (GMNs on graphs, MLPs/CNNs on images).
+
+Seeded, resumable from atomic checkpoints, mixed precision, and the same code under
+``python`` (one process) and ``torchrun`` (DistributedDataParallel).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from gmn.train.batch import move_to, split_batch
+from gmn.train.checkpoint import load_checkpoint, save_atomic
+from gmn.train.config import RUNTIME_ONLY, TrainConfig
+from gmn.train.distributed import (
+    all_reduce_sum,
+    broadcast_module,
+    broadcast_object,
+    gather_objects,
+    init_distributed,
+)
+from gmn.train.evaluate import evaluate
+from gmn.train.loading import LoaderSpec
+from gmn.train.log import MetricLog, write_json_atomic
+from gmn.train.sampler import EpochSampler, shard_indices
+from gmn.train.schedule import warmup_cosine
+from gmn.train.seed import capture_rng_state, derive_seed, restore_rng_state, seed_everything
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the run stopped before updating."""
+
+
+@dataclass
+class Progress:
+    """Where a run stands; saved in every checkpoint (plain values only)."""
+
+    epoch: int = 0  # completed epochs
+    batch_in_epoch: int = 0  # batches of the current epoch already trained on
+    step: int = 0  # optimiser updates so far
+    loss_sum: float = 0.0  # sum of loss·samples over the current epoch, all ranks
+    sample_count: float = 0.0
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    finished: bool = False
+
+
+class Trainer:
+    """Train, validate each epoch, keep the best checkpoint, test once.
+
+    Args:
+        model: an ``nn.Module``, or a function returning one (it is then built after
+            seeding, so ``config.seed`` fixes the initialisation).
+        train, val, test: datasets or ``DataLoader``s (the trainer keeps their batch size,
+            collate function and workers but imposes its own seeded order).
+        loss_fn: ``loss_fn(outputs, targets) -> scalar``, mean over the batch.
+        config: a :class:`TrainConfig`.
+        optimizer: defaults to AdamW(``config.lr``, ``config.weight_decay``).
+        scheduler: ``scheduler(optimizer, total_steps) -> LRScheduler`` stepped per
+            update; defaults to linear warmup + cosine (:func:`warmup_cosine`).
+        split_batch: ``batch -> (inputs, targets)``; the default handles ``(x, y)`` pairs
+            and PyG batches (``targets = batch.y``). The model is called as ``model(inputs)``.
+        transform: ``transform(batch, generator) -> batch`` applied to each training batch
+            on the device (e.g. weight-space augmentation); ``generator`` is a
+            ``torch.Generator`` on the device seeded by (seed, rank, step), so a resumed
+            run draws the same augmentations.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | Callable[[], nn.Module],
+        train,
+        val=None,
+        test=None,
+        *,
+        loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+        config: TrainConfig | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        scheduler: Callable | None = None,
+        split_batch: Callable = split_batch,
+        transform: Callable | None = None,
+    ):
+        self.config = c = config or TrainConfig()
+        self.dist, self.device = init_distributed(c.device)
+        seed_everything(c.seed)
+        self.model = model() if not isinstance(model, nn.Module) else model
+        self.model.to(self.device)
+        broadcast_module(self.model)
+        torch.manual_seed(derive_seed(c.seed, self.dist.rank, 1))  # this rank's dropout etc.
+
+        self.loss_fn, self.split_batch, self.transform = loss_fn, split_batch, transform
+        self.train_spec = LoaderSpec.of(train, c.batch_size, c.num_workers)
+        self.eval_specs = {
+            name: LoaderSpec.of(data, c.eval_batch_size or c.batch_size, c.num_workers)
+            for name, data in (("val", val), ("test", test))
+            if data is not None
+        }
+        for name, spec in self.eval_specs.items():
+            if len(spec) < self.dist.world_size:
+                raise ValueError(f"{name} set has {len(spec)} samples, fewer than the ranks")
+        self.sampler = EpochSampler(
+            len(self.train_spec),
+            self.train_spec.batch_size,
+            c.seed,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
+        per_rank, batch = self.sampler.per_rank(), self.train_spec.batch_size
+        full_batches, remainder = divmod(per_rank, batch)
+        self.steps_per_epoch = full_batches + (remainder > 0 and not self.train_spec.drop_last)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{per_rank} samples per rank make no batch of {batch} (drop_last)")
+        if c.max_steps is not None:
+            epochs_needed = -(-c.max_steps // self.steps_per_epoch)
+            self.epochs = min(c.epochs, epochs_needed) if c.epochs else epochs_needed
+        else:
+            self.epochs = c.epochs
+        self.total_steps = min(self.epochs * self.steps_per_epoch, c.max_steps or math.inf)
+
+        self.optimizer = optimizer or torch.optim.AdamW(
+            self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay
+        )
+        make_scheduler = scheduler or (
+            lambda opt, total: warmup_cosine(opt, total, c.warmup_steps, c.min_lr_ratio)
+        )
+        self.scheduler = make_scheduler(self.optimizer, self.total_steps)
+        use_scaler = c.precision == "fp16" and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+
+        forward = self.model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            forward = DistributedDataParallel(self.model, device_ids=ids)
+        self._train_forward = torch.compile(forward) if c.compile else forward
+        if c.compile and self.dist.enabled:
+            self._eval_forward = torch.compile(self.model)
+        else:
+            self._eval_forward = self._train_forward if c.compile else self.model
+
+        self.run_dir = Path(c.run_dir)
+        self.last_path, self.best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
+        self.log = MetricLog(self.run_dir, c.tensorboard) if self.dist.is_main else None
+        self.progress = Progress()
+        self.resumed_from: dict | None = None
+        self.test_result: dict | None = None
+        self.summary: dict | None = None
+
+    # ------------------------------------------------------------------ public API
+    def fit(self) -> dict:
+        """Train to the end (resuming first when ``config.resume``), reload the best
+        checkpoint, evaluate the test set once. Returns the summary, which is also
+        printed and saved to ``run_dir/summary.json``, even when training fails."""
+        start, status = time.perf_counter(), "failed"
+        self._samples_trained = 0.0
+        try:
+            if self.config.resume:
+                self._resume()
+            if self.dist.is_main:
+                write_json_atomic(asdict(self.config), self.run_dir / "config.json")
+            while not self.progress.finished:
+                self._train_epoch()
+                self._end_epoch()
+            self._test()
+            status = "completed"
+        except BaseException as err:
+            status = f"failed: {type(err).__name__}: {err}"
+            raise
+        finally:
+            seconds = time.perf_counter() - start
+            self._finish(status, seconds, self._samples_trained)
+        return self.summary
+
+    def evaluate(self, data, return_outputs: bool = False) -> dict:
+        """Metrics of the current model on a dataset or loader, each sample counted once
+        across ranks; with ``return_outputs`` also per-sample outputs (and class
+        probabilities/predictions) in input order. See :func:`gmn.train.evaluate.evaluate`."""
+        spec = (
+            data
+            if isinstance(data, LoaderSpec)
+            else LoaderSpec.of(
+                data, self.config.eval_batch_size or self.config.batch_size, self.config.num_workers
+            )
+        )
+        indices = shard_indices(len(spec), self.dist.rank, self.dist.world_size)
+        loader = spec.loader(indices, seed=self.config.seed, drop_last=False)
+        return evaluate(
+            self._eval_forward,
+            loader,
+            indices,
+            len(spec),
+            self.loss_fn,
+            self.device,
+            self.split_batch,
+            self._autocast,
+            return_outputs,
+        )
+
+    # ------------------------------------------------------------------ training
+    def _autocast(self):
+        if self.config.precision == "fp32":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=_DTYPES[self.config.precision])
+
+    def _train_epoch(self) -> None:
+        p, c = self.progress, self.config
+        self.sampler.set_epoch(p.epoch, skip_batches=p.batch_in_epoch)
+        loader = self.train_spec.loader(
+            self.sampler, seed=derive_seed(c.seed, p.epoch, self.dist.rank)
+        )
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=p.batch_in_epoch,
+            desc=f"epoch {p.epoch + 1}/{self.epochs}",
+            disable=not (c.progress and self.dist.is_main),
+            leave=False,
+        )
+        window_start, data_seconds, window_samples = time.perf_counter(), 0.0, 0.0
+        fetch_start = time.perf_counter()
+        for batch in loader:
+            data_seconds += time.perf_counter() - fetch_start
+            loss, samples = self._train_step(batch)
+            window_samples += samples
+            bar.update(1)
+            if p.step % c.log_every_steps == 0 or p.batch_in_epoch == self.steps_per_epoch:
+                elapsed = time.perf_counter() - window_start
+                speed = window_samples / max(elapsed, 1e-9)
+                bar.set_postfix(loss=f"{loss:.4f}", samples_per_s=f"{speed:.0f}")
+                self._log(
+                    event="train",
+                    loss=loss,
+                    lr=self.scheduler.get_last_lr()[0],
+                    samples_per_second=speed,
+                    data_fraction=data_seconds / max(elapsed, 1e-9),
+                )
+                window_start, data_seconds, window_samples = time.perf_counter(), 0.0, 0.0
+            reached_max = c.max_steps is not None and p.step >= c.max_steps
+            if reached_max:
+                break
+            every = c.checkpoint_every_steps
+            if every and p.step % every == 0 and p.batch_in_epoch < self.steps_per_epoch:
+                self._save_last()
+            fetch_start = time.perf_counter()
+        bar.close()
+
+    def _train_step(self, batch) -> tuple[float, float]:
+        """One optimiser update; returns (loss averaged over all ranks, samples on all ranks)."""
+        p, c = self.progress, self.config
+        batch = move_to(batch, self.device)
+        if self.transform is not None:
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(derive_seed(c.seed, self.dist.rank, p.step, 2))
+            batch = self.transform(batch, generator)
+        inputs, targets = self.split_batch(batch)
+        with self._autocast():
+            outputs = self._train_forward(inputs)
+            loss = self.loss_fn(outputs, targets)
+        n = targets.shape[0]
+        stats = torch.stack([loss.detach().double() * n, loss.new_tensor(n, dtype=torch.float64)])
+        loss_sum, samples = all_reduce_sum(stats).tolist()
+        mean_loss = loss_sum / samples
+        if not math.isfinite(mean_loss):
+            kept = self.last_path if self.last_path.exists() else "none written yet"
+            raise NonFiniteLossError(
+                f"loss is {mean_loss} at step {p.step + 1} (epoch {p.epoch + 1}, batch "
+                f"{p.batch_in_epoch + 1}); stopped before updating the weights. "
+                f"Last good checkpoint: {kept}"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if c.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        p.step += 1
+        p.batch_in_epoch += 1
+        p.loss_sum += loss_sum
+        p.sample_count += samples
+        self._samples_trained += samples
+        return mean_loss, samples
+
+    def _end_epoch(self) -> None:
+        p, c = self.progress, self.config
+        record = {"event": "epoch", "epoch": p.epoch + 1, "train_loss": p.loss_sum / p.sample_count}
+        p.epoch, p.batch_in_epoch, p.loss_sum, p.sample_count = p.epoch + 1, 0, 0.0, 0.0
+        if "val" in self.eval_specs:
+            val = self.evaluate(self.eval_specs["val"])
+            record.update({f"val_{k}": v for k, v in val.items()})
+            if c.monitor not in record:
+                raise KeyError(f"monitor {c.monitor!r} not among the metrics {sorted(record)}")
+            metric, best = record[c.monitor], p.best_metric
+            sign = 1 if c.monitor_mode == "max" else -1
+            if best is None or sign * (metric - best) > 0:
+                p.best_metric, p.best_epoch, p.bad_epochs = metric, p.epoch, 0
+                if self.dist.is_main:
+                    best_state = {"model": self.model.state_dict(), "epoch": p.epoch}
+                    save_atomic(best_state, self.best_path)
+            else:
+                p.bad_epochs += 1
+            if c.patience is not None and p.bad_epochs >= c.patience:
+                p.stopped_early = True
+        p.finished = (
+            p.stopped_early
+            or p.epoch >= self.epochs
+            or (c.max_steps is not None and p.step >= c.max_steps)
+        )
+        self._log(**record)
+        self._save_last()
+
+    def _test(self) -> None:
+        if self.progress.best_epoch is not None:
+            if self.dist.is_main:
+                self.model.load_state_dict(load_checkpoint(self.best_path)["model"])
+            broadcast_module(self.model)
+        if "test" in self.eval_specs:
+            self.test_result = self.evaluate(self.eval_specs["test"], return_outputs=True)
+            scalars = {k: v for k, v in self.test_result.items() if isinstance(v, float)}
+            self._log(event="test", **{f"test_{k}": v for k, v in scalars.items()})
+
+    # ------------------------------------------------------------------ state
+    def _log(self, **record) -> None:
+        if self.log is not None:
+            self.log.write({"step": self.progress.step, **record})
+
+    def _save_last(self) -> None:
+        """Checkpoint everything needed to continue bit-for-bit (all ranks must call)."""
+        rng = gather_objects(capture_rng_state())
+        if not self.dist.is_main:
+            return
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,
+            "progress": asdict(self.progress),
+            "config": asdict(self.config),
+            "world_size": self.dist.world_size,
+        }
+        save_atomic(state, self.last_path)
+
+    def _resume(self) -> None:
+        state = None
+        if self.dist.is_main and self.last_path.exists():
+            state = load_checkpoint(self.last_path)
+        state = broadcast_object(state)
+        if state is None:
+            return
+        if state["world_size"] != self.dist.world_size:
+            raise ValueError(
+                f"{self.last_path} was written by {state['world_size']} processes; "
+                f"resume it with the same number, not {self.dist.world_size}"
+            )
+        current = asdict(self.config)
+        changed = sorted(
+            k for k in current if k not in RUNTIME_ONLY and state["config"].get(k) != current[k]
+        )
+        if changed:
+            diff = ", ".join(f"{k}: {state['config'].get(k)!r} -> {current[k]!r}" for k in changed)
+            raise ValueError(f"cannot resume {self.last_path} with a different config ({diff})")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"][self.dist.rank])
+        self.progress = Progress(**state["progress"])
+        self.resumed_from = {
+            "epoch": self.progress.epoch,
+            "batch_in_epoch": self.progress.batch_in_epoch,
+            "step": self.progress.step,
+        }
+        if self.log is not None:
+            self.log.truncate_after(self.progress.step)
+
+    def _finish(self, status: str, seconds: float, samples: float) -> None:
+        p, c = self.progress, self.config
+        self.summary = {
+            "status": status,
+            "run_dir": str(self.run_dir),
+            "seed": c.seed,
+            "world_size": self.dist.world_size,
+            "device": str(self.device),
+            "precision": c.precision,
+            "epochs_completed": p.epoch,
+            "steps": p.step,
+            "stopped_early": p.stopped_early,
+            "best_epoch": p.best_epoch,
+            f"best_{c.monitor}": p.best_metric,
+            "test": {k: v for k, v in (self.test_result or {}).items() if isinstance(v, float)},
+            "resumed_from": self.resumed_from,
+            "train_seconds": seconds,
+            "samples_per_second": samples / seconds if seconds > 0 else None,
+        }
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.summary, self.run_dir / "summary.json")
+            print("training summary:", json.dumps(self.summary, indent=2, default=str), flush=True)
+            self.log.close()
