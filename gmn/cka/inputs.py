@@ -1,0 +1,56 @@
+"""Checking and flattening the representations handed to the CKA estimators."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def as_samples(x: Tensor, name: str = "x") -> Tensor:
+    """Flatten a representation ``[n, ...]`` to ``[n, d]`` after checking it.
+
+    Floating tensors keep their dtype; integer and boolean tensors become float64.
+    Raises ``TypeError`` for non-tensors and complex tensors, ``ValueError`` for a
+    0-d tensor, an empty one, or one holding NaN/Inf.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape [n, ...], got {type(x).__name__}")
+    if x.is_complex():
+        raise TypeError(f"{name} is complex ({x.dtype}); CKA needs real-valued representations")
+    if x.dim() == 0:
+        raise ValueError(f"{name} is a scalar; CKA needs a tensor of shape [n_samples, ...]")
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
+    if not x.is_floating_point():
+        x = x.to(torch.float64)
+    bad = (~torch.isfinite(x)).sum()
+    if bad > 0:
+        raise ValueError(f"{name} (shape {tuple(x.shape)}) contains {int(bad)} NaN or Inf value(s)")
+    return x.reshape(x.shape[0], -1)
+
+
+def check_pair(x: Tensor, y: Tensor, debiased: bool) -> int:
+    """Check that ``x`` ``[n, dx]`` and ``y`` ``[n, dy]`` pair up; return ``n``."""
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            "the two representations must hold the same samples: "
+            f"x has {x.shape[0]} rows (shape {tuple(x.shape)}), y has {y.shape[0]} "
+            f"(shape {tuple(y.shape)})"
+        )
+    if x.device != y.device:
+        raise ValueError(f"x is on {x.device} but y is on {y.device}")
+    check_sample_count(x.shape[0], debiased)
+    return x.shape[0]
+
+
+def check_sample_count(n: int, debiased: bool) -> None:
+    """Raise if ``n`` samples are too few for the chosen estimator."""
+    needed = 4 if debiased else 2
+    if n < needed:
+        estimator = "the debiased estimator (unbiased HSIC)" if debiased else "CKA"
+        raise ValueError(f"{estimator} needs at least {needed} samples, got n={n}")
+
+
+def compute_dtype(x: Tensor) -> torch.dtype:
+    """The dtype products are formed in: float64 stays float64, other floats use float32."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
