@@ -1,0 +1,12 @@
+"""Networks as typed parameter graphs.
+
+* :mod:`~gmn.graph.parameter_graph`: the ``ParameterGraph`` field contract;
+* :mod:`~gmn.graph.vocab`: node, edge and activation vocabularies;
+* :mod:`~gmn.graph.convert`: ``from_state_dict`` (cached templates);
+* :mod:`~gmn.graph.inverse`: ``to_state_dict``;
+* :mod:`~gmn.graph.template`: ``GraphTemplate`` (batched conversion, no per-sample loop);
+* :mod:`~gmn.graph.trace`, :mod:`~gmn.graph.converters`, :mod:`~gmn.graph.registry`:
+  dataflow tracing and the per-module converters;
+* :mod:`~gmn.graph.infer`: layouts of plain sequential state_dicts from their keys;
+* :mod:`~gmn.graph.permutation`: hidden-neuron permutations (function-preserving).
+"""

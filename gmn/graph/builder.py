@@ -1,0 +1,257 @@
+"""`GraphBuilder`: collects neuron groups and weight blocks, then lays them out as index tensors.
+
+Converters never see parameter values: they see *flat indices* into the parameter vector
+(the floating state_dict entries flattened and concatenated in state_dict order). The
+finished structure says, for every node feature and edge feature, which flat index (or which
+constant) fills it, so that converting any number of same-architecture models is one gather.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .errors import ConversionError
+from .parameter_graph import NODE_FEATURES
+from .vocab import ACTIVATION, EDGE_TYPE, NODE_TYPE
+
+ENCODINGS = ("position", "padded")
+
+
+@dataclass(eq=False)
+class NeuronGroup:
+    """Consecutive nodes made by one operation: one per output feature or channel.
+
+    ``size`` is ``None`` for the network input until the first layer that reads it says how
+    many features it has. ``stage`` tracks what has been applied to the neurons so far
+    (``"fresh"`` → ``"norm"`` → ``"sum"`` → ``"act"``) and decides what can still be fused.
+    """
+
+    gid: int
+    size: int | None
+    layer: int
+    op: str
+    stage: str = "fresh"
+    norm: str | None = None
+    act: str = "identity"
+    act_arg: float = 0.0
+    features: dict[str, Tensor] = field(default_factory=dict)  # column -> [size] flat indices
+    start: int = -1  # first node id, set by ``GraphBuilder.finish``
+
+    @property
+    def node_type(self) -> str:
+        return f"{self.op}+{self.norm}" if self.norm else self.op
+
+
+@dataclass(eq=False)
+class EdgeBlock:
+    """Edges ``src[i] → dst[i]`` carrying a kernel of flat indices ``weight[i]`` ([kh, kw]),
+    or the constant 1 when ``weight`` is ``None`` (residual and identity edges)."""
+
+    src_group: NeuronGroup
+    dst_group: NeuronGroup
+    src: Tensor  # [e] local index in src_group
+    dst: Tensor  # [e] local index in dst_group
+    weight: Tensor | None  # [e, kh, kw] flat indices
+    edge_type: str
+
+
+@dataclass(eq=False)
+class Value:
+    """A tensor in the network's dataflow: the neurons it lives on and its layout.
+
+    ``exclusive``: nothing else reads these neurons, so an operation applied to the value may
+    be recorded on the neurons themselves (a fused norm, an activation, a residual sum).
+    ``spatial``: number of spatial dimensions after the channel one (0 for features).
+    ``flattened``: spatial positions were flattened into the feature dimension.
+    """
+
+    group: NeuronGroup
+    exclusive: bool = True
+    spatial: int = 0
+    flattened: bool = False
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One dimension of a parameter tensor indexes the neurons of ``group``; ``inner``
+    consecutive entries per neuron (a flattened C×S feature map has ``inner = S``)."""
+
+    gid: int
+    inner: int = 1
+
+
+class GraphBuilder:
+    """Accumulates a network's graph structure.
+
+    Args:
+        keys: the floating state_dict keys, in order.
+        shapes: their shapes.
+    """
+
+    def __init__(self, keys: list[str], shapes: list[torch.Size]):
+        self.shapes = dict(zip(keys, shapes))
+        sizes = [math.prod(s) for s in shapes]
+        offsets = torch.tensor([0, *sizes]).cumsum(0).tolist()
+        self.offsets = dict(zip(keys, offsets[:-1]))
+        self.num_params = offsets[-1]
+        self.groups: list[NeuronGroup] = []
+        self.blocks: list[EdgeBlock] = []
+        self.param_axes: dict[str, tuple[Axis | None, ...]] = {}
+        self.ties: list[tuple[int, int]] = []
+        self.permutation_blocks: dict[int, int] = {}
+        self.metadata: dict = {}
+
+    # --- what converters call -------------------------------------------------------------
+    def new_group(self, size: int | None, op: str, layer: int) -> NeuronGroup:
+        if op not in NODE_TYPE:
+            raise ConversionError(f"unknown node type {op!r}; see gmn.graph.vocab.NODE_TYPES")
+        group = NeuronGroup(gid=len(self.groups), size=size, layer=layer, op=op)
+        self.groups.append(group)
+        return group
+
+    def param(self, key: str, axes: tuple[Axis | None, ...]) -> Tensor:
+        """Flat indices of state_dict entry ``key``, shaped like it; each entry is used once."""
+        if key not in self.shapes:
+            raise ConversionError(f"the network uses parameter {key!r}, not in its state_dict")
+        if key in self.param_axes:
+            raise ConversionError(
+                f"parameter {key!r} is used twice (a module called twice shares its weights); "
+                "weight sharing is not supported"
+            )
+        shape = self.shapes[key]
+        if len(shape) == 0:
+            raise ConversionError(f"parameter {key!r} is 0-d; weights need at least one dimension")
+        self.param_axes[key] = axes
+        offset = self.offsets[key]
+        return torch.arange(offset, offset + math.prod(shape)).reshape(shape)
+
+    def connect(self, src: NeuronGroup, dst: NeuronGroup, weight: Tensor | None,
+                edge_type: str, src_idx: Tensor | None = None, dst_idx: Tensor | None = None
+                ) -> None:
+        """Dense edges from every neuron of ``src`` to every neuron of ``dst``, with
+        ``weight`` [dst, src, kh, kw] flat indices; or, with ``weight=None``, the given
+        one-to-one pairs ``src_idx[i] → dst_idx[i]`` of constant weight 1."""
+        if edge_type not in EDGE_TYPE:
+            raise ConversionError(f"unknown edge type {edge_type!r}; see gmn.graph.vocab")
+        if weight is None:
+            block = EdgeBlock(src, dst, src_idx, dst_idx, None, edge_type)
+        else:
+            out, inp, kh, kw = weight.shape
+            dst_idx = torch.arange(out).repeat_interleave(inp)
+            src_idx = torch.arange(inp).repeat(out)
+            block = EdgeBlock(src, dst, src_idx, dst_idx, weight.reshape(out * inp, kh, kw),
+                              edge_type)
+        self.blocks.append(block)
+
+    def identity(self, src: NeuronGroup, dst: NeuronGroup, edge_type: str) -> None:
+        """One edge of weight 1 from each neuron of ``src`` to the same neuron of ``dst``;
+        the two groups must then be permuted together."""
+        if src.size != dst.size:
+            raise ConversionError(
+                f"cannot join {src.size} neurons to {dst.size} neurons one to one"
+            )
+        index = torch.arange(dst.size)
+        self.connect(src, dst, None, edge_type, index, index)
+        self.ties.append((src.gid, dst.gid))
+
+    def constrain_permutation(self, group: NeuronGroup, block: int) -> None:
+        """The neurons of ``group`` may only be permuted within consecutive blocks of ``block``."""
+        previous = self.permutation_blocks.get(group.gid, group.size)
+        self.permutation_blocks[group.gid] = math.gcd(previous, block)
+
+    # --- layout ---------------------------------------------------------------------------
+    def finish(self, encoding: str, outputs: NeuronGroup, inputs: NeuronGroup) -> dict:
+        """Lay the graph out as index tensors (the static part of a ``GraphTemplate``)."""
+        if encoding not in ENCODINGS:
+            raise ConversionError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+        if inputs.size is None:
+            raise ConversionError("no layer reads the network input")
+        constants: dict[float, int] = {}
+
+        def const(value: float) -> int:
+            return self.num_params + constants.setdefault(float(value), len(constants))
+
+        zero = const(0.0)
+        start = 0
+        for group in self.groups:
+            group.start = start
+            start += group.size
+        num_nodes = start
+
+        x_src = torch.full((num_nodes, len(NODE_FEATURES)), zero, dtype=torch.long)
+        node_type = torch.empty(num_nodes, dtype=torch.long)
+        node_layer = torch.empty(num_nodes, dtype=torch.long)
+        node_act = torch.empty(num_nodes, dtype=torch.long)
+        node_act_arg = torch.empty(num_nodes, dtype=torch.float64)
+        node_io_pos = torch.full((num_nodes,), -1, dtype=torch.long)
+        for g in self.groups:
+            rows = slice(g.start, g.start + g.size)
+            node_type[rows] = NODE_TYPE[g.node_type]
+            node_layer[rows] = g.layer
+            node_act[rows] = ACTIVATION[g.act]
+            node_act_arg[rows] = g.act_arg
+            for column, index in g.features.items():
+                x_src[rows, NODE_FEATURES.index(column)] = index
+        for g in (inputs, outputs):
+            node_io_pos[g.start:g.start + g.size] = torch.arange(g.size)
+
+        kernels = [b.weight.shape[1:] for b in self.blocks if b.weight is not None] or [(1, 1)]
+        kh_max = max(k[0] for k in kernels)
+        kw_max = max(k[1] for k in kernels)
+        sources, targets, types, attrs = [], [], [], []
+        for b in self.blocks:
+            weight = b.weight
+            if weight is None:
+                weight = torch.full((len(b.src), 1, 1), const(1.0), dtype=torch.long)
+            e, kh, kw = weight.shape
+            if encoding == "position":
+                dy = torch.arange(kh, dtype=torch.float64) - (kh - 1) / 2
+                dx = torch.arange(kw, dtype=torch.float64) - (kw - 1) / 2
+                pos = torch.cartesian_prod(dy, dx)  # [kh*kw, 2]
+                pos_idx = torch.tensor([[const(a), const(c)] for a, c in pos.tolist()])
+                attr = torch.cat([weight.reshape(e * kh * kw, 1),
+                                  pos_idx.repeat(e, 1)], dim=1)
+                repeat = kh * kw
+            else:
+                attr = torch.full((e, kh_max, kw_max), zero, dtype=torch.long)
+                oy, ox = (kh_max - kh) // 2, (kw_max - kw) // 2
+                attr[:, oy:oy + kh, ox:ox + kw] = weight
+                attr = attr.reshape(e, kh_max * kw_max)
+                repeat = 1
+            sources.append((b.src + b.src_group.start).repeat_interleave(repeat))
+            targets.append((b.dst + b.dst_group.start).repeat_interleave(repeat))
+            types.append(torch.full((e * repeat,), EDGE_TYPE[b.edge_type], dtype=torch.long))
+            attrs.append(attr)
+        if not self.blocks:
+            raise ConversionError("the network has no weights connecting its neurons")
+        edge_index = torch.stack([torch.cat(sources), torch.cat(targets)])
+        edge_src = torch.cat(attrs)
+        self._check_coverage(x_src, edge_src)
+        return dict(
+            x_src=x_src,
+            edge_src=edge_src,
+            constants=torch.tensor(sorted(constants, key=constants.get), dtype=torch.float64),
+            edge_index=edge_index,
+            edge_type=torch.cat(types),
+            edge_layer=node_layer[edge_index[1]],
+            node_type=node_type,
+            node_layer=node_layer,
+            node_io_pos=node_io_pos,
+            node_act=node_act,
+            node_act_arg=node_act_arg,
+        )
+
+    def _check_coverage(self, x_src: Tensor, edge_src: Tensor) -> None:
+        """Every scalar parameter must fill exactly one feature slot."""
+        used = torch.cat([x_src.reshape(-1), edge_src.reshape(-1)])
+        counts = torch.bincount(used[used < self.num_params], minlength=self.num_params)
+        bad = torch.nonzero(counts != 1).flatten()
+        if len(bad):
+            flat = int(bad[0])
+            key = max((k for k, o in self.offsets.items() if o <= flat), key=self.offsets.get)
+            what = "is not used by the network's forward" if counts[flat] == 0 else "is used twice"
+            raise ConversionError(f"state_dict entry {key!r} {what}")

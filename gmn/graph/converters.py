@@ -1,0 +1,129 @@
+"""Built-in converters: ``nn.Linear``, ``nn.Conv1d``/``nn.Conv2d``, BatchNorm, LayerNorm, GroupNorm.
+
+Each returns the :class:`Value` its module produces. Layouts the graph cannot express raise
+:class:`ConversionError` naming the module.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .builder import Axis, GraphBuilder, Value
+from .errors import ConversionError
+from .registry import register_converter
+from .vocab import NODE_TYPE
+
+
+def _key(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _set_input_size(value: Value, size: int, spatial: int) -> None:
+    """The network input's size and layout are known once a layer reads it."""
+    if value.group.op == "input":
+        if value.group.size is None:
+            value.group.size = size
+        if not value.flattened:
+            value.spatial = spatial
+
+
+@register_converter(nn.Linear)
+def convert_linear(builder: GraphBuilder, path: str, module: nn.Linear, value: Value) -> Value:
+    """Dense edges in → out; a flattened C×S feature map gives S parallel edges per channel."""
+    _set_input_size(value, module.in_features, 0)
+    source = value.group
+    if value.spatial:
+        raise ConversionError(
+            f"nn.Linear {path!r} reads a feature map with spatial dimensions; pool or flatten first"
+        )
+    out = builder.new_group(module.out_features, "linear", source.layer + 1)
+    positions = module.in_features // source.size
+    if module.in_features != positions * source.size or (positions > 1 and not value.flattened):
+        raise ConversionError(
+            f"nn.Linear {path!r} expects {module.in_features} input features but its input has "
+            f"{source.size} neurons"
+        )
+    axes = (Axis(out.gid), Axis(source.gid, positions))
+    weight = builder.param(_key(path, "weight"), axes)
+    edge_type = "linear_from_spatial" if positions > 1 else "linear"
+    weight = weight.reshape(module.out_features, source.size, 1, positions)
+    builder.connect(source, out, weight, edge_type)
+    if module.bias is not None:
+        out.features["bias"] = builder.param(_key(path, "bias"), (Axis(out.gid),))
+    return Value(out)
+
+
+@register_converter(nn.Conv1d)
+@register_converter(nn.Conv2d)
+def convert_conv(builder: GraphBuilder, path: str, module: nn.Conv2d, value: Value) -> Value:
+    """One block of edges in-channel → out-channel, each carrying a kh×kw kernel."""
+    spatial = 2 if isinstance(module, nn.Conv2d) else 1
+    _set_input_size(value, module.in_channels, spatial)
+    source = value.group
+    if module.groups != 1:
+        raise ConversionError(
+            f"convolution {path!r} has groups={module.groups}; only groups=1 is supported"
+        )
+    if value.flattened or value.spatial != spatial or source.size != module.in_channels:
+        raise ConversionError(
+            f"convolution {path!r} expects {module.in_channels} channels with {spatial} spatial "
+            f"dimension(s); its input has {source.size} neurons with {value.spatial}"
+        )
+    out = builder.new_group(module.out_channels, "conv", source.layer + 1)
+    weight = builder.param(_key(path, "weight"), (Axis(out.gid), Axis(source.gid), None, None)[
+        : spatial + 2])
+    if spatial == 1:
+        weight = weight.unsqueeze(2)
+    builder.connect(source, out, weight, "conv")
+    if module.bias is not None:
+        out.features["bias"] = builder.param(_key(path, "bias"), (Axis(out.gid),))
+    return Value(out, spatial=spatial)
+
+
+def normalise(builder: GraphBuilder, path: str, module: nn.Module, value: Value, kind: str,
+              channels: int) -> Value:
+    """Record a per-channel normalisation: fused onto the neurons of the layer it directly
+    follows, else on new ``kind`` nodes fed one to one by ``identity`` edges."""
+    source = value.group
+    if source.size != channels:
+        raise ConversionError(
+            f"{type(module).__name__} {path!r} has {channels} channels but its input has "
+            f"{source.size} neurons"
+        )
+    fused = f"{source.op}+{kind}"
+    if value.exclusive and source.stage == "fresh" and fused in NODE_TYPE:
+        target, target.norm = source, kind
+    else:
+        target = builder.new_group(channels, kind, source.layer + 1)
+        builder.identity(source, target, "identity")
+    target.stage = "norm"
+    for column, name in (("norm_weight", "weight"), ("norm_bias", "bias"),
+                         ("running_mean", "running_mean"), ("running_var", "running_var")):
+        if getattr(module, name, None) is not None:
+            target.features[column] = builder.param(_key(path, name), (Axis(target.gid),))
+    return Value(target, spatial=value.spatial, flattened=value.flattened)
+
+
+@register_converter(nn.modules.batchnorm._BatchNorm)
+def convert_batchnorm(builder: GraphBuilder, path: str, module: nn.Module, value: Value) -> Value:
+    return normalise(builder, path, module, value, "batchnorm", module.num_features)
+
+
+@register_converter(nn.LayerNorm)
+def convert_layernorm(builder: GraphBuilder, path: str, module: nn.LayerNorm,
+                      value: Value) -> Value:
+    if len(module.normalized_shape) != 1 or value.spatial:
+        raise ConversionError(
+            f"LayerNorm {path!r} normalises over {tuple(module.normalized_shape)}; only a "
+            "LayerNorm over the feature dimension of a linear layer's output is supported"
+        )
+    return normalise(builder, path, module, value, "layernorm", module.normalized_shape[0])
+
+
+@register_converter(nn.GroupNorm)
+def convert_groupnorm(builder: GraphBuilder, path: str, module: nn.GroupNorm,
+                      value: Value) -> Value:
+    """Channels may only be permuted within their group (the statistics are per group)."""
+    out = normalise(builder, path, module, value, "groupnorm", module.num_channels)
+    builder.constrain_permutation(out.group, module.num_channels // module.num_groups)
+    return out

@@ -1,0 +1,55 @@
+"""The converter registry: one converter per module type, found through the class hierarchy.
+
+A converter is called as ``converter(builder, path, module, value) -> Value`` where
+``builder`` is the :class:`~gmn.graph.builder.GraphBuilder`, ``path`` the module's qualified
+name (state_dict keys are ``f"{path}.{name}"``), and ``value`` the
+:class:`~gmn.graph.builder.Value` the module reads. See ``gmn/graph/converters.py`` for the
+built-in ones; they are the examples to follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+Converter = Callable  # (GraphBuilder, str, nn.Module, Value) -> Value
+
+_CONVERTERS: dict[type, Converter] = {}
+_generation = [0]  # bumped by every registration; part of the template cache key
+
+
+def register_converter(module_type: type, converter: Converter | None = None):
+    """Register ``converter`` for ``module_type`` (and its subclasses without their own).
+
+    Use directly, ``register_converter(MyLayer, fn)``, or as a decorator,
+    ``@register_converter(MyLayer)``. A later registration for the same type replaces the
+    earlier one. Templates cached by :func:`gmn.from_state_dict` before are not reused.
+    """
+    if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
+        raise TypeError(f"module_type must be an nn.Module subclass, got {module_type!r}")
+
+    def register(fn: Converter) -> Converter:
+        _CONVERTERS[module_type] = fn
+        _generation[0] += 1
+        return fn
+
+    return register if converter is None else register(converter)
+
+
+def find_converter(module: nn.Module) -> Converter | None:
+    """The converter registered for ``type(module)`` or its nearest registered base class."""
+    for cls in type(module).__mro__:
+        if cls in _CONVERTERS:
+            return _CONVERTERS[cls]
+    return None
+
+
+def supported_types() -> list[str]:
+    """Names of the module types with a converter."""
+    return [cls.__name__ for cls in _CONVERTERS]
+
+
+def generation() -> int:
+    """How many registrations have happened (templates built before are stale)."""
+    return _generation[0]

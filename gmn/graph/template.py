@@ -1,0 +1,319 @@
+"""`GraphTemplate`: one architecture's graph structure, filled with any number of parameter sets.
+
+A template is built once per architecture by tracing a module. It stores, for every node
+feature and edge feature, the index of the scalar that fills it in the extended parameter
+vector ``[parameters…, constants…]``. Converting a model is then one gather; converting N
+models of the architecture is one gather on an [N, P] matrix plus index arithmetic.
+
+**The parameter vector.** ``P`` counts the *floating* entries of the module's
+``state_dict()`` (parameters and floating buffers such as BatchNorm running statistics),
+flattened and concatenated in state_dict order. Integer buffers (``num_batches_tracked``)
+are not parameters: a graph keeps them in ``int_buffers`` ([1, K]) so that
+``to_state_dict`` restores them, and a batch built from an [N, P] matrix sets them to 0.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Batch
+
+from .builder import GraphBuilder
+from .errors import ConversionError
+from .parameter_graph import NODE_FEATURES, ParameterGraph
+from .trace import trace_into
+
+STATIC_NODE_FIELDS = ("node_type", "node_layer", "node_io_pos", "node_act")
+STATIC_EDGE_FIELDS = ("edge_type", "edge_layer")
+
+
+class GraphTemplate:
+    """The parameter graph of one architecture, without values.
+
+    Build with :meth:`from_module`. Attributes: ``keys`` (floating state_dict keys),
+    ``shapes``, ``dtypes``, ``num_params`` (P), ``num_nodes`` (N), ``num_edges`` (E),
+    ``edge_dim`` (F), ``encoding`` and ``metadata`` (e.g. ``output_offset``, a constant the
+    network adds to its output).
+    """
+
+    def __init__(self, builder: GraphBuilder, structure: dict, keys: list[str],
+                 dtypes: list[torch.dtype], int_entries: dict[str, tuple[torch.Size, torch.dtype]],
+                 key_order: list[str], encoding: str, fixed_groups: set[int]):
+        self.keys = keys
+        self.shapes = [builder.shapes[k] for k in keys]
+        self.dtypes = dtypes
+        self.int_entries = int_entries
+        self.key_order = key_order
+        self.encoding = encoding
+        self.metadata = dict(builder.metadata, encoding=encoding)
+        self.num_params = builder.num_params
+        self.offsets = [builder.offsets[k] for k in keys]
+        self.structure = structure
+        self.num_nodes = structure["x_src"].shape[0]
+        self.num_edges, self.edge_dim = structure["edge_src"].shape
+        self.gather_index = torch.cat([structure["x_src"].reshape(-1),
+                                       structure["edge_src"].reshape(-1)])
+        is_param = self.gather_index < self.num_params
+        self.inverse_index = torch.empty(self.num_params, dtype=torch.long)
+        self.inverse_index[self.gather_index[is_param]] = torch.nonzero(is_param).flatten()
+        self.dtype = dtypes[0]
+        for dtype in dtypes[1:]:
+            self.dtype = torch.promote_types(self.dtype, dtype)
+        # what gmn.graph.permutation needs
+        self.groups = [(g.start, g.size) for g in builder.groups]
+        self.param_axes = builder.param_axes
+        self.ties = builder.ties
+        self.permutation_blocks = builder.permutation_blocks
+        self.fixed_groups = fixed_groups
+        self._numels = [s.numel() for s in self.shapes]
+
+    @classmethod
+    def from_module(cls, model: nn.Module, encoding: str = "position") -> GraphTemplate:
+        """Trace ``model`` and lay out its graph.
+
+        Args:
+            model: the network; its ``forward`` must be traceable by ``torch.fx``.
+            encoding: ``"position"`` (one edge per kernel position, features (w, dy, dx)) or
+                ``"padded"`` (one edge per channel pair, the kernel zero-padded to the largest).
+        """
+        state = model.state_dict()
+        parameter_names = {name for name, _ in model.named_parameters()}
+        keys, dtypes, int_entries = [], [], {}
+        for key, tensor in state.items():
+            if tensor.is_floating_point():
+                keys.append(key)
+                dtypes.append(tensor.dtype)
+            elif key in parameter_names:
+                raise ConversionError(
+                    f"parameter {key!r} has dtype {tensor.dtype}; parameters must be floating point"
+                )
+            else:
+                int_entries[key] = (tensor.shape, tensor.dtype)
+        if not keys:
+            raise ConversionError(f"{type(model).__name__} has no floating-point parameters "
+                                  "(an empty model cannot be converted)")
+        builder = GraphBuilder(keys, [state[k].shape for k in keys])
+        inputs, outputs = trace_into(builder, model)
+        structure = builder.finish(encoding, outputs, inputs)
+        return cls(builder, structure, keys, dtypes, int_entries, list(state), encoding,
+                   {inputs.gid, outputs.gid})
+
+    # --- parameter vectors ----------------------------------------------------------------
+    def flatten(self, state_dict: Mapping[str, Tensor], allow_nonfinite: bool = False) -> Tensor:
+        """The parameter vector [P] of one state_dict (keys and shapes checked)."""
+        self._check_keys(state_dict.keys())
+        parts = []
+        for key, shape in zip(self.keys, self.shapes):
+            tensor = state_dict[key]
+            if not tensor.is_floating_point():
+                raise ConversionError(f"state_dict entry {key!r} has dtype {tensor.dtype}; "
+                                      "a floating point tensor is expected")
+            if tensor.shape != shape:
+                raise ConversionError(f"state_dict entry {key!r} has shape {tuple(tensor.shape)}"
+                                      f", expected {tuple(shape)}")
+            parts.append(tensor.reshape(-1).to(self.dtype))
+        flat = torch.cat(parts)
+        if not allow_nonfinite:
+            self._check_finite(flat.unsqueeze(0))
+        return flat
+
+    def stack(self, state_dicts: Sequence[Mapping[str, Tensor]]) -> dict[str, Tensor]:
+        """Stack N state_dicts into ``{key: Tensor[N, *shape]}`` (all state_dict entries)."""
+        if not state_dicts:
+            raise ConversionError("no state_dicts to stack")
+        for state_dict in state_dicts:
+            self._check_keys(state_dict.keys())
+        return {key: torch.stack([sd[key] for sd in state_dicts]) for key in self.key_order}
+
+    def matrix(self, params, allow_nonfinite: bool = False) -> Tensor:
+        """The [N, P] parameter matrix of ``params``: an [N, P] tensor, a list of
+        state_dicts, or a dict ``{key: Tensor[N, *shape]}``."""
+        if isinstance(params, Tensor):
+            if params.dim() != 2 or params.shape[1] != self.num_params:
+                raise ConversionError(f"a parameter matrix must be [N, {self.num_params}], got "
+                                      f"{list(params.shape)}")
+            if not params.is_floating_point():
+                raise ConversionError(f"the parameter matrix has dtype {params.dtype}; a "
+                                      "floating point tensor is expected")
+            flat = params
+        elif isinstance(params, Mapping):
+            flat = self._stacked_matrix(params)
+        else:
+            flat = torch.stack([self.flatten(sd, allow_nonfinite=True) for sd in params])
+        if not allow_nonfinite:
+            self._check_finite(flat)
+        return flat
+
+    def _stacked_matrix(self, stacked: Mapping[str, Tensor]) -> Tensor:
+        self._check_keys(stacked.keys(), allow_missing_int=True)
+        n = len(stacked[self.keys[0]])
+        parts = []
+        for key, shape in zip(self.keys, self.shapes):
+            tensor = stacked[key]
+            if tensor.shape[1:] != shape or len(tensor) != n:
+                raise ConversionError(f"stacked entry {key!r} has shape {tuple(tensor.shape)}, "
+                                      f"expected {(n, *shape)}")
+            if not tensor.is_floating_point():
+                raise ConversionError(f"stacked entry {key!r} has dtype {tensor.dtype}; a "
+                                      "floating point tensor is expected")
+            parts.append(tensor.reshape(n, -1).to(self.dtype))
+        return torch.cat(parts, dim=1)
+
+    def _int_buffers(self, params, n: int, device) -> Tensor | None:
+        """[N, K] integer buffers of ``params`` (0 where ``params`` does not carry them)."""
+        if not self.int_entries:
+            return None
+        if isinstance(params, Mapping) and all(k in params for k in self.int_entries):
+            columns = [params[k].reshape(n, -1).long() for k in self.int_entries]
+        elif isinstance(params, Sequence) and not isinstance(params, Tensor):
+            columns = [torch.stack([sd[k].reshape(-1).long() for sd in params])
+                       for k in self.int_entries]
+        else:
+            width = sum(shape.numel() for shape, _ in self.int_entries.values())
+            return torch.zeros(n, width, dtype=torch.long, device=device)
+        return torch.cat(columns, dim=1).to(device)
+
+    def _check_keys(self, keys, allow_missing_int: bool = False) -> None:
+        expected = set(self.key_order)
+        given = set(keys)
+        missing = [k for k in self.key_order if k not in given
+                   and not (allow_missing_int and k in self.int_entries)]
+        if missing:
+            raise ConversionError(f"state_dict is missing key {missing[0]!r}"
+                                  + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        extra = sorted(given - expected)
+        if extra:
+            raise ConversionError(f"state_dict has unexpected key {extra[0]!r}"
+                                  + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+
+    def _check_finite(self, flat: Tensor) -> None:
+        finite = torch.isfinite(flat)
+        if bool(finite.all()):
+            return
+        sample, position = (int(i) for i in torch.nonzero(~finite)[0])
+        key = self.keys[bisect.bisect_right(self.offsets, position) - 1]
+        raise ConversionError(f"parameter {key!r} of sample {sample} is not finite "
+                              f"({flat[sample, position].item()}); pass allow_nonfinite=True to "
+                              "convert anyway")
+
+    # --- graphs ---------------------------------------------------------------------------
+    def _features(self, flat: Tensor) -> tuple[Tensor, Tensor]:
+        """[B, P] → node features [B*N, 5] and edge features [B*E, F] (one gather)."""
+        n = flat.shape[0]
+        index = self.gather_index.to(flat.device)
+        constants = self.structure["constants"].to(flat)
+        extended = torch.cat([flat, constants.expand(n, -1)], dim=1)
+        features = extended.index_select(1, index)
+        node_width = self.num_nodes * len(NODE_FEATURES)
+        x = features[:, :node_width].reshape(n * self.num_nodes, len(NODE_FEATURES))
+        edge_attr = features[:, node_width:].reshape(n * self.num_edges, self.edge_dim)
+        return x, edge_attr
+
+    def graph(self, state_dict: Mapping[str, Tensor], y=None,
+              allow_nonfinite: bool = False) -> ParameterGraph:
+        """One state_dict → its :class:`ParameterGraph`."""
+        flat = self.flatten(state_dict, allow_nonfinite).unsqueeze(0)
+        x, edge_attr = self._features(flat)
+        s = self.structure
+        graph = ParameterGraph(x=x, edge_index=s["edge_index"], edge_attr=edge_attr,
+                               node_act_arg=s["node_act_arg"].to(flat.dtype),
+                               template=self,
+                               **{k: s[k] for k in STATIC_NODE_FIELDS + STATIC_EDGE_FIELDS})
+        if self.int_entries:
+            graph.int_buffers = torch.cat(
+                [state_dict[k].reshape(1, -1).long() for k in self.int_entries], dim=1)
+        if y is not None:
+            graph.y = torch.as_tensor(y).reshape(1)
+        return graph
+
+    def batch(self, params, y: Tensor | None = None, allow_nonfinite: bool = False) -> Batch:
+        """N parameter sets → one PyG ``Batch`` of N graphs, without a per-sample loop.
+
+        Args:
+            params: an [N, P] tensor (see the module docstring), a list of N state_dicts, or a
+                dict ``{state_dict key: Tensor[N, *shape]}``.
+            y: optional labels [N].
+            allow_nonfinite: accept NaN/inf parameters.
+
+        Returns:
+            a ``Batch`` with ``x`` [N·nodes, 5], ``edge_attr`` [N·edges, F], ``edge_index``
+            offset per graph, ``batch`` and ``ptr``; equal to ``Batch.from_data_list`` of the
+            graphs converted one by one.
+        """
+        flat = self.matrix(params, allow_nonfinite)
+        n, device = flat.shape[0], flat.device
+        x, edge_attr = self._features(flat)
+        s = {k: v.to(device) for k, v in self.structure.items()}
+        graphs = torch.arange(n, device=device)
+        node_offsets = graphs * self.num_nodes
+        edge_index = (s["edge_index"].unsqueeze(1) + node_offsets.view(1, n, 1)).reshape(2, -1)
+        fields = {k: s[k].repeat(n) for k in STATIC_NODE_FIELDS + STATIC_EDGE_FIELDS}
+        fields["node_act_arg"] = s["node_act_arg"].to(flat.dtype).repeat(n)
+        out = Batch(_base_cls=ParameterGraph, x=x, edge_index=edge_index, edge_attr=edge_attr,
+                    template=[self] * n, **fields)
+        counts = {"x": self.num_nodes, "edge_index": self.num_edges,
+                  "edge_attr": self.num_edges, "node_act_arg": self.num_nodes}
+        counts.update({k: self.num_nodes for k in STATIC_NODE_FIELDS})
+        counts.update({k: self.num_edges for k in STATIC_EDGE_FIELDS})
+        int_buffers = self._int_buffers(params, n, device)
+        if int_buffers is not None:
+            out.int_buffers = int_buffers
+            counts["int_buffers"] = 1
+        if y is not None:
+            out.y = torch.as_tensor(y, device=device).reshape(n)
+            counts["y"] = 1
+        counts["template"] = 1
+        ends = torch.arange(n + 1, device=device)
+        out._slice_dict = {k: ends * c for k, c in counts.items()}
+        out._inc_dict = {k: torch.zeros(n, dtype=torch.long, device=device) for k in counts}
+        out._inc_dict["edge_index"] = node_offsets
+        out._inc_dict["template"] = None
+        out.batch = graphs.repeat_interleave(self.num_nodes)
+        out.ptr = ends * self.num_nodes
+        out._num_graphs = n
+        return out
+
+    # --- back to weights ------------------------------------------------------------------
+    def params_of(self, graphs) -> Tensor:
+        """The [N, P] parameter matrix held by a graph or batch of graphs of this template."""
+        n = graphs.x.shape[0] // self.num_nodes
+        if graphs.x.shape[0] != n * self.num_nodes or graphs.edge_attr.shape != (
+                n * self.num_edges, self.edge_dim):
+            raise ConversionError(
+                f"graph has {graphs.x.shape[0]} nodes and edge features "
+                f"{list(graphs.edge_attr.shape)}; this template has {self.num_nodes} nodes and "
+                f"[{self.num_edges}, {self.edge_dim}] edge features per graph"
+            )
+        features = torch.cat([graphs.x.reshape(n, -1), graphs.edge_attr.reshape(n, -1)], dim=1)
+        return features.index_select(1, self.inverse_index.to(features.device))
+
+    def to_stacked(self, params) -> dict[str, Tensor]:
+        """A graph, a batch or an [N, P] matrix → ``{key: Tensor[N, *shape]}`` (all entries)."""
+        flat = params if isinstance(params, Tensor) else self.params_of(params)
+        n = flat.shape[0]
+        pieces = flat.split(self._numels, dim=1)
+        out = {key: piece.reshape(n, *shape).to(dtype)
+               for key, piece, shape, dtype in zip(self.keys, pieces, self.shapes, self.dtypes)}
+        int_buffers = getattr(params, "int_buffers", None) if not isinstance(
+            params, Tensor) else None
+        if int_buffers is None:
+            width = sum(shape.numel() for shape, _ in self.int_entries.values())
+            int_buffers = torch.zeros(n, width, dtype=torch.long, device=flat.device)
+        start = 0
+        for key, (shape, dtype) in self.int_entries.items():
+            out[key] = int_buffers[:, start:start + shape.numel()].reshape(n, *shape).to(dtype)
+            start += shape.numel()
+        return {key: out[key] for key in self.key_order}
+
+    def to_state_dicts(self, params) -> list[dict[str, Tensor]]:
+        """A graph, a batch or an [N, P] matrix → N state_dicts (loadable with strict=True)."""
+        stacked = self.to_stacked(params)
+        n = len(next(iter(stacked.values())))
+        return [{key: value[i] for key, value in stacked.items()} for i in range(n)]
+
+    def __repr__(self) -> str:
+        return (f"GraphTemplate(nodes={self.num_nodes}, edges={self.num_edges}, "
+                f"params={self.num_params}, encoding={self.encoding!r})")

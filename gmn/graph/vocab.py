@@ -1,0 +1,66 @@
+"""The type vocabularies of parameter graphs. Append-only: an index, once given, keeps its meaning.
+
+``NODE_TYPES`` (``ParameterGraph.node_type``) says what produced a neuron:
+
+* ``input``: an input neuron (a feature of an MLP input, a channel of a CNN input);
+* ``linear`` / ``conv``: an output neuron of ``nn.Linear`` / an output channel of a convolution;
+* ``<op>+<norm>``: the same, with a normalisation fused onto the neuron (its γ, β and running
+  statistics are the node's features); a norm is fused when it directly follows the layer;
+* ``batchnorm`` / ``layernorm`` / ``groupnorm``: a normalisation that does not directly follow a
+  linear or conv layer (e.g. applied to a residual sum); one node per channel, fed by an
+  ``identity`` edge from the channel it normalises;
+* ``sum``: the sum of two values when neither operand can carry it (e.g. ``x + x``);
+* ``activation``: an activation applied to a value that already has one, or that is used elsewhere.
+
+Output neurons keep the type of the layer that produced them; ``node_io_pos >= 0`` marks them.
+
+``EDGE_TYPES`` (``ParameterGraph.edge_type``):
+
+* ``linear`` / ``conv``: a weight (one edge per kernel position, or per channel pair);
+* ``residual``: a skip connection of a residual addition (constant weight 1);
+* ``identity``: feeds a standalone norm / sum / activation node (constant weight 1);
+* ``linear_from_spatial``: a linear weight reading a flattened C×S feature map; the S spatial
+  positions of a channel form a 1×S kernel.
+
+``ACTIVATIONS`` (``ParameterGraph.node_act``, the function applied after the neuron; its argument,
+e.g. the SIREN ω₀ or the leaky-ReLU slope, is in ``node_act_arg``). ``unknown`` is recorded when
+a layout is inferred from state_dict keys, which do not say which activation the network used.
+"""
+
+from __future__ import annotations
+
+NODE_TYPES = (
+    "input",
+    "linear",
+    "conv",
+    "linear+batchnorm",
+    "conv+batchnorm",
+    "linear+layernorm",
+    "linear+groupnorm",
+    "conv+groupnorm",
+    "batchnorm",
+    "layernorm",
+    "groupnorm",
+    "sum",
+    "activation",
+)
+
+EDGE_TYPES = ("linear", "conv", "residual", "identity", "linear_from_spatial")
+
+ACTIVATIONS = (
+    "identity",
+    "relu",
+    "leaky_relu",
+    "gelu",
+    "tanh",
+    "sigmoid",
+    "silu",
+    "elu",
+    "softplus",
+    "sine",
+    "unknown",
+)
+
+NODE_TYPE = {name: i for i, name in enumerate(NODE_TYPES)}
+EDGE_TYPE = {name: i for i, name in enumerate(EDGE_TYPES)}
+ACTIVATION = {name: i for i, name in enumerate(ACTIVATIONS)}
