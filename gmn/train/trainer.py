@@ -101,7 +101,6 @@ class Trainer:
         self.model = model() if not isinstance(model, nn.Module) else model
         self.model.to(self.device)
         broadcast_module(self.model)
-        torch.manual_seed(derive_seed(c.seed, self.dist.rank, 1))  # this rank's dropout etc.
 
         self.loss_fn, self.split_batch, self.transform = loss_fn, split_batch, transform
         self.train_spec = LoaderSpec.of(train, c.batch_size, c.num_workers)
@@ -159,6 +158,7 @@ class Trainer:
         self.resumed_from: dict | None = None
         self.test_result: dict | None = None
         self.summary: dict | None = None
+        self._samples_trained = 0.0  # in this process's fit(), over all ranks
 
     # ------------------------------------------------------------------ public API
     def fit(self) -> dict:
@@ -166,10 +166,11 @@ class Trainer:
         checkpoint, evaluate the test set once. Returns the summary, which is also
         printed and saved to ``run_dir/summary.json``, even when training fails."""
         start, status = time.perf_counter(), "failed"
-        self._samples_trained = 0.0
         try:
             if self.config.resume:
                 self._resume()
+            if self.progress == Progress():  # a fresh run: seed this rank's dropout etc.
+                seed_everything(derive_seed(self.config.seed, self.dist.rank, 1))
             if self.dist.is_main:
                 write_json_atomic(asdict(self.config), self.run_dir / "config.json")
             while not self.progress.finished:
