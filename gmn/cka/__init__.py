@@ -1,11 +1,38 @@
 """Centred kernel alignment (CKA): exact, streaming and debiased, with statistics.
 
+- :func:`cka`, :func:`linear_cka`, :func:`rbf_cka`: one pair of representations.
+- :class:`CKAAccumulator`: exact linear CKA streamed from minibatches.
+- :class:`MinibatchCKA`: Nguyen et al.'s minibatch approximation.
+- :func:`cka_matrix`: every layer against every layer, with optional statistics.
+- :func:`permutation_test`, :func:`jackknife_interval`: uncertainty of one value.
+- :func:`plot_cka`: heatmap (needs matplotlib).
+
 >>> import torch, gmn.cka
 >>> x = torch.randn(100, 10, generator=torch.Generator().manual_seed(0))
->>> float(gmn.cka.linear_cka(x, 2 * x + 1))
+>>> round(float(gmn.cka.linear_cka(x, 2 * x + 1)), 12)
 1.0
 """
 
+from .accumulator import CKAAccumulator
 from .estimators import cka, linear_cka, rbf_cka
+from .layer import Estimator
+from .matrix import CKAMatrix, cka_matrix
+from .minibatch import MinibatchCKA
+from .plot import plot_cka
+from .statistics import ConfidenceInterval, PermutationTest, jackknife_interval, permutation_test
 
-__all__ = ["cka", "linear_cka", "rbf_cka"]
+__all__ = [
+    "CKAAccumulator",
+    "CKAMatrix",
+    "ConfidenceInterval",
+    "Estimator",
+    "MinibatchCKA",
+    "PermutationTest",
+    "cka",
+    "cka_matrix",
+    "jackknife_interval",
+    "linear_cka",
+    "permutation_test",
+    "plot_cka",
+    "rbf_cka",
+]
