@@ -1,0 +1,130 @@
+"""Permute the hidden neurons of networks without changing the functions they compute.
+
+Hidden neurons of a layer can be reordered if every parameter indexing them is reordered the
+same way: the rows of the layer's weight and bias, the columns of the next layer's weight, the
+γ/β/running statistics of a norm that follows. The template knows which dimension of which
+state_dict entry indexes which neurons, so a permutation of neurons becomes a gather on the
+[N, P] parameter matrix, each of the N samples with its own permutation.
+
+Ties: neurons joined by a residual addition or by a standalone norm/activation/sum node are
+permuted together. GroupNorm statistics are per group of consecutive channels, so its channels
+(and everything tied to them) are only permuted within their group. Input and output neurons
+(and everything tied to them, e.g. the channels of a ResNet whose last block adds the input)
+are never permuted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from .template import GraphTemplate
+
+
+def _template(template_or_module) -> GraphTemplate:
+    if isinstance(template_or_module, nn.Module):
+        from .convert import template_for
+
+        return template_for(template_or_module)
+    return template_or_module
+
+
+def _classes(template: GraphTemplate) -> list[list[int]]:
+    """Groups of neuron groups (by gid) that must share one permutation."""
+    parent = list(range(len(template.groups)))
+
+    def root(g: int) -> int:
+        while parent[g] != g:
+            parent[g] = parent[parent[g]]
+            g = parent[g]
+        return g
+
+    for a, b in template.ties:
+        parent[root(a)] = root(b)
+    classes: dict[int, list[int]] = {}
+    for g in range(len(parent)):
+        classes.setdefault(root(g), []).append(g)
+    return list(classes.values())
+
+
+def sample_permutations(template, n: int, generator: torch.Generator | None = None
+                        ) -> dict[int, Tensor]:
+    """Random neuron permutations for ``n`` samples.
+
+    Returns:
+        ``{gid: Tensor[n, size]}`` for every neuron group: row ``i`` says which old neuron
+        becomes neuron ``j`` of sample ``i``; the identity for groups that cannot move.
+    """
+    template = _template(template)
+    out = {}
+    for members in _classes(template):
+        size = template.groups[members[0]][1]
+        identity = torch.arange(size).expand(n, size)
+        if any(g in template.fixed_groups for g in members):
+            permutation = identity
+        else:
+            block = size
+            for g in members:
+                block = math.gcd(block, template.permutation_blocks.get(g, size))
+            keys = torch.rand(n, size, generator=generator) + identity // block
+            permutation = keys.argsort(dim=1)
+        out.update({g: permutation for g in members})
+    return out
+
+
+def node_permutation(template, permutations: Mapping[int, Tensor]) -> Tensor:
+    """[n, num_nodes]: the old node id that becomes each node id, for graph-level checks."""
+    template = _template(template)
+    parts = [start + permutations[gid] for gid, (start, _) in enumerate(template.groups)]
+    return torch.cat(parts, dim=1)
+
+
+def parameter_permutation(template, permutations: Mapping[int, Tensor]) -> Tensor:
+    """[n, P]: the old parameter index that moves to each index (``flat.gather(1, ·)``)."""
+    template = _template(template)
+    n = next(iter(permutations.values())).shape[0]
+    parts = []
+    for key, shape, offset in zip(template.keys, template.shapes, template.offsets):
+        index = (torch.arange(shape.numel()) + offset).reshape(1, *shape).expand(n, *shape)
+        for dim, axis in enumerate(template.param_axes.get(key, ())):
+            if axis is None:
+                continue
+            perm = permutations[axis.gid]
+            expanded = (perm.unsqueeze(-1) * axis.inner + torch.arange(axis.inner)).reshape(n, -1)
+            view = [n] + [1] * len(shape)
+            view[dim + 1] = expanded.shape[1]
+            index = torch.take_along_dim(index, expanded.reshape(view), dim=dim + 1)
+        parts.append(index.reshape(n, -1))
+    return torch.cat(parts, dim=1)
+
+
+def permute(template, params, generator: torch.Generator | None = None):
+    """Apply an independent random hidden-neuron permutation to each parameter set.
+
+    Args:
+        template: the architecture, a :class:`GraphTemplate` or an ``nn.Module``.
+        params: one state_dict, a stacked dict ``{key: Tensor[N, *shape]}`` or an [N, P]
+            matrix (see :class:`GraphTemplate`).
+        generator: seeds the permutations (the same seed gives the same result).
+
+    Returns:
+        the same kind of object as ``params``, computing the same functions.
+    """
+    template = _template(template)
+    single = isinstance(params, Mapping) and all(
+        k in params and params[k].shape == s for k, s in zip(template.keys, template.shapes))
+    stacked = {k: v.unsqueeze(0) for k, v in params.items()} if single else params
+    flat = template.matrix(stacked, allow_nonfinite=True)
+    permutations = sample_permutations(template, flat.shape[0], generator)
+    index = parameter_permutation(template, permutations).to(flat.device)
+    moved = flat.gather(1, index)
+    if isinstance(params, Tensor):
+        return moved
+    out = template.to_stacked(moved)
+    for key in template.int_entries:  # buffers are not permuted: keep them
+        if key in stacked:
+            out[key] = stacked[key]
+    return {k: v[0] for k, v in out.items()} if single else out
