@@ -12,6 +12,7 @@ Two conventions are in use by the public INR zoos:
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
@@ -75,6 +76,56 @@ class Siren(nn.Module):
         for layer in self.seq[:-1]:
             h = self.act(layer(h))
         return self.seq[-1](h) + self.output_offset
+
+
+@dataclass(frozen=True)
+class SirenLayout:
+    """The architecture of a SIREN: everything needed to rebuild it (``Siren(**asdict(layout))``).
+
+    Parameters are named like ``Siren().state_dict()``: ``seq.{i}.weight`` [out, in] and
+    ``seq.{i}.bias`` [out], layer by layer.
+    """
+
+    in_features: int = 2
+    hidden: tuple[int, ...] = (32, 32)
+    out_features: int = 1
+    w0: float = 30.0
+    style: str = "dwsnets"
+
+    def __post_init__(self):
+        if self.style not in ("dwsnets", "standard"):
+            raise ValueError(f"style must be 'dwsnets' or 'standard', got {self.style!r}")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+
+    @property
+    def widths(self) -> list[int]:
+        return [self.in_features, *self.hidden, self.out_features]
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.hidden) + 1
+
+    @property
+    def output_offset(self) -> float:
+        return 0.5 if self.style == "dwsnets" else 0.0
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{state_dict key: shape}`` in state_dict order."""
+        shapes = {}
+        for i, (fan_in, fan_out) in enumerate(zip(self.widths[:-1], self.widths[1:])):
+            shapes[f"seq.{i}.weight"] = (fan_out, fan_in)
+            shapes[f"seq.{i}.bias"] = (fan_out,)
+        return shapes
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "hidden": list(self.hidden)}
+
+    @classmethod
+    def from_dict(cls, config: dict) -> SirenLayout:
+        return cls(**config)
+
+    def build(self) -> Siren:
+        return Siren(**asdict(self))
 
 
 def image_grid(height: int, width: int, device=None, dtype=torch.float32) -> Tensor:

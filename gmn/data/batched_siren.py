@@ -1,0 +1,149 @@
+"""Many SIRENs evaluated at once: stacked parameters, batched matmuls, a hand-written backward.
+
+Stacked parameters are ``{state_dict key: Tensor[B, *shape]}`` with the keys of
+``SirenLayout.shapes()``; ``B`` SIRENs share the coordinates ``coords`` [P, in_features].
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gmn.models.siren import SirenLayout, image_grid
+
+Params = dict[str, Tensor]
+
+
+def derive_seed(*entropy: int) -> int:
+    """A 63-bit seed mixed from integers (numpy's ``SeedSequence``): stable across runs."""
+    state = np.random.SeedSequence([int(e) for e in entropy]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def init_params(layout: SirenLayout, seeds: list[int], dtype=torch.float32) -> Params:
+    """Initial parameters of ``len(seeds)`` SIRENs, SIREN ``b`` drawn from its own ``seeds[b]``.
+
+    ``"dwsnets"`` style: PyTorch's ``nn.Linear`` default, U(-1/√fan_in, 1/√fan_in) for weights
+    and biases. ``"standard"``: SIREN weights (first layer U(-1/fan_in, 1/fan_in), later layers
+    U(-√(6/fan_in)/ω₀, ·)), ``nn.Linear`` biases. Returns ``{key: Tensor[len(seeds), *shape]}``
+    on the CPU; an INR's initialisation depends only on its seed, not on its batch.
+    """
+    unique, inverse = np.unique(np.asarray(seeds, dtype=np.int64), return_inverse=True)
+    shapes = layout.shapes()
+    drawn = {key: torch.empty(len(unique), *shape, dtype=dtype) for key, shape in shapes.items()}
+    for row, seed in enumerate(unique.tolist()):
+        generator = torch.Generator().manual_seed(seed)
+        for i, fan_in in enumerate(layout.widths[:-1]):
+            default_bound = 1.0 / math.sqrt(fan_in)
+            weight_bound = default_bound
+            if layout.style == "standard":
+                weight_bound = 1.0 / fan_in if i == 0 else math.sqrt(6.0 / fan_in) / layout.w0
+            weight, bias = drawn[f"seq.{i}.weight"][row], drawn[f"seq.{i}.bias"][row]
+            weight.uniform_(-weight_bound, weight_bound, generator=generator)
+            bias.uniform_(-default_bound, default_bound, generator=generator)
+    index = torch.from_numpy(inverse.reshape(-1))
+    return {key: value[index] for key, value in drawn.items()}
+
+
+def forward(layout: SirenLayout, params: Params, coords: Tensor) -> Tensor:
+    """Outputs of B SIRENs at shared coordinates: coords [P, in] → [B, P, out_features]."""
+    h = coords.expand(params["seq.0.weight"].shape[0], *coords.shape)
+    last = layout.num_layers - 1
+    for i in range(layout.num_layers):
+        weight, bias = params[f"seq.{i}.weight"], params[f"seq.{i}.bias"]
+        z = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+        h = z if i == last else torch.sin(layout.w0 * z)
+    return h + layout.output_offset
+
+
+def render(layout: SirenLayout, params: Params, height: int, width: int) -> Tensor:
+    """Images drawn by B SIRENs on the pixel grid of ``image_grid``: [B, out_features, H, W]."""
+    weight = params["seq.0.weight"]
+    coords = image_grid(height, width, device=weight.device, dtype=weight.dtype)
+    out = forward(layout, params, coords)
+    return out.transpose(1, 2).reshape(out.shape[0], layout.out_features, height, width)
+
+
+def mse_and_grads(
+    layout: SirenLayout, params: Params, height: int, width: int, targets: Tensor, grads: Params
+) -> Tensor:
+    """Per-SIREN mean squared error on the ``image_grid`` and its gradient, written into ``grads``.
+
+    targets [B, height*width, out]; returns mse [B]. The loss of SIREN ``b`` is the mean over its
+    pixels and channels, so every SIREN's gradient depends on its own parameters only. The
+    backward is written out (sin' = ω₀·cos). The grid is separable, so the first layer's sines
+    come from sin/cos of its y and x parts by the angle-addition formula (``_first_layer``).
+    """
+    batch, pixels, channels = targets.shape
+    w0 = layout.w0
+    h, slope = _first_layer(layout, params, height, width)
+    inputs, slopes = [h], [slope]  # slopes: ω₀·cos(ω₀ z) per hidden layer
+    for i in range(1, layout.num_layers - 1):
+        z = torch.baddbmm(params[f"seq.{i}.bias"].unsqueeze(1), h, params[f"seq.{i}.weight"].mT)
+        z.mul_(w0)
+        slopes.append(torch.cos(z).mul_(w0))
+        h = z.sin_()
+        inputs.append(h)
+    last = layout.num_layers - 1
+    residual = torch.baddbmm(
+        params[f"seq.{last}.bias"].unsqueeze(1), h, params[f"seq.{last}.weight"].mT
+    )
+    residual.add_(layout.output_offset).sub_(targets)
+    mse = residual.square().mean(dim=(1, 2))
+
+    grad_out = residual.mul_(2.0 / (pixels * channels))
+    for i in range(last, 0, -1):
+        torch.bmm(grad_out.mT, inputs[i - 1], out=grads[f"seq.{i}.weight"])
+        torch.sum(grad_out, dim=1, out=grads[f"seq.{i}.bias"])
+        weight = params[f"seq.{i}.weight"]
+        if weight.shape[1] == 1:  # one output channel: an outer product, cheaper than bmm
+            grad_out = torch.mul(grad_out, weight)
+        else:
+            grad_out = torch.bmm(grad_out, weight)
+        grad_out.mul_(slopes[i - 1])
+    _first_layer_grads(grad_out, height, width, grads)
+    return mse
+
+
+def _grid_axes(height: int, width: int, like: Tensor) -> tuple[Tensor, Tensor]:
+    """The y [H] and x [W] coordinates of ``image_grid``."""
+    ys = torch.linspace(-1.0, 1.0, height, device=like.device, dtype=like.dtype)
+    xs = torch.linspace(-1.0, 1.0, width, device=like.device, dtype=like.dtype)
+    return ys, xs
+
+
+def _first_layer(layout: SirenLayout, params: Params, height: int, width: int):
+    """sin(ω₀ z) and ω₀·cos(ω₀ z) of the first layer on the grid: two [B, H*W, K] tensors.
+
+    z[b, (i, j), k] = w[b, k, 0]·y_i + w[b, k, 1]·x_j + bias[b, k] = row[b, i, k] + col[b, j, k],
+    and sin(r + c) = sin r·cos c + cos r·sin c, cos(r + c) = cos r·cos c − sin r·sin c.
+    """
+    if layout.in_features != 2:
+        raise ValueError(f"fitting needs 2-D coordinates, got in_features={layout.in_features}")
+    weight, bias = params["seq.0.weight"], params["seq.0.bias"]  # [B, K, 2], [B, K]
+    ys, xs = _grid_axes(height, width, weight)
+    w0 = layout.w0
+    row = torch.addcmul(bias.unsqueeze(1), ys[:, None], weight[:, None, :, 0]).mul_(w0)
+    col = torch.mul(xs[:, None], weight[:, None, :, 1]).mul_(w0)  # [B, W, K]
+    sin_row, cos_row = torch.sin(row).unsqueeze(2), torch.cos(row).unsqueeze(2)  # [B, H, 1, K]
+    sin_col, cos_col = torch.sin(col).unsqueeze(1), torch.cos(col).unsqueeze(1)  # [B, 1, W, K]
+    batch, hidden = bias.shape
+    h = torch.mul(sin_row, cos_col).addcmul_(cos_row, sin_col)
+    slope = torch.mul(cos_row * w0, cos_col).addcmul_(sin_row * w0, sin_col, value=-1.0)
+    return h.view(batch, height * width, hidden), slope.view(batch, height * width, hidden)
+
+
+def _first_layer_grads(grad_z: Tensor, height: int, width: int, grads: Params) -> None:
+    """First-layer weight/bias gradients from dL/dz [B, H*W, K] (z before ω₀) on the grid."""
+    batch, _, hidden = grad_z.shape
+    grid = grad_z.view(batch, height, width, hidden)
+    ys, xs = _grid_axes(height, width, grad_z)
+    per_row = grid.sum(dim=2)  # [B, H, K]
+    per_col = grid.sum(dim=1)  # [B, W, K]
+    weight_grad = grads["seq.0.weight"]
+    torch.sum(per_row, dim=1, out=grads["seq.0.bias"])
+    weight_grad[:, :, 0] = torch.einsum("bik,i->bk", per_row, ys)
+    weight_grad[:, :, 1] = torch.einsum("bjk,j->bk", per_col, xs)
