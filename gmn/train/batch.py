@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 
 import torch
 from torch import Tensor
-from torch_geometric.data.data import BaseData
+
+
+def is_graph_data(obj) -> bool:
+    """Whether ``obj`` is a PyG ``Data``/``Batch``; PyG (slow to import) is not imported
+    for this: an object of a class PyG defines can only exist once PyG is loaded."""
+    if "torch_geometric" not in sys.modules:
+        return False
+    from torch_geometric.data.data import BaseData
+
+    return isinstance(obj, BaseData)
 
 
 def split_batch(batch) -> tuple[object, Tensor]:
@@ -19,7 +29,7 @@ def split_batch(batch) -> tuple[object, Tensor]:
         TypeError: for anything else, or a graph batch without ``y``; pass your own
             ``split_batch`` to the trainer then.
     """
-    if isinstance(batch, BaseData):
+    if is_graph_data(batch):
         if getattr(batch, "y", None) is None:
             raise TypeError("graph batch has no 'y' targets; pass split_batch= to the Trainer")
         return batch, batch.y
@@ -33,7 +43,7 @@ def split_batch(batch) -> tuple[object, Tensor]:
 
 def move_to(obj, device: torch.device):
     """``obj`` with every tensor / PyG data object in it on ``device``."""
-    if isinstance(obj, (Tensor, BaseData)):
+    if isinstance(obj, Tensor) or is_graph_data(obj):
         return obj.to(device, non_blocking=True)
     if isinstance(obj, Mapping):
         return type(obj)({k: move_to(v, device) for k, v in obj.items()})

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import DataLoader, Dataset
-from torch_geometric.loader.dataloader import Collater
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from gmn.train.batch import is_graph_data
 
 
 @dataclass
@@ -25,8 +26,8 @@ class LoaderSpec:
     def of(cls, data: Dataset | DataLoader, batch_size: int | None, num_workers: int = 0):
         """From a ``DataLoader`` (its dataset, batch size, collate function and workers
         are kept; its sampler and ``shuffle`` are replaced by the trainer's seeded order)
-        or from a dataset (batched with PyG's collater, which also stacks ``(x, y)``
-        tensor pairs)."""
+        or from a dataset (graphs are batched into a PyG ``Batch``, anything else with
+        ``default_collate``)."""
         if isinstance(data, DataLoader):
             if data.batch_size is None:
                 raise ValueError(
@@ -43,7 +44,7 @@ class LoaderSpec:
             )
         if batch_size is None:
             raise ValueError("batch_size is required when a dataset (not a DataLoader) is given")
-        return cls(data, batch_size, Collater(data), num_workers)
+        return cls(data, batch_size, _collate_for(data), num_workers)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -60,3 +61,11 @@ class LoaderSpec:
             drop_last=self.drop_last if drop_last is None else drop_last,
             generator=torch.Generator().manual_seed(seed),
         )
+
+
+def _collate_for(dataset) -> Callable:
+    if len(dataset) > 0 and is_graph_data(dataset[0]):
+        from torch_geometric.loader.dataloader import Collater
+
+        return Collater(dataset)
+    return default_collate
