@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .inputs import as_samples, check_pair
 from .layer import Estimator, LayerStatistics, layer_cka
 
 
@@ -27,8 +26,6 @@ def cka(
     representation without variance.
     """
     estimator = Estimator(kernel, debiased, threshold, median, method)
-    x, y = as_samples(x, "x"), as_samples(y, "y")
-    check_pair(x, y, debiased)
     return layer_cka(LayerStatistics(x, estimator, "x"), LayerStatistics(y, estimator, "y"))
 
 

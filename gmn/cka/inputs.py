@@ -29,20 +29,6 @@ def as_samples(x: Tensor, name: str = "x") -> Tensor:
     return x.reshape(x.shape[0], -1)
 
 
-def check_pair(x: Tensor, y: Tensor, debiased: bool) -> int:
-    """Check that ``x`` ``[n, dx]`` and ``y`` ``[n, dy]`` pair up; return ``n``."""
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(
-            "the two representations must hold the same samples: "
-            f"x has {x.shape[0]} rows (shape {tuple(x.shape)}), y has {y.shape[0]} "
-            f"(shape {tuple(y.shape)})"
-        )
-    if x.device != y.device:
-        raise ValueError(f"x is on {x.device} but y is on {y.device}")
-    check_sample_count(x.shape[0], debiased)
-    return x.shape[0]
-
-
 def check_sample_count(n: int, debiased: bool) -> None:
     """Raise if ``n`` samples are too few for the chosen estimator."""
     needed = 4 if debiased else 2

@@ -54,8 +54,10 @@ class LayerStatistics:
     """
 
     def __init__(self, x: Tensor, estimator: Estimator, name: str = "x"):
+        self.shape = tuple(x.shape)
         x = as_samples(x, name)
         n, d = x.shape
+        self.device = x.device
         check_sample_count(n, estimator.debiased)
         self.n, self.name, self.estimator = n, name, estimator
         dtype = compute_dtype(x)
@@ -129,8 +131,10 @@ def layer_cka(a: LayerStatistics, b: LayerStatistics, permutation: Tensor | None
     if a.n != b.n:
         raise ValueError(
             "the two representations must hold the same samples: "
-            f"{a.name!r} has {a.n} rows, {b.name!r} has {b.n}"
+            f"{a.name!r} has {a.n} rows (shape {a.shape}), {b.name!r} has {b.n} (shape {b.shape})"
         )
+    if a.device != b.device:
+        raise ValueError(f"{a.name!r} is on {a.device} but {b.name!r} is on {b.device}")
     if a.constant or b.constant:
         return torch.tensor(float("nan"), dtype=torch.float64, device=a.self_hsic.device)
     return cka_from_hsic(hsic(a, b, permutation), a.self_hsic, b.self_hsic)

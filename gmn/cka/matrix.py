@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor
 
-from .inputs import as_samples, check_sample_count
 from .layer import Estimator, LayerStatistics, layer_cka
 from .statistics import jackknife_interval, layer_permutation_test
 
@@ -59,7 +58,7 @@ def _named(reps: Representations, side: str) -> dict[str, Tensor]:
         )
     if not named:
         raise ValueError(f"reps_{side} holds no layers")
-    return {name: as_samples(x, f"{side}[{name!r}]") for name, x in named.items()}
+    return named
 
 
 def cka_matrix(
@@ -89,18 +88,15 @@ def cka_matrix(
     estimator = Estimator(kernel, debiased, threshold, median, method)
     named_a = _named(reps_a, "a")
     named_b = named_a if reps_b is None else _named(reps_b, "b")
-    counts = {f"a[{k!r}]": v.shape[0] for k, v in named_a.items()}
-    counts.update({f"b[{k!r}]": v.shape[0] for k, v in named_b.items()})
-    if len(set(counts.values())) > 1:
-        raise ValueError(f"all layers must hold the same samples; row counts: {counts}")
-    check_sample_count(next(iter(counts.values())), debiased)
-
-    layers_a = {k: LayerStatistics(v, estimator, k) for k, v in named_a.items()}
+    layers_a = {k: LayerStatistics(v, estimator, f"a[{k!r}]") for k, v in named_a.items()}
     layers_b = (
         layers_a
         if reps_b is None
-        else {k: LayerStatistics(v, estimator, k) for k, v in named_b.items()}
+        else {k: LayerStatistics(v, estimator, f"b[{k!r}]") for k, v in named_b.items()}
     )
+    counts = {layer.name: layer.n for layer in (*layers_a.values(), *layers_b.values())}
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"all layers must hold the same samples; row counts: {counts}")
     rows, cols = list(layers_a), list(layers_b)
     generator = torch.Generator().manual_seed(seed)
     cells: dict[tuple[int, int], dict[str, Tensor | float]] = {}

@@ -8,7 +8,7 @@ from statistics import NormalDist
 import torch
 from torch import Tensor
 
-from .inputs import as_samples, check_pair, check_sample_count
+from .inputs import check_sample_count
 from .layer import Estimator, LayerStatistics, layer_cka
 
 
@@ -51,8 +51,6 @@ def permutation_test(
     Each layer's statistics are computed once; a permutation costs one cross term.
     """
     estimator = Estimator(**options)
-    x, y = as_samples(x, "x"), as_samples(y, "y")
-    check_pair(x, y, estimator.debiased)
     a, b = LayerStatistics(x, estimator, "x"), LayerStatistics(y, estimator, "y")
     return layer_permutation_test(a, b, n_permutations, torch.Generator().manual_seed(seed))
 
@@ -94,15 +92,14 @@ def jackknife_interval(
     quantile ``z`` for ``level``. ``options`` are those of :func:`gmn.cka.cka`.
     """
     estimator = Estimator(**options)
-    x, y = as_samples(x, "x"), as_samples(y, "y")
-    n = check_pair(x, y, estimator.debiased)
+    value = float(layer_cka(LayerStatistics(x, estimator, "x"), LayerStatistics(y, estimator, "y")))
+    n = x.shape[0]
     if not 2 <= groups <= n:
         raise ValueError(f"groups must be between 2 and n={n}, got {groups}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     check_sample_count(n - -(-n // groups), estimator.debiased)
     with torch.no_grad():
-        value = float(layer_cka(LayerStatistics(x, estimator), LayerStatistics(y, estimator)))
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(x.device)
         leave_outs = []
         for held_out in torch.tensor_split(order, groups):
