@@ -1,0 +1,107 @@
+"""Hidden-neuron permutations keep the function and give an isomorphic graph."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import gmn
+from gmn.graph.convert import template_for
+from gmn.graph.permutation import node_permutation, permute, sample_permutations
+from tests.architectures import (
+    example_input,
+    make_cnn,
+    make_mlp,
+    make_residual_mlp,
+    make_resnet,
+    make_siren,
+)
+
+BUILDERS = [make_mlp, make_siren, make_cnn, make_resnet, make_residual_mlp]
+
+
+def groupnorm_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(2, 8, 3), nn.GroupNorm(2, 8), nn.ReLU(),
+                         nn.Conv2d(8, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, 3)).double().eval()
+
+
+def outputs(model: nn.Module, state: dict, x: torch.Tensor) -> torch.Tensor:
+    clone = copy.deepcopy(model)
+    clone.load_state_dict(state, strict=True)
+    return clone(x)
+
+
+@pytest.mark.parametrize("build", BUILDERS + [lambda **k: groupnorm_net()])
+def test_permuted_state_dict_computes_the_same_function(build):
+    model = build(seed=3, dtype=torch.float64) if build in BUILDERS else build()
+    x = example_input(model, size=8).double()
+    state = model.state_dict()
+    permuted = permute(model, state, torch.Generator().manual_seed(0))
+    assert any(not torch.equal(permuted[k], state[k]) for k in state)
+    torch.testing.assert_close(outputs(model, permuted, x), model(x), rtol=1e-12, atol=1e-12)
+
+
+def test_groupnorm_channels_stay_in_their_group():
+    template = template_for(groupnorm_net())
+    permutations = sample_permutations(template, 50, torch.Generator().manual_seed(1))
+    conv_group = next(g for g, (start, size) in enumerate(template.groups) if size == 8)
+    perm = permutations[conv_group]
+    assert bool((perm // 4 == torch.arange(8) // 4).all())
+    assert not bool((perm == torch.arange(8)).all())
+
+
+def test_stacked_batch_gets_one_permutation_per_sample():
+    model = make_siren(dtype=torch.float64)
+    template = template_for(model)
+    stacked = template.stack([model.state_dict()] * 6)
+    permuted = permute(template, stacked, torch.Generator().manual_seed(0))
+    rows = permuted["seq.0.bias"]
+    assert len({tuple(r.tolist()) for r in rows}) == 6  # all different
+    x = example_input(model).double()
+    for i in range(6):
+        state = {k: v[i] for k, v in permuted.items()}
+        torch.testing.assert_close(outputs(model, state, x), model(x), rtol=1e-12, atol=1e-12)
+
+
+def test_matrix_input_and_seeding():
+    model = make_resnet(dtype=torch.float64)
+    template = template_for(model)
+    matrix = torch.stack([template.flatten(model.state_dict())] * 3)
+    a = permute(template, matrix, torch.Generator().manual_seed(5))
+    b = permute(template, matrix, torch.Generator().manual_seed(5))
+    c = permute(template, matrix, torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(a.sort(dim=1).values, matrix.sort(dim=1).values)
+
+
+@pytest.mark.parametrize("encoding", ["position", "padded"])
+@pytest.mark.parametrize("build", [make_mlp, make_cnn, make_resnet, make_residual_mlp])
+def test_permuting_hidden_neurons_gives_an_isomorphic_graph(build, encoding):
+    model = build(seed=2)
+    template = template_for(model, encoding=encoding)
+    permutations = sample_permutations(template, 1, torch.Generator().manual_seed(0))
+    from gmn.graph.permutation import parameter_permutation
+
+    flat = template.flatten(model.state_dict()).unsqueeze(0)
+    moved = flat.gather(1, parameter_permutation(template, permutations))
+    original = gmn.from_state_dict(model, encoding=encoding)
+    permuted = template.batch(moved)
+    old_of_new = node_permutation(template, permutations)[0]
+    assert not torch.equal(old_of_new, torch.arange(template.num_nodes))
+    for field in ("x", "node_type", "node_layer", "node_io_pos", "node_act"):
+        assert torch.equal(permuted[field], original[field][old_of_new]), field
+    new_of_old = torch.empty_like(old_of_new)
+    new_of_old[old_of_new] = torch.arange(len(old_of_new))
+
+    def edges(graph, relabel):
+        ends = relabel[graph.edge_index] if relabel is not None else graph.edge_index
+        rows = torch.cat([ends.t().double(), graph.edge_type[:, None].double(),
+                          graph.edge_attr.double()], dim=1)
+        return sorted(map(tuple, rows.tolist()))
+
+    assert edges(original, new_of_old) == edges(permuted, None)
