@@ -1,0 +1,160 @@
+"""Bad input gets an error that names what is wrong; never a silently wrong graph."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import gmn
+from tests.architectures import make_cnn, make_mlp
+
+
+class OwnWeight(nn.Module):
+    """A module that uses its own raw parameter in forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(3))
+
+    def forward(self, x):
+        return x * self.scale
+
+
+class Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(4, 2, batch_first=True)
+
+    def forward(self, x):
+        return self.attn(x, x, x)[0]
+
+
+def test_unsupported_module_names_path_type_and_supported_list():
+    with pytest.raises(gmn.UnsupportedModuleError, match=r"'attn'.*MultiheadAttention.*Linear"):
+        gmn.from_state_dict(Attention())
+    model = nn.Sequential(nn.Linear(2, 3), OwnWeight())
+    with pytest.raises(gmn.UnsupportedModuleError, match=r"'1'.*OwnWeight") as caught:
+        gmn.from_state_dict(model)
+    assert caught.value.path == "1" and caught.value.module_type is OwnWeight
+    with pytest.raises(gmn.UnsupportedModuleError, match=r"'0'.*LSTM"):
+        gmn.from_state_dict(nn.Sequential(nn.LSTM(2, 3)))
+
+
+def test_unsupported_parameter_free_operations_are_named():
+    class Concat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(2, 3), nn.Linear(2, 3)
+
+        def forward(self, x):
+            return torch.cat([self.a(x), self.b(x)], dim=1)
+
+    with pytest.raises(gmn.ConversionError, match="cat"):
+        gmn.from_state_dict(Concat())
+    with pytest.raises(gmn.ConversionError, match="Upsample"):
+        gmn.from_state_dict(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Upsample(scale_factor=2)))
+
+
+def test_constant_inside_the_network_is_rejected():
+    class Shifted(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(2, 3), nn.Linear(3, 1)
+
+        def forward(self, x):
+            return self.b(self.a(x) + 1.0)
+
+    with pytest.raises(gmn.ConversionError, match="constant"):
+        gmn.from_state_dict(Shifted())
+
+
+def test_layouts_the_graph_cannot_express():
+    with pytest.raises(gmn.ConversionError, match="spatial"):
+        gmn.from_state_dict(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Linear(2, 3)))
+    with pytest.raises(gmn.ConversionError, match="groups=2"):
+        gmn.from_state_dict(nn.Sequential(nn.Conv2d(2, 2, 3, groups=2)))
+    with pytest.raises(gmn.ConversionError, match="used twice"):
+        shared = nn.Linear(3, 3)
+        gmn.from_state_dict(nn.Sequential(shared, nn.ReLU(), shared))
+
+
+def test_non_finite_parameters_raise_unless_allowed():
+    model = make_mlp()
+    with torch.no_grad():
+        model[2].bias[1] = float("nan")
+    with pytest.raises(gmn.ConversionError, match=r"'2.bias'.*allow_nonfinite"):
+        gmn.from_state_dict(model)
+    graph = gmn.from_state_dict(model, allow_nonfinite=True)
+    assert torch.isnan(gmn.to_state_dict(graph)["2.bias"][1])
+    template = gmn.GraphTemplate.from_module(model)
+    matrix = torch.zeros(2, template.num_params)
+    matrix[1, -1] = float("inf")
+    with pytest.raises(gmn.ConversionError, match="sample 1"):
+        template.batch(matrix)
+
+
+def test_state_dict_key_and_shape_errors_name_the_key():
+    like = make_cnn()
+    state = dict(like.state_dict())
+    missing = {k: v for k, v in state.items() if k != "bn2.running_var"}
+    with pytest.raises(gmn.ConversionError, match="missing key 'bn2.running_var'"):
+        gmn.from_state_dict(missing, like=like)
+    with pytest.raises(gmn.ConversionError, match="unexpected key 'extra.weight'"):
+        gmn.from_state_dict({**state, "extra.weight": torch.zeros(1)}, like=like)
+    with pytest.raises(gmn.ConversionError, match=r"'fc1.weight' has shape \(3, 3\)"):
+        gmn.from_state_dict({**state, "fc1.weight": torch.zeros(3, 3)}, like=like)
+    with pytest.raises(gmn.ConversionError, match=r"'fc1.bias' has dtype torch.int64"):
+        gmn.from_state_dict({**state, "fc1.bias": torch.zeros(16, dtype=torch.long)}, like=like)
+
+
+def test_empty_integer_and_zero_dim_inputs():
+    with pytest.raises(gmn.ConversionError, match="no floating-point parameters"):
+        gmn.from_state_dict(nn.Sequential())
+    with pytest.raises(gmn.ConversionError, match="no floating-point parameters"):
+        gmn.from_state_dict(nn.Sequential(nn.ReLU()))
+    with pytest.raises(gmn.ConversionError, match="empty"):
+        gmn.from_state_dict({})
+    with pytest.raises(gmn.ConversionError, match="'0.weight' has dtype torch.int32"):
+        gmn.from_state_dict({"0.weight": torch.ones(2, 2, dtype=torch.int32)})
+    with pytest.raises(gmn.ConversionError, match="'0.weight' is 0-d"):
+        gmn.from_state_dict({"0.weight": torch.tensor(1.0)})
+
+    class ZeroDim(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+            self.lin.weight = nn.Parameter(torch.tensor(1.0))
+
+        def forward(self, x):
+            return self.lin(x)
+
+    with pytest.raises(gmn.ConversionError, match="'lin.weight' is 0-d"):
+        gmn.from_state_dict(ZeroDim())
+
+
+def test_wrong_argument_types_and_encoding():
+    with pytest.raises(gmn.ConversionError, match="encoding"):
+        gmn.from_state_dict(make_mlp(), encoding="dense")
+    with pytest.raises(gmn.ConversionError, match="like"):
+        gmn.from_state_dict(make_mlp(), like=make_mlp())
+    with pytest.raises(gmn.ConversionError, match="expected an nn.Module or a state_dict"):
+        gmn.from_state_dict([1, 2])
+    template = gmn.GraphTemplate.from_module(make_mlp())
+    with pytest.raises(gmn.ConversionError, match=r"must be \[N, "):
+        template.batch(torch.zeros(2, 3))
+    with pytest.raises(gmn.ConversionError, match="nodes"):
+        template.to_state_dicts(gmn.from_state_dict(make_cnn()))
+
+
+def test_untraceable_forward_is_reported():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.lin(x) if x.sum() > 0 else x
+
+    with pytest.raises(gmn.ConversionError, match="torch.fx could not trace Branchy"):
+        gmn.from_state_dict(Branchy())
