@@ -1,0 +1,1 @@
+"""The bundled INR-classification benchmark and representation study (``--help``)."""

@@ -1,0 +1,5 @@
+"""``python -m benchmarks.inr_classification``: see ``--help``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,270 @@
+"""Command line of ``python -m benchmarks.inr_classification``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from .config import DATASETS, FAMILIES, ZOOS, BenchmarkConfig
+
+DESCRIPTION = """\
+The INR-classification benchmark and the representation study of Yeom & Lee (2025),
+"On the Internal Representations of Graph Metanetworks", in one command.
+
+Images -> INRs (fitted here, or read from a public zoo) -> one seeded train/val/test split
+shared by every model -> S seeds each of a GMN on the INR parameter graphs, an MLP, a CNN
+and a ViT on the images, an MLP on the flattened INR weights, and the GMN without
+permutation augmentation -> best-validation checkpoint tested once -> probes on the test
+set -> CKA within and between families, prediction overlap, ensembles -> results.json,
+report.md and PNG figures in --out. Every stage is cached in --out: run the same command
+again to resume a killed run or to reuse fitted INRs and trained models.
+
+With no options: scikit-learn's 8x8 digits, offline, 3 seeds per family, a few minutes
+on 2 CPU cores."""
+
+EPILOG = """\
+examples:
+  python -m benchmarks.inr_classification
+  python -m benchmarks.inr_classification --dataset mnist --root ../shared/data/mnist-test-half \\
+      --source-split test --epochs 30 --out results/inr-mnist-half
+  python -m benchmarks.inr_classification --zoo dwsnets-mnist /data/mnist-inrs --device cuda
+  python -m benchmarks.inr_classification --gmn-config '{"hidden_dim": 128, "lr": 1e-3}'"""
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x)
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(","))
+
+
+def _families(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _json_object(text: str) -> dict:
+    """A JSON object given inline or as the path of a .json file."""
+    source = Path(text).read_text() if text.endswith(".json") else text
+    try:
+        value = json.loads(source)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err}): {text!r}") from err
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = BenchmarkConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.inr_classification",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data = p.add_argument_group("data")
+    data.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default=d.dataset,
+        help="image source (default: %(default)s, bundled with scikit-learn)",
+    )
+    data.add_argument(
+        "--root",
+        metavar="DIR",
+        help="folder holding the dataset's files (MNIST/Fashion-MNIST idx files, "
+        "CIFAR-10 python batches); downloaded there when missing and a "
+        "network is available",
+    )
+    data.add_argument(
+        "--source-split",
+        choices=("train", "test"),
+        default=d.source_split,
+        help="which official split of --dataset to load; the benchmark draws its "
+        "own train/val/test split from it (default: %(default)s)",
+    )
+    data.add_argument(
+        "--zoo",
+        nargs=2,
+        metavar=("KIND", "DIR"),
+        help=f"read a public INR zoo instead of fitting INRs; KIND is one of "
+        f"{', '.join(ZOOS)}; image families then train on the INRs' "
+        "renderings and the zoo's own split is used",
+    )
+    data.add_argument(
+        "--image-size",
+        type=int,
+        metavar="PX",
+        help="resize images to PX×PX before fitting (default: native size)",
+    )
+    data.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="use a seeded random subset of N images (default: all)",
+    )
+    data.add_argument(
+        "--split",
+        type=_floats,
+        default=d.split,
+        metavar="TRAIN,VAL,TEST",
+        help="fractions of the images in each split (default: 0.7,0.1,0.2)",
+    )
+
+    inr = p.add_argument_group("INR fitting")
+    inr.add_argument(
+        "--views",
+        type=int,
+        default=d.views,
+        help="INRs fitted per image, each from its own initialisation; "
+        "parameter families train on all views and are tested on view 0 "
+        "(default: %(default)s)",
+    )
+    inr.add_argument(
+        "--inr-hidden",
+        type=_ints,
+        metavar="W,W",
+        help="hidden widths of the SIREN (default: 16,16 for digits, 32,32 "
+        "otherwise: the DWSNets SIREN)",
+    )
+    inr.add_argument(
+        "--inr-steps",
+        type=int,
+        default=d.inr_steps,
+        help="maximum Adam steps per INR (default: %(default)s)",
+    )
+    inr.add_argument(
+        "--inr-lr",
+        type=float,
+        default=d.inr_lr,
+        help="Adam learning rate of INR fitting (default: %(default)s)",
+    )
+    inr.add_argument(
+        "--inr-target-psnr",
+        type=float,
+        default=d.inr_target_psnr,
+        help="stop fitting an INR once it reaches this PSNR in dB (default: %(default)s)",
+    )
+
+    train = p.add_argument_group("training")
+    train.add_argument(
+        "--families",
+        type=_families,
+        default=d.families,
+        metavar="F,F,...",
+        help=f"model families to train, from {', '.join(FAMILIES)}; gmn, mlp and "
+        "cnn are required (default: all)",
+    )
+    train.add_argument(
+        "--seeds",
+        type=int,
+        default=d.seeds,
+        help="random initialisations per family, >= 2 (default: %(default)s)",
+    )
+    train.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help="first seed; also seeds INR fitting, the split and the CKA "
+        "permutations (default: %(default)s)",
+    )
+    train.add_argument(
+        "--epochs",
+        type=int,
+        default=d.epochs,
+        help="training epochs of every family (default: %(default)s)",
+    )
+    train.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help="batch size of the image families and the weight MLP (default: %(default)s)",
+    )
+    train.add_argument(
+        "--lr",
+        type=float,
+        default=d.lr,
+        help="AdamW learning rate of the image families and the weight MLP (default: %(default)s)",
+    )
+    train.add_argument(
+        "--gmn-config",
+        type=_json_object,
+        default={},
+        metavar="JSON",
+        help="GMN options as a JSON object or a .json file: keys of "
+        "gmn.nn.GMNConfig (hidden_dim, num_layers, ...) configure the "
+        "model; lr, weight_decay, batch_size, warmup_steps its training",
+    )
+
+    study = p.add_argument_group("representation study")
+    study.add_argument(
+        "--probe-samples",
+        type=int,
+        metavar="N",
+        help="probe only the first N test samples for CKA (default: all)",
+    )
+    study.add_argument(
+        "--cka-permutations",
+        type=int,
+        default=d.cka_permutations,
+        help="permutations of the CKA permutation tests (default: %(default)s)",
+    )
+
+    run = p.add_argument_group("run")
+    run.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output and cache folder (default: results/inr-DATASET)",
+    )
+    run.add_argument(
+        "--device",
+        default=d.device,
+        help="torch device for fitting, training and probing, e.g. cpu, cuda, "
+        "cuda:1 (default: %(default)s)",
+    )
+    run.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=d.resume,
+        help="reuse the cached stages in --out and resume interrupted training "
+        "(default: on); --no-resume refuses a non-empty --out",
+    )
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=d.progress,
+        help="show progress bars (default: on)",
+    )
+    return p
+
+
+def parse_config(argv: list[str] | None = None) -> BenchmarkConfig:
+    """Parse the command line into a validated :class:`BenchmarkConfig`."""
+    parser = build_parser()
+    args = vars(parser.parse_args(argv))
+    zoo = args.pop("zoo")
+    args["zoo"], args["zoo_dir"] = zoo if zoo else (None, None)
+    if args["out"] is None:
+        args["out"] = f"results/inr-{args['zoo'] or args['dataset']}"
+    try:
+        return BenchmarkConfig(**args)
+    except ValueError as err:
+        parser.error(str(err))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    config = parse_config(argv)
+    from .pipeline import run_benchmark
+
+    command = shlex.join(["python", "-m", "benchmarks.inr_classification", *argv])
+    results = run_benchmark(config, command)
+    print(f"\nreport: {Path(config.out) / 'report.md'}")
+    for finding in results["findings"]:
+        print(f"- {finding['verdict']:>12}: {finding['claim']}")
+    return results

@@ -1,0 +1,99 @@
+"""`BenchmarkConfig`: every option of the benchmark, with the defaults of the quick run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
+ZOOS = ("dwsnets-mnist", "dwsnets-fmnist", "nfn")
+FAMILIES = ("gmn", "mlp", "cnn", "weight_mlp", "vit", "gmn_noaug")
+IMAGE_FAMILIES = ("mlp", "cnn", "vit")
+PARAMETER_FAMILIES = ("gmn", "gmn_noaug", "weight_mlp")
+REQUIRED_FAMILIES = ("gmn", "mlp", "cnn")
+
+# Options that change no number (where and how the run executes), left out of cache keys.
+RUNTIME_OPTIONS = ("out", "device", "resume", "progress", "root", "zoo_dir")
+
+
+@dataclass
+class BenchmarkConfig:
+    """Settings of one benchmark run; see ``python -m benchmarks.inr_classification --help``."""
+
+    dataset: str = "digits"
+    root: str | None = None
+    zoo: str | None = None
+    zoo_dir: str | None = None
+    source_split: str = "train"
+    image_size: int | None = None
+    limit: int | None = None
+    views: int = 1
+    inr_steps: int = 300
+    inr_lr: float = 1e-3
+    inr_target_psnr: float | None = 40.0
+    inr_hidden: tuple[int, ...] | None = None
+    split: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    seed: int = 0
+    seeds: int = 3
+    families: tuple[str, ...] = FAMILIES
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    gmn_config: dict = field(default_factory=dict)
+    probe_samples: int | None = None
+    cka_permutations: int = 200
+    out: str = "results/inr-digits"
+    device: str = "cpu"
+    resume: bool = True
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.inr_hidden is None:  # 8×8 digits need less than the DWSNets SIREN
+            self.inr_hidden = (16, 16) if self.dataset == "digits" else (32, 32)
+        self.inr_hidden = tuple(self.inr_hidden)
+        if self.source_split not in ("train", "test"):
+            raise ValueError(f"--source-split must be train or test, got {self.source_split!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"--dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.zoo is not None and self.zoo not in ZOOS:
+            raise ValueError(f"--zoo must be one of {ZOOS}, got {self.zoo!r}")
+        if (self.zoo is None) != (self.zoo_dir is None):
+            raise ValueError("--zoo takes a kind and a folder: --zoo dwsnets-mnist DIR")
+        unknown = sorted(set(self.families) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown families {unknown}; choose from {FAMILIES}")
+        missing = [f for f in REQUIRED_FAMILIES if f not in self.families]
+        if missing:
+            raise ValueError(
+                f"--families must include {REQUIRED_FAMILIES} (the study compares "
+                f"them); missing {missing}"
+            )
+        if self.seeds < 2:
+            raise ValueError(f"--seeds must be >= 2 (cross-seed CKA needs two), got {self.seeds}")
+        for name in ("views", "epochs", "batch_size", "inr_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        if (
+            len(self.split) != 3
+            or any(f <= 0 for f in self.split)
+            or abs(sum(self.split) - 1) > 1e-6
+        ):
+            raise ValueError(
+                f"--split must be three positive fractions summing to 1, got {self.split}"
+            )
+        if not isinstance(self.gmn_config, dict):
+            raise ValueError("--gmn-config must be a JSON object")
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The training seeds: ``seed, seed + 1, …`` (``seeds`` of them)."""
+        return [self.seed + i for i in range(self.seeds)]
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+    def key(self, *names: str) -> dict:
+        """The values of ``names`` (all result-affecting options when empty), for cache keys."""
+        values = self.to_dict()
+        names = names or tuple(k for k in values if k not in RUNTIME_OPTIONS)
+        return {k: values[k] for k in names}

@@ -1,0 +1,96 @@
+"""The benchmark's command line: defaults, parsing, and errors that name the bad option."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks.inr_classification.cli import parse_config
+from benchmarks.inr_classification.config import FAMILIES
+
+
+def test_defaults_are_the_quick_offline_run():
+    config = parse_config([])
+    assert config.dataset == "digits" and config.zoo is None and config.root is None
+    assert config.seeds == 3 and config.families == FAMILIES
+    assert config.inr_hidden == (16, 16) and config.out == "results/inr-digits"
+    assert config.seed_list == [0, 1, 2]
+
+
+def test_options_are_parsed(tmp_path):
+    gmn_file = tmp_path / "gmn.json"
+    gmn_file.write_text(json.dumps({"hidden_dim": 32, "lr": 0.01}))
+    config = parse_config(
+        [
+            "--dataset",
+            "mnist",
+            "--root",
+            "/data",
+            "--views",
+            "2",
+            "--seeds",
+            "4",
+            "--seed",
+            "5",
+            "--families",
+            "gmn,mlp,cnn",
+            "--inr-hidden",
+            "8,8",
+            "--split",
+            "0.8,0.1,0.1",
+            "--gmn-config",
+            str(gmn_file),
+            "--no-resume",
+            "--device",
+            "cuda:1",
+        ]
+    )
+    assert config.inr_hidden == (8, 8) and config.split == (0.8, 0.1, 0.1)
+    assert config.gmn_config == {"hidden_dim": 32, "lr": 0.01}
+    assert config.seed_list == [5, 6, 7, 8] and not config.resume
+    assert config.out == "results/inr-mnist" and config.device == "cuda:1"
+    zoo = parse_config(["--zoo", "dwsnets-mnist", "/zoo"])
+    assert (zoo.zoo, zoo.zoo_dir, zoo.out) == ("dwsnets-mnist", "/zoo", "results/inr-dwsnets-mnist")
+    assert zoo.key() == parse_config(["--zoo", "dwsnets-mnist", "/elsewhere"]).key()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seeds", "1"], "--seeds must be >= 2"),
+        (["--families", "gmn,mlp"], "must include"),
+        (["--families", "gmn,mlp,cnn,resnet"], "unknown families"),
+        (["--split", "0.5,0.5,0.5"], "--split must be"),
+        (["--zoo", "other", "/x"], "--zoo must be one of"),
+        (["--gmn-config", "[1, 2]"], "must be a JSON object"),
+        (["--gmn-config", "{nope"], "not valid JSON"),
+    ],
+)
+def test_bad_options_name_the_problem(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        parse_config(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_help_explains_every_option():
+    text = subprocess.run(
+        [sys.executable, "-m", "benchmarks.inr_classification", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for option in (
+        "--dataset",
+        "--root",
+        "--zoo",
+        "--views",
+        "--seeds",
+        "--epochs",
+        "--families",
+        "--out",
+        "--device",
+        "--resume",
+        "--gmn-config",
+    ):
+        assert option in text
