@@ -52,11 +52,15 @@ def init_distributed(device: str | torch.device | None = None) -> tuple[DistCont
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return current_context(), device
+
+
+def current_context() -> DistContext:
+    """This process's place in the live process group (rank 0 of 1 without one)."""
     if dist.is_available() and dist.is_initialized():
-        context = DistContext(dist.get_rank(), dist.get_world_size(), local_rank)
-    else:
-        context = DistContext()
-    return context, device
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        return DistContext(dist.get_rank(), dist.get_world_size(), local_rank)
+    return DistContext()
 
 
 def shutdown() -> None:

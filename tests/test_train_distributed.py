@@ -1,0 +1,144 @@
+"""Two gloo processes on loopback (``torchrun --standalone --nproc_per_node=2``) train a
+small GMN to the same weights as one process with the combined batch, evaluate every
+validation sample exactly once, and gather per-sample results and CKA state in input order.
+
+This file is also the script torchrun runs: ``tests/test_train_distributed.py OUT_DIR``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests` when run by torchrun
+
+from tests.architectures import make_siren  # noqa: E402
+
+NUM_TRAIN, NUM_EVAL, PER_RANK_BATCH, STEPS = 24, 7, 4, 3
+
+
+class ParamsToGMN(nn.Module):
+    """[B, P] flat SIREN parameters -> graphs (GraphTemplate) -> GMN -> [B, 3] logits."""
+
+    def __init__(self, template):
+        super().__init__()
+        from gmn.nn import GMN
+
+        self.template = template
+        self.gmn = GMN(out_dim=3, hidden_dim=16, num_layers=2)
+
+    def forward(self, params: Tensor) -> Tensor:
+        return self.gmn(self.template.batch(params))
+
+
+def siren_data() -> tuple[object, TensorDataset, TensorDataset]:
+    from gmn import GraphTemplate
+
+    template = GraphTemplate.from_module(make_siren(0, hidden=(8, 8)))
+    params = torch.stack(
+        [template.flatten(make_siren(s, hidden=(8, 8)).state_dict()) for s in range(NUM_TRAIN)]
+    )
+    labels = torch.arange(NUM_TRAIN) % 3
+    train = TensorDataset(params, labels)
+    evaluation = TensorDataset(params[:NUM_EVAL] * 1.5, labels[:NUM_EVAL])
+    return template, train, evaluation
+
+
+def train(run_dir: str, batch_size: int):
+    from gmn.train import TrainConfig, Trainer
+
+    template, train_set, eval_set = siren_data()
+    trainer = Trainer(
+        lambda: ParamsToGMN(template),
+        train_set,
+        eval_set,
+        eval_set,
+        config=TrainConfig(
+            run_dir=run_dir, seed=3, max_steps=STEPS, batch_size=batch_size, lr=1e-2,
+            warmup_steps=1, eval_batch_size=2, progress=False,
+        ),
+    )
+    trainer.fit()
+    return trainer, eval_set
+
+
+def worker(out_dir: str) -> None:
+    """One rank: train, then gather predictions, hidden states and CKA over the eval set."""
+    import torch.distributed as dist
+
+    from gmn.cka import CKAAccumulator
+    from gmn.train import save_atomic, shutdown
+    from gmn.train.sharded import map_in_order
+
+    trainer, eval_set = train(str(Path(out_dir) / "run"), PER_RANK_BATCH)
+    model = trainer.model.eval()
+    hidden = map_in_order(
+        lambda batch: {"node_mean": model.gmn.encode(model.template.batch(batch[0])).node
+                       .view(batch[0].shape[0], -1, 16).mean(1),
+                       "logits": model(batch[0])},
+        eval_set,
+        batch_size=3,
+    )
+    accumulator = CKAAccumulator()
+    for index in range(dist.get_rank(), NUM_EVAL, dist.get_world_size()):
+        params = eval_set.tensors[0][index : index + 1]
+        accumulator.update(params, model(params).detach())
+    accumulator.all_reduce()
+    if dist.get_rank() == 0:
+        save_atomic(
+            {
+                "weights": model.state_dict(),
+                "test": trainer.test_result,
+                "hidden": hidden,
+                "cka": accumulator.compute(),
+                "world_size": dist.get_world_size(),
+            },
+            Path(out_dir) / "rank0.pt",
+        )
+    shutdown()
+
+
+def test_two_gloo_processes_match_one_process_with_the_combined_batch(tmp_path):
+    from gmn.cka import CKAAccumulator
+    from gmn.train import load_checkpoint
+
+    launch = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         __file__, str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert launch.returncode == 0, launch.stderr[-4000:]
+    ddp = load_checkpoint(tmp_path / "rank0.pt")
+    assert ddp["world_size"] == 2
+
+    single, eval_set = train(str(tmp_path / "single"), 2 * PER_RANK_BATCH)
+    for key, value in single.model.state_dict().items():
+        torch.testing.assert_close(ddp["weights"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+
+    # every test sample counted once (7 samples over 2 ranks: no padding duplicate)
+    test = single.test_result
+    assert abs(ddp["test"]["loss"] - test["loss"]) < 1e-5
+    assert ddp["test"]["accuracy"] == test["accuracy"]
+    torch.testing.assert_close(ddp["test"]["outputs"], test["outputs"], rtol=1e-4, atol=1e-5)
+
+    model = single.model.eval()
+    with torch.no_grad():
+        logits = model(eval_set.tensors[0])
+        states = model.gmn.encode(model.template.batch(eval_set.tensors[0])).node
+    torch.testing.assert_close(ddp["hidden"]["logits"], logits, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        ddp["hidden"]["node_mean"], states.view(NUM_EVAL, -1, 16).mean(1), rtol=1e-4, atol=1e-5
+    )
+    expected_cka = CKAAccumulator().update(eval_set.tensors[0], logits).compute()
+    torch.testing.assert_close(ddp["cka"], expected_cka, rtol=1e-4, atol=1e-6)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    worker(sys.argv[1])
