@@ -1,0 +1,34 @@
+"""Graph metanetwork building blocks and the ready :class:`GMN` model.
+
+Compose your own metanetwork from the encoders, :class:`EdgeUpdate`, :class:`NodeUpdate`,
+:class:`GlobalUpdate`, :class:`GMNLayer` and :class:`Readout`, or use :class:`GMN`.
+"""
+
+from gmn.nn.context import GraphContext, GraphFieldError, graph_context
+from gmn.nn.edge_update import EdgeUpdate
+from gmn.nn.encoders import EdgeEncoder, NodeEncoder
+from gmn.nn.global_update import GlobalUpdate
+from gmn.nn.layer import GMNLayer
+from gmn.nn.model import GMN, GMNConfig, GraphStates
+from gmn.nn.node_update import NodeUpdate
+from gmn.nn.readout import POOLINGS, AttentionPooling, Readout
+from gmn.nn.standardize import Standardize
+
+__all__ = [
+    "GMN",
+    "GMNConfig",
+    "GMNLayer",
+    "GraphStates",
+    "GraphContext",
+    "GraphFieldError",
+    "graph_context",
+    "EdgeUpdate",
+    "NodeUpdate",
+    "GlobalUpdate",
+    "NodeEncoder",
+    "EdgeEncoder",
+    "Standardize",
+    "Readout",
+    "AttentionPooling",
+    "POOLINGS",
+]

@@ -1,0 +1,35 @@
+"""`EdgeUpdate`: a new edge state from the edge and its two end neurons, factorised."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class EdgeUpdate(nn.Module):
+    """``m_ij = σ(A h_i + B h_j + C e_ij + b)`` for the edge i -> j.
+
+    This is a dense layer on ``[h_i, h_j, e_ij]``, but ``A h`` and ``B h`` are computed once
+    per node ([N, edge_dim]) and gathered per edge, so the only per-edge matmul is ``C e``:
+    no [E, 2 d_node + d_edge] concatenation is ever built. Stacked in a residual
+    :class:`GMNLayer`, the next layer's ``C`` plays the role of an output projection.
+
+    Args:
+        node_dim: width of node states.
+        edge_dim: width of edge states (and of the output).
+        activation: module class for σ.
+
+    Shapes: ``forward(h [N, node_dim], e [E, edge_dim], edge_index [2, E]) -> [E, edge_dim]``.
+    """
+
+    def __init__(self, node_dim: int, edge_dim: int, activation: type[nn.Module] = nn.SiLU):
+        super().__init__()
+        self.source = nn.Linear(node_dim, edge_dim)  # its bias is b
+        self.target = nn.Linear(node_dim, edge_dim, bias=False)
+        self.edge = nn.Linear(edge_dim, edge_dim, bias=False)
+        self.act = activation()
+
+    def forward(self, h: Tensor, e: Tensor, edge_index: Tensor) -> Tensor:
+        source, target = edge_index
+        from_nodes = self.source(h).index_select(0, source) + self.target(h).index_select(0, target)
+        return self.act(torch.addmm(from_nodes, e, self.edge.weight.t()))

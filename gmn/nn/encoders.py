@@ -1,0 +1,101 @@
+"""Encoders: typed node and edge features of a `ParameterGraph` -> initial hidden states.
+
+Every embedding is shared by all hidden neurons of a kind, so the encoding is equivariant
+to hidden-neuron permutations. Only input and output neurons get a position embedding
+(``node_io_pos``); hidden neurons (``node_io_pos == -1``) share one "no identity" row.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gmn.nn.context import GraphFieldError
+from gmn.nn.standardize import Standardize
+
+
+def check_index_range(
+    name: str, index: Tensor, size: int, config_key: str, minimum: int = 0
+) -> None:
+    """Raise naming ``name`` if ``index`` leaves ``[minimum, size)`` (skipped when compiling)."""
+    if torch.compiler.is_compiling() or index.numel() == 0:
+        return
+    low, high = torch.aminmax(index)
+    low, high = int(low), int(high)
+    if low < minimum or high >= size:
+        raise GraphFieldError(
+            f"field {name!r} has values in [{low}, {high}] but the model's {config_key}={size}"
+        )
+
+
+class NodeEncoder(nn.Module):
+    """Node features + embeddings of type, activation, layer and input/output position.
+
+    Args:
+        in_dim: width of ``x`` (5 for the converters' features, more with extra features).
+        dim: hidden width d.
+        num_node_types, num_activations, max_layers: embedding table sizes.
+        max_io_positions: largest number of input (or output) neurons of an input network.
+
+    Shapes: ``forward(graph) -> [N, d]``.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        dim: int,
+        num_node_types: int,
+        num_activations: int,
+        max_layers: int,
+        max_io_positions: int,
+    ):
+        super().__init__()
+        self.max_io_positions = max_io_positions
+        self.standardize = Standardize(in_dim)
+        self.features = nn.Linear(in_dim, dim)
+        self.node_type = nn.Embedding(num_node_types, dim)
+        self.node_act = nn.Embedding(num_activations, dim)
+        self.node_layer = nn.Embedding(max_layers, dim)
+        # row 0: hidden neuron; 1..P: input positions; P+1..2P: output positions
+        self.node_io_pos = nn.Embedding(1 + 2 * max_io_positions, dim)
+
+    def forward(self, graph) -> Tensor:
+        check_index_range("node_type", graph.node_type, self.node_type.num_embeddings,
+                          "num_node_types")
+        check_index_range("node_act", graph.node_act, self.node_act.num_embeddings,
+                          "num_activations")
+        check_index_range("node_layer", graph.node_layer, self.node_layer.num_embeddings,
+                          "max_layers")
+        check_index_range("node_io_pos", graph.node_io_pos, self.max_io_positions,
+                          "max_io_positions", minimum=-1)
+        is_output = (graph.node_layer > 0).long()
+        io_row = torch.where(
+            graph.node_io_pos < 0,
+            torch.zeros_like(graph.node_io_pos),
+            1 + graph.node_io_pos + self.max_io_positions * is_output,
+        )
+        return (
+            self.features(self.standardize(graph.x))
+            + self.node_type(graph.node_type)
+            + self.node_act(graph.node_act)
+            + self.node_layer(graph.node_layer)
+            + self.node_io_pos(io_row)
+        )
+
+
+class EdgeEncoder(nn.Module):
+    """Edge features (the weight, and kernel position or padded kernel) + edge-type embedding.
+
+    Shapes: ``forward(graph) -> [E, d]``.
+    """
+
+    def __init__(self, in_dim: int, dim: int, num_edge_types: int):
+        super().__init__()
+        self.standardize = Standardize(in_dim)
+        self.features = nn.Linear(in_dim, dim)
+        self.edge_type = nn.Embedding(num_edge_types, dim)
+
+    def forward(self, graph) -> Tensor:
+        check_index_range("edge_type", graph.edge_type, self.edge_type.num_embeddings,
+                          "num_edge_types")
+        return self.features(self.standardize(graph.edge_attr)) + self.edge_type(graph.edge_type)

@@ -1,0 +1,67 @@
+"""`GMNLayer`: one round of edge, node and (optionally) global updates with residuals."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from gmn.nn.context import GraphContext
+from gmn.nn.edge_update import EdgeUpdate
+from gmn.nn.global_update import GlobalUpdate
+from gmn.nn.node_update import NodeUpdate
+
+NORMS = ("layer", "none")
+
+
+def make_norm(norm: str, dim: int) -> nn.Module:
+    """A per-row normalisation (never across rows, so graphs in a batch stay independent)."""
+    if norm == "layer":
+        return nn.LayerNorm(dim)
+    if norm == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+
+
+class GMNLayer(nn.Module):
+    """Post-norm residual message passing on a parameter graph.
+
+    ``e <- norm(e + EdgeUpdate(h, e))``, then ``h <- norm(h + NodeUpdate(h, e))``, then, with
+    ``use_global``, ``u <- norm(u + GlobalUpdate(u, h, e))``. With ``use_global`` the graph
+    state is also added to every node state before the updates read it.
+
+    Args:
+        dim: width d of node, edge and graph states.
+        aggregations: reductions used by :class:`NodeUpdate`.
+        use_global: keep a per-graph state ``u``.
+        norm: ``"layer"`` or ``"none"``.
+        dropout: dropout probability on each update.
+        activation: module class used inside the updates.
+
+    Shapes: ``forward(h [N, d], e [E, d], ctx, u [B, d] | None) -> (h, e, u)``.
+    """
+
+    def __init__(self, dim: int, aggregations: tuple[str, ...] = ("mean",),
+                 use_global: bool = False, norm: str = "layer", dropout: float = 0.0,
+                 activation: type[nn.Module] = nn.SiLU):
+        super().__init__()
+        self.edge_update = EdgeUpdate(dim, dim, activation=activation)
+        self.node_update = NodeUpdate(dim, dim, aggregations, activation)
+        self.edge_norm = make_norm(norm, dim)
+        self.node_norm = make_norm(norm, dim)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.use_global = use_global
+        if use_global:
+            self.global_to_node = nn.Linear(dim, dim)
+            self.global_update = GlobalUpdate(dim, activation)
+            self.global_norm = make_norm(norm, dim)
+
+    def forward(self, h: Tensor, e: Tensor, ctx: GraphContext,
+                u: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+        if self.use_global:
+            if u is None:
+                raise ValueError("GMNLayer(use_global=True) needs the graph state u")
+            h = h + self.global_to_node(u)[ctx.batch]
+        e = self.edge_norm(e + self.dropout(self.edge_update(h, e, ctx.edge_index)))
+        h = self.node_norm(h + self.dropout(self.node_update(h, e, ctx.edge_index)))
+        if self.use_global:
+            u = self.global_norm(u + self.dropout(self.global_update(u, h, e, ctx)))
+        return h, e, u

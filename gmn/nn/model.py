@@ -1,0 +1,141 @@
+"""`GMN`: a ready graph metanetwork (encoders -> L x GMNLayer -> readout -> MLP head)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from gmn.graph import vocab
+from gmn.graph.parameter_graph import NODE_FEATURES
+from gmn.nn.context import GraphContext, graph_context
+from gmn.nn.encoders import EdgeEncoder, NodeEncoder
+from gmn.nn.layer import GMNLayer
+from gmn.nn.readout import Readout
+
+ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU}
+
+
+@dataclass
+class GMNConfig:
+    """Hyper-parameters of :class:`GMN`; the defaults suit graph-level classification.
+
+    Attributes:
+        out_dim: width of the graph-level output (classes, or regression targets).
+        hidden_dim: width d of every node, edge and graph state.
+        num_layers: number of :class:`GMNLayer`.
+        node_in_dim: columns of ``x`` (5 converter features; more with extra node features).
+        edge_in_dim: columns of ``edge_attr`` (3 for the ``"position"`` encoding).
+        num_node_types, num_edge_types, num_activations: vocabulary sizes (default: the
+            current :mod:`gmn.graph.vocab`).
+        max_layers: size of the ``node_layer`` embedding (deepest input network + 1).
+        max_io_positions: size of the input/output position embedding (widest input or
+            output layer of an input network).
+        aggregations: reductions over incoming and outgoing edges (``mean``/``sum``/``max``).
+        use_global: keep a per-graph state updated every layer.
+        norm: ``"layer"`` or ``"none"``.
+        dropout: dropout on every update and in the head.
+        activation: ``"silu"``, ``"relu"`` or ``"gelu"``.
+        readout: poolings concatenated before the head (see :mod:`gmn.nn.readout`).
+        attention_heads: heads of the ``"attention"`` pooling.
+    """
+
+    out_dim: int = 10
+    hidden_dim: int = 64
+    num_layers: int = 4
+    node_in_dim: int = len(NODE_FEATURES)
+    edge_in_dim: int = 3
+    num_node_types: int = len(vocab.NODE_TYPES)
+    num_edge_types: int = len(vocab.EDGE_TYPES)
+    num_activations: int = len(vocab.ACTIVATIONS)
+    max_layers: int = 64
+    max_io_positions: int = 1024
+    aggregations: tuple[str, ...] = ("mean",)
+    use_global: bool = False
+    norm: str = "layer"
+    dropout: float = 0.0
+    activation: str = "silu"
+    readout: tuple[str, ...] = field(default=("node_mean", "edge_mean"))
+    attention_heads: int = 4
+
+    @classmethod
+    def from_kwargs(cls, **kwargs) -> GMNConfig:
+        """Build a config, rejecting unknown keys with the list of valid ones."""
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(kwargs) - set(valid))
+        if unknown:
+            raise TypeError(f"unknown GMN option(s) {unknown}; valid options: {valid}")
+        return cls(**kwargs)
+
+
+class GraphStates(NamedTuple):
+    """Hidden states after the last layer: node [N, d], edge [E, d], graph [B, d] or None."""
+
+    node: Tensor
+    edge: Tensor
+    graph: Tensor | None
+    context: GraphContext
+
+
+class GMN(nn.Module):
+    """A graph metanetwork over ``ParameterGraph`` batches.
+
+    ``GMN(out_dim=10, hidden_dim=64)`` or ``GMN(config=GMNConfig(...))``; unknown keyword
+    arguments raise ``TypeError``. ``forward(batch) -> [B, out_dim]``; :meth:`encode` gives
+    the node- and edge-level states (equivariant to hidden-neuron permutations).
+
+    Feature standardisation: :meth:`set_feature_statistics` stores train-set statistics of
+    ``x`` and ``edge_attr`` as buffers applied at the input; the batch is never modified.
+    """
+
+    def __init__(self, config: GMNConfig | None = None, **kwargs):
+        super().__init__()
+        if config is not None and kwargs:
+            raise TypeError("pass either config or keyword options to GMN, not both")
+        self.config = config if config is not None else GMNConfig.from_kwargs(**kwargs)
+        c = self.config
+        if c.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {c.activation!r}")
+        activation = ACTIVATIONS[c.activation]
+        d = c.hidden_dim
+        self.node_encoder = NodeEncoder(c.node_in_dim, d, c.num_node_types, c.num_activations,
+                                        c.max_layers, c.max_io_positions)
+        self.edge_encoder = EdgeEncoder(c.edge_in_dim, d, c.num_edge_types)
+        if c.use_global:
+            self.global_init = nn.Parameter(torch.zeros(d))
+        self.layers = nn.ModuleList(
+            GMNLayer(d, tuple(c.aggregations), c.use_global, c.norm, c.dropout, activation)
+            for _ in range(c.num_layers)
+        )
+        self.readout = Readout(d, tuple(c.readout), c.attention_heads)
+        self.head = nn.Sequential(
+            nn.Linear(self.readout.out_dim, d), activation(), nn.Dropout(c.dropout),
+            nn.Linear(d, c.out_dim),
+        )
+
+    def encode(self, batch) -> GraphStates:
+        """Validate ``batch`` and run encoders and layers; see :class:`GraphStates`."""
+        c = self.config
+        ctx = graph_context(batch, c.node_in_dim, c.edge_in_dim, c.num_node_types)
+        h = self.node_encoder(batch)
+        e = self.edge_encoder(batch)
+        u = self.global_init.expand(ctx.num_graphs, -1) if c.use_global else None
+        for layer in self.layers:
+            h, e, u = layer(h, e, ctx, u)
+        return GraphStates(h, e, u, ctx)
+
+    def forward(self, batch) -> Tensor:
+        """``batch``: a ``ParameterGraph`` or a PyG ``Batch`` of B of them -> [B, out_dim]."""
+        states = self.encode(batch)
+        return self.head(self.readout(states.node, states.edge, states.graph, states.context))
+
+    def set_feature_statistics(self, x_mean: Tensor, x_std: Tensor, edge_mean: Tensor,
+                               edge_std: Tensor) -> None:
+        """Standardise ``x`` ([node_in_dim] stats) and ``edge_attr`` ([edge_in_dim] stats)."""
+        self.node_encoder.standardize.set_statistics(x_mean, x_std)
+        self.edge_encoder.standardize.set_statistics(edge_mean, edge_std)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in asdict(self.config).items())

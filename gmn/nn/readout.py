@@ -1,0 +1,99 @@
+"""Readouts: node, edge and graph states -> one vector per graph.
+
+Pooling names (``GMN(readout=...)``): ``node_mean|sum|max``, ``edge_mean|sum|max``,
+``output_mean|sum|max`` (over output neurons only), ``attention`` (learned attention over
+nodes) and ``global`` (the graph state of a GMN with ``use_global=True``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gmn.nn.context import GraphContext
+from gmn.scatter import scatter
+
+REDUCTIONS = ("mean", "sum", "max")
+POOLINGS = (
+    *(f"{over}_{reduce}" for over in ("node", "edge", "output") for reduce in REDUCTIONS),
+    "attention",
+    "global",
+)
+
+
+def pool_output_neurons(h: Tensor, ctx: GraphContext, reduce: str) -> Tensor:
+    """Reduce the states of output neurons per graph: [N, d] -> [B, d].
+
+    Uses masks rather than boolean indexing, so shapes stay static (``torch.compile``).
+    """
+    mask = ctx.is_output.unsqueeze(-1)
+    if reduce == "max":
+        masked = torch.where(mask, h, torch.full_like(h, float("-inf")))
+        return scatter(masked, ctx.batch, ctx.num_graphs, "max")
+    total = scatter(h * mask, ctx.batch, ctx.num_graphs, "sum")
+    if reduce == "sum":
+        return total
+    count = scatter(mask.to(h.dtype), ctx.batch, ctx.num_graphs, "sum")
+    return total / count.clamp_min(1)
+
+
+class AttentionPooling(nn.Module):
+    """Multi-head attention pooling over the nodes of each graph.
+
+    ``out_g = concat_k sum_{i in g} softmax_{i in g}(w_k · h_i) V_k h_i``.
+
+    Shapes: ``forward(h [N, d], ctx) -> [B, d]``; ``d`` must divide by ``heads``.
+    """
+
+    def __init__(self, dim: int, heads: int = 4):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"attention pooling: dim={dim} is not divisible by heads={heads}")
+        self.heads = heads
+        self.score = nn.Linear(dim, heads)
+        self.value = nn.Linear(dim, dim)
+
+    def forward(self, h: Tensor, ctx: GraphContext) -> Tensor:
+        score = self.score(h)  # [N, heads]
+        score = score - scatter(score, ctx.batch, ctx.num_graphs, "max")[ctx.batch].detach()
+        weight = score.exp()
+        weight = weight / scatter(weight, ctx.batch, ctx.num_graphs, "sum")[ctx.batch]
+        value = self.value(h).unflatten(-1, (self.heads, -1))  # [N, heads, d / heads]
+        pooled = scatter(weight.unsqueeze(-1) * value, ctx.batch, ctx.num_graphs, "sum")
+        return pooled.flatten(1)
+
+
+class Readout(nn.Module):
+    """Concatenation of the named poolings: [B, len(poolings) * d].
+
+    Shapes: ``forward(h [N, d], e [E, d], u [B, d] | None, ctx) -> [B, len(poolings) * d]``.
+    """
+
+    def __init__(self, dim: int, poolings: tuple[str, ...] = ("node_mean", "edge_mean"),
+                 attention_heads: int = 4):
+        super().__init__()
+        unknown = [name for name in poolings if name not in POOLINGS]
+        if unknown or not poolings:
+            raise ValueError(f"unknown readout pooling(s) {unknown}; choose from {POOLINGS}")
+        self.poolings = tuple(poolings)
+        self.out_dim = len(self.poolings) * dim
+        if "attention" in self.poolings:
+            self.attention = AttentionPooling(dim, attention_heads)
+
+    def forward(self, h: Tensor, e: Tensor, u: Tensor | None, ctx: GraphContext) -> Tensor:
+        return torch.cat([self._pool(name, h, e, u, ctx) for name in self.poolings], dim=-1)
+
+    def _pool(self, name: str, h: Tensor, e: Tensor, u: Tensor | None,
+              ctx: GraphContext) -> Tensor:
+        if name == "attention":
+            return self.attention(h, ctx)
+        if name == "global":
+            if u is None:
+                raise ValueError("readout 'global' needs a GMN with use_global=True")
+            return u
+        over, reduce = name.split("_")
+        if over == "output":
+            return pool_output_neurons(h, ctx, reduce)
+        if over == "node":
+            return scatter(h, ctx.batch, ctx.num_graphs, reduce)
+        return scatter(e, ctx.edge_batch, ctx.num_graphs, reduce)

@@ -1,0 +1,84 @@
+"""GMN outputs are invariant (graph level) and equivariant (node level) to hidden-neuron
+permutations of real converted networks, and batching does not change any graph's output."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+import gmn
+from gmn.graph.convert import template_for
+from gmn.graph.permutation import node_permutation, parameter_permutation, sample_permutations
+from gmn.nn import GMN, POOLINGS
+from tests.architectures import make_cnn, make_mlp, make_resnet, make_siren
+
+BUILDERS = {"mlp": make_mlp, "cnn_bn": make_cnn, "resnet": make_resnet, "siren": make_siren}
+
+
+def full_gmn(seed: int = 0) -> GMN:
+    """Every pooling, the graph state and two aggregations: all code paths under test."""
+    torch.manual_seed(seed)
+    model = GMN(out_dim=3, hidden_dim=16, num_layers=2, use_global=True,
+                aggregations=("mean", "max"), readout=POOLINGS)
+    return model.double().eval()
+
+
+def permuted_batch(network, seed: int):
+    """The network's graph and a graph of a hidden-permuted copy, with the node map."""
+    template = template_for(network)
+    flat = template.flatten(network.state_dict()).unsqueeze(0)
+    permutations = sample_permutations(template, 1, torch.Generator().manual_seed(seed))
+    moved = flat.gather(1, parameter_permutation(template, permutations))
+    assert not torch.equal(moved, flat)
+    old_node_of = node_permutation(template, permutations)[0]
+    return template.batch(flat), template.batch(moved), old_node_of
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_graph_output_invariant_and_node_states_equivariant(name):
+    network = BUILDERS[name](seed=1, dtype=torch.float64)
+    original, permuted, old_node_of = permuted_batch(network, seed=2)
+    model = full_gmn()
+    with torch.no_grad():
+        torch.testing.assert_close(model(permuted), model(original), rtol=1e-5, atol=1e-5)
+        states, states_permuted = model.encode(original), model.encode(permuted)
+    assert not torch.equal(old_node_of, torch.arange(old_node_of.numel()))
+    torch.testing.assert_close(states_permuted.node, states.node[old_node_of],
+                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(states_permuted.graph, states.graph, rtol=1e-5, atol=1e-5)
+
+
+def test_output_depends_on_the_weights_and_on_input_neuron_order():
+    """The invariance above is not vacuous: other weights, or a reordering of the input
+    neurons (which are not interchangeable), change the output."""
+    model = full_gmn()
+    network = make_mlp(seed=1, dtype=torch.float64)
+    graph = gmn.from_state_dict(network)
+    other = gmn.from_state_dict(make_mlp(seed=2, dtype=torch.float64))
+    swapped = graph.clone()
+    first_inputs = (graph.node_layer == 0).nonzero().flatten()[:2]
+    swapped.node_io_pos[first_inputs] = graph.node_io_pos[first_inputs.flip(0)]
+    with torch.no_grad():
+        out = model(graph)
+        assert (model(other) - out).abs().max() > 1e-4
+        assert (model(swapped) - out).abs().max() > 1e-4
+
+
+def test_batch_equals_each_graph_alone():
+    model = full_gmn()
+    graphs = [gmn.from_state_dict(build(seed=4, dtype=torch.float64))
+              for build in BUILDERS.values()]
+    with torch.no_grad():
+        together = model(Batch.from_data_list(graphs))
+        alone = torch.cat([model(graph) for graph in graphs])
+    torch.testing.assert_close(together, alone, rtol=1e-10, atol=1e-10)
+
+
+def test_template_batch_equals_graphs_alone():
+    model = full_gmn()
+    networks = [make_siren(seed=s, dtype=torch.float64) for s in range(3)]
+    batch = template_for(networks[0]).batch([n.state_dict() for n in networks])
+    with torch.no_grad():
+        alone = torch.cat([model(gmn.from_state_dict(n)) for n in networks])
+        torch.testing.assert_close(model(batch), alone, rtol=1e-10, atol=1e-10)
