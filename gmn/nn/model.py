@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import NamedTuple
 
-import torch
 from torch import Tensor, nn
 
 from gmn.graph import vocab
@@ -14,6 +13,7 @@ from gmn.nn.context import GraphContext, graph_context
 from gmn.nn.encoders import EdgeEncoder, NodeEncoder
 from gmn.nn.layer import GMNLayer
 from gmn.nn.readout import Readout
+from gmn.scatter import scatter
 
 ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -34,7 +34,8 @@ class GMNConfig:
         max_io_positions: size of the input/output position embedding (widest input or
             output layer of an input network).
         aggregations: reductions over incoming and outgoing edges (``mean``/``sum``/``max``).
-        use_global: keep a per-graph state updated every layer.
+        use_global: keep a per-graph state (initially the mean encoded node) updated every
+            layer.
         norm: ``"layer"`` or ``"none"``.
         dropout: dropout on every update and in the head.
         activation: ``"silu"``, ``"relu"`` or ``"gelu"``.
@@ -103,8 +104,6 @@ class GMN(nn.Module):
         self.node_encoder = NodeEncoder(c.node_in_dim, d, c.num_node_types, c.num_activations,
                                         c.max_layers, c.max_io_positions)
         self.edge_encoder = EdgeEncoder(c.edge_in_dim, d, c.num_edge_types)
-        if c.use_global:
-            self.global_init = nn.Parameter(torch.zeros(d))
         self.layers = nn.ModuleList(
             GMNLayer(d, tuple(c.aggregations), c.use_global, c.norm, c.dropout, activation)
             for _ in range(c.num_layers)
@@ -121,7 +120,7 @@ class GMN(nn.Module):
         ctx = graph_context(batch, c.node_in_dim, c.edge_in_dim, c.num_node_types)
         h = self.node_encoder(batch)
         e = self.edge_encoder(batch)
-        u = self.global_init.expand(ctx.num_graphs, -1) if c.use_global else None
+        u = scatter(h, ctx.batch, ctx.num_graphs, "mean") if c.use_global else None
         for layer in self.layers:
             h, e, u = layer(h, e, ctx, u)
         return GraphStates(h, e, u, ctx)

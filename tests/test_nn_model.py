@@ -1,0 +1,106 @@
+"""GMN model: gradients, configuration, input validation, standardisation, determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+import gmn
+from gmn.graph.parameter_graph import REQUIRED_FIELDS
+from gmn.nn import GMN, POOLINGS, GraphFieldError
+from tests.architectures import make_cnn, make_siren
+
+
+def siren_batch(n: int = 3, dtype=torch.float32) -> Batch:
+    return Batch.from_data_list([gmn.from_state_dict(make_siren(seed=s, dtype=dtype))
+                                 for s in range(n)])
+
+
+def test_gradients_reach_every_parameter():
+    torch.manual_seed(0)
+    model = GMN(out_dim=4, hidden_dim=16, num_layers=2, use_global=True,
+                aggregations=("mean", "sum", "max"), readout=POOLINGS)
+    # SIREN first: PyG collates the first graph's keys, and only the CNN has int_buffers
+    batch = Batch.from_data_list([gmn.from_state_dict(make_siren(seed=0)),
+                                  gmn.from_state_dict(make_cnn(seed=0))])
+    model(batch).square().sum().backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None, name
+        assert parameter.grad.abs().sum() > 0, name
+
+
+def test_unknown_option_is_rejected_by_name():
+    with pytest.raises(TypeError, match="hiden_dim"):
+        GMN(hiden_dim=32)
+    with pytest.raises(ValueError, match="node_median"):
+        GMN(readout=("node_median",))
+
+
+@pytest.mark.parametrize("name", REQUIRED_FIELDS)
+def test_missing_field_is_named(name):
+    graph = gmn.from_state_dict(make_siren())
+    model = GMN(hidden_dim=8, num_layers=1)
+    if name == "edge_layer":  # not read by the GMN: a graph without it still works
+        del graph[name]
+        assert model(graph).shape == (1, 10)
+        return
+    del graph[name]
+    with pytest.raises(GraphFieldError, match=repr(name)):
+        model(graph)
+
+
+def test_wrong_widths_dtypes_and_ranges_are_named():
+    graph = gmn.from_state_dict(make_siren())
+    model = GMN(hidden_dim=8, num_layers=1)
+    wide = graph.clone()
+    wide.x = torch.cat([graph.x, graph.x[:, :1]], dim=1)
+    with pytest.raises(GraphFieldError, match="'x' has 6 feature columns.*node_in_dim=5"):
+        model(wide)
+    narrow = graph.clone()
+    narrow.edge_attr = graph.edge_attr[:, :1]
+    with pytest.raises(GraphFieldError, match="'edge_attr' has 1 feature columns.*edge_in_dim=3"):
+        model(narrow)
+    floats = graph.clone()
+    floats.node_type = graph.node_type.float()
+    with pytest.raises(GraphFieldError, match="'node_type' must be a 1-D long"):
+        model(floats)
+    short = graph.clone()
+    short.edge_type = graph.edge_type[:-1]
+    with pytest.raises(GraphFieldError, match="'edge_type'"):
+        model(short)
+    deep = graph.clone()
+    deep.node_layer = graph.node_layer + 100
+    with pytest.raises(GraphFieldError, match="'node_layer'.*max_layers=64"):
+        model(deep)
+    # the configured width is accepted (extra node features, e.g. probe features)
+    assert GMN(hidden_dim=8, num_layers=1, node_in_dim=6)(wide).shape == (1, 10)
+
+
+def test_feature_statistics_standardise_without_touching_the_batch():
+    torch.manual_seed(0)
+    batch = siren_batch()
+    x_mean, x_std = batch.x.mean(0), batch.x.std(0) + 0.1
+    e_mean, e_std = batch.edge_attr.mean(0), batch.edge_attr.std(0) + 0.1
+    model = GMN(hidden_dim=8, num_layers=1).eval()
+    standardised = batch.clone()
+    standardised.x = (batch.x - x_mean) / x_std
+    standardised.edge_attr = (batch.edge_attr - e_mean) / e_std
+    expected = model(standardised)
+    x_before = batch.x.clone()
+    model.set_feature_statistics(x_mean, x_std, e_mean, e_std)
+    torch.testing.assert_close(model(batch), expected)
+    assert torch.equal(batch.x, x_before)
+    assert "node_encoder.standardize.mean" in model.state_dict()
+    with pytest.raises(ValueError, match="mean must have shape"):
+        model.set_feature_statistics(x_mean[:2], x_std, e_mean, e_std)
+
+
+def test_same_seed_same_model_and_output():
+    batch = siren_batch()
+    outputs = []
+    for seed in (0, 0, 1):
+        torch.manual_seed(seed)
+        outputs.append(GMN(hidden_dim=8, num_layers=2)(batch))
+    assert torch.equal(outputs[0], outputs[1])
+    assert not torch.equal(outputs[0], outputs[2])
