@@ -70,14 +70,14 @@ def plot_cka(
     if annotate is None:
         annotate = max(n_rows, n_cols) <= ANNOTATE_UP_TO
 
-    figure = Figure(figsize=(1.5 + 0.6 * max(n_cols, 4), 1.0 + 0.5 * max(n_rows, 4)), dpi=dpi)
+    figure = Figure(figsize=(2.5 + 0.7 * max(n_cols, 4), 1.5 + 0.5 * max(n_rows, 3)), dpi=dpi)
     axes = figure.add_subplot()
     colour_map = _colour_map(cmap)
     image = axes.imshow(values, cmap=colour_map, vmin=vmin, vmax=vmax, aspect="auto")
     axes.set_xticks(range(n_cols), col_names, rotation=45, ha="right")
     axes.set_yticks(range(n_rows), row_names)
     if annotate and p_values is not None:
-        title = f"{title or 'CKA'}  (* permutation p < 0.05)"
+        title = f"{title or 'CKA'}\n(* permutation p < 0.05)"
     axes.set_title(title or "CKA")
     if xlabel:
         axes.set_xlabel(xlabel)
@@ -111,6 +111,4 @@ def plot_cka(
 def _colour_map(name: str):
     from matplotlib import colormaps
 
-    colour_map = colormaps[name].copy()
-    colour_map.set_bad("lightgrey")
-    return colour_map
+    return colormaps[name].with_extremes(bad="lightgrey")
