@@ -68,14 +68,15 @@ def render(layout: SirenLayout, params: Params, height: int, width: int) -> Tens
 
 
 def mse_and_grads(
-    layout: SirenLayout, params: Params, height: int, width: int, targets: Tensor, grads: Params
-) -> Tensor:
-    """Per-SIREN mean squared error on the ``image_grid`` and its gradient, written into ``grads``.
+    layout: SirenLayout, params: Params, height: int, width: int, targets: Tensor
+) -> tuple[Tensor, Params]:
+    """Per-SIREN mean squared error on the ``image_grid`` and its gradient.
 
-    targets [B, height*width, out]; returns mse [B]. The loss of SIREN ``b`` is the mean over its
-    pixels and channels, so every SIREN's gradient depends on its own parameters only. The
-    backward is written out (sin' = ω₀·cos). The grid is separable, so the first layer's sines
-    come from sin/cos of its y and x parts by the angle-addition formula (``_first_layer``).
+    targets [B, height*width, out]; returns mse [B] and the gradients ``{key: Tensor[B, *shape]}``.
+    The loss of SIREN ``b`` is the mean over its pixels and channels, so every SIREN's gradient
+    depends on its own parameters only. The backward is written out (sin' = ω₀·cos). The grid
+    is separable, so the first layer's sines come from sin/cos of its y and x parts by the
+    angle-addition formula (``_first_layer``).
     """
     batch, pixels, channels = targets.shape
     w0 = layout.w0
@@ -94,18 +95,19 @@ def mse_and_grads(
     residual.add_(layout.output_offset).sub_(targets)
     mse = residual.square().mean(dim=(1, 2))
 
+    grads = {}
     grad_out = residual.mul_(2.0 / (pixels * channels))
     for i in range(last, 0, -1):
-        torch.bmm(grad_out.mT, inputs[i - 1], out=grads[f"seq.{i}.weight"])
-        torch.sum(grad_out, dim=1, out=grads[f"seq.{i}.bias"])
+        grads[f"seq.{i}.weight"] = torch.bmm(grad_out.mT, inputs[i - 1])
+        grads[f"seq.{i}.bias"] = grad_out.sum(dim=1)
         weight = params[f"seq.{i}.weight"]
         if weight.shape[1] == 1:  # one output channel: an outer product, cheaper than bmm
             grad_out = torch.mul(grad_out, weight)
         else:
             grad_out = torch.bmm(grad_out, weight)
         grad_out.mul_(slopes[i - 1])
-    _first_layer_grads(grad_out, height, width, grads)
-    return mse
+    grads.update(_first_layer_grads(grad_out, height, width))
+    return mse, grads
 
 
 def _grid_axes(height: int, width: int, like: Tensor) -> tuple[Tensor, Tensor]:
@@ -136,14 +138,14 @@ def _first_layer(layout: SirenLayout, params: Params, height: int, width: int):
     return h.view(batch, height * width, hidden), slope.view(batch, height * width, hidden)
 
 
-def _first_layer_grads(grad_z: Tensor, height: int, width: int, grads: Params) -> None:
+def _first_layer_grads(grad_z: Tensor, height: int, width: int) -> Params:
     """First-layer weight/bias gradients from dL/dz [B, H*W, K] (z before ω₀) on the grid."""
     batch, _, hidden = grad_z.shape
     grid = grad_z.view(batch, height, width, hidden)
     ys, xs = _grid_axes(height, width, grad_z)
     per_row = grid.sum(dim=2)  # [B, H, K]
     per_col = grid.sum(dim=1)  # [B, W, K]
-    weight_grad = grads["seq.0.weight"]
-    torch.sum(per_row, dim=1, out=grads["seq.0.bias"])
-    weight_grad[:, :, 0] = torch.einsum("bik,i->bk", per_row, ys)
-    weight_grad[:, :, 1] = torch.einsum("bjk,j->bk", per_col, xs)
+    weight_grad = torch.stack(
+        [torch.einsum("bik,i->bk", per_row, ys), torch.einsum("bjk,j->bk", per_col, xs)], dim=2
+    )
+    return {"seq.0.weight": weight_grad, "seq.0.bias": per_row.sum(dim=1)}

@@ -139,27 +139,41 @@ def fit_selected(
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> FitResult:
-    """Fit one INR per (image_index[n], view[n]) pair; image_ids [n] are the seeding ids."""
+    """Fit one INR per (image_index[n], view[n]) pair; image_ids [n] are the seeding ids.
+
+    At most ``chunk_size`` INRs are fitted at once; an INR that finishes makes room for the next
+    one, so the batch stays full while its members converge at different speeds.
+    """
     _check_images(images, recipe.layout)
+    if image_index.numel() == 0:
+        raise ValueError("fit_inrs got no images to fit")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     seeds = inr_seeds(recipe, seed, image_ids, view)
     height, width = images.shape[-2:]
-    parts = []
-    chunks = range(0, len(seeds), chunk_size)
-    bar = tqdm(total=len(seeds), desc="fitting INRs", unit="INR", disable=not progress)
-    for start in chunks:
-        stop = min(start + chunk_size, len(seeds))
-        chunk_images = images[image_index[start:stop]].to(device=device, dtype=torch.float32)
-        targets = chunk_images.flatten(2).transpose(1, 2).contiguous()  # [B, H*W, C]
-        init = init_params(recipe.layout, seeds[start:stop])
-        parts.append(_fit_chunk(recipe, init, targets, height, width))
-        bar.update(stop - start)
-    bar.close()
-    if not parts:
-        raise ValueError("fit_inrs got no images to fit")
+    count = len(seeds)
+    shapes = recipe.layout.shapes()
+    final = torch.empty(count, sum(math.prod(s) for s in shapes.values()))
+    psnr = torch.empty(count)
+    steps = torch.empty(count, dtype=torch.long)
+    pool = _Pool(recipe, height, width, device)
+    queued = 0
+    with tqdm(total=count, desc="fitting INRs", unit="INR", disable=not progress) as bar:
+        while queued < count or pool.size:
+            if pool.size < chunk_size and queued < count:
+                new = torch.arange(queued, min(queued + chunk_size - pool.size, count))
+                targets = images[image_index[new]].flatten(2).transpose(1, 2)  # [n, H*W, C]
+                pool.add(new, init_params(recipe.layout, [seeds[i] for i in new]), targets)
+                queued += new.numel()
+            rows, params, quality = pool.step()
+            final[rows], psnr[rows], steps[rows] = params.cpu(), quality.cpu(), pool.last_steps
+            bar.update(rows.numel())
+    offsets = torch.tensor([0, *[math.prod(s) for s in shapes.values()]]).cumsum(0).tolist()
     return FitResult(
-        params={k: torch.cat([p[0][k] for p in parts]) for k in recipe.layout.shapes()},
-        psnr=torch.cat([p[1] for p in parts]),
-        steps=torch.cat([p[2] for p in parts]),
+        params={k: final[:, a:b].reshape(count, *s).clone()
+                for (k, s), a, b in zip(shapes.items(), offsets[:-1], offsets[1:])},
+        psnr=psnr,
+        steps=steps,
         image_index=image_index.clone(),
         view=view.clone(),
         recipe=recipe,
@@ -184,84 +198,81 @@ def _check_images(images: Tensor, layout: SirenLayout) -> None:
         )
 
 
-class _FlatAdam:
-    """Parameters, gradients and Adam moments of B INRs, each a flat buffer; per key a
-    contiguous [B, *shape] view (so batched matmuls can write gradients in place)."""
+class _Pool:
+    """The INRs being fitted: row-major [B, P] parameters and Adam moments, per-row step counts.
 
-    def __init__(self, params: Params, device):
-        self.shapes = {k: tuple(v.shape[1:]) for k, v in params.items()}
-        self.flat = torch.cat([v.reshape(-1) for v in params.values()]).to(device)
-        self.grad = torch.zeros_like(self.flat)
-        self.exp_avg = torch.zeros_like(self.flat)
-        self.exp_avg_sq = torch.zeros_like(self.flat)
-        self.batch = next(iter(params.values())).shape[0]
+    Every operation is row-wise, so an INR's trajectory does not depend on its neighbours.
+    """
 
-    def views(self, buffer: Tensor) -> Params:
+    def __init__(self, recipe: FitRecipe, height: int, width: int, device):
+        self.recipe, self.height, self.width = recipe, height, width
+        self.device = torch.device(device)
+        self.shapes = recipe.layout.shapes()
+        total = sum(math.prod(s) for s in self.shapes.values())
+        self.inr = torch.empty(0, dtype=torch.long)  # which INR each row fits
+        self.params = torch.empty(0, total, device=self.device)
+        self.exp_avg = torch.empty(0, total, device=self.device)
+        self.exp_avg_sq = torch.empty(0, total, device=self.device)
+        self.taken = torch.empty(0, dtype=torch.long, device=self.device)  # Adam steps taken
+        self.targets = torch.empty(0, height * width, recipe.layout.out_features, device=device)
+        self.last_steps = torch.empty(0, dtype=torch.long)
+
+    @property
+    def size(self) -> int:
+        return self.inr.numel()
+
+    def add(self, inrs: Tensor, init: Params, targets: Tensor) -> None:
+        flat = torch.cat([v.reshape(len(inrs), -1) for v in init.values()], dim=1).to(self.device)
+        self.inr = torch.cat([self.inr, inrs])
+        self.params = torch.cat([self.params, flat])
+        self.exp_avg = torch.cat([self.exp_avg, torch.zeros_like(flat)])
+        self.exp_avg_sq = torch.cat([self.exp_avg_sq, torch.zeros_like(flat)])
+        self.taken = torch.cat([self.taken, self.taken.new_zeros(len(inrs))])
+        targets = targets.to(device=self.device, dtype=torch.float32)
+        self.targets = torch.cat([self.targets, targets])
+
+    def _views(self, flat: Tensor) -> Params:
         out, offset = {}, 0
         for key, shape in self.shapes.items():
-            size = self.batch * math.prod(shape)
-            out[key] = buffer[offset : offset + size].view(self.batch, *shape)
+            size = math.prod(shape)
+            out[key] = flat[:, offset : offset + size].view(flat.shape[0], *shape)
             offset += size
         return out
 
-    def keep(self, rows: Tensor) -> None:
-        """Drop every INR not in ``rows`` from the buffers."""
-        for name in ("flat", "grad", "exp_avg", "exp_avg_sq"):
-            views = self.views(getattr(self, name)).values()
-            setattr(self, name, torch.cat([v.index_select(0, rows).reshape(-1) for v in views]))
-        self.batch = rows.numel()
+    def step(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Evaluate every row; rows that reached the target PSNR or the step limit leave the
+        pool; the others take one Adam step. Returns the leaving INRs, their parameters
+        [n, P] (as evaluated) and PSNRs [n]; their step counts are in ``last_steps``."""
+        recipe = self.recipe
+        params, targets = self.params, self.targets
+        if self.size == 1:  # a batched matmul over one matrix takes another kernel
+            params, targets = params.repeat(2, 1), targets.repeat(2, 1, 1)
+        mse, grads = mse_and_grads(
+            recipe.layout, self._views(params), self.height, self.width, targets
+        )
+        quality = psnr_from_mse(mse[: self.size])
+        done = self.taken >= recipe.steps
+        if recipe.target_psnr is not None:
+            done |= quality >= recipe.target_psnr
+        leaving = done.nonzero().squeeze(1)
+        result = (self.inr[leaving.cpu()], self.params[leaving], quality[leaving])
+        self.last_steps = self.taken[leaving].cpu()
+        grad = torch.cat([grads[k][: self.size].reshape(self.size, -1) for k in self.shapes], 1)
+        if leaving.numel():
+            kept = (~done).nonzero().squeeze(1)
+            self.inr = self.inr[kept.cpu()]
+            for name in ("params", "exp_avg", "exp_avg_sq", "taken", "targets"):
+                setattr(self, name, getattr(self, name)[kept])
+            grad = grad[kept]
+        self._adam(grad)
+        return result
 
-    def step(self, t: int, lr: float, betas: tuple[float, float], eps: float) -> None:
-        beta1, beta2 = betas
-        self.exp_avg.lerp_(self.grad, 1.0 - beta1)
-        self.exp_avg_sq.mul_(beta2).addcmul_(self.grad, self.grad, value=1.0 - beta2)
-        denom = (self.exp_avg_sq / (1.0 - beta2**t)).sqrt_().add_(eps)
-        self.flat.addcdiv_(self.exp_avg, denom, value=-lr / (1.0 - beta1**t))
-
-
-def _at_least_two(rows: Tensor) -> Tensor:
-    """A single row is fitted twice: a batched matmul over one matrix takes another kernel,
-    which would make an INR's parameters depend on how many INRs were fitted beside it."""
-    return rows.repeat(2) if rows.numel() == 1 else rows
-
-
-def _fit_chunk(
-    recipe: FitRecipe, init: Params, targets: Tensor, height: int, width: int
-) -> tuple[Params, Tensor, Tensor]:
-    """Adam on B INRs; targets [B, H*W, C]. Returns (params, psnr [B], steps [B]) on the CPU."""
-    layout = recipe.layout
-    batch = targets.shape[0]
-    active = _at_least_two(torch.arange(batch))  # the chunk row of each row being fitted
-    targets = targets[active.to(targets.device)]
-    state = _FlatAdam({k: v[active] for k, v in init.items()}, targets.device)
-    final = {k: torch.empty(batch, *s) for k, s in state.shapes.items()}
-    psnr = torch.empty(batch)
-    steps = torch.full((batch,), recipe.steps, dtype=torch.long)
-    target = recipe.target_psnr
-    for t in range(recipe.steps + 1):
-        params = state.views(state.flat)
-        mse = mse_and_grads(layout, params, height, width, targets, state.views(state.grad))
-        quality = psnr_from_mse(mse)
-        if t == recipe.steps:
-            done = torch.ones_like(mse, dtype=torch.bool)
-        elif target is not None:
-            done = quality >= target
-        else:
-            done = torch.zeros_like(mse, dtype=torch.bool)
-        if done.any():
-            rows = done.nonzero().squeeze(1)
-            finished = active[rows.cpu()]
-            for key, value in params.items():
-                final[key][finished] = value.index_select(0, rows).cpu()
-            psnr[finished] = quality[rows].cpu()
-            steps[finished] = t
-            keep = (~done).nonzero().squeeze(1)
-            if keep.numel() == 0:
-                break
-            keep = _at_least_two(keep)
-            active = active[keep.cpu()]
-            targets = targets.index_select(0, keep)
-            state.keep(keep)
-        state.step(t + 1, recipe.lr, recipe.betas, recipe.eps)
-    return final, psnr, steps
-
+    def _adam(self, grad: Tensor) -> None:
+        recipe = self.recipe
+        beta1, beta2 = recipe.betas
+        self.taken += 1
+        t = self.taken.unsqueeze(1).to(grad.dtype)
+        self.exp_avg.lerp_(grad, 1.0 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+        denom = (self.exp_avg_sq / (1.0 - beta2**t)).sqrt_().add_(recipe.eps)
+        self.params.addcdiv_(self.exp_avg, denom * (1.0 - beta1**t), value=-recipe.lr)
