@@ -1,0 +1,166 @@
+"""Build an INR dataset folder from images: resumable, and split across ``torchrun`` ranks.
+
+The INRs are ordered image-major (INR ``n`` fits image ``n // views``, view ``n % views``) and
+cut into shards of ``shard_size``. Shard ``k`` is fitted by rank ``k % world_size``; a shard
+already on disk (complete, since shards are renamed into place) is skipped, so a killed build
+resumes after its last complete shard. An INR's parameters depend only on (seed, image id,
+view), so a resumed or distributed build is bit-identical to an uninterrupted one on the CPU.
+After a barrier, rank 0 writes the manifest: the split, the normalisation statistics of the
+train split, labels, PSNRs, shard hashes and the fitting recipe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+import gmn
+from gmn.data.fit import FitRecipe, fit_selected
+from gmn.data.images import ImageSet
+from gmn.data.normalize import layer_statistics
+from gmn.data.split import SPLITS, inrs_of_images, split_images
+from gmn.data.storage import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    ShardStore,
+    read_shard_metadata,
+    sha256,
+    shard_name,
+    write_json,
+    write_shard,
+)
+
+BUILD_CONFIG = "build.json"
+
+
+def images_digest(images: ImageSet) -> str:
+    """sha256 of the images and labels: a resumed build must see the same data."""
+    digest = hashlib.sha256(images.images.contiguous().numpy().tobytes())
+    digest.update(images.labels.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def build_dataset(
+    images: ImageSet,
+    folder,
+    *,
+    recipe: FitRecipe | None = None,
+    views: int = 1,
+    seed: int = 0,
+    split=(0.7, 0.1, 0.2),
+    split_seed: int | None = None,
+    shard_size: int = 1024,
+    chunk_size: int = 256,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> Path:
+    """Fit ``views`` INRs per image into ``folder`` and write its manifest; returns the folder.
+
+    Args:
+        images: the ``ImageSet`` to fit (its ``source`` is recorded).
+        recipe: the ``FitRecipe`` (default DWSNets').
+        split: (train, val, test) fractions or image counts, drawn with ``split_seed``
+            (default ``seed``) by image, so all views of an image share a split.
+        shard_size: INRs per shard (the unit of resumption).
+    Under ``torchrun`` (an initialised ``torch.distributed`` group), each rank fits its shards.
+    """
+    recipe = recipe or FitRecipe()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    config = {
+        "recipe": recipe.to_dict(),
+        "views": views,
+        "seed": seed,
+        "shard_size": shard_size,
+        "num_images": len(images),
+        "images_sha256": images_digest(images),
+        "source": images.source,
+    }
+    _check_or_write_config(folder, config, rank)
+
+    count = len(images) * views
+    image_index = torch.arange(len(images)).repeat_interleave(views)
+    view = torch.arange(views).repeat(len(images))
+    num_shards = -(-count // shard_size)
+    for shard in range(rank, num_shards, world):
+        path = folder / shard_name(shard)
+        if path.exists():
+            continue
+        rows = slice(shard * shard_size, min((shard + 1) * shard_size, count))
+        fitted = fit_selected(
+            images.images, image_index[rows], view[rows], image_index[rows], recipe,
+            seed=seed, chunk_size=chunk_size, device=device, progress=progress,
+        )
+        write_shard(path, fitted.params, fitted.psnr, fitted.steps)
+    if world > 1:
+        dist.barrier()
+    if rank == 0:
+        manifest = _manifest(folder, images, config, recipe, image_index, view, num_shards,
+                             split, seed if split_seed is None else split_seed)
+        write_json(folder / MANIFEST, manifest)
+    if world > 1:
+        dist.barrier()
+    return folder
+
+
+def _check_or_write_config(folder: Path, config: dict, rank: int) -> None:
+    path = folder / BUILD_CONFIG
+    config = json.loads(json.dumps(config))  # tuples → lists, as stored
+    if path.exists():
+        stored = json.loads(path.read_text())
+        changed = sorted(k for k in set(config) | set(stored) if config.get(k) != stored.get(k))
+        if changed:
+            raise ValueError(
+                f"{folder} holds a build with different {', '.join(changed)}; "
+                "use a new folder (or delete it) to build with other settings"
+            )
+    elif rank == 0:
+        write_json(path, config)
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def _manifest(folder, images, config, recipe, image_index, view, num_shards, split, split_seed):
+    shards, psnr, steps, start = [], [], [], 0
+    for shard in range(num_shards):
+        path = folder / shard_name(shard)
+        shard_psnr, shard_steps, size = read_shard_metadata(path)
+        shards.append({"file": path.name, "start": start, "stop": start + size,
+                       "sha256": sha256(path)})
+        psnr += shard_psnr
+        steps += shard_steps
+        start += size
+    by_image = split_images(len(images), split, split_seed)
+    inr_split = {name: inrs_of_images(image_index, by_image[name]) for name in SPLITS}
+    keys = list(recipe.layout.shapes())
+    train_params = ShardStore(folder, shards, keys, verify=False).gather(inr_split["train"])
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "gmn_version": gmn.__version__,
+        "layout": recipe.layout.to_dict(),
+        "keys": keys,
+        "num_inrs": len(image_index),
+        "num_images": len(images),
+        "views": config["views"],
+        "seed": config["seed"],
+        "init": recipe.init,
+        "fit": config["recipe"],
+        "source": config["source"],
+        "images_sha256": config["images_sha256"],
+        "labels": images.labels[image_index].tolist(),
+        "image_ids": image_index.tolist(),
+        "view": view.tolist(),
+        "psnr": psnr,
+        "steps": steps,
+        "split": {"seed": split_seed, "sizes": list(split), "by": "image",
+                  **{name: inr_split[name].tolist() for name in SPLITS}},
+        "normalization": {"split": "train", "stats": layer_statistics(train_params)},
+        "shards": shards,
+    }

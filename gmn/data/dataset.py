@@ -1,0 +1,147 @@
+"""``INRDataset``: one API for fitted INR folders and the public INR zoos.
+
+It holds N INRs of one SIREN layout: labels, split indices, raw stacked parameters, and
+``ParameterGraph`` batches made by ONE ``GraphTemplate.batch`` call per minibatch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from gmn.data.normalize import Normalize, layer_statistics
+from gmn.data.storage import ShardStore, read_manifest
+from gmn.models.siren import SirenLayout
+
+Transform = Callable[[dict[str, Tensor], torch.Generator], dict[str, Tensor]]
+
+
+class _MemoryStore:
+    """Stacked parameters held in memory (zoo readers, tests)."""
+
+    def __init__(self, params: dict[str, Tensor]):
+        self.params = params
+
+    def __len__(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def gather(self, indices: Tensor) -> dict[str, Tensor]:
+        return {k: v[indices] for k, v in self.params.items()}
+
+
+class INRDataset:
+    """N SIRENs with labels and a train/val/test split.
+
+    Args:
+        params: ``{state_dict key: Tensor[N, *shape]}`` or a ``ShardStore``.
+        labels: [N] long.
+        layout: the ``SirenLayout`` of every INR.
+        splits: ``{"train" | "val" | "test": Tensor of INR indices}``.
+        normalization: per-key ``{"mean", "std"}`` (default: computed on the train split).
+        info: per-INR and descriptive extras (``psnr``, ``image_ids``, the manifest, …).
+    """
+
+    def __init__(self, params, labels: Tensor, layout: SirenLayout, splits: dict[str, Tensor],
+                 *, normalization: dict | None = None, info: dict | None = None):
+        self.store = params if isinstance(params, ShardStore) else _MemoryStore(params)
+        self.labels = torch.as_tensor(labels, dtype=torch.long)
+        if self.labels.shape != (len(self.store),):
+            raise ValueError(
+                f"{len(self.store)} INRs but labels of shape {tuple(self.labels.shape)}"
+            )
+        self.layout = layout
+        self.splits = {k: torch.as_tensor(v, dtype=torch.long) for k, v in splits.items()}
+        self.info = info or {}
+        self._normalization = normalization
+        self._template = None
+
+    @classmethod
+    def open(cls, folder, *, verify: bool = True) -> INRDataset:
+        """A built dataset folder; shards are memory-mapped and hash-checked on first read."""
+        manifest = read_manifest(folder)
+        store = ShardStore(folder, manifest["shards"], manifest["keys"], verify=verify)
+        return cls(
+            store,
+            torch.tensor(manifest["labels"]),
+            SirenLayout.from_dict(manifest["layout"]),
+            {k: torch.tensor(manifest["split"][k], dtype=torch.long)
+             for k in ("train", "val", "test")},
+            normalization=manifest["normalization"]["stats"],
+            info={"psnr": torch.tensor(manifest["psnr"]),
+                  "image_ids": torch.tensor(manifest["image_ids"]),
+                  "view": torch.tensor(manifest["view"]),
+                  "manifest": manifest, "folder": str(Path(folder))},
+        )
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
+        return f"INRDataset({len(self)} INRs, {sizes}, layout={self.layout})"
+
+    def split_indices(self, split: str) -> Tensor:
+        if split not in self.splits:
+            raise KeyError(f"no split {split!r}; this dataset has {sorted(self.splits)}")
+        return self.splits[split]
+
+    def params(self, indices=None) -> dict[str, Tensor]:
+        """Raw stacked parameters ``{key: Tensor[n, *shape]}`` of ``indices`` (default all)."""
+        if indices is None:
+            indices = torch.arange(len(self))
+        return self.store.gather(torch.as_tensor(indices, dtype=torch.long))
+
+    @property
+    def normalization(self) -> Normalize:
+        """Per-layer normalisation with statistics of the train split."""
+        if self._normalization is None:
+            self._normalization = layer_statistics(self.params(self.split_indices("train")))
+        return Normalize(self._normalization)
+
+    @property
+    def template(self):
+        """The ``GraphTemplate`` of the layout (built once)."""
+        if self._template is None:
+            from gmn.graph.template import GraphTemplate
+
+            self._template = GraphTemplate.from_module(self.layout.build())
+        return self._template
+
+    def graphs(self, indices, transform: Transform | None = None,
+               generator: torch.Generator | None = None, normalize: bool = False):
+        """A PyG ``Batch`` of the INRs ``indices`` (with ``y``), from one ``template.batch``."""
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        params = self.params(indices)
+        if transform is not None:
+            params = transform(params, generator)
+        if normalize:
+            params = self.normalization(params)
+        return self.template.batch(params, y=self.labels[indices])
+
+    def loader(self, split: str, batch_size: int = 64, *, shuffle: bool | None = None,
+               seed: int = 0, transform: Transform | None = None, normalize: bool = True,
+               drop_last: bool = False) -> DataLoader:
+        """Minibatches of graphs of ``split`` (shuffled by default for ``"train"``, seeded)."""
+        indices = self.split_indices(split)
+        shuffle = split == "train" if shuffle is None else shuffle
+        return DataLoader(
+            indices.tolist(), batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+            generator=torch.Generator().manual_seed(seed),
+            collate_fn=GraphCollate(self, transform, normalize, seed),
+        )
+
+
+class GraphCollate:
+    """Turns a list of INR indices into one graph ``Batch`` (augmentations seeded by ``seed``)."""
+
+    def __init__(self, dataset: INRDataset, transform: Transform | None, normalize: bool,
+                 seed: int):
+        self.dataset, self.transform, self.normalize = dataset, transform, normalize
+        self.generator = torch.Generator().manual_seed(seed + 1)
+
+    def __call__(self, indices: list[int]):
+        return self.dataset.graphs(indices, self.transform, self.generator, self.normalize)
