@@ -1,0 +1,136 @@
+"""GMN training throughput through `gmn.train.Trainer` vs a plain PyTorch loop, and the
+data-loading time per batch when batches are built with `GraphTemplate`.
+
+    python benchmarks/trainer_overhead.py [--device cpu|cuda] [--batch-size 64] ...
+
+Both runs train the same GMN (same seed) on the same SIREN parameter graphs for the same
+number of steps, with the same optimiser, schedule and gradient clipping; the trainer's
+time includes everything it adds (seeded sampler, per-step loss reduction and NaN check,
+JSON-lines log, an atomic checkpoint per epoch). Runs alternate and the fastest of
+``--repeats`` is kept, to damp noise from other processes. The goal is an overhead < 10%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from gmn import GraphTemplate
+from gmn.models.siren import Siren
+from gmn.nn import GMN
+from gmn.train import TrainConfig, Trainer, move_to, warmup_cosine
+
+
+class TemplateCollate:
+    """``[(params [P], label)]`` -> ``Batch`` of parameter graphs with ``y`` (one gather)."""
+
+    def __init__(self, template: GraphTemplate):
+        self.template = template
+
+    def __call__(self, items):
+        params = torch.stack([p for p, _ in items])
+        return self.template.batch(params, y=torch.stack([y for _, y in items]))
+
+
+def siren_dataset(num_models: int, hidden: tuple[int, ...]) -> tuple[GraphTemplate, TensorDataset]:
+    """``num_models`` independently initialised SIRENs 2 -> hidden -> 1, 10 random classes."""
+    torch.manual_seed(0)
+    sirens = [Siren(2, hidden, 1) for _ in range(num_models)]
+    template = GraphTemplate.from_module(sirens[0])
+    params = torch.stack([template.flatten(s.state_dict()) for s in sirens])
+    labels = torch.randint(0, 10, (num_models,))
+    return template, TensorDataset(params, labels)
+
+
+def make_gmn(args) -> GMN:
+    torch.manual_seed(0)
+    return GMN(out_dim=10, hidden_dim=args.hidden_dim, num_layers=args.layers)
+
+
+def raw_loop(args, loader: DataLoader, device: torch.device) -> float:
+    """Seconds for ``args.epochs`` epochs of a minimal training loop."""
+    model = make_gmn(args).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    scheduler = warmup_cosine(optimizer, args.epochs * len(loader), warmup_steps=5)
+    start = time.perf_counter()
+    for _ in range(args.epochs):
+        for batch in loader:
+            batch = move_to(batch, device)
+            loss = F.cross_entropy(model(batch), batch.y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def trainer_run(args, loader: DataLoader, device: torch.device) -> float:
+    """Seconds the trainer reports for the same training (``summary["train_seconds"]``)."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        config = TrainConfig(
+            run_dir=run_dir, epochs=args.epochs, lr=1e-3, warmup_steps=5,
+            progress=False, device=str(device), precision=args.precision,
+        )
+        trainer = Trainer(lambda: make_gmn(args), loader, config=config)
+        with contextlib.redirect_stdout(io.StringIO()):  # the run summary
+            return trainer.fit()["train_seconds"]
+
+
+def loading_seconds_per_batch(loader: DataLoader) -> float:
+    start = time.perf_counter()
+    count = sum(1 for _ in loader)
+    return (time.perf_counter() - start) / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--num-models", type=int, default=128)
+    parser.add_argument("--siren-hidden", type=int, nargs="+", default=[32, 32])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--hidden-dim", type=int, default=32)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    args = parser.parse_args()
+    if args.precision != "fp32":
+        raise SystemExit("the raw loop runs in fp32; compare --precision fp32 only")
+    device = torch.device(args.device)
+
+    template, data = siren_dataset(args.num_models, tuple(args.siren_hidden))
+    loader = DataLoader(data, args.batch_size, shuffle=True, collate_fn=TemplateCollate(template))
+    samples = args.epochs * args.num_models
+    raw_loop(args, loader, device)  # warm-up (allocator, kernels)
+    raw, trained = [], []
+    for _ in range(args.repeats):
+        raw.append(raw_loop(args, loader, device))
+        trained.append(trainer_run(args, loader, device))
+    load = min(loading_seconds_per_batch(loader) for _ in range(args.repeats))
+    step = min(raw) / (args.epochs * len(loader))
+
+    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"GMN d={args.hidden_dim} x{args.layers} layers on SIREN 2-{args.siren_hidden}-1 "
+          f"graphs ({template.num_nodes} nodes, {template.num_edges} edges), "
+          f"batch {args.batch_size}, {args.epochs} epochs of {args.num_models}")
+    print(f"raw loop:  {samples / min(raw):8.1f} graphs/s  (runs: "
+          + ", ".join(f"{t:.2f}s" for t in raw) + ")")
+    print(f"Trainer:   {samples / min(trained):8.1f} graphs/s  (runs: "
+          + ", ".join(f"{t:.2f}s" for t in trained) + ")")
+    print(f"trainer overhead: {100 * (min(trained) / min(raw) - 1):+.1f}% (goal < 10%)")
+    print(f"data loading (GraphTemplate collate): {1e3 * load:.2f} ms/batch "
+          f"= {100 * load / step:.1f}% of a {1e3 * step:.1f} ms training step")
+
+
+if __name__ == "__main__":
+    main()
