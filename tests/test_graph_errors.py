@@ -106,6 +106,12 @@ def test_state_dict_key_and_shape_errors_name_the_key():
         gmn.from_state_dict({**state, "fc1.weight": torch.zeros(3, 3)}, like=like)
     with pytest.raises(gmn.ConversionError, match=r"'fc1.bias' has dtype torch.int64"):
         gmn.from_state_dict({**state, "fc1.bias": torch.zeros(16, dtype=torch.long)}, like=like)
+    with pytest.raises(gmn.ConversionError, match=r"'fc1.bias' has dtype torch.float64, expected"):
+        gmn.from_state_dict({**state, "fc1.bias": torch.zeros(16, dtype=torch.float64)}, like=like)
+    template = gmn.GraphTemplate.from_module(like)
+    stacked = template.stack([state, state])
+    with pytest.raises(gmn.ConversionError, match=r"'conv1.weight' has shape \(8, 1, 3\)"):
+        template.batch({**stacked, "conv1.weight": torch.zeros(2, 8, 1, 3)})
 
 
 def test_empty_integer_and_zero_dim_inputs():
