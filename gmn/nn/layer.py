@@ -31,7 +31,9 @@ class GMNLayer(nn.Module):
     Args:
         dim: width d of node, edge and graph states.
         aggregations: reductions used by :class:`NodeUpdate`.
-        use_global: keep a per-graph state ``u``.
+        use_global: read a per-graph state ``u``.
+        update_global: also update ``u`` (default ``use_global``; a last layer whose ``u`` is
+            not read afterwards sets it False, so that it holds no unused parameters).
         norm: ``"layer"`` or ``"none"``.
         dropout: dropout probability on each update.
         activation: module class used inside the updates.
@@ -41,7 +43,7 @@ class GMNLayer(nn.Module):
 
     def __init__(self, dim: int, aggregations: tuple[str, ...] = ("mean",),
                  use_global: bool = False, norm: str = "layer", dropout: float = 0.0,
-                 activation: type[nn.Module] = nn.SiLU):
+                 activation: type[nn.Module] = nn.SiLU, update_global: bool | None = None):
         super().__init__()
         self.edge_update = EdgeUpdate(dim, dim, activation=activation)
         self.node_update = NodeUpdate(dim, dim, aggregations, activation)
@@ -49,8 +51,12 @@ class GMNLayer(nn.Module):
         self.node_norm = make_norm(norm, dim)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.use_global = use_global
+        self.update_global = use_global if update_global is None else update_global
+        if self.update_global and not use_global:
+            raise ValueError("GMNLayer: update_global=True needs use_global=True")
         if use_global:
             self.global_to_node = nn.Linear(dim, dim)
+        if self.update_global:
             self.global_update = GlobalUpdate(dim, activation)
             self.global_norm = make_norm(norm, dim)
 
@@ -62,6 +68,6 @@ class GMNLayer(nn.Module):
             h = h + self.global_to_node(u)[ctx.batch]
         e = self.edge_norm(e + self.dropout(self.edge_update(h, e, ctx.edge_index)))
         h = self.node_norm(h + self.dropout(self.node_update(h, e, ctx.edge_index)))
-        if self.use_global:
+        if self.update_global:
             u = self.global_norm(u + self.dropout(self.global_update(u, h, e, ctx)))
         return h, e, u

@@ -104,9 +104,11 @@ class GMN(nn.Module):
         self.node_encoder = NodeEncoder(c.node_in_dim, d, c.num_node_types, c.num_activations,
                                         c.max_layers, c.max_io_positions)
         self.edge_encoder = EdgeEncoder(c.edge_in_dim, d, c.num_edge_types)
+        reads_global = "global" in c.readout
         self.layers = nn.ModuleList(
-            GMNLayer(d, tuple(c.aggregations), c.use_global, c.norm, c.dropout, activation)
-            for _ in range(c.num_layers)
+            GMNLayer(d, tuple(c.aggregations), c.use_global, c.norm, c.dropout, activation,
+                     update_global=c.use_global and (i < c.num_layers - 1 or reads_global))
+            for i in range(c.num_layers)
         )
         self.readout = Readout(d, tuple(c.readout), c.attention_heads)
         self.head = nn.Sequential(

@@ -1,0 +1,67 @@
+"""Building blocks against known answers on small hand-made graphs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gmn.nn import AttentionPooling, EdgeUpdate, GraphContext, NodeUpdate, Readout
+
+
+def tiny_context() -> GraphContext:
+    """Two graphs: 0 -> 2, 1 -> 2 (node 2 is an output) and 3 -> 4 (node 4 is an output)."""
+    edge_index = torch.tensor([[0, 1, 3], [2, 2, 4]])
+    batch = torch.tensor([0, 0, 0, 1, 1])
+    return GraphContext(edge_index=edge_index, batch=batch, edge_batch=batch[edge_index[0]],
+                        node_type=torch.tensor([0, 0, 1, 0, 1]),
+                        is_output=torch.tensor([False, False, True, False, True]),
+                        num_graphs=2, num_node_types=2)
+
+
+def test_factorised_edge_update_equals_a_dense_layer_on_the_concatenation():
+    torch.manual_seed(0)
+    update = EdgeUpdate(node_dim=3, edge_dim=4, activation=nn.Tanh).double()
+    h, e = torch.randn(5, 3, dtype=torch.double), torch.randn(3, 4, dtype=torch.double)
+    ctx = tiny_context()
+    src, dst = ctx.edge_index
+    weight = torch.cat([update.source.weight, update.target.weight, update.edge.weight], dim=1)
+    dense = torch.tanh(torch.cat([h[src], h[dst], e], dim=1) @ weight.t() + update.source.bias)
+    torch.testing.assert_close(update(h, e, ctx.edge_index), dense)
+
+
+def test_node_update_separates_incoming_and_outgoing_edges():
+    torch.manual_seed(0)
+    update = NodeUpdate(node_dim=2, edge_dim=1, aggregations=("mean", "sum")).double()
+    captured = {}
+    update.mlp[0].register_forward_hook(lambda m, args, out: captured.update(inp=args[0]))
+    h = torch.zeros(5, 2, dtype=torch.double)
+    e = torch.tensor([[1.0], [3.0], [5.0]], dtype=torch.double)
+    update(h, e, tiny_context().edge_index)
+    # columns: h (2), in-mean, in-sum, out-mean, out-sum
+    expected = torch.tensor([[0, 0, 0, 0, 1, 1],
+                             [0, 0, 0, 0, 3, 3],
+                             [0, 0, 2, 4, 0, 0],
+                             [0, 0, 0, 0, 5, 5],
+                             [0, 0, 5, 5, 0, 0]], dtype=torch.double)
+    torch.testing.assert_close(captured["inp"], expected)
+
+
+def test_readouts_known_answers():
+    ctx = tiny_context()
+    h = torch.tensor([[1.0], [2.0], [6.0], [4.0], [8.0]])
+    e = torch.tensor([[1.0], [2.0], [7.0]])
+    names = ("node_mean", "node_sum", "node_max", "edge_mean", "output_mean", "output_max")
+    pooled = Readout(1, names)(h, e, None, ctx)
+    expected = torch.tensor([[3.0, 9.0, 6.0, 1.5, 6.0, 6.0],
+                             [6.0, 12.0, 8.0, 7.0, 8.0, 8.0]])
+    torch.testing.assert_close(pooled, expected)
+
+
+def test_attention_with_equal_scores_is_the_mean_value():
+    pooling = AttentionPooling(dim=4, heads=2)
+    nn.init.zeros_(pooling.score.weight)
+    nn.init.zeros_(pooling.score.bias)
+    ctx = tiny_context()
+    h = torch.randn(5, 4)
+    means = torch.stack([pooling.value(h[:3]).mean(0), pooling.value(h[3:]).mean(0)])
+    torch.testing.assert_close(pooling(h, ctx), means)
