@@ -1,0 +1,229 @@
+"""Probe features: every neuron's activations at K fixed inputs, as extra node features.
+
+A network's parameters decide what each neuron computes; evaluating the network at K fixed
+input points ("probes") and giving each neuron its own K activations describes that function
+directly (Kofinas et al. 2024 and Lim et al. 2024 use such features). The features are computed
+from the parameters alone and are *equivariant*: permuting the hidden neurons of the network
+permutes their rows, so a permutation-invariant GMN stays invariant.
+
+Everything is batched over the networks (one ``baddbmm`` per layer on stacked parameters);
+there is no Python loop over networks.
+
+**Supported architectures** (checked by :class:`SequentialSpec`, which raises
+``UnsupportedArchitectureError`` otherwise): a chain of ``nn.Linear`` layers with an
+elementwise activation after each (any of ``gmn.graph.vocab.ACTIVATIONS`` except
+``"unknown"``), as traced by ``GraphTemplate.from_module``: plain ``nn.Sequential`` MLPs and
+SIRENs (``gmn.models.siren.Siren``, sine with its ω₀, plus the template's ``output_offset``).
+Convolutions, normalisation layers, residual connections and layouts inferred from
+state_dict keys alone (activation ``"unknown"``) are not supported.
+
+Node order of the result is the template's: row ``g * N + n`` is node ``n`` of network ``g``,
+so the features can be concatenated to ``Batch.x`` column-wise.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gmn.graph import vocab
+
+
+class UnsupportedArchitectureError(ValueError):
+    """The template is not a chain of linear layers with elementwise activations."""
+
+
+def _activation(name: str, arg: float) -> Callable[[Tensor], Tensor]:
+    table = {
+        "identity": lambda z: z,
+        "relu": torch.relu,
+        "leaky_relu": lambda z: F.leaky_relu(z, arg if arg else 0.01),
+        "gelu": F.gelu,
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+        "silu": F.silu,
+        "elu": lambda z: F.elu(z, arg if arg else 1.0),
+        "softplus": F.softplus,
+        "sine": lambda z: torch.sin((arg if arg else 1.0) * z),
+    }
+    if name not in table:
+        raise UnsupportedArchitectureError(
+            f"activation {name!r} cannot be evaluated (a layout inferred from state_dict keys "
+            "does not say which activation the network used)")
+    return table[name]
+
+
+@dataclass(frozen=True)
+class LinearStep:
+    """One layer: ``z = x @ W.T + b`` with W [out, in] at flat offset ``weight_offset``."""
+
+    weight_offset: int
+    bias_offset: int | None
+    fan_in: int
+    fan_out: int
+    activation: str
+    activation_arg: float
+
+
+class SequentialSpec:
+    """What :func:`neuron_activations` needs to evaluate a template's network.
+
+    Built from a :class:`gmn.GraphTemplate`; raises :class:`UnsupportedArchitectureError` for
+    anything but a chain of linear layers (see the module docstring).
+
+    Attributes:
+        steps: one :class:`LinearStep` per layer, input to output.
+        group_starts: first node id of each neuron group (input neurons first), in node order.
+        in_features: width of the network input. num_nodes: N. output_offset: a constant the
+        network adds to its output (``template.metadata["output_offset"]``, else 0).
+    """
+
+    def __init__(self, template):
+        s = template.structure
+        linear_edge = vocab.EDGE_TYPE["linear"]
+        allowed_nodes = {vocab.NODE_TYPE["input"], vocab.NODE_TYPE["linear"]}
+        if bool((s["edge_type"] != linear_edge).any()):
+            raise UnsupportedArchitectureError(
+                "only chains of nn.Linear layers are supported (found non-linear edges: "
+                "convolution, residual or identity edges)")
+        if not set(s["node_type"].unique().tolist()) <= allowed_nodes:
+            raise UnsupportedArchitectureError(
+                "only chains of nn.Linear layers are supported (found normalisation or other "
+                "node types)")
+        groups = template.groups
+        offsets = dict(zip(template.keys, template.offsets))
+        writers: dict[int, list[str]] = {}
+        weights: dict[int, tuple[str, int]] = {}
+        for key, axes in template.param_axes.items():
+            if any(axis.inner != 1 for axis in axes):
+                raise UnsupportedArchitectureError(f"parameter {key!r} reads a feature map")
+            out_gid = axes[0].gid
+            writers.setdefault(out_gid, []).append(key)
+            if len(axes) == 2:
+                weights[out_gid] = (key, axes[1].gid)
+        steps = []
+        for gid in range(1, len(groups)):
+            if gid not in weights:
+                raise UnsupportedArchitectureError(f"neuron group {gid} has no weight matrix")
+            key, in_gid = weights[gid]
+            if in_gid != gid - 1:
+                raise UnsupportedArchitectureError(
+                    f"{key!r} reads group {in_gid}, not the previous layer; only sequential "
+                    "networks are supported")
+            biases = [k for k in writers[gid] if k != key]
+            if len(biases) > 1:
+                raise UnsupportedArchitectureError(f"neuron group {gid} has several biases")
+            start, size = groups[gid]
+            steps.append(LinearStep(
+                weight_offset=offsets[key],
+                bias_offset=offsets[biases[0]] if biases else None,
+                fan_in=groups[gid - 1][1],
+                fan_out=size,
+                activation=vocab.ACTIVATIONS[int(s["node_act"][start])],
+                activation_arg=float(s["node_act_arg"][start]),
+            ))
+        for step in steps:
+            _activation(step.activation, step.activation_arg)  # reject unknown ones early
+        self.steps = steps
+        self.group_starts = [start for start, _ in groups]
+        if self.group_starts != sorted(self.group_starts) or sum(
+                size for _, size in groups) != template.num_nodes:
+            raise UnsupportedArchitectureError("neuron groups are not laid out layer by layer")
+        self.in_features = groups[0][1]
+        self.num_nodes = template.num_nodes
+        self.output_offset = float(template.metadata.get("output_offset", 0.0))
+
+
+_SPECS: dict[int, SequentialSpec] = {}
+
+
+def sequential_spec(template) -> SequentialSpec:
+    """The (cached) :class:`SequentialSpec` of ``template``."""
+    spec = _SPECS.get(id(template))
+    if spec is None or getattr(spec, "_template", None) is not template:
+        spec = SequentialSpec(template)
+        spec._template = template
+        _SPECS[id(template)] = spec
+    return spec
+
+
+def _param_matrix(template, params) -> Tensor:
+    if hasattr(params, "edge_attr"):  # a ParameterGraph or a Batch of them
+        return template.params_of(params)
+    return template.matrix(params)
+
+
+def neuron_activations(template, params, points: Tensor, *, pre_activation: bool = False,
+                       flat: bool = True) -> Tensor:
+    """Each neuron's value at K input points, for B networks of ``template``'s architecture.
+
+    Args:
+        template: a :class:`gmn.GraphTemplate` of a supported architecture (module docstring).
+        params: the B networks: an [B, P] parameter matrix, ``{key: Tensor[B, *shape]}``, a list
+            of state_dicts, or a ``ParameterGraph``/``Batch`` of this template.
+        points: [K, in_features] probe inputs (for an image SIREN, e.g.
+            ``gmn.features.probe_grid(7)``: coordinates in [-1, 1]²).
+        pre_activation: give hidden neurons their pre-activation ``z`` instead of ``act(z)``.
+        flat: return [B*N, K] (rows in ``Batch.x`` order) instead of [B, N, K].
+
+    Returns:
+        input neurons: the probe coordinates; hidden neurons: their activations; output
+        neurons: the network's output at the points (including ``output_offset``), so the
+        output rows equal ``model(points)``.
+    """
+    spec = sequential_spec(template)
+    flat_params = _param_matrix(template, params)
+    if points.dim() != 2 or points.shape[1] != spec.in_features:
+        raise ValueError(f"points must be [K, {spec.in_features}], got {list(points.shape)}")
+    points = points.to(flat_params)
+    b, k = flat_params.shape[0], points.shape[0]
+    h = points.unsqueeze(0).expand(b, k, spec.in_features)  # [B, K, in]
+    values = [h]
+    last = len(spec.steps) - 1
+    for i, step in enumerate(spec.steps):
+        size = step.fan_out * step.fan_in
+        weight = flat_params[:, step.weight_offset:step.weight_offset + size]
+        weight = weight.reshape(b, step.fan_out, step.fan_in)
+        if step.bias_offset is None:
+            z = torch.bmm(h, weight.transpose(1, 2))
+        else:
+            bias = flat_params[:, step.bias_offset:step.bias_offset + step.fan_out]
+            z = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+        h = _activation(step.activation, step.activation_arg)(z)
+        if i == last:
+            h = h + spec.output_offset
+            values.append(h)
+        else:
+            values.append(z if pre_activation else h)
+    out = torch.cat(values, dim=2).transpose(1, 2)  # [B, N, K] in node order
+    return out.reshape(b * spec.num_nodes, k) if flat else out
+
+
+def probe_grid(size: int, low: float = -1.0, high: float = 1.0) -> Tensor:
+    """A ``size × size`` grid of 2-d probe points in [low, high]², row-major (y, x): [size², 2].
+
+    ``size`` points per axis, including both ends, like ``gmn.models.siren.image_grid``."""
+    axis = torch.linspace(low, high, size)
+    return torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1).reshape(-1, 2)
+
+
+def random_probes(count: int, dim: int, seed: int = 0, low: float = -1.0,
+                  high: float = 1.0) -> Tensor:
+    """``count`` seeded uniform probe points in [low, high]^dim: [count, dim]."""
+    generator = torch.Generator().manual_seed(seed)
+    return low + (high - low) * torch.rand(count, dim, generator=generator)
+
+
+def with_neuron_activations(batch, template, points: Tensor, **kwargs):
+    """A shallow copy of ``batch`` (PyG's ``copy.copy``: tensors shared, fields not) whose
+    ``x`` has the K probe features appended: [B*N, F] → [B*N, F + K]. ``batch`` is unchanged.
+    ``kwargs`` go to :func:`neuron_activations`."""
+    features = neuron_activations(template, batch, points, **kwargs).to(batch.x.dtype)
+    out = copy.copy(batch)
+    out.x = torch.cat([batch.x, features], dim=1)
+    return out

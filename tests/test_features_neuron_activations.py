@@ -1,0 +1,150 @@
+"""Probe features (gmn.features.neuron_activations): known answers and equivariance."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from gmn.features import (
+    UnsupportedArchitectureError,
+    neuron_activations,
+    probe_grid,
+    random_probes,
+    with_neuron_activations,
+)
+from gmn.graph.template import GraphTemplate
+from gmn.models.siren import Siren
+
+
+def sirens(n: int, seed: int = 0, **kwargs) -> list[Siren]:
+    torch.manual_seed(seed)
+    return [Siren(**kwargs) for _ in range(n)]
+
+
+def hidden_outputs(model: nn.Module, points: torch.Tensor) -> list[torch.Tensor]:
+    """Every layer's post-activation output, by hand, for a SIREN."""
+    outs, h = [], points
+    for layer in model.seq[:-1]:
+        h = model.act(layer(h))
+        outs.append(h)
+    outs.append(model(points))
+    return outs
+
+
+@pytest.mark.parametrize("style", ["dwsnets", "standard"])
+def test_siren_output_neuron_equals_forward(style):
+    models = sirens(4, style=style)
+    template = GraphTemplate.from_module(models[0])
+    points = probe_grid(6)
+    feats = neuron_activations(template, [m.state_dict() for m in models], points, flat=False)
+    assert feats.shape == (4, template.num_nodes, 36)
+    with torch.no_grad():
+        for b, model in enumerate(models):
+            expected = torch.cat([points.T, *(o.T for o in hidden_outputs(model, points))])
+            torch.testing.assert_close(feats[b], expected, atol=1e-5, rtol=1e-5)
+            # the output neuron is the SIREN's own output at the probe points (incl. +0.5)
+            torch.testing.assert_close(feats[b, -1], model(points)[:, 0], atol=1e-5, rtol=1e-5)
+
+
+def test_all_parameter_forms_agree():
+    models = sirens(3)
+    template = GraphTemplate.from_module(models[0])
+    points = random_probes(10, 2, seed=3)
+    state_dicts = [m.state_dict() for m in models]
+    from_list = neuron_activations(template, state_dicts, points)
+    from_stacked = neuron_activations(template, template.stack(state_dicts), points)
+    from_matrix = neuron_activations(template, template.matrix(state_dicts), points)
+    from_batch = neuron_activations(template, template.batch(state_dicts), points)
+    for other in (from_stacked, from_matrix, from_batch):
+        torch.testing.assert_close(from_list, other)
+    assert from_list.shape == (3 * template.num_nodes, 10)
+
+
+def test_plain_mlp_with_several_activations():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(3, 6), nn.LeakyReLU(0.2), nn.Linear(6, 5), nn.Tanh(),
+                          nn.Linear(5, 4), nn.GELU(), nn.Linear(4, 2))
+    template = GraphTemplate.from_module(model)
+    points = random_probes(7, 3, seed=0)
+    feats = neuron_activations(template, [model.state_dict()], points, flat=False)[0]
+    expected, h = [points.T], points
+    with torch.no_grad():
+        for module in model:
+            h = module(h)
+            if not isinstance(module, nn.Linear) or module is model[-1]:
+                expected.append(h.T)
+    torch.testing.assert_close(feats, torch.cat(expected), atol=1e-5, rtol=1e-5)
+
+
+def test_pre_activation_option():
+    models = sirens(2)
+    template = GraphTemplate.from_module(models[0])
+    points = probe_grid(3)
+    feats = neuron_activations(template, [m.state_dict() for m in models], points,
+                               pre_activation=True, flat=False)
+    with torch.no_grad():
+        z = models[1].seq[0](points)
+    torch.testing.assert_close(feats[1, 2:34], z.T, atol=1e-5, rtol=1e-5)
+
+
+def test_equivariant_under_hidden_neuron_permutation():
+    """Permuting a hidden layer's neurons (rows of W_i, b_i and columns of W_{i+1}) leaves the
+    function unchanged and permutes exactly those neurons' feature rows."""
+    model = sirens(1, seed=5)[0]
+    template = GraphTemplate.from_module(model)
+    points = probe_grid(5)
+    state = model.state_dict()
+    perm1, perm2 = torch.randperm(32), torch.randperm(32)
+    permuted = dict(state)
+    permuted["seq.0.weight"] = state["seq.0.weight"][perm1]
+    permuted["seq.0.bias"] = state["seq.0.bias"][perm1]
+    permuted["seq.1.weight"] = state["seq.1.weight"][perm2][:, perm1]
+    permuted["seq.1.bias"] = state["seq.1.bias"][perm2]
+    permuted["seq.2.weight"] = state["seq.2.weight"][:, perm2]
+    a, b = neuron_activations(template, [state, permuted], points, flat=False)
+    node_perm = torch.cat([torch.arange(2), 2 + perm1, 34 + perm2, torch.tensor([66])])
+    torch.testing.assert_close(b, a[node_perm], atol=1e-5, rtol=1e-5)
+
+
+def test_with_neuron_activations_appends_columns_and_leaves_batch_alone():
+    models = sirens(3)
+    template = GraphTemplate.from_module(models[0])
+    batch = template.batch([m.state_dict() for m in models])
+    x_before = batch.x.clone()
+    out = with_neuron_activations(batch, template, probe_grid(4))
+    assert out.x.shape == (batch.x.shape[0], 5 + 16)
+    torch.testing.assert_close(out.x[:, :5], x_before)
+    assert torch.equal(batch.x, x_before) and batch.x.shape[1] == 5
+    assert out.num_graphs == 3 and torch.equal(out.batch, batch.batch)
+
+
+def test_gradients_flow_to_parameters():
+    models = sirens(2)
+    template = GraphTemplate.from_module(models[0])
+    flat = template.matrix([m.state_dict() for m in models]).requires_grad_(True)
+    neuron_activations(template, flat, probe_grid(3)).sum().backward()
+    assert flat.grad is not None and bool(flat.grad.abs().sum() > 0)
+
+
+@pytest.mark.parametrize("model", [
+    nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 2)),
+    nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2)),
+])
+def test_unsupported_architectures_raise(model):
+    template = GraphTemplate.from_module(model)
+    with pytest.raises(UnsupportedArchitectureError):
+        neuron_activations(template, [model.state_dict()], torch.zeros(2, 3))
+
+
+def test_wrong_point_width_raises():
+    models = sirens(1)
+    template = GraphTemplate.from_module(models[0])
+    with pytest.raises(ValueError, match="points must be"):
+        neuron_activations(template, [models[0].state_dict()], torch.zeros(4, 3))
+
+
+def test_probe_grid_matches_image_grid_layout():
+    from gmn.models.siren import image_grid
+
+    torch.testing.assert_close(probe_grid(5), image_grid(5, 5))
