@@ -16,6 +16,7 @@ RUNTIME_ONLY = (
     "checkpoint_every_steps",
     "device",
     "run_dir",
+    "find_unused_parameters",
 )
 
 
@@ -27,7 +28,8 @@ class TrainConfig:
     its own. Give ``epochs``, ``max_steps`` or both (training stops at whichever comes
     first). ``monitor`` picks the best checkpoint: ``"val_loss"`` (lower is better) or
     ``"val_accuracy"`` (higher is better). ``patience`` epochs without improvement stop
-    the run early.
+    the run early. ``find_unused_parameters`` is passed to ``DistributedDataParallel``
+    (needed when some parameters get no gradient in a step).
     """
 
     run_dir: str = "runs/default"
@@ -43,6 +45,7 @@ class TrainConfig:
     grad_clip: float | None = 1.0
     precision: str = "fp32"
     compile: bool = False
+    find_unused_parameters: bool = False
     monitor: str = "val_loss"
     patience: int | None = None
     checkpoint_every_steps: int | None = None

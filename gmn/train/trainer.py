@@ -144,7 +144,9 @@ class Trainer:
         forward = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            forward = DistributedDataParallel(self.model, device_ids=ids)
+            forward = DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=c.find_unused_parameters
+            )
         self._train_forward = torch.compile(forward) if c.compile else forward
         if c.compile and self.dist.enabled:
             self._eval_forward = torch.compile(self.model)
@@ -171,6 +173,8 @@ class Trainer:
                 self._resume()
             if self.progress == Progress():  # a fresh run: seed this rank's dropout etc.
                 seed_everything(derive_seed(self.config.seed, self.dist.rank, 1))
+                if self.log is not None:
+                    self.log.truncate_after(0)  # records of an earlier run in this folder
             if self.dist.is_main:
                 write_json_atomic(asdict(self.config), self.run_dir / "config.json")
             while not self.progress.finished:
@@ -322,6 +326,13 @@ class Trainer:
             or (c.max_steps is not None and p.step >= c.max_steps)
         )
         self._log(**record)
+        if c.progress and self.dist.is_main:
+            tqdm.write(
+                f"epoch {p.epoch}/{self.epochs}: "
+                + ", ".join(
+                    f"{k} {v:.4g}" for k, v in record.items() if k not in ("event", "epoch")
+                )
+            )
         self._save_last()
 
     def _test(self) -> None:
