@@ -80,7 +80,8 @@ class GraphTemplate:
             placed = {k: v.to(device) for k, v in self.structure.items()}
             placed["constants"] = placed["constants"].to(dtype)
             placed["node_act_arg"] = placed["node_act_arg"].to(dtype)
-            placed["gather_index"] = self.gather_index.to(device)
+            placed["x_index"] = self.structure["x_src"].reshape(-1).to(device)
+            placed["edge_attr_index"] = self.structure["edge_src"].reshape(-1).to(device)
             static = {k: placed[k] for k in STATIC_NODE_FIELDS + STATIC_EDGE_FIELDS}
             self._prototypes[key] = ParameterGraph(
                 edge_index=placed["edge_index"], node_act_arg=placed["node_act_arg"],
@@ -235,10 +236,10 @@ class GraphTemplate:
         n = flat.shape[0]
         placed = self._structure_on(flat.device, flat.dtype)
         extended = torch.cat([flat, placed["constants"].expand(n, -1)], dim=1)
-        features = extended.index_select(1, placed["gather_index"])
-        node_width = self.num_nodes * len(NODE_FEATURES)
-        x = features[:, :node_width].reshape(n * self.num_nodes, len(NODE_FEATURES))
-        edge_attr = features[:, node_width:].reshape(n * self.num_edges, self.edge_dim)
+        x = extended.index_select(1, placed["x_index"])
+        edge_attr = extended.index_select(1, placed["edge_attr_index"])
+        x = x.view(n * self.num_nodes, len(NODE_FEATURES))
+        edge_attr = edge_attr.view(n * self.num_edges, self.edge_dim)
         return x, edge_attr
 
     def graph(self, state_dict: Mapping[str, Tensor], y=None,
