@@ -170,3 +170,13 @@ def test_zero_variance_gives_nan_with_a_warning(options):
     constant = torch.full((10, 4), 0.1, dtype=torch.float64)
     with pytest.warns(RuntimeWarning, match="zero variance"):
         assert torch.isnan(cka(x, constant, **options))
+
+
+@pytest.mark.parametrize("magnitude", [1e-30, 1e30, 3e36])
+def test_float32_extremes_neither_overflow_nor_underflow(magnitude):
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(9000, 4, generator=g)
+    y = x + torch.randn(9000, 4, generator=g)
+    reference = float(linear_cka(x.double(), y.double(), debiased=True))
+    value = linear_cka(x * magnitude, y, debiased=True)  # 3e36 · 9000 overflows a float32 sum
+    assert float(value) == pytest.approx(reference, abs=1e-5)

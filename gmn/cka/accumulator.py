@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from .hsic import cka_from_hsic, linear_hsic
-from .inputs import as_samples, check_sample_count, compute_dtype
+from .inputs import as_samples, check_sample_count, compute_dtype, finite_column_sums
 from .moments import PAIRS, batch_sums, translate
 
 
@@ -36,10 +36,9 @@ class CKAAccumulator:
             raise ValueError(
                 f"batch sizes differ: x has {sides['x'].shape[0]} rows, y has {sides['y'].shape[0]}"
             )
+        sums = {u: finite_column_sums(f, u) for u, f in sides.items()}
         if self.origin is None:
-            self.origin = {
-                u: f.sum(dim=0, dtype=torch.float64) / f.shape[0] for u, f in sides.items()
-            }
+            self.origin = {u: sums[u] / f.shape[0] for u, f in sides.items()}
         for u, features in sides.items():
             if features.shape[1] != self.origin[u].shape[0]:
                 raise ValueError(

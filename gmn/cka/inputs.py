@@ -5,13 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .products import column_sums
+
 
 def as_samples(x: Tensor, name: str = "x") -> Tensor:
     """Flatten a representation ``[n, ...]`` to ``[n, d]`` after checking it.
 
     Floating tensors keep their dtype; integer and boolean tensors become float64.
     Raises ``TypeError`` for non-tensors and complex tensors, ``ValueError`` for a
-    0-d tensor, an empty one, or one holding NaN/Inf.
+    0-d tensor or an empty one (NaN/Inf are caught by :func:`finite_column_sums`).
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape [n, ...], got {type(x).__name__}")
@@ -23,10 +25,22 @@ def as_samples(x: Tensor, name: str = "x") -> Tensor:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
     if not x.is_floating_point():
         x = x.to(torch.float64)
-    bad = (~torch.isfinite(x)).sum()
-    if bad > 0:
-        raise ValueError(f"{name} (shape {tuple(x.shape)}) contains {int(bad)} NaN or Inf value(s)")
     return x.reshape(x.shape[0], -1)
+
+
+def finite_column_sums(x: Tensor, name: str = "x") -> Tensor:
+    """Column sums of ``x`` ``[n, d]`` as float64 ``[d]``; ``ValueError`` if x has NaN/Inf.
+
+    Checking the sums costs no extra pass over the data: any NaN or Inf makes them
+    non-finite.
+    """
+    sums = column_sums(x)
+    if not torch.isfinite(sums).all():
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ValueError(f"{name} (shape {tuple(x.shape)}) contains {bad} NaN or Inf value(s)")
+        sums = x.sum(dim=0, dtype=torch.float64)  # finite values whose float32 block sum overflowed
+    return sums
 
 
 def check_sample_count(n: int, debiased: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -9,9 +10,9 @@ import torch
 from torch import Tensor
 
 from .hsic import center_gram, cka_from_hsic, gram_hsic, linear_hsic
-from .inputs import as_samples, check_sample_count, compute_dtype
+from .inputs import as_samples, check_sample_count, compute_dtype, finite_column_sums
 from .kernels import MEDIAN_RULES, linear_gram, rbf_gram
-from .products import inner_products
+from .products import inner_products, row_sq_norms
 
 KERNELS = ("linear", "rbf")
 METHODS = ("auto", "features", "gram")
@@ -47,7 +48,9 @@ class Estimator:
 class LayerStatistics:
     """What CKA needs from one representation ``[n, ...]``.
 
-    Features are column-centred with a float64 mean. In feature form it keeps the
+    Features are column-centred with a float64 mean and scaled by a power of two that
+    brings their largest magnitude near 1 (exact, and CKA is scale-invariant), so that
+    float32 products neither overflow nor underflow. In feature form it keeps the
     centred features ``[n, d]`` (in the product dtype) and their squared row norms
     ``[n]``; in Gram form the centred kernel matrix ``[n, n]`` (float64). ``self_hsic``
     is HSIC(K, K), NaN (with a warning) for a representation without variance.
@@ -61,8 +64,8 @@ class LayerStatistics:
         check_sample_count(n, estimator.debiased)
         self.n, self.name, self.estimator = n, name, estimator
         dtype = compute_dtype(x)
-        mean = x.sum(dim=0, dtype=torch.float64) / n
-        self.features = x.to(dtype) - mean.to(dtype)
+        mean = finite_column_sums(x, name) / n
+        self.features = power_of_two_normalised(x.to(dtype) - mean.to(dtype))
         self._gram = None
         self.constant = bool((x == x[:1]).all())
         if self.constant:
@@ -77,7 +80,7 @@ class LayerStatistics:
         use_gram = estimator.kernel == "rbf" or estimator.method == "gram"
         self.in_feature_form = not (use_gram or (estimator.method == "auto" and d >= n))
         if self.in_feature_form:
-            self.row_sq_norms = (self.features * self.features).sum(dim=1, dtype=torch.float64)
+            self.row_sq_norms = row_sq_norms(self.features)
         else:
             self._gram = self._centred_gram()
             self.features = None
@@ -97,6 +100,14 @@ class LayerStatistics:
         if self._gram is None:
             self._gram = self._centred_gram()
         return self._gram
+
+
+def power_of_two_normalised(features: Tensor) -> Tensor:
+    """``features`` times the power of two that brings ``max |features|`` into [0.5, 1)."""
+    with torch.no_grad():  # a constant factor: CKA does not depend on it
+        low, high = torch.aminmax(features)
+    peak = max(-float(low), float(high))
+    return features * 2.0 ** -math.frexp(peak)[1] if peak > 0 else features
 
 
 def hsic(a: LayerStatistics, b: LayerStatistics, permutation: Tensor | None = None) -> Tensor:

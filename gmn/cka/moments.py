@@ -17,17 +17,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .products import inner_products
+from .products import column_sums, inner_products, row_sq_norms
 
 PAIRS = {"xy": ("x", "y"), "xx": ("x", "x"), "yy": ("y", "y")}
 
 
 def batch_sums(sides: dict[str, Tensor]) -> dict[str, Tensor]:
     """The sums of one batch; ``sides`` maps ``"x"``/``"y"`` to features ``[b, d]``."""
-    sq_norms = {u: (f * f).sum(dim=1, dtype=torch.float64) for u, f in sides.items()}
+    sq_norms = {u: row_sq_norms(f) for u, f in sides.items()}
     sums = {}
     for u, features in sides.items():
-        sums[f"s_{u}"] = features.sum(dim=0, dtype=torch.float64)
+        sums[f"s_{u}"] = column_sums(features)
         sums[f"a_{u}"] = sq_norms[u].sum()
     for pair, (u, v) in PAIRS.items():
         fu, fv = sides[u], sides[v]

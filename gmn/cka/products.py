@@ -1,23 +1,38 @@
-"""Inner products summed in float64 block by block."""
+"""Sums over samples or features, formed by BLAS in blocks and added up in float64.
+
+Float32 matrix products are several times faster than float64 ones on CPUs, and an
+upcasting reduction (``x.sum(dtype=torch.float64)``) is an order of magnitude slower
+than either. So each block of at most ``BLOCK`` rows (or columns) is reduced in the
+input's own dtype and the block results are summed in float64: no float32 sum runs
+over more than ``BLOCK`` terms.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-BLOCK_ROWS = 2048
+BLOCK = 8192
 
 
-def inner_products(a: Tensor, b: Tensor, block_rows: int = BLOCK_ROWS) -> Tensor:
-    """``a.T @ b`` for ``a`` ``[m, p]`` and ``b`` ``[m, q]``, returned as float64 ``[p, q]``.
-
-    Each block of at most ``block_rows`` rows is multiplied in the inputs' own dtype
-    (float32 matrix products are several times faster than float64 on CPUs) and the
-    blocks are summed in float64, so no float32 sum runs over more than
-    ``block_rows`` terms.
-    """
+def inner_products(a: Tensor, b: Tensor, block: int = BLOCK) -> Tensor:
+    """``a.T @ b`` for ``a`` ``[m, p]`` and ``b`` ``[m, q]``, returned as float64 ``[p, q]``."""
     total = a.new_zeros((a.shape[1], b.shape[1]), dtype=torch.float64)
-    for start in range(0, a.shape[0], block_rows):
-        stop = start + block_rows
+    for start in range(0, a.shape[0], block):
+        stop = start + block
         total = total + (a[start:stop].T @ b[start:stop]).to(torch.float64)
+    return total
+
+
+def column_sums(x: Tensor) -> Tensor:
+    """``x.sum(0)`` for ``x`` ``[n, d]`` as float64 ``[d]``."""
+    return inner_products(x, x.new_ones(x.shape[0], 1))[:, 0]
+
+
+def row_sq_norms(x: Tensor, block: int = BLOCK) -> Tensor:
+    """``(x * x).sum(1)`` for ``x`` ``[n, d]`` as float64 ``[n]``."""
+    total = x.new_zeros(x.shape[0], dtype=torch.float64)
+    for start in range(0, x.shape[1], block):
+        part = x[:, start : start + block]
+        total = total + torch.einsum("ij,ij->i", part, part).to(torch.float64)
     return total
