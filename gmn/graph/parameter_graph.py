@@ -23,8 +23,18 @@ field              shape / dtype        meaning
                                         -1 for hidden neurons (which have no identity)
 ``node_act``       [N] long             index into ``vocab.ACTIVATIONS`` of the activation
                                         applied after the neuron (0 = identity)
+``node_act_arg``   [N] float            the activation's argument: ω₀ of a sine, the slope
+                                        of a leaky ReLU, α of an ELU, β of a softplus; 0
+                                        otherwise
+``int_buffers``    [1, K] long          integer buffers (BatchNorm ``num_batches_tracked``)
+                                        in state_dict order; only when the network has some
+``template``       GraphTemplate        the architecture's template, used by
+                                        ``gmn.to_state_dict`` (a list of them in a ``Batch``)
 ``y``              optional             a label, for datasets
 =================  ===================  =====================================================
+
+Graphs converted by one template share its structure tensors (``edge_index``, types, layers):
+clone a field before modifying it in place.
 
 Graphs batch with PyG's ``Batch``/``DataLoader`` unchanged.
 """
