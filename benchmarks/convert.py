@@ -39,7 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--batch", type=int, default=4096, help="models per template.batch call")
+    parser.add_argument("--batch", type=int, nargs="+", default=[256, 1024, 4096],
+                        help="models per template.batch call (several sizes allowed)")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -59,13 +60,14 @@ def main() -> None:
               f"first call {first_ms:7.1f} ms, then {per_second:9,.0f} models/s "
               f"({1e3 / per_second:.3f} ms; Lim et al. {ANCHORS[name]:,}/s)")
     template = gmn.GraphTemplate.from_module(models["siren"])
-    matrix = torch.randn(args.batch, template.num_params, device=device)
-    per_second = args.batch * rate(lambda: template.batch(matrix), args.seconds, device)
-    print(f"GraphTemplate.batch siren [N={args.batch}, P={template.num_params}] matrix: "
-          f"{per_second:12,.0f} models/s (goal 100,000)")
-    stacked = {k: v.to(device) for k, v in template.to_stacked(matrix).items()}
-    per_second = args.batch * rate(lambda: template.batch(stacked), args.seconds, device)
-    print(f"GraphTemplate.batch siren stacked dict:              {per_second:12,.0f} models/s")
+    for n in args.batch:
+        matrix = torch.randn(n, template.num_params, device=device)
+        per_second = n * rate(lambda m=matrix: template.batch(m), args.seconds, device)
+        print(f"GraphTemplate.batch siren, [{n}, {template.num_params}] matrix: "
+              f"{per_second:12,.0f} models/s (goal 100,000)")
+        stacked = template.to_stacked(matrix)
+        per_second = n * rate(lambda s=stacked: template.batch(s), args.seconds, device)
+        print(f"GraphTemplate.batch siren, {n} stacked state_dicts: {per_second:10,.0f} models/s")
 
 
 if __name__ == "__main__":

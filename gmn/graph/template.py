@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -29,6 +30,7 @@ from .trace import trace_into
 
 STATIC_NODE_FIELDS = ("node_type", "node_layer", "node_io_pos", "node_act")
 STATIC_EDGE_FIELDS = ("edge_type", "edge_layer")
+BATCH_CACHE_SIZE = 4  # batch sizes whose structure tensors are kept
 
 
 class GraphTemplate:
@@ -72,6 +74,7 @@ class GraphTemplate:
         self._numels = [s.numel() for s in self.shapes]
         self._placed: dict[tuple, dict[str, Tensor]] = {}
         self._prototypes: dict[tuple, ParameterGraph] = {}  # structure-only graph to copy
+        self._batched: OrderedDict[tuple, dict] = OrderedDict()
 
     def _structure_on(self, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
         """The structure tensors on ``device``, float ones in ``dtype`` (cached)."""
@@ -272,23 +275,17 @@ class GraphTemplate:
         Returns:
             a ``Batch`` with ``x`` [N·nodes, 5], ``edge_attr`` [N·edges, F], ``edge_index``
             offset per graph, ``batch`` and ``ptr``; equal to ``Batch.from_data_list`` of the
-            graphs converted one by one.
+            graphs converted one by one. The structure tensors (``edge_index``, types,
+            layers, ``batch``, ``ptr``) are shared between batches of the same size: clone a
+            field before modifying it in place.
         """
         flat = self.matrix(params, allow_nonfinite)
         n, device = flat.shape[0], flat.device
         x, edge_attr = self._features(flat)
-        s = self._structure_on(device, flat.dtype)
-        graphs = torch.arange(n, device=device)
-        node_offsets = graphs * self.num_nodes
-        edge_index = (s["edge_index"].unsqueeze(1) + node_offsets.view(1, n, 1)).reshape(2, -1)
-        fields = {k: s[k].repeat(n) for k in STATIC_NODE_FIELDS + STATIC_EDGE_FIELDS}
-        fields["node_act_arg"] = s["node_act_arg"].repeat(n)
-        out = Batch(_base_cls=ParameterGraph, x=x, edge_index=edge_index, edge_attr=edge_attr,
-                    template=[self] * n, **fields)
-        counts = {"x": self.num_nodes, "edge_index": self.num_edges,
-                  "edge_attr": self.num_edges, "node_act_arg": self.num_nodes}
-        counts.update({k: self.num_nodes for k in STATIC_NODE_FIELDS})
-        counts.update({k: self.num_edges for k in STATIC_EDGE_FIELDS})
+        static = self._batched_structure(n, device, flat.dtype)
+        out = Batch(_base_cls=ParameterGraph, x=x, edge_attr=edge_attr, template=[self] * n,
+                    **static["fields"])
+        counts = dict(static["counts"])
         int_buffers = self._int_buffers(params, n, device)
         if int_buffers is not None:
             out.int_buffers = int_buffers
@@ -296,16 +293,41 @@ class GraphTemplate:
         if y is not None:
             out.y = torch.as_tensor(y, device=device).reshape(n)
             counts["y"] = 1
-        counts["template"] = 1
-        ends = torch.arange(n + 1, device=device)
+        ends = static["ends"]
         out._slice_dict = {k: ends * c for k, c in counts.items()}
-        out._inc_dict = {k: torch.zeros(n, dtype=torch.long, device=device) for k in counts}
-        out._inc_dict["edge_index"] = node_offsets
+        out._inc_dict = {k: static["zeros"] for k in counts}
+        out._inc_dict["edge_index"] = static["node_offsets"]
         out._inc_dict["template"] = None
-        out.batch = graphs.repeat_interleave(self.num_nodes)
-        out.ptr = ends * self.num_nodes
+        out.batch, out.ptr = static["batch"], static["ptr"]
         out._num_graphs = n
         return out
+
+    def _batched_structure(self, n: int, device: torch.device, dtype: torch.dtype) -> dict:
+        """The structure fields of a batch of ``n`` graphs (cached for the last few ``n``:
+        datasets ask for the same minibatch size again and again)."""
+        key = (n, device, dtype)
+        if key in self._batched:
+            self._batched.move_to_end(key)
+            return self._batched[key]
+        s = self._structure_on(device, dtype)
+        graphs = torch.arange(n, device=device)
+        node_offsets = graphs * self.num_nodes
+        fields = {k: s[k].repeat(n) for k in STATIC_NODE_FIELDS + STATIC_EDGE_FIELDS}
+        fields["node_act_arg"] = s["node_act_arg"].repeat(n)
+        fields["edge_index"] = (s["edge_index"].unsqueeze(1)
+                                + node_offsets.view(1, n, 1)).reshape(2, -1)
+        counts = {"x": self.num_nodes, "edge_index": self.num_edges, "template": 1,
+                  "edge_attr": self.num_edges, "node_act_arg": self.num_nodes}
+        counts.update({k: self.num_nodes for k in STATIC_NODE_FIELDS})
+        counts.update({k: self.num_edges for k in STATIC_EDGE_FIELDS})
+        ends = torch.arange(n + 1, device=device)
+        static = dict(fields=fields, counts=counts, ends=ends, node_offsets=node_offsets,
+                      zeros=torch.zeros(n, dtype=torch.long, device=device),
+                      batch=graphs.repeat_interleave(self.num_nodes), ptr=ends * self.num_nodes)
+        self._batched[key] = static
+        if len(self._batched) > BATCH_CACHE_SIZE:
+            self._batched.popitem(last=False)
+        return static
 
     # --- back to weights ------------------------------------------------------------------
     def params_of(self, graphs) -> Tensor:
