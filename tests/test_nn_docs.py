@@ -1,0 +1,19 @@
+"""The examples in docs/nn.md run and give the shapes the page states."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "nn.md"
+
+
+def test_docs_examples_run():
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    quick_start, custom = blocks[0], blocks[1]
+    namespace: dict = {}
+    exec(quick_start, namespace)
+    assert namespace["hidden"]["layers.3/node_type_mean"].shape == (20, 13 * 64)
+    assert namespace["hidden"]["readout"].shape == (20, 128)
+    exec(custom, namespace)
+    assert namespace["MyGMN"]()(namespace["batch"]).shape == (20, 10)
