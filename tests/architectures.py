@@ -155,13 +155,52 @@ def make_residual_mlp(seed: int = 0, dtype: torch.dtype = torch.float32) -> nn.M
     return _finish(ResidualMLP(), seed, dtype)
 
 
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer block on a sequence: ``x + attn(ln(x))``, ``x + mlp(ln(x))``.
+
+    Shapes: [B, L, in_features] → [B, L, out_features].
+    """
+
+    def __init__(self, in_features: int = 3, embed: int = 8, heads: int = 2,
+                 out_features: int = 2):
+        super().__init__()
+        self.inp = nn.Linear(in_features, embed)
+        self.ln1 = nn.LayerNorm(embed)
+        self.attn = nn.MultiheadAttention(embed, heads, batch_first=True)
+        self.ln2 = nn.LayerNorm(embed)
+        self.mlp = nn.Sequential(nn.Linear(embed, 2 * embed), nn.GELU(),
+                                 nn.Linear(2 * embed, embed))
+        self.out = nn.Linear(embed, out_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.inp(x)
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        x = x + self.mlp(self.ln2(x))
+        return self.out(x)
+
+
+def make_transformer(seed: int = 0, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """A :class:`TransformerBlock` with ``nn.MultiheadAttention``; LayerNorms randomised."""
+    torch.manual_seed(seed)
+    model = TransformerBlock()
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for norm in (model.ln1, model.ln2):
+            norm.weight.copy_(torch.randn(norm.weight.shape, generator=generator))
+            norm.bias.copy_(torch.randn(norm.bias.shape, generator=generator))
+    return model.to(dtype).eval()
+
+
 def example_input(model: nn.Module, batch: int = 3, seed: int = 0, size: int = 8) -> Tensor:
     """A seeded input batch that fits ``model``: [batch, in_features] or [batch, C, size, size]."""
     generator = torch.Generator().manual_seed(seed)
     first = next(m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv1d)))
     dtype = first.weight.dtype
-    if isinstance(first, nn.Linear):
-        shape: tuple[int, ...] = (batch, first.in_features)
+    if isinstance(model, TransformerBlock):
+        shape: tuple[int, ...] = (batch, 5, first.in_features)
+    elif isinstance(first, nn.Linear):
+        shape = (batch, first.in_features)
     elif isinstance(first, nn.Conv1d):
         shape = (batch, first.in_channels, size)
     else:

@@ -78,10 +78,13 @@ class Value:
 @dataclass(frozen=True)
 class Axis:
     """One dimension of a parameter tensor indexes the neurons of ``group``; ``inner``
-    consecutive entries per neuron (a flattened C×S feature map has ``inner = S``)."""
+    consecutive entries per neuron (a flattened C×S feature map has ``inner = S``), and the
+    whole pattern repeats ``outer`` times (the stacked q, k, v rows of an attention's
+    ``in_proj_weight``, whose three groups share one permutation)."""
 
     gid: int
     inner: int = 1
+    outer: int = 1
 
 
 class GraphBuilder:

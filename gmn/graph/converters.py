@@ -1,4 +1,4 @@
-"""Built-in converters: ``nn.Linear``, ``nn.Conv1d``/``nn.Conv2d``, BatchNorm, LayerNorm, GroupNorm.
+"""Built-in converters: Linear, Conv1d/Conv2d, BatchNorm, LayerNorm, GroupNorm, MultiheadAttention.
 
 Each returns the :class:`Value` its module produces. Layouts the graph cannot express raise
 :class:`ConversionError` naming the module.
@@ -127,3 +127,40 @@ def convert_groupnorm(builder: GraphBuilder, path: str, module: nn.GroupNorm,
     out = normalise(builder, path, module, value, "groupnorm", module.num_channels)
     builder.constrain_permutation(out.group, module.num_channels // module.num_groups)
     return out
+
+
+@register_converter(nn.MultiheadAttention)
+def convert_attention(builder: GraphBuilder, path: str, module: nn.MultiheadAttention,
+                      value: Value) -> tuple[Value, None]:
+    """Self-attention: query, key and value neurons fed by the input projection, output
+    neurons fed by the values through ``out_proj``, and ``attention`` edges from query and
+    key dimension ``i`` to value dimension ``i``. Dimensions move only within their head,
+    q, k and v together. Returns ``(output, None)`` like the module (no attention weights)."""
+    embed = module.embed_dim
+    if not module._qkv_same_embed_dim or module.bias_k is not None or module.add_zero_attn:
+        raise ConversionError(f"MultiheadAttention {path!r}: only kdim = vdim = embed_dim, "
+                              "without add_bias_kv or add_zero_attn, is supported")
+    _set_input_size(value, embed, 0)
+    source = value.group
+    if value.spatial or source.size != embed:
+        raise ConversionError(f"MultiheadAttention {path!r} expects {embed} features; its "
+                              f"input has {source.size} neurons")
+    layer = source.layer + 1
+    q, k, v = (builder.new_group(embed, f"attention_{role}", layer)
+               for role in ("query", "key", "value"))
+    weight = builder.param(_key(path, "in_proj_weight"), (Axis(q.gid, outer=3), Axis(source.gid)))
+    for group, rows in zip((q, k, v), weight.reshape(3, embed, embed, 1, 1)):
+        builder.connect(source, group, rows, "linear")
+    if module.in_proj_bias is not None:
+        bias = builder.param(_key(path, "in_proj_bias"), (Axis(q.gid, outer=3),))
+        for group, rows in zip((q, k, v), bias.reshape(3, embed)):
+            group.features["bias"] = rows
+    for group in (q, k):
+        builder.identity(group, v, "attention")
+    builder.constrain_permutation(v, embed // module.num_heads)
+    out = builder.new_group(embed, "linear", layer + 1)
+    out_proj = builder.param(_key(path, "out_proj.weight"), (Axis(out.gid), Axis(v.gid)))
+    builder.connect(v, out, out_proj.reshape(embed, embed, 1, 1), "linear")
+    if module.out_proj.bias is not None:
+        out.features["bias"] = builder.param(_key(path, "out_proj.bias"), (Axis(out.gid),))
+    return Value(out), None

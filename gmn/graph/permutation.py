@@ -94,6 +94,8 @@ def parameter_permutation(template, permutations: Mapping[int, Tensor]) -> Tenso
                 continue
             perm = permutations[axis.gid]
             expanded = (perm.unsqueeze(-1) * axis.inner + torch.arange(axis.inner)).reshape(n, -1)
+            period = expanded.shape[1]
+            expanded = torch.cat([expanded + k * period for k in range(axis.outer)], dim=1)
             view = [n] + [1] * len(shape)
             view[dim + 1] = expanded.shape[1]
             index = torch.take_along_dim(index, expanded.reshape(view), dim=dim + 1)

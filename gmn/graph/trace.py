@@ -113,6 +113,11 @@ class _Walker:
     def call_module(self, node: fx.Node, module: nn.Module):
         converter = find_converter(module)
         if converter is not None:
+            inputs = {a for a in (*node.args, *node.kwargs.values())
+                      if isinstance(self.env.get(a), Value)}
+            if len(inputs) > 1:
+                raise ConversionError(f"module {node.target!r} reads {len(inputs)} different "
+                                      "tensors; converted modules read one (self-attention only)")
             return converter(self.builder, node.target, module, self.value(node.args[0], node))
         if type(module) in ACTIVATION_MODULES:
             name, argument = ACTIVATION_MODULES[type(module)]
@@ -135,10 +140,12 @@ class _Walker:
 
     def call_function(self, node: fx.Node, target):
         key = target
-        if key in SHAPE_QUERIES or target is getattr or target is operator.getitem:
-            source = self.env.get(node.args[0])
-            if isinstance(source, (Value, _Shape)):
-                return _Shape()
+        source = self.env.get(node.args[0]) if isinstance(node.args[0], fx.Node) else None
+        if target is operator.getitem and isinstance(source, tuple):
+            return source[node.args[1]]
+        shape_query = key in SHAPE_QUERIES or target is getattr and node.args[1] == "shape"
+        if shape_query and isinstance(source, Value) or isinstance(source, _Shape):
+            return _Shape()
         if key in ACTIVATION_FUNCTIONS:
             name, keyword, default = ACTIVATION_FUNCTIONS[key]
             argument = node.kwargs.get(keyword, default) if keyword else default

@@ -10,7 +10,9 @@
   linear or conv layer (e.g. applied to a residual sum); one node per channel, fed by an
   ``identity`` edge from the channel it normalises;
 * ``sum``: the sum of two values when neither operand can carry it (e.g. ``x + x``);
-* ``activation``: an activation applied to a value that already has one, or that is used elsewhere.
+* ``activation``: an activation applied to a value that already has one, or that is used elsewhere;
+* ``attention_query`` / ``attention_key`` / ``attention_value``: the projections of
+  ``nn.MultiheadAttention`` (one node per embedding dimension).
 
 Output neurons keep the type of the layer that produced them; ``node_io_pos >= 0`` marks them.
 
@@ -20,7 +22,9 @@ Output neurons keep the type of the layer that produced them; ``node_io_pos >= 0
 * ``residual``: a skip connection of a residual addition (constant weight 1);
 * ``identity``: feeds a standalone norm / sum / activation node (constant weight 1);
 * ``linear_from_spatial``: a linear weight reading a flattened C×S feature map; the S spatial
-  positions of a channel form a 1×S kernel.
+  positions of a channel form a 1×S kernel;
+* ``attention``: query and key dimension ``i`` → value dimension ``i`` of the same attention
+  (constant weight 1): the query-key products decide how the values are mixed.
 
 ``ACTIVATIONS`` (``ParameterGraph.node_act``, the function applied after the neuron; its argument,
 e.g. the SIREN ω₀ or the leaky-ReLU slope, is in ``node_act_arg``). ``unknown`` is recorded when
@@ -43,9 +47,12 @@ NODE_TYPES = (
     "groupnorm",
     "sum",
     "activation",
+    "attention_query",
+    "attention_key",
+    "attention_value",
 )
 
-EDGE_TYPES = ("linear", "conv", "residual", "identity", "linear_from_spatial")
+EDGE_TYPES = ("linear", "conv", "residual", "identity", "linear_from_spatial", "attention")
 
 ACTIVATIONS = (
     "identity",
