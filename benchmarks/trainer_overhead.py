@@ -1,13 +1,15 @@
 """GMN training throughput through `gmn.train.Trainer` vs a plain PyTorch loop, and the
 data-loading time per batch when batches are built with `GraphTemplate`.
 
-    python benchmarks/trainer_overhead.py [--device cpu|cuda] [--batch-size 64] ...
+    python -m benchmarks.trainer_overhead [--device cpu|cuda] [--batch-size 32] ...
 
 Both runs train the same GMN (same seed) on the same SIREN parameter graphs for the same
 number of steps, with the same optimiser, schedule and gradient clipping; the trainer's
 time includes everything it adds (seeded sampler, per-step loss reduction and NaN check,
-JSON-lines log, an atomic checkpoint per epoch). Runs alternate and the fastest of
-``--repeats`` is kept, to damp noise from other processes. The goal is an overhead < 10%.
+JSON-lines log, an atomic checkpoint per epoch). Runs alternate (raw first, then trainer first, ...)
+and the fastest of ``--repeats`` is kept, to damp noise from other processes. The goal is
+an overhead < 10%. For reference it also prints the raw step of ``benchmarks/throughput.py``
+(one pre-built batch, no loader, no schedule, no clipping) at the same size.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from benchmarks.throughput import measure, siren_batch
 from gmn import GraphTemplate
 from gmn.models.siren import Siren
 from gmn.nn import GMN
@@ -58,7 +61,7 @@ def raw_loop(args, loader: DataLoader, device: torch.device) -> float:
     """Seconds for ``args.epochs`` epochs of a minimal training loop."""
     model = make_gmn(args).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    scheduler = warmup_cosine(optimizer, args.epochs * len(loader), warmup_steps=5)
+    scheduler = warmup_cosine(optimizer, args.epochs * len(loader), warmup_steps=1)
     start = time.perf_counter()
     for _ in range(args.epochs):
         for batch in loader:
@@ -78,8 +81,8 @@ def trainer_run(args, loader: DataLoader, device: torch.device) -> float:
     """Seconds the trainer reports for the same training (``summary["train_seconds"]``)."""
     with tempfile.TemporaryDirectory() as run_dir:
         config = TrainConfig(
-            run_dir=run_dir, epochs=args.epochs, lr=1e-3, warmup_steps=5,
-            progress=False, device=str(device), precision=args.precision,
+            run_dir=run_dir, epochs=args.epochs, lr=1e-3, warmup_steps=1,
+            progress=False, device=str(device),
         )
         trainer = Trainer(lambda: make_gmn(args), loader, config=config)
         with contextlib.redirect_stdout(io.StringIO()):  # the run summary
@@ -96,37 +99,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--num-models", type=int, default=128)
-    parser.add_argument("--siren-hidden", type=int, nargs="+", default=[32, 32])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--hidden-dim", type=int, default=32)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     args = parser.parse_args()
-    if args.precision != "fp32":
-        raise SystemExit("the raw loop runs in fp32; compare --precision fp32 only")
     device = torch.device(args.device)
 
-    template, data = siren_dataset(args.num_models, tuple(args.siren_hidden))
+    template, data = siren_dataset(args.num_models, (32, 32))
     loader = DataLoader(data, args.batch_size, shuffle=True, collate_fn=TemplateCollate(template))
     samples = args.epochs * args.num_models
     raw_loop(args, loader, device)  # warm-up (allocator, kernels)
     raw, trained = [], []
-    for _ in range(args.repeats):
-        raw.append(raw_loop(args, loader, device))
-        trained.append(trainer_run(args, loader, device))
+    for repeat in range(args.repeats):
+        order = (raw_loop, trainer_run) if repeat % 2 == 0 else (trainer_run, raw_loop)
+        for run in order:
+            (raw if run is raw_loop else trained).append(run(args, loader, device))
     load = min(loading_seconds_per_batch(loader) for _ in range(args.repeats))
     step = min(raw) / (args.epochs * len(loader))
+    reference = measure(
+        args.hidden_dim, args.layers, siren_batch(args.batch_size, device), device,
+        steps=args.epochs * len(loader), warmup=1, compile_model=False, bf16=False,
+    )
 
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print(f"GMN d={args.hidden_dim} x{args.layers} layers on SIREN 2-{args.siren_hidden}-1 "
+    print(f"GMN d={args.hidden_dim} x{args.layers} layers on SIREN 2-32-32-1 "
           f"graphs ({template.num_nodes} nodes, {template.num_edges} edges), "
           f"batch {args.batch_size}, {args.epochs} epochs of {args.num_models}")
     print(f"raw loop:  {samples / min(raw):8.1f} graphs/s  (runs: "
           + ", ".join(f"{t:.2f}s" for t in raw) + ")")
     print(f"Trainer:   {samples / min(trained):8.1f} graphs/s  (runs: "
           + ", ".join(f"{t:.2f}s" for t in trained) + ")")
+    print(f"throughput.py step (one pre-built batch): {reference['graphs_per_s']:8.1f} graphs/s")
     print(f"trainer overhead: {100 * (min(trained) / min(raw) - 1):+.1f}% (goal < 10%)")
     print(f"data loading (GraphTemplate collate): {1e3 * load:.2f} ms/batch "
           f"= {100 * load / step:.1f}% of a {1e3 * step:.1f} ms training step")

@@ -7,6 +7,7 @@ This file is also the script torchrun runs: ``tests/test_train_distributed.py OU
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -111,7 +112,7 @@ def test_two_gloo_processes_match_one_process_with_the_combined_batch(tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          __file__, str(tmp_path)],
         capture_output=True, text=True, timeout=300,
-        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert launch.returncode == 0, launch.stderr[-4000:]
     ddp = load_checkpoint(tmp_path / "rank0.pt")
