@@ -180,3 +180,15 @@ def test_float32_extremes_neither_overflow_nor_underflow(magnitude):
     reference = float(linear_cka(x.double(), y.double(), debiased=True))
     value = linear_cka(x * magnitude, y, debiased=True)  # 3e36 · 9000 overflows a float32 sum
     assert float(value) == pytest.approx(reference, abs=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int64])
+def test_low_precision_and_integer_inputs_are_computed_in_float(dtype):
+    g = torch.Generator().manual_seed(10)
+    x = (4 * torch.randn(50, 6, generator=g)).to(dtype)
+    y = x[:, :3] + (4 * torch.randn(50, 3, generator=g)).to(dtype)
+    exact = torch.float64 if dtype == torch.int64 else torch.float32
+    for options in ESTIMATORS:
+        value = cka(x, y, **options)
+        assert value.dtype == torch.float64
+        assert float(value) == pytest.approx(float(cka(x.to(exact), y.to(exact), **options)))

@@ -99,3 +99,16 @@ def test_matrix_errors_name_the_layer():
         cka_matrix(torch.randn(4, 4))
     with pytest.raises(ValueError, match="reps_b holds no layers"):
         cka_matrix(reps_a, {})
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_wide_gram_form_layers_meet_narrow_feature_form_layers(debiased):
+    reps_a, reps_b = probe_like(seed=6)
+    g = torch.Generator().manual_seed(6)
+    reps_b["wide"] = torch.randn(64, 100, generator=g, dtype=torch.float64)  # d > n: Gram form
+    reps_b["wide"][:, :6] += 3 * reps_a["fc"]
+    result = cka_matrix(reps_a, reps_b, debiased=debiased)
+    for i, a in enumerate(result.row_names):
+        for j, b in enumerate(result.col_names):
+            expected = cka(reps_a[a], reps_b[b], debiased=debiased, method="features")
+            assert float(result.values[i, j]) == pytest.approx(float(expected), abs=1e-12)

@@ -12,11 +12,15 @@ def related(n=80, seed=0, noise=1.0, d=6):
     return x, x + noise * torch.randn(n, d, generator=g, dtype=torch.float64)
 
 
-def test_null_values_are_cka_with_shuffled_rows_and_p_value_counts_them():
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+def test_null_values_are_cka_with_shuffled_rows_and_p_value_counts_them(kernel):
     x, y = related(noise=3.0)
-    test = permutation_test(x, y, n_permutations=15, seed=4, debiased=True)
+    test = permutation_test(x, y, n_permutations=15, seed=4, debiased=True, kernel=kernel)
     g = torch.Generator().manual_seed(4)
-    expected = [float(cka(x, y[torch.randperm(80, generator=g)], debiased=True)) for _ in range(15)]
+    expected = [
+        float(cka(x, y[torch.randperm(80, generator=g)], debiased=True, kernel=kernel))
+        for _ in range(15)
+    ]
     assert test.null.tolist() == pytest.approx(expected, abs=1e-12)
     exceed = sum(v >= float(test.value) for v in expected)
     assert test.p_value == (1 + exceed) / 16

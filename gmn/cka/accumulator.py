@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from .hsic import cka_from_hsic, linear_hsic
-from .inputs import as_samples, check_sample_count, compute_dtype, finite_column_sums
+from .inputs import as_samples, check_sample_count, finite_column_sums
 from .moments import PAIRS, batch_sums, translate
 
 
@@ -45,10 +45,7 @@ class CKAAccumulator:
                     f"{u} has {features.shape[1]} features per sample in this batch but "
                     f"{self.origin[u].shape[0]} in earlier ones"
                 )
-        shifted = {}
-        for u, features in sides.items():
-            dtype = compute_dtype(features)
-            shifted[u] = features.to(dtype) - self.origin[u].to(dtype)
+        shifted = {u: f - self.origin[u].to(f.dtype) for u, f in sides.items()}
         self._add(batch_sums(shifted), sides["x"].shape[0])
         return self
 

@@ -11,7 +11,8 @@ from .products import column_sums
 def as_samples(x: Tensor, name: str = "x") -> Tensor:
     """Flatten a representation ``[n, ...]`` to ``[n, d]`` after checking it.
 
-    Floating tensors keep their dtype; integer and boolean tensors become float64.
+    The result is float64 for float64, integer and boolean inputs and float32 for
+    other floating inputs (float16, bfloat16): the dtype products are formed in.
     Raises ``TypeError`` for non-tensors and complex tensors, ``ValueError`` for a
     0-d tensor or an empty one (NaN/Inf are caught by :func:`finite_column_sums`).
     """
@@ -23,8 +24,8 @@ def as_samples(x: Tensor, name: str = "x") -> Tensor:
         raise ValueError(f"{name} is a scalar; CKA needs a tensor of shape [n_samples, ...]")
     if x.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
-    if not x.is_floating_point():
-        x = x.to(torch.float64)
+    if x.dtype != torch.float64:
+        x = x.to(torch.float64 if not x.is_floating_point() else torch.float32)
     return x.reshape(x.shape[0], -1)
 
 
@@ -49,8 +50,3 @@ def check_sample_count(n: int, debiased: bool) -> None:
     if n < needed:
         estimator = "the debiased estimator (unbiased HSIC)" if debiased else "CKA"
         raise ValueError(f"{estimator} needs at least {needed} samples, got n={n}")
-
-
-def compute_dtype(x: Tensor) -> torch.dtype:
-    """The dtype products are formed in: float64 stays float64, other floats use float32."""
-    return torch.float64 if x.dtype == torch.float64 else torch.float32

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .hsic import center_gram, cka_from_hsic, gram_hsic, linear_hsic
-from .inputs import as_samples, check_sample_count, compute_dtype, finite_column_sums
+from .inputs import as_samples, check_sample_count, finite_column_sums
 from .kernels import MEDIAN_RULES, linear_gram, rbf_gram
 from .products import inner_products, row_sq_norms
 
@@ -63,9 +63,8 @@ class LayerStatistics:
         self.device = x.device
         check_sample_count(n, estimator.debiased)
         self.n, self.name, self.estimator = n, name, estimator
-        dtype = compute_dtype(x)
         mean = finite_column_sums(x, name) / n
-        self.features = power_of_two_normalised(x.to(dtype) - mean.to(dtype))
+        self.features = power_of_two_normalised(x - mean.to(x.dtype))
         self._gram = None
         self.constant = bool((x == x[:1]).all())
         if self.constant:
