@@ -47,6 +47,19 @@ def test_unsupported_parameter_free_operations_are_named():
         gmn.from_state_dict(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Upsample(scale_factor=2)))
 
 
+def test_tensor_constant_in_forward_is_rejected():
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.lin(x) * torch.tensor([1.0, 0.0])
+
+    with pytest.raises(gmn.ConversionError, match="tensor constant"):
+        gmn.from_state_dict(Masked())
+
+
 def test_constant_inside_the_network_is_rejected():
     class Shifted(nn.Module):
         def __init__(self):

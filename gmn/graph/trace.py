@@ -103,9 +103,12 @@ class _Walker:
             self.inputs = self.builder.new_group(None, "input", 0)
             return Value(self.inputs, exclusive=False)
         if node.op == "get_attr":
-            owner_path = node.target.rpartition(".")[0]
+            owner_path, _, name = node.target.rpartition(".")
             owner = self.model.get_submodule(owner_path)
-            raise UnsupportedModuleError(owner_path, type(owner), supported_types())
+            if name in owner._parameters or name in owner._buffers:
+                raise UnsupportedModuleError(owner_path, type(owner), supported_types())
+            raise ConversionError(f"tensor constant {node.target!r} used in forward is not "
+                                  "supported (register it as a parameter or buffer of a module)")
         if node.op == "call_module":
             return self.call_module(node, self.model.get_submodule(node.target))
         return self.call_function(node, node.target)
