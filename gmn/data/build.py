@@ -122,6 +122,9 @@ def _check_or_write_config(folder: Path, config: dict, rank: int) -> None:
             )
     elif rank == 0:
         write_json(path, config)
+    if rank == 0:  # files a killed build left half-written
+        for stale in folder.glob("*.tmp-*"):
+            stale.unlink()
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
 

@@ -1,0 +1,198 @@
+"""Readers for the public INR zoos, used as they are on disk.
+
+* DWSNets MNIST-INR: ``mnist_png_{training|testing}_{label}_{id}/checkpoints/model_final.pth``
+  (keys ``seq.{0,1,2}.{weight,bias}``) and a splits JSON
+  ``{"train": {"path": [...], "label": [...]}, "val": ..., "test": ...}`` whose paths may be
+  absolute (from the machine that made them) or relative.
+* DWSNets Fashion-MNIST: each ``.pth`` also holds a ``label``; ``splits.json`` maps each split
+  to its paths (a list, or ``{"path": [...]}``).
+* NFN SIREN: ``{prefix}_{label}s/net{idx}.pth`` (keys ``net.{i}.linear.{weight,bias}``, last
+  layer ``net.{L}.{weight,bias}``), ``idx`` global; split by index ranges (NFN: train
+  idx < 45,000 ≤ val < 50,000 ≤ test).
+
+Every file goes through ``torch.load(..., weights_only=True)``: a pickle that tries to run code
+is refused with an error naming the file. Each reader returns an ``INRDataset``.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from gmn.data.dataset import INRDataset
+from gmn.data.split import SPLITS
+from gmn.models.siren import SirenLayout
+
+_DWSNETS_MNIST_DIR = re.compile(r"mnist_png_(training|testing)_(\d+)_(\d+)$")
+_NFN_NET = re.compile(r"net(\d+)\.pth$")
+
+
+class UnsafeFileError(pickle.UnpicklingError):
+    """A model file that ``torch.load(weights_only=True)`` refused to load."""
+
+
+def load_weights(path) -> dict:
+    """A ``.pth`` file loaded with ``weights_only=True`` (tensors and plain containers only)."""
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UnsafeFileError(
+            f"{path}: refused to load (it holds more than weights; "
+            f"weights_only=True): {str(error).splitlines()[0]}"
+        ) from error
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path} holds a {type(loaded).__name__}, expected a state_dict")
+    return loaded
+
+
+def read_dwsnets_mnist(root, splits_file="mnist_splits.json", progress: bool = True):
+    """The DWSNets MNIST-INR zoo under ``root`` with its splits JSON (relative to ``root``)."""
+    root = Path(root)
+    splits = _read_json(root / splits_file)
+    paths, labels, split_index = [], [], {}
+    for name in SPLITS:
+        entry = splits.get(name)
+        if entry is None or "path" not in entry or "label" not in entry:
+            raise ValueError(f"{root / splits_file}: split {name!r} needs 'path' and 'label' lists")
+        if len(entry["path"]) != len(entry["label"]):
+            raise ValueError(f"{root / splits_file}: split {name!r} has "
+                             f"{len(entry['path'])} paths but {len(entry['label'])} labels")
+        split_index[name] = torch.arange(len(paths), len(paths) + len(entry["path"]))
+        for path, label in zip(entry["path"], entry["label"]):
+            resolved = _resolve(root, path)
+            _check_dir_label(resolved, int(label))
+            paths.append(resolved)
+            labels.append(int(label))
+    state_dicts = [load_weights(p) for p in tqdm(paths, desc="reading zoo", disable=not progress)]
+    return _dataset(paths, state_dicts, labels, split_index, style="dwsnets", zoo="dwsnets-mnist")
+
+
+def read_dwsnets_fmnist(root, splits_file="splits.json", progress: bool = True):
+    """The DWSNets Fashion-MNIST INR zoo: the label is read from each ``.pth``."""
+    root = Path(root)
+    splits = _read_json(root / splits_file)
+    paths, split_index = [], {}
+    for name in SPLITS:
+        entry = splits.get(name)
+        entry = entry.get("path") if isinstance(entry, dict) else entry
+        if not isinstance(entry, list):
+            raise ValueError(f"{root / splits_file}: split {name!r} must list paths")
+        split_index[name] = torch.arange(len(paths), len(paths) + len(entry))
+        paths += [_resolve(root, p) for p in entry]
+    state_dicts, labels = [], []
+    for path in tqdm(paths, desc="reading zoo", disable=not progress):
+        state = load_weights(path)
+        if "label" not in state:
+            raise ValueError(f"{path} has no 'label' entry (keys {sorted(state)})")
+        labels.append(int(torch.as_tensor(state.pop("label"))))
+        state_dicts.append(state)
+    return _dataset(paths, state_dicts, labels, split_index, style="dwsnets", zoo="dwsnets-fmnist")
+
+
+def read_nfn_siren(root, prefix: str = "randinit_smaller", split_points=(45_000, 50_000),
+                   progress: bool = True):
+    """The NFN SIREN zoo: ``{prefix}_{label}s/net{idx}.pth``; train idx < split_points[0] ≤
+    val < split_points[1] ≤ test. Keys are renamed to ``seq.{i}.{weight,bias}``."""
+    root = Path(root)
+    label_dir = re.compile(re.escape(prefix) + r"_(\d+)s$")
+    records = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        match = label_dir.match(folder.name)
+        if match is None:
+            continue
+        for file in folder.iterdir():
+            net = _NFN_NET.match(file.name)
+            if net is not None:
+                records.append((int(net.group(1)), file, int(match.group(1))))
+    if not records:
+        raise FileNotFoundError(f"no {prefix}_<label>s/net<idx>.pth files under {root}")
+    records.sort()
+    indices = [r[0] for r in records]
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"{root}: a net index appears in two label folders")
+    paths, labels = [r[1] for r in records], [r[2] for r in records]
+    state_dicts = [_from_nfn_keys(load_weights(p), p)
+                   for p in tqdm(paths, desc="reading zoo", disable=not progress)]
+    idx = torch.tensor(indices)
+    low, high = split_points
+    split_index = {
+        "train": (idx < low).nonzero().squeeze(1),
+        "val": ((idx >= low) & (idx < high)).nonzero().squeeze(1),
+        "test": (idx >= high).nonzero().squeeze(1),
+    }
+    return _dataset(paths, state_dicts, labels, split_index, style="standard", zoo="nfn-siren")
+
+
+def _read_json(path: Path) -> dict:
+    if not path.exists():
+        raise FileNotFoundError(f"splits file {path} not found")
+    return json.loads(path.read_text())
+
+
+def _resolve(root: Path, path: str) -> Path:
+    """A split-file path on this machine: as given, under ``root``, or its longest tail that
+    exists under ``root`` (absolute paths from another machine)."""
+    given = Path(path)
+    if given.is_absolute() and given.exists():
+        return given
+    parts = given.parts[1:] if given.is_absolute() else given.parts
+    for start in range(len(parts)):
+        candidate = root.joinpath(*parts[start:])
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"{path} (from the splits file) not found, nor any tail of it under "
+                            f"{root}")
+
+
+def _check_dir_label(path: Path, label: int) -> None:
+    for part in path.parts:
+        match = _DWSNETS_MNIST_DIR.match(part)
+        if match is not None and int(match.group(2)) != label:
+            raise ValueError(f"{path}: folder says label {match.group(2)}, splits file {label}")
+
+
+def _from_nfn_keys(state: dict, path: Path) -> dict:
+    hidden = sorted(int(m.group(1)) for k in state
+                    if (m := re.match(r"net\.(\d+)\.linear\.weight$", k)))
+    last = len(hidden)
+    expected = [f"net.{i}.linear.{p}" for i in hidden for p in ("weight", "bias")]
+    expected += [f"net.{last}.weight", f"net.{last}.bias"]
+    if hidden != list(range(last)) or set(expected) != set(state):
+        raise ValueError(f"{path}: keys {sorted(state)} are not an NFN SIREN's "
+                         "(net.{i}.linear.weight/bias, then net.{L}.weight/bias)")
+    out = {}
+    for i in hidden:
+        out[f"seq.{i}.weight"] = state[f"net.{i}.linear.weight"]
+        out[f"seq.{i}.bias"] = state[f"net.{i}.linear.bias"]
+    out[f"seq.{last}.weight"], out[f"seq.{last}.bias"] = state[f"net.{last}.weight"], state[
+        f"net.{last}.bias"]
+    return out
+
+
+def _layout_of(state: dict, path: Path, style: str) -> SirenLayout:
+    weights = [state.get(f"seq.{i}.weight") for i in range(len(state) // 2)]
+    if any(w is None or w.dim() != 2 for w in weights) or len(state) != 2 * len(weights):
+        raise ValueError(f"{path}: keys {sorted(state)} are not seq.{{i}}.weight/bias of a SIREN")
+    return SirenLayout(weights[0].shape[1], tuple(w.shape[0] for w in weights[:-1]),
+                       weights[-1].shape[0], style=style)
+
+
+def _dataset(paths, state_dicts, labels, split_index, *, style: str, zoo: str) -> INRDataset:
+    layout = _layout_of(state_dicts[0], paths[0], style)
+    shapes = layout.shapes()
+    for path, state in zip(paths, state_dicts):
+        wrong = {k: tuple(v.shape) for k, v in state.items() if tuple(v.shape) != shapes.get(k)}
+        if wrong or set(state) != set(shapes):
+            raise ValueError(f"{path}: entries {wrong or sorted(state)} do not match the zoo's "
+                             f"layout {shapes} (from {paths[0]})")
+    params: dict[str, Tensor] = {
+        k: torch.stack([s[k].float() for s in state_dicts]) for k in shapes
+    }
+    return INRDataset(params, torch.tensor(labels), layout, split_index,
+                      info={"zoo": zoo, "paths": [str(p) for p in paths]})

@@ -1,0 +1,111 @@
+"""Batched SIREN fitting: gradients, convergence, seeding, views, shared init, chunking."""
+
+import pytest
+import torch
+
+from gmn.data.batched_siren import forward, init_params, mse_and_grads, render
+from gmn.data.fit import FitRecipe, fit_inrs, psnr_from_mse
+from gmn.data.images import load_digits
+from gmn.models.siren import Siren, SirenLayout, image_grid
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits(12).images[:6]
+
+
+@pytest.mark.parametrize("layout", [
+    SirenLayout(),
+    SirenLayout(hidden=(8, 6, 5), out_features=3, style="standard"),
+])
+def test_manual_backward_matches_autograd(layout):
+    params = init_params(layout, [3, 4, 5])
+    targets = torch.rand(3, 5 * 7, layout.out_features)
+    mse, grads = mse_and_grads(layout, params, 5, 7, targets)
+    leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+    loss = (forward(layout, leaves, image_grid(5, 7)) - targets).square().mean(dim=(1, 2))
+    loss.sum().backward()
+    assert torch.allclose(mse, loss.detach(), rtol=1e-4)
+    for key, leaf in leaves.items():
+        assert torch.allclose(grads[key], leaf.grad, rtol=1e-3, atol=1e-5 * leaf.grad.abs().max())
+
+
+def test_batched_forward_equals_the_siren_module():
+    layout = SirenLayout(style="standard", out_features=3)
+    params = init_params(layout, [7, 8])
+    model = layout.build()
+    model.load_state_dict({k: v[1] for k, v in params.items()})
+    coords = image_grid(4, 6)
+    assert torch.allclose(forward(layout, params, coords)[1], model(coords), atol=1e-6)
+
+
+def test_fit_reaches_the_target_and_the_module_reproduces_the_psnr(digits):
+    result = fit_inrs(digits, steps=400, lr=1e-3, target_psnr=30.0, progress=False)
+    assert list(result.params) == list(Siren().state_dict())
+    assert (result.psnr >= 30.0).all()
+    assert (result.steps < 400).all(), "early stopping froze the INRs at the target"
+    model = Siren()
+    model.load_state_dict({k: v[2] for k, v in result.params.items()})
+    with torch.no_grad():
+        image = model(image_grid(12, 12)).reshape(1, 12, 12)
+    psnr = psnr_from_mse((image - digits[2]).square().mean())
+    assert abs(psnr.item() - result.psnr[2].item()) < 0.01
+    rendered = render(result.recipe.layout, result.params, 12, 12)
+    assert torch.allclose(rendered[2], image, atol=1e-5)
+
+
+def test_same_seed_gives_identical_parameters_whatever_the_chunk_size():
+    images = load_digits().images[:3]
+    kwargs = dict(steps=40, lr=2e-3, target_psnr=27.0, progress=False, views=2)
+    reference = fit_inrs(images, chunk_size=6, **kwargs)
+    assert 0 < reference.steps.min() < reference.steps.max() < 40, "INRs left at different steps"
+    for chunk_size in (1, 4):
+        other = fit_inrs(images, chunk_size=chunk_size, **kwargs)
+        for key in reference.params:
+            assert torch.equal(reference.params[key], other.params[key]), key
+        assert torch.equal(reference.psnr, other.psnr)
+        assert torch.equal(reference.steps, other.steps)
+    different = fit_inrs(images, chunk_size=6, seed=1, **kwargs)
+    assert not torch.equal(different.params["seq.1.weight"], reference.params["seq.1.weight"])
+
+
+def test_views_and_init_modes(digits):
+    independent = fit_inrs(digits[:3], steps=0, views=2, progress=False)
+    assert independent.image_index.tolist() == [0, 0, 1, 1, 2, 2]
+    assert independent.view.tolist() == [0, 1, 0, 1, 0, 1]
+    weights = independent.params["seq.1.weight"]
+    assert len({tuple(w.flatten().tolist()) for w in weights}) == 6
+
+    shared = fit_inrs(digits[:3], steps=0, views=2, init="shared", progress=False)
+    weights = shared.params["seq.1.weight"]
+    assert torch.equal(weights[0], weights[2]) and torch.equal(weights[0], weights[4])
+    assert not torch.equal(weights[0], weights[1]), "each view has its own shared init"
+    trained = fit_inrs(digits[:3], steps=5, init="shared", progress=False)
+    assert not torch.equal(trained.params["seq.1.weight"][0], trained.params["seq.1.weight"][1])
+
+
+def test_standard_siren_fits_colour_images():
+    images = torch.rand(2, 3, 6, 6)
+    layout = SirenLayout(out_features=3, style="standard")
+    result = fit_inrs(images, layout=layout, steps=50, lr=1e-3, target_psnr=None,
+                      progress=False)
+    assert result.params["seq.2.weight"].shape == (2, 3, 32)
+    start = fit_inrs(images, layout=layout, steps=0, progress=False)
+    assert (result.psnr > start.psnr + 3).all()
+    assert result.recipe.to_dict()["layout"]["style"] == "standard"
+
+
+def test_bad_inputs_are_named(digits):
+    with pytest.raises(ValueError, match="3 channels.*out_features=1"):
+        fit_inrs(torch.rand(2, 3, 4, 4), progress=False)
+    with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
+        fit_inrs(torch.rand(4, 4), progress=False)
+    with pytest.raises(TypeError, match="stepz"):
+        fit_inrs(digits, stepz=3)
+    with pytest.raises(ValueError, match="init"):
+        FitRecipe(init="random")
+
+
+def test_recipe_round_trips_through_its_dict():
+    recipe = FitRecipe(layout=SirenLayout(hidden=(16,)), steps=7, init="shared")
+    assert FitRecipe.from_dict(recipe.to_dict()) == recipe

@@ -1,0 +1,155 @@
+"""Dataset folders: round trip, split by image, normalisation, hashes, kill-and-resume, torchrun."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from gmn.data.build import build_dataset
+from gmn.data.dataset import INRDataset
+from gmn.data.fit import FitRecipe, fit_inrs
+from gmn.data.images import load_digits
+from gmn.data.normalize import Normalize, layer_statistics
+from gmn.data.storage import IntegrityError, read_manifest, sha256
+
+RECIPE = FitRecipe(steps=20, lr=1e-3, target_psnr=None)
+
+BUILD_SCRIPT = """
+import os, sys
+import torch
+import torch.distributed as dist
+from gmn.data.build import build_dataset
+from gmn.data.fit import FitRecipe
+from gmn.data.images import load_digits
+folder, count, steps, shard_size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+if "RANK" in os.environ:
+    dist.init_process_group("gloo")
+images = load_digits().subset(range(count))
+build_dataset(images, folder, recipe=FitRecipe(steps=steps, lr=1e-3, target_psnr=None),
+              views=2, seed=3, shard_size=shard_size, progress=False)
+if dist.is_initialized():
+    dist.destroy_process_group()
+"""
+
+
+def folder_contents(folder):
+    return {p.name: sha256(p) for p in sorted(folder.iterdir()) if p.name != "build.json"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inrs")
+    images = load_digits().subset(range(10))
+    build_dataset(images, folder, recipe=RECIPE, views=2, seed=3, shard_size=6,
+                  split=(6, 2, 2), progress=False)
+    return folder, images
+
+
+def test_stored_parameters_equal_a_direct_fit(built):
+    folder, images = built
+    dataset = INRDataset.open(folder)
+    direct = fit_inrs(images, recipe=RECIPE, views=2, seed=3, progress=False)
+    assert len(dataset) == 20
+    for key, value in dataset.params().items():
+        assert torch.equal(value, direct.params[key]), key
+    assert torch.equal(dataset.info["psnr"], direct.psnr)
+    assert dataset.labels.tolist() == images.labels.repeat_interleave(2).tolist()
+    manifest = read_manifest(folder)
+    assert manifest["fit"]["steps"] == 20 and manifest["seed"] == 3 and manifest["views"] == 2
+    assert manifest["gmn_version"] and manifest["source"]["name"] == "digits"
+    assert [s["stop"] - s["start"] for s in manifest["shards"]] == [6, 6, 6, 2]
+    subset = dataset.params(torch.tensor([13, 0, 7]))
+    assert torch.equal(subset["seq.1.bias"], direct.params["seq.1.bias"][[13, 0, 7]])
+
+
+def test_split_keeps_all_views_of_an_image_together_and_is_seeded(built):
+    folder, _ = built
+    dataset = INRDataset.open(folder)
+    images_of = {k: set(dataset.info["image_ids"][v].tolist()) for k, v in dataset.splits.items()}
+    assert [len(images_of[k]) for k in ("train", "val", "test")] == [6, 2, 2]
+    assert not (images_of["train"] & images_of["val"] or images_of["train"] & images_of["test"]
+                or images_of["val"] & images_of["test"])
+    assert sorted(torch.cat(list(dataset.splits.values())).tolist()) == list(range(20))
+    again = build_dataset(load_digits().subset(range(10)), folder, recipe=RECIPE, views=2,
+                          seed=3, shard_size=6, split=(6, 2, 2), progress=False)
+    assert read_manifest(again)["split"] == read_manifest(folder)["split"]
+
+
+def test_normalisation_uses_the_train_split(built):
+    dataset = INRDataset.open(built[0])
+    train = dataset.params(dataset.split_indices("train"))
+    stats = read_manifest(built[0])["normalization"]["stats"]
+    expected = layer_statistics(train)
+    assert all(stats[k] == pytest.approx(expected[k]) for k in train)
+    normalized = dataset.normalization(train)
+    for key, value in normalized.items():
+        assert abs(value.mean().item()) < 1e-5 and abs(value.std().item() - 1) < 1e-4, key
+    back = Normalize(stats).inverse(normalized)
+    assert all(torch.allclose(back[k], train[k], atol=1e-6) for k in train)
+
+
+def test_a_corrupted_shard_is_named(built, tmp_path):
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    for path in built[0].iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    shard = folder / "shard-00001.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    dataset = INRDataset.open(folder)
+    dataset.params(torch.arange(6))  # shard 0 is intact
+    with pytest.raises(IntegrityError, match="shard-00001.safetensors"):
+        dataset.params(torch.tensor([7]))
+
+
+def test_rebuilding_with_other_settings_is_refused(built):
+    with pytest.raises(ValueError, match="different.*recipe"):
+        build_dataset(load_digits().subset(range(10)), built[0], recipe=FitRecipe(steps=3),
+                      views=2, seed=3, shard_size=6, progress=False)
+
+
+def run_build(folder, *args, env=None):
+    return subprocess.Popen([sys.executable, "-c", BUILD_SCRIPT, str(folder), *map(str, args)],
+                            env={**os.environ, **(env or {})})
+
+
+def test_killed_build_resumes_bit_identically(tmp_path):
+    count, steps, shard_size = 24, 150, 2  # 24 shards of 2 INRs
+    process = run_build(tmp_path / "killed", count, steps, shard_size)
+    deadline = time.time() + 120
+    while not list((tmp_path / "killed").glob("shard-*.safetensors")):
+        assert process.poll() is None and time.time() < deadline, "build ended before a shard"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    written = list((tmp_path / "killed").glob("shard-*.safetensors"))
+    assert 0 < len(written) < 24, "the build was killed mid-way"
+    assert not (tmp_path / "killed" / "manifest.json").exists()
+    assert run_build(tmp_path / "killed", count, steps, shard_size).wait() == 0
+    assert run_build(tmp_path / "whole", count, steps, shard_size).wait() == 0
+    assert folder_contents(tmp_path / "killed") == folder_contents(tmp_path / "whole")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_torchrun_style_build_with_two_gloo_ranks_matches_one_process(tmp_path):
+    args = (8, 10, 3)
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2"}
+    ranks = [run_build(tmp_path / "two", *args, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)})
+             for r in range(2)]
+    assert [p.wait(timeout=240) for p in ranks] == [0, 0]
+    assert run_build(tmp_path / "one", *args).wait(timeout=240) == 0
+    assert folder_contents(tmp_path / "two") == folder_contents(tmp_path / "one")
+    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert len(manifest["shards"]) == 6
