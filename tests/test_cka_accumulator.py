@@ -116,3 +116,14 @@ def test_minibatch_estimator_averages_per_batch_hsic_and_merges():
     assert approx == pytest.approx(exact, abs=0.05)
     with pytest.raises(ValueError, match="before any update"):
         MinibatchCKA().compute()
+
+
+def test_a_side_without_variance_gives_nan_with_a_warning():
+    x, _ = paired_data(n=40)
+    constant = torch.full((40, 5), 0.1, dtype=torch.float64)
+    left, right = stream(x[:20], constant[:20], [20]), stream(x[20:], constant[20:], [7, 13])
+    with pytest.warns(RuntimeWarning, match="y has zero variance"):
+        assert torch.isnan(left.merge(right).compute(debiased=True))
+    varied = constant.clone()
+    varied[39, 2] = 0.2  # one differing value in the last batch is variance
+    assert not torch.isnan(stream(x, varied, [20, 20]).compute())

@@ -42,6 +42,7 @@ def reduce_and_check(rank: int, world_size: int, port: int) -> None:
             lopsided.update(x, y)
         for accumulator in (uneven.all_reduce(), lopsided.all_reduce()):
             assert accumulator.n == 90
+            assert torch.equal(accumulator.low["x"], x.amin(dim=0))
             for debiased, value in zip((False, True), expected):
                 got = float(accumulator.compute(debiased))
                 assert abs(got - value) < 1e-10, (rank, debiased, got, value)

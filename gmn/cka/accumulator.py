@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 
@@ -28,6 +30,9 @@ class CKAAccumulator:
         self.n = 0
         self.origin: dict[str, Tensor] | None = None
         self.sums: dict[str, Tensor] | None = None
+        # per-feature minimum and maximum seen, to recognise a side without variance
+        self.low: dict[str, Tensor] = {}
+        self.high: dict[str, Tensor] = {}
 
     def update(self, x: Tensor, y: Tensor) -> CKAAccumulator:
         """Add a batch: ``x`` ``[b, ...]`` and ``y`` ``[b, ...]`` with the same ``b``."""
@@ -46,12 +51,18 @@ class CKAAccumulator:
                     f"{self.origin[u].shape[0]} in earlier ones"
                 )
         shifted = {u: f - self.origin[u].to(f.dtype) for u, f in sides.items()}
-        self._add(batch_sums(shifted), sides["x"].shape[0])
+        ranges = {u: torch.aminmax(f, dim=0) for u, f in sides.items()}
+        low = {u: r.min.to(torch.float64) for u, r in ranges.items()}
+        high = {u: r.max.to(torch.float64) for u, r in ranges.items()}
+        self._add(batch_sums(shifted), sides["x"].shape[0], low, high)
         return self
 
-    def _add(self, sums: dict[str, Tensor], n: int) -> None:
+    def _add(self, sums, n, low, high) -> None:
         self.sums = sums if self.sums is None else {k: v + sums[k] for k, v in self.sums.items()}
         self.n += n
+        for u in ("x", "y"):
+            self.low[u] = torch.minimum(self.low[u], low[u]) if u in self.low else low[u]
+            self.high[u] = torch.maximum(self.high[u], high[u]) if u in self.high else high[u]
 
     def merge(self, other: CKAAccumulator) -> CKAAccumulator:
         """Add the samples seen by ``other`` (moved to this accumulator's origin)."""
@@ -59,7 +70,7 @@ class CKAAccumulator:
             return self
         if self.n == 0:
             self.origin = dict(other.origin)
-            self._add(dict(other.sums), other.n)
+            self._add(dict(other.sums), other.n, other.low, other.high)
             return self
         for u in ("x", "y"):
             if other.origin[u].shape != self.origin[u].shape:
@@ -68,7 +79,7 @@ class CKAAccumulator:
                     f"accumulator and {self.origin[u].shape[0]} in this one"
                 )
         delta = {u: self.origin[u] - other.origin[u] for u in ("x", "y")}
-        self._add(translate(other.sums, other.n, delta), other.n)
+        self._add(translate(other.sums, other.n, delta), other.n, other.low, other.high)
         return self
 
     def all_reduce(self, group=None) -> CKAAccumulator:
@@ -94,6 +105,8 @@ class CKAAccumulator:
                 for u, d in zip(("x", "y"), dims)
             }
             self.sums = batch_sums(empty)
+            self.low = {u: torch.full_like(o, float("inf")) for u, o in self.origin.items()}
+            self.high = {u: torch.full_like(o, -float("inf")) for u, o in self.origin.items()}
         totals = [self.sums[f"s_{u}"] + self.n * self.origin[u] for u in ("x", "y")]
         count = torch.tensor([float(self.n)], dtype=torch.float64, device=device)
         for tensor in (count, *totals):
@@ -104,12 +117,24 @@ class CKAAccumulator:
         sums = translate(self.sums, self.n, {u: mean[u] - self.origin[u] for u in ("x", "y")})
         for tensor in sums.values():
             dist.all_reduce(tensor, group=group)
+        for u in ("x", "y"):
+            dist.all_reduce(self.low[u], op=dist.ReduceOp.MIN, group=group)
+            dist.all_reduce(self.high[u], op=dist.ReduceOp.MAX, group=group)
         self.origin, self.sums, self.n = mean, sums, int(count.item())
         return self
 
     def compute(self, debiased: bool = False) -> Tensor:
         """Linear CKA of all samples seen (float64 scalar); NaN with a warning without variance."""
         check_sample_count(self.n, debiased)
+        for u in ("x", "y"):
+            if torch.equal(self.low[u], self.high[u]):
+                warnings.warn(
+                    f"{u} has zero variance (all {self.n} samples identical); "
+                    "its CKA is undefined and returned as NaN",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                return torch.tensor(float("nan"), dtype=torch.float64, device=self.low[u].device)
         mean = {u: self.sums[f"s_{u}"] / self.n for u in ("x", "y")}
         centred = translate(self.sums, self.n, mean)
         hsic = {
