@@ -30,13 +30,21 @@ def groupnorm_net() -> nn.Module:
                          nn.Linear(4, 3)).double().eval()
 
 
+def flattened_conv1d_net() -> nn.Module:
+    """Conv1d whose flattened feature map feeds a linear layer (channels move with their
+    spatial positions)."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 6, 3)).double().eval()
+
+
 def outputs(model: nn.Module, state: dict, x: torch.Tensor) -> torch.Tensor:
     clone = copy.deepcopy(model)
     clone.load_state_dict(state, strict=True)
     return clone(x)
 
 
-@pytest.mark.parametrize("build", BUILDERS + [lambda **k: groupnorm_net()])
+@pytest.mark.parametrize("build", BUILDERS + [groupnorm_net, flattened_conv1d_net])
 def test_permuted_state_dict_computes_the_same_function(build):
     model = build(seed=3, dtype=torch.float64) if build in BUILDERS else build()
     x = example_input(model, size=8).double()
