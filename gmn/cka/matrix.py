@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from .layer import Estimator, LayerStatistics, layer_cka
-from .statistics import jackknife_interval, layer_permutation_test
+from .statistics import layer_jackknife, layer_permutation_test
 
 Representations = Mapping[str, Tensor] | Sequence[Tensor]
 
@@ -112,13 +112,14 @@ def cka_matrix(
             else:
                 cell["value"] = layer_cka(layers_a[row], layers_b[col])
             if confidence is not None:
-                interval = jackknife_interval(
+                interval = layer_jackknife(
                     named_a[row],
                     named_b[col],
-                    groups=jackknife_groups,
-                    level=confidence,
-                    seed=seed,
-                    **asdict(estimator),
+                    estimator,
+                    float(cell["value"]),
+                    jackknife_groups,
+                    confidence,
+                    seed,
                 )
                 cell.update(ci_low=interval.low, ci_high=interval.high)
             cells[i, j] = cell
