@@ -91,8 +91,6 @@ def jackknife_interval(
     ``sqrt((g-1)/g · Σ_k (θ_k - mean θ)²)`` and the interval ``θ ± z·se`` with the normal
     quantile ``z`` for ``level``. ``options`` are those of :func:`gmn.cka.cka`.
     """
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
     estimator = Estimator(**options)
     value = float(layer_cka(LayerStatistics(x, estimator, "x"), LayerStatistics(y, estimator, "y")))
     return layer_jackknife(x, y, estimator, value, groups, level, seed)
@@ -102,6 +100,8 @@ def layer_jackknife(
     x: Tensor, y: Tensor, estimator: Estimator, value: float, groups: int, level: float, seed: int
 ) -> ConfidenceInterval:
     """:func:`jackknife_interval` around an already computed full-data ``value``."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
     n = x.shape[0]
     if not 2 <= groups <= n:
         raise ValueError(f"groups must be between 2 and n={n}, got {groups}")
