@@ -51,6 +51,10 @@ def main() -> None:
         "resnet": make_resnet(width=32),
     }
     print(f"device={device} threads={torch.get_num_threads()}")
+    probe = torch.randn(1, 80_000, device=device)
+    probe_ms = 1e3 / rate(lambda: torch.cat([probe, probe], dim=1), 0.5, device)
+    print(f"machine check: torch.cat of 2 x 80k floats {probe_ms:.3f} ms (tens of ms means the "
+          "OpenMP threads wait for busy cores; rerun with OMP_NUM_THREADS=1 or on an idle machine)")
     for name, model in models.items():
         model = model.to(device)
         start = time.perf_counter()

@@ -117,7 +117,7 @@ class _Walker:
         converter = find_converter(module)
         if converter is not None:
             inputs = {a for a in (*node.args, *node.kwargs.values())
-                      if isinstance(self.env.get(a), Value)}
+                      if isinstance(a, fx.Node) and isinstance(self.env.get(a), Value)}
             if len(inputs) > 1:
                 raise ConversionError(f"module {node.target!r} reads {len(inputs)} different "
                                       "tensors; converted modules read one (self-attention only)")
@@ -141,12 +141,12 @@ class _Walker:
             "(no parameters, but an operation the graph cannot express)"
         )
 
-    def call_function(self, node: fx.Node, target):
-        key = target
+    def call_function(self, node: fx.Node, key):
+        """``key``: the function, or the Tensor method's name."""
         source = self.env.get(node.args[0]) if isinstance(node.args[0], fx.Node) else None
-        if target is operator.getitem and isinstance(source, tuple):
+        if key is operator.getitem and isinstance(source, tuple):
             return source[node.args[1]]
-        shape_query = key in SHAPE_QUERIES or target is getattr and node.args[1] == "shape"
+        shape_query = key in SHAPE_QUERIES or key is getattr and node.args[1] == "shape"
         if shape_query and isinstance(source, Value) or isinstance(source, _Shape):
             return _Shape()
         if key in ACTIVATION_FUNCTIONS:
@@ -162,7 +162,7 @@ class _Walker:
         if key in (torch.flatten, "flatten"):
             start = node.kwargs.get("start_dim", node.args[1] if len(node.args) > 1 else 0)
             return self.flatten(self.value(node.args[0], node), start, node)
-        if key in ("view", "reshape") or target is torch.reshape:
+        if key in ("view", "reshape", torch.reshape):
             return self.reshape(node)
         if key in LOCAL_POOL_FUNCTIONS:
             return self.value(node.args[0], node)
@@ -188,7 +188,8 @@ class _Walker:
 
     def add(self, node: fx.Node) -> Value:
         left, right = node.args[0], node.args[1] if len(node.args) > 1 else node.kwargs["other"]
-        tensors = [a for a in (left, right) if isinstance(self.env.get(a), Value)]
+        tensors = [a for a in (left, right)
+                   if isinstance(a, fx.Node) and isinstance(self.env.get(a), Value)]
         if len(tensors) == 1:
             return self.add_constant(node, tensors[0], right if tensors[0] is left else left)
         a, b = self.value(left, node), self.value(right, node)
