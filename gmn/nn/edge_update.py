@@ -11,7 +11,9 @@ class EdgeUpdate(nn.Module):
 
     This is a dense layer on ``[h_i, h_j, e_ij]``, but ``A h`` and ``B h`` are computed once
     per node ([N, edge_dim]) and gathered per edge, so the only per-edge matmul is ``C e``:
-    no [E, 2 d_node + d_edge] concatenation is ever built. Stacked in a residual
+    no [E, 2 d_node + d_edge] concatenation is ever built. The gather and the sum
+    ``A h_i + B h_j`` are one ``embedding_bag`` (bags of two rows of ``[A h; B h]``), which
+    writes the [E, edge_dim] result once instead of two gathers and an add. Stacked in a residual
     :class:`GMNLayer`, the next layer's ``C`` plays the role of an output projection.
 
     Args:
@@ -31,5 +33,7 @@ class EdgeUpdate(nn.Module):
 
     def forward(self, h: Tensor, e: Tensor, edge_index: Tensor) -> Tensor:
         source, target = edge_index
-        from_nodes = self.source(h).index_select(0, source) + self.target(h).index_select(0, target)
+        projections = torch.cat([self.source(h), self.target(h)])  # [2N, edge_dim]
+        rows = torch.stack([source, target + h.shape[0]], dim=1)  # [E, 2]
+        from_nodes = nn.functional.embedding_bag(rows, projections, mode="sum")
         return self.act(torch.addmm(from_nodes, e, self.edge.weight.t()))
