@@ -57,11 +57,12 @@ class GraphTemplate:
         self.structure = structure
         self.num_nodes = structure["x_src"].shape[0]
         self.num_edges, self.edge_dim = structure["edge_src"].shape
-        self.gather_index = torch.cat([structure["x_src"].reshape(-1),
-                                       structure["edge_src"].reshape(-1)])
-        is_param = self.gather_index < self.num_params
+        # where each parameter sits in [node features..., edge features...] (for the inverse)
+        gather_index = torch.cat([structure["x_src"].reshape(-1),
+                                  structure["edge_src"].reshape(-1)])
+        is_param = gather_index < self.num_params
         self.inverse_index = torch.empty(self.num_params, dtype=torch.long)
-        self.inverse_index[self.gather_index[is_param]] = torch.nonzero(is_param).flatten()
+        self.inverse_index[gather_index[is_param]] = torch.nonzero(is_param).flatten()
         self.dtype = dtypes[0]
         for dtype in dtypes[1:]:
             self.dtype = torch.promote_types(self.dtype, dtype)
@@ -125,7 +126,14 @@ class GraphTemplate:
 
     # --- parameter vectors ----------------------------------------------------------------
     def flatten(self, state_dict: Mapping[str, Tensor], allow_nonfinite: bool = False) -> Tensor:
-        """The parameter vector [P] of one state_dict (keys and shapes checked)."""
+        """The parameter vector [P] of one state_dict (keys, shapes and dtypes checked)."""
+        flat = torch.cat(self._parts(state_dict))
+        if not allow_nonfinite:
+            self._check_finite(flat.unsqueeze(0))
+        return flat
+
+    def _parts(self, state_dict: Mapping[str, Tensor]) -> list[Tensor]:
+        """The floating entries of ``state_dict``, checked and flattened, in ``self.keys`` order."""
         if len(state_dict) != len(self.key_order) or any(
                 k not in state_dict for k in self.key_order):
             self._check_keys(state_dict.keys())
@@ -136,10 +144,7 @@ class GraphTemplate:
                 self._check_entry(key, tensor)
             parts.append(tensor.reshape(-1) if dtype == self.dtype
                          else tensor.reshape(-1).to(self.dtype))
-        flat = torch.cat(parts)
-        if not allow_nonfinite:
-            self._check_finite(flat.unsqueeze(0))
-        return flat
+        return parts
 
     def stack(self, state_dicts: Sequence[Mapping[str, Tensor]]) -> dict[str, Tensor]:
         """Stack N state_dicts into ``{key: Tensor[N, *shape]}`` (all state_dict entries)."""
@@ -234,33 +239,35 @@ class GraphTemplate:
                               "convert anyway")
 
     # --- graphs ---------------------------------------------------------------------------
-    def _features(self, flat: Tensor) -> tuple[Tensor, Tensor]:
-        """[B, P] → node features [B*N, 5] and edge features [B*E, F] (one gather)."""
-        n = flat.shape[0]
-        placed = self._structure_on(flat.device, flat.dtype)
-        extended = torch.cat([flat, placed["constants"].expand(n, -1)], dim=1)
+    def _features(self, extended: Tensor) -> tuple[Tensor, Tensor]:
+        """[B, P + constants] → node features [B*N, 5] and edge features [B*E, F] (gathers)."""
+        n = extended.shape[0]
+        placed = self._structure_on(extended.device, extended.dtype)
         x = extended.index_select(1, placed["x_index"])
         edge_attr = extended.index_select(1, placed["edge_attr_index"])
-        x = x.view(n * self.num_nodes, len(NODE_FEATURES))
-        edge_attr = edge_attr.view(n * self.num_edges, self.edge_dim)
-        return x, edge_attr
+        return (x.view(n * self.num_nodes, len(NODE_FEATURES)),
+                edge_attr.view(n * self.num_edges, self.edge_dim))
 
     def graph(self, state_dict: Mapping[str, Tensor], y=None,
               allow_nonfinite: bool = False) -> ParameterGraph:
         """One state_dict → its :class:`ParameterGraph`."""
-        flat = self.flatten(state_dict, allow_nonfinite).unsqueeze(0)
-        x, edge_attr = self._features(flat)
-        self._structure_on(flat.device, flat.dtype)
+        parts = self._parts(state_dict)
+        key = (parts[0].device, self.dtype)
+        placed = self._structure_on(*key)
+        extended = torch.cat([*parts, placed["constants"]])
+        if not allow_nonfinite:
+            self._check_finite(extended[:self.num_params].unsqueeze(0))
+        x, edge_attr = self._features(extended.unsqueeze(0))
         # a shallow copy shares the structure tensors with the template: 5x faster than a new
         # ParameterGraph; clone a field before modifying it in place
-        graph = copy.copy(self._prototypes[(flat.device, flat.dtype)])
+        graph = copy.copy(self._prototypes[key])
         graph.x, graph.edge_attr = x, edge_attr
         if self.int_entries:
             graph.int_buffers = torch.cat(
                 [state_dict[k].reshape(1, -1).long() for k in self.int_entries], dim=1
-            ).to(flat.device)
+            ).to(key[0])
         if y is not None:
-            graph.y = torch.as_tensor(y).reshape(1)
+            graph.y = torch.as_tensor(y, device=key[0]).reshape(1)
         return graph
 
     def batch(self, params, y: Tensor | None = None, allow_nonfinite: bool = False) -> Batch:
@@ -281,7 +288,8 @@ class GraphTemplate:
         """
         flat = self.matrix(params, allow_nonfinite)
         n, device = flat.shape[0], flat.device
-        x, edge_attr = self._features(flat)
+        constants = self._structure_on(device, flat.dtype)["constants"]
+        x, edge_attr = self._features(torch.cat([flat, constants.expand(n, -1)], dim=1))
         static = self._batched_structure(n, device, flat.dtype)
         out = Batch(_base_cls=ParameterGraph, x=x, edge_attr=edge_attr, template=[self] * n,
                     **static["fields"])
