@@ -25,6 +25,7 @@ import os, sys
 import torch
 import torch.distributed as dist
 from gmn.data.build import build_dataset
+torch.set_num_threads(1)  # tiny tensors: threads only add contention
 from gmn.data.fit import FitRecipe
 from gmn.data.images import load_digits
 folder, count, steps, shard_size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -121,7 +122,7 @@ def run_build(folder, *args, env=None):
 
 
 def test_killed_build_resumes_bit_identically(tmp_path):
-    count, steps, shard_size = 24, 150, 2  # 24 shards of 2 INRs
+    count, steps, shard_size = 12, 15, 2  # 12 shards of 2 INRs
     process = run_build(tmp_path / "killed", count, steps, shard_size)
     deadline = time.time() + 120
     while not list((tmp_path / "killed").glob("shard-*.safetensors")):
@@ -130,7 +131,7 @@ def test_killed_build_resumes_bit_identically(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     written = list((tmp_path / "killed").glob("shard-*.safetensors"))
-    assert 0 < len(written) < 24, "the build was killed mid-way"
+    assert 0 < len(written) < 12, "the build was killed mid-way"
     assert not (tmp_path / "killed" / "manifest.json").exists()
     assert run_build(tmp_path / "killed", count, steps, shard_size).wait() == 0
     assert run_build(tmp_path / "whole", count, steps, shard_size).wait() == 0
@@ -144,7 +145,7 @@ def free_port() -> int:
 
 
 def test_torchrun_style_build_with_two_gloo_ranks_matches_one_process(tmp_path):
-    args = (8, 10, 3)
+    args = (8, 5, 3)
     env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2"}
     ranks = [run_build(tmp_path / "two", *args, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)})
              for r in range(2)]

@@ -50,10 +50,8 @@ def write_shard(path, params: dict[str, Tensor], psnr: Tensor, steps: Tensor) ->
     """Write one shard (params [n, *shape] per key; psnr, steps [n]) via a temporary file."""
     path = Path(path)
     temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    metadata = {
-        "gmn.psnr": json.dumps(psnr.tolist()),
-        "gmn.steps": json.dumps(steps.tolist()),
-    }
+    # one metadata entry: safetensors writes its metadata map in a random order per process
+    metadata = {"gmn": json.dumps({"psnr": psnr.tolist(), "steps": steps.tolist()})}
     save_file({k: v.contiguous() for k, v in params.items()}, str(temporary), metadata)
     _replace_atomically(temporary, path)
 
@@ -63,9 +61,10 @@ def read_shard_metadata(path) -> tuple[list[float], list[int], int]:
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
         count = handle.get_slice(next(iter(handle.keys()))).get_shape()[0]
-    if "gmn.psnr" not in metadata:
-        raise IntegrityError(f"{path} is not a gmn shard (no gmn.psnr metadata)")
-    return json.loads(metadata["gmn.psnr"]), json.loads(metadata["gmn.steps"]), count
+    if "gmn" not in metadata:
+        raise IntegrityError(f"{path} is not a gmn shard (no gmn metadata)")
+    fitted = json.loads(metadata["gmn"])
+    return fitted["psnr"], fitted["steps"], count
 
 
 def write_json(path, content: dict) -> None:
