@@ -19,6 +19,9 @@ _LAZY = {
     "UnsupportedModuleError": "gmn.graph.errors",
     "ConversionError": "gmn.graph.errors",
     "register_converter": "gmn.graph.registry",
+    # INR data
+    "fit_inrs": "gmn.data.fit",
+    "INRDataset": "gmn.data.dataset",
     # probes and CKA
     "probe": "gmn.probing",
     "cka": "gmn.cka",

@@ -166,8 +166,9 @@ def fit_selected(
                 pool.add(new, init_params(recipe.layout, [seeds[i] for i in new]), targets)
                 queued += new.numel()
             rows, params, quality = pool.step()
-            final[rows], psnr[rows], steps[rows] = params.cpu(), quality.cpu(), pool.last_steps
-            bar.update(rows.numel())
+            if rows.numel():
+                final[rows], psnr[rows], steps[rows] = params.cpu(), quality.cpu(), pool.last_steps
+                bar.update(rows.numel())
     offsets = torch.tensor([0, *[math.prod(s) for s in shapes.values()]]).cumsum(0).tolist()
     return FitResult(
         params={k: final[:, a:b].reshape(count, *s).clone()
