@@ -113,3 +113,17 @@ def test_permuting_hidden_neurons_gives_an_isomorphic_graph(build, encoding):
         return sorted(map(tuple, rows.tolist()))
 
     assert edges(original, new_of_old) == edges(permuted, None)
+
+
+def test_permuting_a_batch_of_graphs():
+    nets = [make_cnn(seed=s) for s in range(3)]
+    template = template_for(nets[0])
+    batch = template.batch([m.state_dict() for m in nets], y=torch.tensor([0, 1, 2]))
+    permuted = permute(template, batch, torch.Generator().manual_seed(0))
+    assert permuted.y.tolist() == [0, 1, 2]
+    assert torch.equal(permuted.int_buffers, batch.int_buffers)
+    assert torch.equal(permuted.edge_index, batch.edge_index)
+    assert not torch.equal(permuted.edge_attr, batch.edge_attr)
+    x = example_input(nets[0])
+    for model, state in zip(nets, template.to_state_dicts(permuted)):
+        torch.testing.assert_close(outputs(model, state, x), model(x), rtol=1e-4, atol=1e-5)

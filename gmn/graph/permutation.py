@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.data.data import BaseData
 
 from .template import GraphTemplate
 
@@ -108,14 +109,21 @@ def permute(template, params, generator: torch.Generator | None = None):
 
     Args:
         template: the architecture, a :class:`GraphTemplate` or an ``nn.Module``.
-        params: one state_dict, a stacked dict ``{key: Tensor[N, *shape]}`` or an [N, P]
-            matrix (see :class:`GraphTemplate`).
+        params: one state_dict, a stacked dict ``{key: Tensor[N, *shape]}``, an [N, P]
+            matrix (see :class:`GraphTemplate`), or a graph or batch of graphs of the template.
         generator: seeds the permutations (the same seed gives the same result).
 
     Returns:
-        the same kind of object as ``params``, computing the same functions.
+        the same kind of object as ``params`` (a ``Batch`` for a graph or batch, with its
+        ``y``), computing the same functions.
     """
     template = _template(template)
+    if isinstance(params, BaseData):
+        moved = permute(template, template.params_of(params), generator)
+        out = template.batch(moved, y=params.get("y"), allow_nonfinite=True)
+        if "int_buffers" in params:  # buffers are not permuted: keep them
+            out.int_buffers = params.int_buffers
+        return out
     single = isinstance(params, Mapping) and all(
         k in params and params[k].shape == s for k, s in zip(template.keys, template.shapes))
     stacked = {k: v.unsqueeze(0) for k, v in params.items()} if single else params
