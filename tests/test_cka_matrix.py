@@ -1,5 +1,7 @@
 """cka_matrix: entries, names, one preparation per layer, statistics, gradients."""
 
+import json
+
 import pytest
 import torch
 
@@ -112,3 +114,14 @@ def test_wide_gram_form_layers_meet_narrow_feature_form_layers(debiased):
         for j, b in enumerate(result.col_names):
             expected = cka(reps_a[a], reps_b[b], debiased=debiased, method="features")
             assert float(result.values[i, j]) == pytest.approx(float(expected), abs=1e-12)
+
+
+def test_to_dict_is_json_round_trippable():
+    reps_a, reps_b = probe_like(seed=7)
+    result = cka_matrix(reps_a, reps_b, debiased=True, permutations=4)
+    loaded = json.loads(json.dumps(result.to_dict()))
+    assert loaded["estimator"] == "debiased linear CKA"
+    assert loaded["row_names"] == result.row_names and loaded["col_names"] == result.col_names
+    assert torch.equal(torch.tensor(loaded["values"], dtype=torch.float64), result.values)
+    assert torch.equal(torch.tensor(loaded["p_values"], dtype=torch.float64), result.p_values)
+    assert loaded["ci_low"] is None and loaded["confidence"] is None

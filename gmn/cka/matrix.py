@@ -38,6 +38,24 @@ class CKAMatrix:
         row, col = names
         return float(self.values[self.row_names.index(row), self.col_names.index(col)])
 
+    def to_dict(self) -> dict:
+        """Plain lists and strings (JSON-serialisable), for reports; absent statistics are None."""
+
+        def plain(tensor: Tensor | None):
+            return None if tensor is None else tensor.detach().cpu().tolist()
+
+        return {
+            "estimator": self.label,
+            "row_names": list(self.row_names),
+            "col_names": list(self.col_names),
+            "values": plain(self.values),
+            "p_values": plain(self.p_values),
+            "baseline": plain(self.baseline),
+            "ci_low": plain(self.ci_low),
+            "ci_high": plain(self.ci_high),
+            "confidence": self.confidence,
+        }
+
     @property
     def label(self) -> str:
         """A short description of the estimator, e.g. ``"debiased linear CKA"``."""
