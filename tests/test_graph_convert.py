@@ -44,6 +44,12 @@ def single_module_networks() -> dict[str, nn.Module]:
         "groupnorm": nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(2, 4), nn.ELU(),
                                    nn.Flatten(), nn.Linear(4 * 36, 2)),
         "sine": nn.Sequential(nn.Linear(2, 4), Sine(30.0), nn.Linear(4, 1)),
+        "mlp_on_images": nn.Sequential(nn.Flatten(), nn.Linear(16, 4), nn.ReLU(),
+                                       nn.Linear(4, 2)),
+        "batchnorm_without_affine": nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, affine=False),
+                                                  nn.Linear(4, 2)),
+        "batchnorm_without_statistics": nn.Sequential(
+            nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3, track_running_stats=False)),
         "pool_then_linear": nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(2), nn.Sigmoid(),
                                           nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                           nn.Linear(4, 2), nn.Softplus()),
