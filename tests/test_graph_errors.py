@@ -60,6 +60,23 @@ def test_tensor_constant_in_forward_is_rejected():
         gmn.from_state_dict(Masked())
 
 
+def test_reshapes_other_than_a_batch_flatten_are_rejected():
+    class Flattens(nn.Module):
+        def __init__(self, keep_batch: bool):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(4 * 36, 2)
+            self.keep_batch = keep_batch
+
+        def forward(self, x):
+            h = self.conv(x)
+            return self.fc(h.view(h.size(0), -1) if self.keep_batch else h.view(-1, 4 * 36))
+
+    graph = gmn.from_state_dict(Flattens(keep_batch=True))
+    assert graph.num_edges == 2 * 4 * 36 + 4 * 9
+    with pytest.raises(gmn.ConversionError, match="reshape"):
+        gmn.from_state_dict(Flattens(keep_batch=False))
+
+
 def test_constant_inside_the_network_is_rejected():
     class Shifted(nn.Module):
         def __init__(self):

@@ -239,9 +239,9 @@ class _Walker:
         shape = self.constant(node.args[1:])
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = shape[0]
-        if len(shape) != 2 or shape[1] != -1 and not isinstance(shape[1], int):
-            raise ConversionError(f"reshape {self.describe(node)} to {shape} is not supported; "
-                                  "only (batch, -1) is")
+        if len(shape) != 2 or not isinstance(shape[0], _Shape) or shape[1] != -1:
+            raise ConversionError(f"reshape {self.describe(node)} is not supported; only "
+                                  "x.view(x.size(0), -1) / torch.flatten(x, 1) are")
         return self.flatten(value, 1, node)
 
     def adaptive_pool(self, value: Value, size) -> Value:
