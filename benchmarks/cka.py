@@ -12,9 +12,10 @@ Cases (float32 inputs, n = 10,000 samples, d = 512 features unless stated):
 - stream:  CKAAccumulator over n = 100,000 and n = 1,000,000 samples in batches of
            10,000 (d = 256), generated on the fly: memory must not depend on n.
 
-Each case runs in a fresh process so that its peak memory is its own. "extra memory"
-is the peak resident set size during the computation minus the resident set size
-just before it (the inputs excluded).
+Each case runs in a fresh process so that its peak memory is its own. Memory is the
+peak resident set size during a call minus the resident set size just before it
+(the inputs excluded), for the first (cold) and the second (warm) call; times are
+medians of wall-clock and process CPU seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import resource
 import subprocess
 import sys
 import time
+from statistics import median
 
 import torch
 
@@ -58,17 +60,25 @@ def reset_peak() -> bool:
 
 
 def measure(fn, repeats: int = 3):
-    """Run ``fn`` once for memory (and as warm-up), then ``repeats`` times for time."""
-    reset_peak()
-    before = resident_mb()
-    result = fn()
-    extra = peak_mb() - before
-    times = []
+    """Memory of a cold and a warm call, then the median wall and CPU time of ``repeats``.
+
+    The cold call includes one-time growth (allocator arenas, BLAS buffers); the warm
+    call is what each further call costs.
+    """
+    extra = []
+    for _ in range(2):
+        reset_peak()
+        before = resident_mb()
+        result = fn()
+        extra.append(peak_mb() - before)
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return result, sorted(times)[len(times) // 2], extra
+        wall.append(time.perf_counter() - start_wall)
+        cpu.append(time.process_time() - start_cpu)
+    timing = dict(seconds=median(wall), cpu_seconds=median(cpu)) if repeats else {}
+    return result, dict(cold_extra_mb=extra[0], warm_extra_mb=extra[1], **timing)
 
 
 def pair_data(seed: int = 0):
@@ -94,30 +104,28 @@ def case_pair():
     x, y = pair_data()
     out = {}
     for debiased in (False, True):
-        value, seconds, extra = measure(lambda d=debiased: linear_cka(x, y, debiased=d))
+        value, figures = measure(lambda d=debiased: linear_cka(x, y, debiased=d))
         reference = float(linear_cka(x.double(), y.double(), debiased=debiased))
-        name = "debiased" if debiased else "biased"
-        out[name] = dict(
-            value=float(value), seconds=seconds, extra_mb=extra, error_vs_float64=abs(
-                float(value) - reference
-            )
-        )
+        figures.update(value=float(value), error_vs_float64=abs(float(value) - reference))
+        out["debiased" if debiased else "biased"] = figures
     return out
 
 
 def case_naive():
     x, y = pair_data()
-    value, seconds, extra = measure(lambda: naive_gram_cka(x, y), repeats=1)
-    return dict(value=float(value), seconds=seconds, extra_mb=extra)
+    value, figures = measure(lambda: naive_gram_cka(x, y), repeats=1)
+    return dict(value=float(value), **figures)
 
 
 def case_matrix():
     g = torch.Generator().manual_seed(1)
     reps_a = {f"gmn.layer{i}": torch.randn(N, D, generator=g) for i in range(6)}
-    reps_b = {f"cnn.layer{i}": torch.randn(N, D, generator=g).add_(reps_a[f"gmn.layer{i}"])
-              for i in range(6)}
-    result, seconds, extra = measure(lambda: cka_matrix(reps_a, reps_b), repeats=1)
-    return dict(seconds=seconds, extra_mb=extra, diagonal=torch.diagonal(result.values).tolist())
+    reps_b = {
+        f"cnn.layer{i}": torch.randn(N, D, generator=g).add_(reps_a[f"gmn.layer{i}"])
+        for i in range(6)
+    }
+    result, figures = measure(lambda: cka_matrix(reps_a, reps_b), repeats=1)
+    return dict(diagonal=torch.diagonal(result.values).tolist(), **figures)
 
 
 def stream(n_samples: int) -> float:
@@ -134,11 +142,16 @@ def stream(n_samples: int) -> float:
 def case_stream():
     out = {}
     for n_samples in (100_000, 1_000_000):
-        value, seconds, extra = measure(lambda n=n_samples: stream(n), repeats=0)
-        out[str(n_samples)] = dict(value=value, extra_mb=extra)
-        start = time.perf_counter()
-        stream(n_samples)
-        out[str(n_samples)]["seconds"] = time.perf_counter() - start
+        reset_peak()
+        before = resident_mb()
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
+        value = stream(n_samples)
+        out[str(n_samples)] = dict(
+            value=value,
+            extra_mb=peak_mb() - before,
+            seconds=time.perf_counter() - start_wall,
+            cpu_seconds=time.process_time() - start_cpu,
+        )
     return out
 
 
@@ -153,31 +166,31 @@ def run_in_subprocess(case: str) -> dict:
 
 
 def report(results: dict) -> None:
-    print(f"gmn.cka benchmark — torch {torch.__version__}, {torch.get_num_threads()} threads")
-    if "pair" in results:
-        for name, r in results["pair"].items():
-            print(
-                f"one pair, n={N:,} d={D} fp32, {name:8s}: {r['seconds']:.3f} s, "
-                f"{r['extra_mb']:.0f} MB extra, |fp32 - fp64| = {r['error_vs_float64']:.1e}"
-                "  (goal ≤ 0.3 s, ≤ 100 MB)"
-            )
+    print(f"gmn.cka benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("memory = peak RSS minus RSS before the call (cold: first call / warm: second)")
+
+    def timing(r):
+        return f"{r['seconds']:.3f} s wall ({r['cpu_seconds']:.3f} s CPU)"
+
+    def memory(r):
+        return f"{r['cold_extra_mb']:.0f} / {r['warm_extra_mb']:.0f} MB"
+
+    for name, r in results.get("pair", {}).items():
+        print(
+            f"one pair n={N:,} d={D} fp32, {name:8s}: {timing(r)}, {memory(r)}, "
+            f"|fp32 - fp64| = {r['error_vs_float64']:.1e}   goal <= 0.3 s, <= 100 MB"
+        )
     if "naive" in results:
         r = results["naive"]
-        print(
-            f"one pair, naive Gram (n×n)  : {r['seconds']:.3f} s, {r['extra_mb']:.0f} MB extra"
-        )
+        print(f"one pair, naive n x n Gram, biased: {timing(r)}, {memory(r)}")
     if "matrix" in results:
         r = results["matrix"]
+        print(f"6 x 6 layer matrix n={N:,} d={D} fp32: {timing(r)}, {memory(r)}   goal <= 2 s")
+    for n_samples, r in results.get("stream", {}).items():
         print(
-            f"6×6 layer matrix, n={N:,} d={D} fp32: {r['seconds']:.3f} s, "
-            f"{r['extra_mb']:.0f} MB extra  (goal ≤ 2 s)"
+            f"CKAAccumulator n={int(n_samples):,} d={STREAM_D}, batches of {STREAM_BATCH:,}: "
+            f"{timing(r)}, {r['extra_mb']:.0f} MB"
         )
-    if "stream" in results:
-        for n_samples, r in results["stream"].items():
-            print(
-                f"CKAAccumulator, n={int(n_samples):,} d={STREAM_D} batches of "
-                f"{STREAM_BATCH:,}: {r['seconds']:.2f} s, {r['extra_mb']:.0f} MB extra"
-            )
 
 
 def main() -> None:
