@@ -295,3 +295,17 @@ def test_register_converter_for_a_custom_module():
     graph = gmn.from_state_dict(model)
     assert graph.num_edges == 6
     assert_same_state_dict(gmn.to_state_dict(graph), model.state_dict())
+
+
+def test_keyword_arguments_in_forward():
+    class Keywords(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(2, 3), nn.Linear(3, 1)
+
+        def forward(self, x):
+            return self.b(input=torch.nn.functional.relu(input=self.a(input=x)))
+
+    graph = gmn.from_state_dict(Keywords())
+    assert graph.node_act.tolist() == [ACTIVATION["identity"]] * 2 + [ACTIVATION["relu"]] * 3 + [
+        ACTIVATION["identity"]]

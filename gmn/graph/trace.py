@@ -81,6 +81,11 @@ class _Walker:
         exclusive = found.exclusive and len(arg.users) == 1
         return Value(found.group, exclusive, found.spatial, found.flattened)
 
+    def first(self, node: fx.Node) -> Value:
+        """The tensor an operation reads: its first argument, positional or keyword."""
+        arg = node.args[0] if node.args else next(iter(node.kwargs.values()), None)
+        return self.value(arg, node)
+
     def constant(self, arg):
         if isinstance(arg, fx.Node):
             return self.env[arg]
@@ -121,13 +126,13 @@ class _Walker:
             if len(inputs) > 1:
                 raise ConversionError(f"module {node.target!r} reads {len(inputs)} different "
                                       "tensors; converted modules read one (self-attention only)")
-            return converter(self.builder, node.target, module, self.value(node.args[0], node))
+            return converter(self.builder, node.target, module, self.first(node))
         if type(module) in ACTIVATION_MODULES:
             name, argument = ACTIVATION_MODULES[type(module)]
-            return self.activation(self.value(node.args[0], node), name, argument(module))
+            return self.activation(self.first(node), name, argument(module))
         if any(True for _ in module.parameters()):
             raise UnsupportedModuleError(node.target, type(module), supported_types())
-        value = self.value(node.args[0], node)
+        value = self.first(node)
         if isinstance(module, PASSTHROUGH_MODULES):
             return value
         if isinstance(module, nn.Flatten):
@@ -143,7 +148,8 @@ class _Walker:
 
     def call_function(self, node: fx.Node, key):
         """``key``: the function, or the Tensor method's name."""
-        source = self.env.get(node.args[0]) if isinstance(node.args[0], fx.Node) else None
+        head = node.args[0] if node.args else None
+        source = self.env.get(head) if isinstance(head, fx.Node) else None
         if key is operator.getitem and isinstance(source, tuple):
             return source[node.args[1]]
         shape_query = key in SHAPE_QUERIES or key is getattr and node.args[1] == "shape"
@@ -154,21 +160,21 @@ class _Walker:
             argument = node.kwargs.get(keyword, default) if keyword else default
             if keyword and len(node.args) > 1 and not isinstance(node.args[1], bool):
                 argument = node.args[1]
-            return self.activation(self.value(node.args[0], node), name, float(argument))
+            return self.activation(self.first(node), name, float(argument))
         if key in PASSTHROUGH_FUNCTIONS:
-            return self.value(node.args[0], node)
+            return self.first(node)
         if key in ADD:
             return self.add(node)
         if key in (torch.flatten, "flatten"):
             start = node.kwargs.get("start_dim", node.args[1] if len(node.args) > 1 else 0)
-            return self.flatten(self.value(node.args[0], node), start, node)
+            return self.flatten(self.first(node), start, node)
         if key in ("view", "reshape", torch.reshape):
             return self.reshape(node)
         if key in LOCAL_POOL_FUNCTIONS:
-            return self.value(node.args[0], node)
+            return self.first(node)
         if key in ADAPTIVE_POOL_FUNCTIONS:
             size = node.kwargs.get("output_size", node.args[1] if len(node.args) > 1 else None)
-            return self.adaptive_pool(self.value(node.args[0], node), size)
+            return self.adaptive_pool(self.first(node), size)
         if key in (torch.mean, "mean", torch.amax, "amax"):
             return self.reduce(node)
         raise ConversionError(f"operation {self.describe(node)} is not supported in a network "
@@ -235,7 +241,7 @@ class _Walker:
 
     def reshape(self, node: fx.Node) -> Value:
         """``x.view(x.size(0), -1)`` and friends: a flatten from dimension 1."""
-        value = self.value(node.args[0], node)
+        value = self.first(node)
         shape = self.constant(node.args[1:])
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = shape[0]
@@ -252,7 +258,7 @@ class _Walker:
 
     def reduce(self, node: fx.Node) -> Value:
         """A mean or max over all spatial dimensions is global pooling."""
-        value = self.value(node.args[0], node)
+        value = self.first(node)
         dims = self.constant(node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None))
         dims = dims if isinstance(dims, (tuple, list)) else (dims,)
         rank = value.spatial + 2
