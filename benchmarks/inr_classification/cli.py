@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help="GMN options as a JSON object or a .json file: keys of "
         "gmn.nn.GMNConfig (hidden_dim, num_layers, ...) configure the "
-        "model; lr, weight_decay, batch_size, warmup_steps its training",
+        "model; lr, weight_decay, batch_size, warmup_fraction its training",
     )
 
     study = p.add_argument_group("representation study")

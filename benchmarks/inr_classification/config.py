@@ -26,6 +26,7 @@ class BenchmarkConfig:
     zoo_dir: str | None = None
     source_split: str = "train"
     image_size: int | None = None
+    classes: tuple[int, ...] | None = None
     limit: int | None = None
     views: int = 1
     inr_steps: int = 300
@@ -68,6 +69,12 @@ class BenchmarkConfig:
                 f"--families must include {REQUIRED_FAMILIES} (the study compares "
                 f"them); missing {missing}"
             )
+        if self.zoo is not None and (self.limit is not None or self.classes is not None):
+            raise ValueError("--limit and --classes subset fitted datasets; a --zoo is used whole")
+        if self.classes is not None:
+            self.classes = tuple(sorted(set(self.classes)))
+            if len(self.classes) < 2:
+                raise ValueError(f"--classes needs at least two classes, got {self.classes}")
         if self.seeds < 2:
             raise ValueError(f"--seeds must be >= 2 (cross-seed CKA needs two), got {self.seeds}")
         for name in ("views", "epochs", "batch_size", "inr_steps"):

@@ -1,0 +1,81 @@
+"""The model families of the study: how each is built, what it reads, where it is probed.
+
+Image families (``mlp``, ``cnn``, ``vit``) read standardised images [B, C, H, W];
+parameter families (``gmn``, ``gmn_noaug``, ``weight_mlp``) read flat INR parameters
+[B, P]. ``gmn`` trains with random hidden-neuron permutations of its INRs, ``gmn_noaug``
+without (the only difference between the two).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from gmn.models.cnn import CNN
+from gmn.models.mlp import MLP
+from gmn.models.vit import ViT
+from gmn.models.weight_mlp import WeightMLP
+
+from .config import IMAGE_FAMILIES, BenchmarkConfig
+from .data import BenchmarkData
+from .gmn_family import build_gmn, split_gmn_config
+
+
+@dataclass
+class FamilyPlan:
+    """Everything the trainer needs for one family.
+
+    ``inputs`` names the data it reads (``"images"`` or ``"params"``); ``train_options``
+    override ``--lr``/``--batch-size``; ``augment`` asks for weight-space augmentation;
+    ``probe_layers(model)`` names the modules whose outputs are compared with CKA.
+    """
+
+    build: Callable[[], nn.Module]
+    inputs: str
+    train_options: dict
+    augment: bool
+    probe_layers: Callable[[nn.Module], list[str]]
+
+
+def _block_layers(model: nn.Module) -> list[str]:
+    """``blocks.0``, ``blocks.1``, …, then ``pool``/``norm`` when present, then ``head``."""
+    names = [f"blocks.{i}" for i in range(len(model.blocks))]
+    names += [n for n in ("pool", "norm") if hasattr(model, n)]
+    return names + ["head"]
+
+
+def _gmn_layers(model: nn.Module) -> list[str]:
+    """Every message-passing layer of the GMN, its readout and its head (the logits)."""
+    return [f"gmn.layers.{i}" for i in range(len(model.gmn.layers))] + ["gmn.readout", "gmn.head"]
+
+
+def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> FamilyPlan:
+    """The :class:`FamilyPlan` of ``family`` on ``data``."""
+    shape, classes = tuple(data.images.shape[1:]), data.num_classes
+    if family in IMAGE_FAMILIES:
+        builders = {
+            "mlp": lambda: MLP(shape, classes, hidden=(256, 256)),
+            "cnn": lambda: CNN(shape, classes, channels=(32, 64)),
+            "vit": lambda: ViT(shape, classes, patch_size=2 if shape[1] <= 16 else 4),
+        }
+        return FamilyPlan(builders[family], "images", {}, False, _block_layers)
+    train_params = data.params[data.split["train"], 0]
+    if family == "weight_mlp":
+        mean, std = train_params.mean(0), train_params.std(0).clamp_min(1e-6)
+        return FamilyPlan(
+            lambda: WeightMLP(train_params.shape[1], classes, (256, 256), 0.1, mean, std),
+            "params",
+            {},
+            True,
+            _block_layers,
+        )
+    model_options, train_options = split_gmn_config(config.gmn_config)
+    return FamilyPlan(
+        lambda: build_gmn(data.template, classes, train_params, model_options),
+        "params",
+        train_options,
+        family == "gmn",
+        _gmn_layers,
+    )

@@ -1,0 +1,136 @@
+"""The benchmark from images to report, stage by stage, each stage cached under ``--out``.
+
+Stages and their files (a killed run resumes at the first stage whose file is missing):
+
+=========  ===================================  ==========================================
+stage      files                                reused when
+=========  ===================================  ==========================================
+inrs       ``inrs/params.safetensors``,         same images, INR recipe, views and seed
+           ``inrs/key.json``
+split      ``split.json``                       same INRs and split fractions
+train      ``runs/FAMILY/seedS/`` (trainer      same data, seed and training options; an
+           checkpoints, ``result.json``,        interrupted run resumes from its last
+           ``outputs.safetensors``)             checkpoint
+cka        ``cka.json``                         same runs and CKA options
+report     ``results.json``, ``report.md``,     always rewritten (seconds)
+           ``*.png``
+=========  ===================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import platform
+import shlex
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from .assemble import assemble_results
+from .cache import load_json, save_json, save_text
+from .config import BenchmarkConfig
+from .data import prepare_data
+from .plots import plot_accuracy_overlap, plot_cka_figures
+from .report import render_report
+from .similarity import cka_study
+from .training import train_family_seed
+
+PACKAGES = ("torch", "torch_geometric", "numpy", "scikit-learn", "safetensors", "gmn")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _check_out(config: BenchmarkConfig, out: Path) -> None:
+    if not config.resume and out.exists() and any(out.iterdir()):
+        raise FileExistsError(
+            f"--out {out} already holds a run and --no-resume forbids reusing it; "
+            "choose another --out (nothing is deleted)"
+        )
+
+
+def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
+    """Run (or resume) the whole benchmark; returns the ``results.json`` dictionary."""
+    out = Path(config.out)
+    _check_out(config, out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+
+    data = prepare_data(config, out)
+    timings["data"] = time.perf_counter() - start
+
+    runs: dict[str, list[dict]] = {}
+    outputs: dict[str, list[dict]] = {}
+    stage = time.perf_counter()
+    for family in config.families:
+        for seed in config.seed_list:
+            run_start = time.perf_counter()
+            run_dir = out / "runs" / family / f"seed{seed}"
+            result, tensors = train_family_seed(family, seed, data, config, run_dir)
+            runs.setdefault(family, []).append(result)
+            outputs.setdefault(family, []).append(tensors)
+            timings[f"train/{family}/seed{seed}"] = time.perf_counter() - run_start
+    timings["train"] = time.perf_counter() - stage
+
+    stage = time.perf_counter()
+    cka_key = {
+        "runs": {f: [r["key"] for r in rs] for f, rs in runs.items()},
+        **config.key("cka_permutations"),
+    }
+    cka_path = out / "cka.json"
+    if cka_path.exists() and load_json(cka_path)["key"] == cka_key:
+        cka = load_json(cka_path)["cka"]
+    else:
+        probes = {
+            family: [
+                {k.removeprefix("probe/"): v for k, v in o.items() if k.startswith("probe/")}
+                for o in per_seed
+            ]
+            for family, per_seed in outputs.items()
+        }
+        cka = cka_study(probes, config.cka_permutations, config.seed, config.progress)
+        save_json({"key": cka_key, "cka": cka}, cka_path)
+    timings["cka"] = time.perf_counter() - stage
+
+    stage = time.perf_counter()
+    test_labels = data.labels[data.split["test"]]
+    results = {
+        "command": command or shlex.join([sys.executable, "-m", "benchmarks.inr_classification"]),
+        "config": config.to_dict(),
+        "versions": package_versions(),
+        "seeds": config.seed_list,
+        "families": list(config.families),
+        "data": {
+            "name": data.name,
+            "description": data.description,
+            "inr_description": data.inr_description,
+            "n_train": len(data.split["train"]),
+            "n_val": len(data.split["val"]),
+            "n_test": len(data.split["test"]),
+            "num_classes": data.num_classes,
+            "psnr_db": None
+            if data.psnr.isnan().all()
+            else {"mean": float(data.psnr.mean()), "min": float(data.psnr.min())},
+        },
+        "runs": runs,
+        **assemble_results(runs, outputs, test_labels, cka),
+        "cka": cka,
+    }
+    results["figures"] = {
+        "accuracy": plot_accuracy_overlap(results, out / "accuracy_overlap.png").name
+    }
+    results["figures"].update(plot_cka_figures(cka, out))
+    timings["analysis"] = time.perf_counter() - stage
+    timings["total"] = time.perf_counter() - start
+    results["timings"] = timings
+    save_json(results, out / "results.json")
+    save_text(render_report(results), out / "report.md")
+    return results

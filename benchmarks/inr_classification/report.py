@@ -1,0 +1,278 @@
+"""Render ``report.md`` from the ``results.json`` dictionary.
+
+Every sentence that states a result is built from the numbers in ``results``; the
+thresholds come from :mod:`.findings`.
+"""
+
+from __future__ import annotations
+
+from . import findings
+from .plots import PAPER_COMPARISONS
+
+VERDICT_MARK = {
+    "reproduced": "✅ reproduced",
+    "contradicted": "❌ contradicted",
+    "inconclusive": "❔ inconclusive",
+}
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _pm(stat: dict, scale: float = 100.0, digits: int = 1) -> str:
+    return f"{scale * stat['mean']:.{digits}f} ± {scale * stat['std']:.{digits}f}"
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _accuracy_section(results: dict) -> list[str]:
+    rows = []
+    for family in results["families"]:
+        runs = results["runs"][family]
+        per_seed = ", ".join(_pct(r["test_accuracy"]) for r in runs)
+        rows.append(
+            [
+                f"`{family}`",
+                _pm(results["accuracy"][family]),
+                per_seed,
+                ", ".join(str(r["best_epoch"]) for r in runs),
+            ]
+        )
+    return [
+        "## Test accuracy",
+        "",
+        "Best-validation checkpoint of each seed, tested once (mean ± sample std over seeds).",
+        "",
+        *_table(["family", "test accuracy (%)", "per seed", "best epoch"], rows),
+        "",
+    ]
+
+
+def _finding_evidence(finding: dict) -> str:
+    if "tests" in finding:
+        parts = [
+            f"{t['lower']} {t['mean_lower']:.3f} vs {t['higher']} {t['mean_higher']:.3f} "
+            f"(difference {t['difference']:+.3f}, permutation p = {_p(t['p_value'])})"
+            for t in finding["tests"]
+        ]
+        rule = (
+            f"reproduced when the difference ≥ {findings.CKA_MARGIN} and p ≤ "
+            f"{findings.ALPHA} for every comparison"
+        )
+        return "Debiased CKA, mean over seed pairs: " + "; ".join(parts) + f". Rule: {rule}."
+    if "only_gmn_fraction" in finding:
+        parts = [
+            f"{k}: " + ", ".join(_pct(f) for f in v)
+            for k, v in finding["only_gmn_fraction"].items()
+        ]
+        return (
+            "Fraction of test samples right only for the GMN, per seed: "
+            + "; ".join(parts)
+            + f". Rule: reproduced when every value ≥ {_pct(finding['threshold'])}."
+        )
+    parts = [
+        f"{p['mixed']} {_pct(p['mixed_accuracy'])} vs {p['same']} "
+        f"{_pct(p['same_accuracy'])} (McNemar p = {_p(p['mcnemar_p'])})"
+        for p in finding["pairings"]
+    ]
+    return (
+        "Ensembles by averaged probabilities: "
+        + "; ".join(parts)
+        + f". Rule: reproduced when the mixed ensemble wins every pairing with p ≤ "
+        f"{findings.ALPHA}."
+    )
+
+
+def _findings_section(results: dict) -> list[str]:
+    lines = [
+        "## Findings",
+        "",
+        "Each claim of Yeom & Lee (2025) is tested on this run's numbers; the verdict is "
+        "computed, with the rule stated.",
+        "",
+    ]
+    for i, finding in enumerate(results["findings"], 1):
+        lines += [
+            f"{i}. **{finding['claim']}** — {VERDICT_MARK[finding['verdict']]}.",
+            f"   {_finding_evidence(finding)}",
+            "",
+        ]
+    return lines
+
+
+def _cka_rows(groups: dict) -> list[list[str]]:
+    rows = []
+    for name, group in groups.items():
+        stats = group.get("statistics", {})
+        ci = stats.get("ci")
+        rows.append(
+            [
+                f"`{name}`",
+                str(len(group["pairs"])),
+                _pm(group["headline_debiased"], 1, 3),
+                _pm(group["headline_biased"], 1, 3),
+                _p(stats.get("p_value")),
+                f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "–",
+            ]
+        )
+    return rows
+
+
+def _cka_section(results: dict) -> list[str]:
+    cka = results["cka"]
+    header = ["models", "pairs", "debiased CKA", "biased CKA", "p (first pair)", "CI (first pair)"]
+    lines = [
+        "## CKA",
+        "",
+        cka["statistic"],
+        "",
+        "### Between seeds of one family",
+        "",
+        *_table(header, _cka_rows(cka["within"])),
+        "",
+        "### Between families",
+        "",
+        *_table(header, _cka_rows(cka["between"])),
+        "",
+    ]
+    shown = {f"cka_{k}" for k in (*cka["within"], *PAPER_COMPARISONS)}
+    figures = {k: v for k, v in results["figures"].items() if k.startswith("cka_")}
+    lines += [f"![{name}]({path})" for name, path in figures.items() if name in shown]
+    others = [f"[{name[4:]}]({path})" for name, path in figures.items() if name not in shown]
+    if others:
+        lines += ["", "Other heatmaps: " + ", ".join(others) + "."]
+    return lines + [""]
+
+
+def _overlap_section(results: dict) -> list[str]:
+    rows = []
+    for name, per_seed in results["overlap"].items():
+        a, b = name.split("-")
+        for seed, o in enumerate(per_seed):
+            rows.append(
+                [
+                    f"`{a}` vs `{b}`",
+                    str(seed),
+                    _pct(o["both_right"] / o["n"]),
+                    _pct(o["only_a"] / o["n"]),
+                    _pct(o["only_b"] / o["n"]),
+                    _pct(o["both_wrong"] / o["n"]),
+                    _p(o["mcnemar_p"]),
+                ]
+            )
+    header = [
+        "models (A vs B)",
+        "seed",
+        "both right",
+        "only A",
+        "only B",
+        "both wrong",
+        "McNemar p",
+    ]
+    lines = [
+        "## Prediction overlap",
+        "",
+        "Seed i of A against seed i of B (for `cnn` vs `cnn`: seed i against seed i+1, "
+        "the disagreement that a new initialisation alone causes).",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+    if "accuracy" in results["figures"]:
+        lines += [f"![accuracy and overlap]({results['figures']['accuracy']})", ""]
+    return lines
+
+
+def _ensemble_section(results: dict) -> list[str]:
+    ens = results["ensembles"]
+    rows = [
+        [
+            p["mixed"],
+            _pct(p["mixed_accuracy"]),
+            p["same"],
+            _pct(p["same_accuracy"]),
+            f"{100 * p['difference']:+.1f}",
+            _p(p["mcnemar_p"]),
+        ]
+        for p in ens["pairings"]
+    ]
+    return [
+        "## Ensembles",
+        "",
+        f"Averaged probabilities. Mean accuracy: {ens['base']} + {ens['other']} "
+        f"{_pm(ens['mixed_accuracy'])}%, {ens['base']} + {ens['base']} "
+        f"{_pm(ens['same_accuracy'])}%.",
+        "",
+        *_table(["mixed", "acc.", "same family", "acc.", "Δ (points)", "McNemar p"], rows),
+        "",
+    ]
+
+
+def _beyond_section(results: dict) -> list[str]:
+    if not results["comparisons"]:
+        return []
+    rows = [
+        [
+            f"`{c['a']}` vs `{c['b']}`",
+            ", ".join(f"{100 * d:+.1f}" for d in c["accuracy_difference"]),
+            ", ".join(_p(p) for p in c["mcnemar_p"]),
+            c["verdict"],
+        ]
+        for c in results["comparisons"]
+    ]
+    return [
+        "## Beyond the paper",
+        "",
+        "Seed i against seed i; a family is called better only when it wins every seed "
+        f"with McNemar p ≤ {findings.ALPHA}.",
+        "",
+        *_table(
+            ["families", "accuracy difference per seed (points)", "McNemar p", "verdict"], rows
+        ),
+        "",
+    ]
+
+
+def _setup_section(results: dict) -> list[str]:
+    data, timings = results["data"], results["timings"]
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items() if "/" not in k)
+    return [
+        "## Setup",
+        "",
+        f"- command: `{results['command']}`",
+        f"- data: {data['description']}; split {data['n_train']} / {data['n_val']} / "
+        f"{data['n_test']} (train / val / test), {data['num_classes']} classes",
+        f"- INRs: {data['inr_description']}",
+        f"- seeds per family: {len(results['seeds'])} ({results['seeds']}); epochs: "
+        f"{results['config']['epochs']}; device: {results['config']['device']}",
+        f"- wall time per stage: {stages}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()),
+        "",
+    ]
+
+
+def render_report(results: dict) -> str:
+    """The Markdown report for one benchmark run."""
+    lines = [f"# INR classification benchmark: {results['data']['name']}", ""]
+    for section in (
+        _setup_section,
+        _accuracy_section,
+        _findings_section,
+        _cka_section,
+        _overlap_section,
+        _ensemble_section,
+        _beyond_section,
+    ):
+        lines += section(results)
+    return "\n".join(lines).rstrip() + "\n"

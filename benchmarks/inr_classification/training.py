@@ -1,0 +1,131 @@
+"""Stage "train": one (family, seed) run trained, tested once at its best-validation epoch,
+and probed on the test set. Its outputs are one cache unit under ``--out/runs/FAMILY/seedS``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import TensorDataset
+
+from gmn.train import TrainConfig, Trainer
+
+from .cache import load_json, load_tensors, save_json, save_tensors
+from .config import BenchmarkConfig
+from .data import BenchmarkData
+from .families import plan_family
+from .probes import probe_model
+
+OUTPUTS = "outputs.safetensors"  # test probabilities, predictions and probed states
+RESULT = "result.json"  # accuracies, epochs, timings and the run's cache key
+
+
+def _datasets(data: BenchmarkData, inputs: str) -> dict[str, TensorDataset]:
+    """Train/val/test ``(inputs, label)`` datasets. Parameter families train on every INR
+    view of the training images and are validated and tested on view 0."""
+    labels, split = data.labels, data.split
+    if inputs == "images":
+        return {k: TensorDataset(data.images[idx], labels[idx]) for k, idx in split.items()}
+    views = data.params.shape[1]
+    train = split["train"]
+    sets = {
+        "train": TensorDataset(
+            data.params[train].flatten(0, 1), labels[train].repeat_interleave(views)
+        )
+    }
+    sets.update(
+        {k: TensorDataset(data.params[split[k], 0], labels[split[k]]) for k in ("val", "test")}
+    )
+    return sets
+
+
+def _augmentation(data: BenchmarkData):
+    """Trainer transform: an independent random hidden-neuron permutation per INR."""
+    from gmn.graph.permutation import permute
+
+    def transform(batch, generator: torch.Generator):
+        params, labels = batch
+        return permute(data.template, params, generator), labels
+
+    return transform
+
+
+def run_key(family: str, seed: int, config: BenchmarkConfig, data: BenchmarkData) -> dict:
+    """Everything that decides this run's numbers (a cached run must match it)."""
+    return {
+        "family": family,
+        "seed": seed,
+        "data": data.key,
+        **config.key("epochs", "batch_size", "lr", "gmn_config", "probe_samples"),
+    }
+
+
+def train_family_seed(
+    family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig, run_dir: Path
+) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Train, test and probe one run, or load it when ``run_dir`` already holds it.
+
+    Returns:
+        (result, outputs): ``result`` has ``test_accuracy``, ``best_val_accuracy``,
+        ``best_epoch``, ``train_seconds`` …; ``outputs`` has ``probabilities`` [n_test, C],
+        ``predictions`` [n_test] and ``probe/LAYER`` [n_test, d] for every probed layer.
+    """
+    key = run_key(family, seed, config, data)
+    if (run_dir / RESULT).exists() and (run_dir / OUTPUTS).exists():
+        result = load_json(run_dir / RESULT)
+        if result["key"] != key:
+            raise ValueError(
+                f"{run_dir} holds a run with other settings; use another --out. "
+                f"cached: {result['key']}, now: {key}"
+            )
+        return result, load_tensors(run_dir / OUTPUTS)
+
+    plan = plan_family(family, data, config)
+    options = {"batch_size": config.batch_size, "lr": config.lr, **plan.train_options}
+    sets = _datasets(data, plan.inputs)
+    if "warmup_fraction" in options:
+        steps = config.epochs * -(-len(sets["train"]) // options["batch_size"])
+        options["warmup_steps"] = int(options.pop("warmup_fraction") * steps)
+    train_config = TrainConfig(
+        run_dir=str(run_dir),
+        seed=seed,
+        epochs=config.epochs,
+        monitor="val_accuracy",
+        resume=config.resume,
+        progress=config.progress,
+        device=config.device,
+        **options,
+    )
+    trainer = Trainer(
+        plan.build,
+        sets["train"],
+        sets["val"],
+        sets["test"],
+        config=train_config,
+        transform=_augmentation(data) if plan.augment else None,
+    )
+    summary = trainer.fit()
+    test = trainer.test_result
+    probes = probe_model(trainer.model, plan.probe_layers(trainer.model), sets["test"], config)
+    outputs = {
+        "probabilities": test["probabilities"].float(),
+        "predictions": test["predictions"].long(),
+        **{f"probe/{name}": states for name, states in probes.items()},
+    }
+    save_tensors(outputs, run_dir / OUTPUTS)
+    result = {
+        "key": key,
+        "family": family,
+        "seed": seed,
+        "test_accuracy": test["accuracy"],
+        "best_val_accuracy": summary["best_val_accuracy"],
+        "best_epoch": summary["best_epoch"],
+        "epochs_completed": summary["epochs_completed"],
+        "train_seconds": summary["train_seconds"],
+        "samples_per_second": summary["samples_per_second"],
+        "train_options": options,
+        "probe_layers": list(probes),
+    }
+    save_json(result, run_dir / RESULT)
+    return result, outputs
