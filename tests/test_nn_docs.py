@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from gmn.graph import vocab
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "nn.md"
 
 
@@ -13,7 +15,8 @@ def test_docs_examples_run():
     quick_start, custom = blocks[0], blocks[1]
     namespace: dict = {}
     exec(quick_start, namespace)
-    assert namespace["hidden"]["layers.3/node_type_mean"].shape == (20, 13 * 64)
-    assert namespace["hidden"]["readout"].shape == (20, 128)
+    types = len(vocab.NODE_TYPES)
+    assert namespace["hidden"]["layers.3/node_type_mean"].shape == (8, types * 64)
+    assert namespace["hidden"]["readout"].shape == (8, 128)
     exec(custom, namespace)
-    assert namespace["MyGMN"]()(namespace["batch"]).shape == (20, 10)
+    assert namespace["MyGMN"]()(namespace["batch"]).shape == (8, 10)

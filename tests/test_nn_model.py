@@ -104,3 +104,14 @@ def test_same_seed_same_model_and_output():
         outputs.append(GMN(hidden_dim=8, num_layers=2)(batch))
     assert torch.equal(outputs[0], outputs[1])
     assert not torch.equal(outputs[0], outputs[2])
+
+
+def test_standardize_fit_gives_zero_mean_unit_std_columns():
+    from gmn.nn import Standardize
+
+    features = torch.randn(200, 3, dtype=torch.float64) * torch.tensor([1.0, 5.0, 0.1]) + 3
+    standardize = Standardize(3).double()
+    standardize.fit(features)
+    out = standardize(features)
+    torch.testing.assert_close(out.mean(0), torch.zeros(3, dtype=torch.float64))
+    torch.testing.assert_close(out.std(0, unbiased=False), torch.ones(3, dtype=torch.float64))

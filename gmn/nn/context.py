@@ -41,13 +41,10 @@ class GraphContext:
     num_graphs: int
     num_node_types: int
 
-    @property
-    def num_nodes(self) -> int:
-        return self.batch.shape[0]
 
-    @property
-    def num_edges(self) -> int:
-        return self.edge_batch.shape[0]
+def is_output_neuron(node_io_pos: Tensor, node_layer: Tensor) -> Tensor:
+    """[N] bool: neurons with an output position (input neurons are those of layer 0)."""
+    return (node_io_pos >= 0) & (node_layer > 0)
 
 
 def _field(graph, name: str) -> Tensor:
@@ -117,7 +114,7 @@ def graph_context(graph, node_in_dim: int, edge_in_dim: int, num_node_types: int
     else:
         batch = _check_index(graph, "batch", num_nodes)
         num_graphs = int(graph.num_graphs)
-    is_output = (graph.node_io_pos >= 0) & (graph.node_layer > 0)
+    is_output = is_output_neuron(graph.node_io_pos, graph.node_layer)
     return GraphContext(
         edge_index=edge_index,
         batch=batch,

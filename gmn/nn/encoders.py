@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gmn.nn.context import GraphFieldError
+from gmn.nn.context import GraphFieldError, is_output_neuron
 from gmn.nn.standardize import Standardize
 
 
@@ -68,7 +68,7 @@ class NodeEncoder(nn.Module):
                           "max_layers")
         check_index_range("node_io_pos", graph.node_io_pos, self.max_io_positions,
                           "max_io_positions", minimum=-1)
-        is_output = (graph.node_layer > 0).long()
+        is_output = is_output_neuron(graph.node_io_pos, graph.node_layer).long()
         io_row = torch.where(
             graph.node_io_pos < 0,
             torch.zeros_like(graph.node_io_pos),
