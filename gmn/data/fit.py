@@ -1,9 +1,10 @@
 """Fit many SIRENs to images at once: ``fit_inrs``.
 
-Each chunk of INRs is one batched computation: batched matmuls over [n_inrs, ...] parameter
-tensors (``batched_siren``) and one Adam update over a flat buffer holding every parameter of
-every INR. An INR that reaches the target PSNR is frozen (its parameters from the step that
-reached it are kept) and dropped from the batch, so the work shrinks as INRs converge.
+Up to ``chunk_size`` INRs are one batched computation: batched matmuls over [n_inrs, ...]
+parameter tensors with a hand-written backward (``batched_siren``) and one Adam update over a
+row-major [n_inrs, P] buffer with per-row step counts. An INR that reaches the target PSNR is
+frozen (its parameters from the step that reached it are kept) and leaves the batch; the next
+INR in the queue takes its place, so the batch stays full.
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ class ImageSet:
 
     def subset(self, index) -> ImageSet:
         index = torch.as_tensor(index, dtype=torch.long)
-        return ImageSet(self.images[index], self.labels[index], {**self.source, "subset": True})
+        source = {**self.source, "subset": index.tolist()}
+        return ImageSet(self.images[index], self.labels[index], source)
 
 
 def from_tensor(images: Tensor, labels, *, scale: float | None = None, source: str = "tensor"):

@@ -123,13 +123,11 @@ class ShardStore:
         if indices.numel() and (indices.min() < 0 or indices.max() >= len(self)):
             raise IndexError(f"INR index out of range [0, {len(self)})")
         shard_of = torch.searchsorted(self.starts, indices, right=True) - 1
-        out = None
+        out = {k: v.new_empty(len(indices), *v.shape[1:]) for k, v in self._shard(0).items()}
         for shard in shard_of.unique().tolist():
             rows = (shard_of == shard).nonzero().squeeze(1)
             tensors = self._shard(shard)
             local = indices[rows] - self.starts[shard]
-            if out is None:
-                out = {k: v.new_empty(len(indices), *v.shape[1:]) for k, v in tensors.items()}
             for key, value in tensors.items():
                 out[key][rows] = value[local]
         return out
