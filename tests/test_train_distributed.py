@@ -8,6 +8,7 @@ This file is also the script torchrun runs: ``tests/test_train_distributed.py OU
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -68,8 +69,21 @@ def train(run_dir: str, batch_size: int):
     return trainer, eval_set
 
 
+def probe_states(model: ParamsToGMN, batches) -> dict[str, Tensor]:
+    """GMN layer states (``gmn.probe``) and logits of ``(params, label)`` batches, in order."""
+    import gmn
+
+    def forward(_, batch):
+        probe_states.logits.append(model(batch[0]))
+
+    probe_states.logits = []
+    with gmn.probe(model.gmn) as recorder:
+        states = [{**recorder.run(b, forward), "logits": probe_states.logits[-1]} for b in batches]
+    return {key: torch.cat([s[key] for s in states]) for key in states[0]}
+
+
 def worker(out_dir: str) -> None:
-    """One rank: train, then gather predictions, hidden states and CKA over the eval set."""
+    """One rank: train; probe its shard of the eval set, gather in order; all-reduce CKA."""
     import torch.distributed as dist
 
     from gmn.cka import CKAAccumulator
@@ -78,17 +92,11 @@ def worker(out_dir: str) -> None:
 
     trainer, eval_set = train(str(Path(out_dir) / "run"), PER_RANK_BATCH)
     model = trainer.model.eval()
-    hidden = map_in_order(
-        lambda batch: {"node_mean": model.gmn.encode(model.template.batch(batch[0])).node
-                       .view(batch[0].shape[0], -1, 16).mean(1),
-                       "logits": model(batch[0])},
-        eval_set,
-        batch_size=3,
-    )
-    accumulator = CKAAccumulator()
-    for index in range(dist.get_rank(), NUM_EVAL, dist.get_world_size()):
-        params = eval_set.tensors[0][index : index + 1]
-        accumulator.update(params, model(params).detach())
+    with torch.no_grad():
+        hidden = map_in_order(lambda batch: probe_states(model, [batch]), eval_set, 3)
+        shard = range(dist.get_rank(), NUM_EVAL, dist.get_world_size())
+        local = probe_states(model, [eval_set[i : i + 1] for i in shard])
+    accumulator = CKAAccumulator().update(local["layers.0/node_mean"], local["logits"])
     accumulator.all_reduce()
     if dist.get_rank() == 0:
         save_atomic(
@@ -108,13 +116,18 @@ def test_two_gloo_processes_match_one_process_with_the_combined_batch(tmp_path):
     from gmn.cka import CKAAccumulator
     from gmn.train import load_checkpoint
 
-    launch = subprocess.run(
+    launch = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          __file__, str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
-    assert launch.returncode == 0, launch.stderr[-4000:]
+    try:
+        output, _ = launch.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(launch.pid, signal.SIGKILL)  # torchrun and its workers
+        raise
+    assert launch.returncode == 0, output[-4000:]
     ddp = load_checkpoint(tmp_path / "rank0.pt")
     assert ddp["world_size"] == 2
 
@@ -128,16 +141,13 @@ def test_two_gloo_processes_match_one_process_with_the_combined_batch(tmp_path):
     assert ddp["test"]["accuracy"] == test["accuracy"]
     torch.testing.assert_close(ddp["test"]["outputs"], test["outputs"], rtol=1e-4, atol=1e-5)
 
-    model = single.model.eval()
-    with torch.no_grad():
-        logits = model(eval_set.tensors[0])
-        states = model.gmn.encode(model.template.batch(eval_set.tensors[0])).node
-    torch.testing.assert_close(ddp["hidden"]["logits"], logits, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(
-        ddp["hidden"]["node_mean"], states.view(NUM_EVAL, -1, 16).mean(1), rtol=1e-4, atol=1e-5
-    )
-    expected_cka = CKAAccumulator().update(eval_set.tensors[0], logits).compute()
-    torch.testing.assert_close(ddp["cka"], expected_cka, rtol=1e-4, atol=1e-6)
+    with torch.no_grad():  # one process probes the whole set in one batch
+        states = probe_states(single.model.eval(), [eval_set.tensors])
+    assert set(ddp["hidden"]) == set(states) and "layers.1/node_mean" in states
+    for key, value in states.items():
+        torch.testing.assert_close(ddp["hidden"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    expected = CKAAccumulator().update(states["layers.0/node_mean"], states["logits"]).compute()
+    torch.testing.assert_close(ddp["cka"], expected, rtol=1e-4, atol=1e-6)
 
 
 if __name__ == "__main__":

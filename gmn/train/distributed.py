@@ -64,8 +64,11 @@ def current_context() -> DistContext:
 
 
 def shutdown() -> None:
-    """Leave the process group (call once at the end of a ``torchrun`` script)."""
+    """Leave the process group (call once at the end of a ``torchrun`` script, on every
+    rank). Ranks first wait for each other: one tearing down while another still
+    communicates can leave the latter hanging."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -188,6 +188,10 @@ class Trainer:
         finally:
             seconds = time.perf_counter() - start
             self._finish(status, seconds, self._samples_trained)
+            if self.dist.enabled:
+                # DistributedDataParallel holds the process group; freed later (after
+                # destroy_process_group, at exit) its gloo threads can hang the process.
+                self._train_forward = None
         return self.summary
 
     def evaluate(self, data, return_outputs: bool = False) -> dict:
