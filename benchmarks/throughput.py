@@ -9,7 +9,8 @@ One step = forward + cross-entropy + backward + AdamW step on a batch built once
 Peak memory: CUDA ``torch.cuda.max_memory_allocated``; CPU the process's peak resident set
 (Linux ``VmHWM``, reset before each width), which includes the Python interpreter and torch.
 Public anchors on the same 2-core CPU (design notes): NG-GNN (d=32, 4 layers) 21 graphs/s,
-NG-T 5, ScaleGMN 4.
+NG-T 5, ScaleGMN 4. ``reference_add_ms`` (one memory-bound add of an edge-state-sized tensor)
+shows how loaded the machine was: compare figures only between runs with similar values.
 """
 
 from __future__ import annotations
@@ -66,6 +67,21 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def reference_add_ms(device: torch.device) -> float:
+    """Wall time of one fp32 add of two [143360, 64] tensors (an edge-state pass at batch 128,
+    width 64): a memory-bandwidth yardstick that shows how loaded the machine is."""
+    a = torch.randn(143360, 64, device=device)
+    b = torch.randn(143360, 64, device=device)
+    for _ in range(3):
+        a + b
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(20):
+        a + b
+    synchronize(device)
+    return 1e3 * (time.perf_counter() - start) / 20
+
+
 def measure(width: int, layers: int, batch, device: torch.device, steps: int, warmup: int,
             compile_model: bool, bf16: bool) -> dict:
     torch.manual_seed(0)
@@ -107,7 +123,8 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"device={device} threads={torch.get_num_threads()} layers={args.layers} "
-          f"compile={args.compile} bf16={args.bf16}")
+          f"compile={args.compile} bf16={args.bf16} "
+          f"reference_add_ms={reference_add_ms(device):.1f}")
     print(f"{'batch':>6} {'width':>6} {'graphs/s':>9} {'ms/step':>8} {'cpu ms/step':>11} "
           f"{'peak MB':>8}")
     for batch_size in args.batch:
