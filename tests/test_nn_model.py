@@ -35,6 +35,9 @@ def test_unknown_option_is_rejected_by_name():
         GMN(hiden_dim=32)
     with pytest.raises(ValueError, match="node_median"):
         GMN(readout=("node_median",))
+    with pytest.raises(ValueError, match="hidden_dim must be a positive int"):
+        GMN(hidden_dim=0)
+    assert GMN(readout="attention", hidden_dim=8).config.readout == ("attention",)
 
 
 @pytest.mark.parametrize("name", REQUIRED_FIELDS)

@@ -61,6 +61,16 @@ class GMNConfig:
     readout: tuple[str, ...] = field(default=("node_mean", "edge_mean"))
     attention_heads: int = 4
 
+    def __post_init__(self):
+        for key in ("aggregations", "readout"):
+            value = getattr(self, key)
+            setattr(self, key, (value,) if isinstance(value, str) else tuple(value))
+        for key in ("out_dim", "hidden_dim", "node_in_dim", "edge_in_dim", "num_node_types",
+                    "num_edge_types", "num_activations", "max_layers", "max_io_positions"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ValueError(f"GMN option {key} must be a positive int, "
+                                 f"got {getattr(self, key)!r}")
+
     @classmethod
     def from_kwargs(cls, **kwargs) -> GMNConfig:
         """Build a config, rejecting unknown keys with the list of valid ones."""
@@ -106,11 +116,11 @@ class GMN(nn.Module):
         self.edge_encoder = EdgeEncoder(c.edge_in_dim, d, c.num_edge_types)
         reads_global = "global" in c.readout
         self.layers = nn.ModuleList(
-            GMNLayer(d, tuple(c.aggregations), c.use_global, c.norm, c.dropout, activation,
+            GMNLayer(d, c.aggregations, c.use_global, c.norm, c.dropout, activation,
                      update_global=c.use_global and (i < c.num_layers - 1 or reads_global))
             for i in range(c.num_layers)
         )
-        self.readout = Readout(d, tuple(c.readout), c.attention_heads)
+        self.readout = Readout(d, c.readout, c.attention_heads)
         self.head = nn.Sequential(
             nn.Linear(self.readout.out_dim, d), activation(), nn.Dropout(c.dropout),
             nn.Linear(d, c.out_dim),
