@@ -36,8 +36,8 @@ from gmn.models.siren import Siren
 #: stop at 40 dB, at most 200 Adam steps at 1e-3
 DEFAULT_RECIPE = {"init": "shared", "lr": 1e-3, "steps": 200, "target_psnr": 40.0}
 #: GMN options and training defaults (docs/accuracy.md)
-DEFAULT_GMN = {"hidden_dim": 64, "num_layers": 4}
-DEFAULTS = {"probe_grid": 7, "layerwise": 1, "epochs": 20, "lr": 2e-3, "weight_decay": 0.01,
+DEFAULT_GMN = {"hidden_dim": 64, "num_layers": 2, "readout": ("output_mean", "node_mean")}
+DEFAULTS = {"probe_grid": 28, "layerwise": 1, "epochs": 10, "lr": 3e-3, "weight_decay": 0.01,
             "batch_size": 64}
 
 
@@ -54,22 +54,31 @@ def fit_cached(images: Tensor, recipe: dict, seed: int, cache: Path,
     folder = cache / recipe_key(recipe, seed)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "recipe.json").write_text(json.dumps({**recipe, "seed": seed}, indent=1))
-    params, psnr = [], []
-    for start in range(0, len(images), chunk):
-        stop = min(start + chunk, len(images))
-        path = folder / f"{start:06d}-{stop:06d}.pt"
+    bounds = [(start, min(start + chunk, len(images))) for start in range(0, len(images), chunk)]
+    paths = [folder / f"{start:06d}-{stop:06d}.pt" for start, stop in bounds]
+    for (start, stop), path in zip(bounds, paths):  # fit the chunks no other process claimed
+        lock = path.with_suffix(".lock")
         if path.exists():
-            part = torch.load(path, weights_only=True)
-        else:
-            t0 = time.perf_counter()
-            result = fit_inrs(images[start:stop], recipe=FitRecipe(**recipe), seed=seed,
-                              image_ids=torch.arange(start, stop), progress=progress)
-            part = {"params": result.params, "psnr": result.psnr, "steps": result.steps}
-            torch.save(part, path.with_suffix(".tmp"))
-            path.with_suffix(".tmp").rename(path)
-            print(f"fitted INRs {start}-{stop}: {time.perf_counter() - t0:.0f} s, "
-                  f"PSNR {result.psnr.mean():.1f} dB, steps {result.steps.float().mean():.0f}",
-                  flush=True)
+            continue
+        try:
+            lock.touch(exist_ok=False)
+        except FileExistsError:
+            continue
+        t0 = time.perf_counter()
+        result = fit_inrs(images[start:stop], recipe=FitRecipe(**recipe), seed=seed,
+                          image_ids=torch.arange(start, stop), progress=progress)
+        part = {"params": result.params, "psnr": result.psnr, "steps": result.steps}
+        torch.save(part, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").rename(path)
+        lock.unlink()
+        print(f"fitted INRs {start}-{stop}: {time.perf_counter() - t0:.0f} s, "
+              f"PSNR {result.psnr.mean():.1f} dB, steps {result.steps.float().mean():.0f}",
+              flush=True)
+    params, psnr = [], []
+    for path in paths:  # chunks fitted by another process may still be in flight
+        while not path.exists():
+            time.sleep(5)
+        part = torch.load(path, weights_only=True)
         params.append(part["params"])
         psnr.append(part["psnr"])
     keys = params[0].keys()
@@ -191,7 +200,7 @@ def train(model: nn.Module, data: dict, epochs: int, lr: float, weight_decay: fl
             loss.backward()
             optimizer.step()
             schedule.step()
-            loss_sum += float(loss) * len(idx)
+            loss_sum += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == labels[idx]).sum())
         seconds = time.perf_counter() - t0
         val = accuracy(model, *data["val"])
