@@ -121,21 +121,29 @@ def run_build(folder, *args, env=None):
                             env={**os.environ, **(env or {})})
 
 
-def test_killed_build_resumes_bit_identically(tmp_path):
-    count, steps, shard_size = 12, 15, 2  # 12 shards of 2 INRs
-    process = run_build(tmp_path / "killed", count, steps, shard_size)
+BUILD_ARGS = (12, 15, 2)  # 12 images × 2 views, 15 steps, 12 shards of 2 INRs
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    assert run_build(folder, *BUILD_ARGS).wait(timeout=240) == 0
+    return folder_contents(folder)
+
+
+def test_killed_build_resumes_bit_identically(tmp_path, uninterrupted):
+    process = run_build(tmp_path, *BUILD_ARGS)
     deadline = time.time() + 120
-    while not list((tmp_path / "killed").glob("shard-*.safetensors")):
+    while not list(tmp_path.glob("shard-*.safetensors")):
         assert process.poll() is None and time.time() < deadline, "build ended before a shard"
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    written = list((tmp_path / "killed").glob("shard-*.safetensors"))
+    written = list(tmp_path.glob("shard-*.safetensors"))
     assert 0 < len(written) < 12, "the build was killed mid-way"
-    assert not (tmp_path / "killed" / "manifest.json").exists()
-    assert run_build(tmp_path / "killed", count, steps, shard_size).wait() == 0
-    assert run_build(tmp_path / "whole", count, steps, shard_size).wait() == 0
-    assert folder_contents(tmp_path / "killed") == folder_contents(tmp_path / "whole")
+    assert not (tmp_path / "manifest.json").exists()
+    assert run_build(tmp_path, *BUILD_ARGS).wait(timeout=240) == 0
+    assert folder_contents(tmp_path) == uninterrupted
 
 
 def free_port() -> int:
@@ -144,13 +152,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_torchrun_style_build_with_two_gloo_ranks_matches_one_process(tmp_path):
-    args = (8, 5, 3)
+def test_torchrun_style_build_with_two_gloo_ranks_matches_one_process(tmp_path, uninterrupted):
     env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2"}
-    ranks = [run_build(tmp_path / "two", *args, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)})
+    ranks = [run_build(tmp_path, *BUILD_ARGS, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)})
              for r in range(2)]
     assert [p.wait(timeout=240) for p in ranks] == [0, 0]
-    assert run_build(tmp_path / "one", *args).wait(timeout=240) == 0
-    assert folder_contents(tmp_path / "two") == folder_contents(tmp_path / "one")
-    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
-    assert len(manifest["shards"]) == 6
+    assert folder_contents(tmp_path) == uninterrupted
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert len(manifest["shards"]) == 12
