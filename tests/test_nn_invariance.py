@@ -17,9 +17,9 @@ BUILDERS = {"mlp": make_mlp, "cnn_bn": make_cnn, "resnet": make_resnet, "siren":
 
 
 def full_gmn(seed: int = 0) -> GMN:
-    """Every pooling, the graph state and two aggregations: all code paths under test."""
+    """Every pooling, the graph state, two aggregations, narrower edges: all code paths."""
     torch.manual_seed(seed)
-    model = GMN(out_dim=3, hidden_dim=16, num_layers=2, use_global=True,
+    model = GMN(out_dim=3, hidden_dim=16, edge_dim=8, num_layers=2, use_global=True,
                 aggregations=("mean", "max"), readout=POOLINGS)
     return model.double().eval()
 

@@ -19,7 +19,7 @@ def siren_batch(n: int = 3, dtype=torch.float32) -> Batch:
 
 def test_gradients_reach_every_parameter():
     torch.manual_seed(0)
-    model = GMN(out_dim=4, hidden_dim=16, num_layers=2, use_global=True,
+    model = GMN(out_dim=4, hidden_dim=16, edge_dim=8, num_layers=2, use_global=True,
                 aggregations=("mean", "sum", "max"), readout=POOLINGS)
     # SIREN first: PyG collates the first graph's keys, and only the CNN has int_buffers
     batch = Batch.from_data_list([gmn.from_state_dict(make_siren(seed=0)),

@@ -12,12 +12,15 @@ from gmn.scatter import scatter
 class GlobalUpdate(nn.Module):
     """``u' = MLP([u, mean_i h_i, mean_ij e_ij])`` per graph.
 
-    Shapes: ``forward(u [B, dim], h [N, dim], e [E, dim], ctx) -> [B, dim]``.
+    Shapes: ``forward(u [B, dim], h [N, dim], e [E, edge_dim], ctx) -> [B, dim]``;
+    ``edge_dim`` defaults to ``dim``.
     """
 
-    def __init__(self, dim: int, activation: type[nn.Module] = nn.SiLU):
+    def __init__(self, dim: int, activation: type[nn.Module] = nn.SiLU,
+                 edge_dim: int | None = None):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(3 * dim, dim), activation(), nn.Linear(dim, dim))
+        in_dim = 2 * dim + (edge_dim or dim)
+        self.mlp = nn.Sequential(nn.Linear(in_dim, dim), activation(), nn.Linear(dim, dim))
 
     def forward(self, u: Tensor, h: Tensor, e: Tensor, ctx: GraphContext) -> Tensor:
         node_mean = scatter(h, ctx.batch, ctx.num_graphs, "mean")

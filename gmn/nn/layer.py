@@ -29,7 +29,7 @@ class GMNLayer(nn.Module):
     state is also added to every node state before the updates read it.
 
     Args:
-        dim: width d of node, edge and graph states.
+        dim: width d of node and graph states.
         aggregations: reductions used by :class:`NodeUpdate`.
         use_global: read a per-graph state ``u``.
         update_global: also update ``u`` (default ``use_global``; a last layer whose ``u`` is
@@ -37,17 +37,21 @@ class GMNLayer(nn.Module):
         norm: ``"layer"`` or ``"none"``.
         dropout: dropout probability on each update.
         activation: module class used inside the updates.
+        edge_dim: width of edge states (default ``dim``; narrower edges are cheaper, as
+            edges outnumber nodes).
 
-    Shapes: ``forward(h [N, d], e [E, d], ctx, u [B, d] | None) -> (h, e, u)``.
+    Shapes: ``forward(h [N, d], e [E, edge_dim], ctx, u [B, d] | None) -> (h, e, u)``.
     """
 
     def __init__(self, dim: int, aggregations: tuple[str, ...] = ("mean",),
                  use_global: bool = False, norm: str = "layer", dropout: float = 0.0,
-                 activation: type[nn.Module] = nn.SiLU, update_global: bool | None = None):
+                 activation: type[nn.Module] = nn.SiLU, update_global: bool | None = None,
+                 edge_dim: int | None = None):
         super().__init__()
-        self.edge_update = EdgeUpdate(dim, dim, activation=activation)
-        self.node_update = NodeUpdate(dim, dim, aggregations, activation)
-        self.edge_norm = make_norm(norm, dim)
+        edge_dim = edge_dim or dim
+        self.edge_update = EdgeUpdate(dim, edge_dim, activation=activation)
+        self.node_update = NodeUpdate(dim, edge_dim, aggregations, activation)
+        self.edge_norm = make_norm(norm, edge_dim)
         self.node_norm = make_norm(norm, dim)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.use_global = use_global
@@ -57,7 +61,7 @@ class GMNLayer(nn.Module):
         if use_global:
             self.global_to_node = nn.Linear(dim, dim)
         if self.update_global:
-            self.global_update = GlobalUpdate(dim, activation)
+            self.global_update = GlobalUpdate(dim, activation, edge_dim)
             self.global_norm = make_norm(norm, dim)
 
     def forward(self, h: Tensor, e: Tensor, ctx: GraphContext,

@@ -64,19 +64,23 @@ class AttentionPooling(nn.Module):
 
 
 class Readout(nn.Module):
-    """Concatenation of the named poolings: [B, len(poolings) * d].
+    """Concatenation of the named poolings: [B, out_dim].
 
-    Shapes: ``forward(h [N, d], e [E, d], u [B, d] | None, ctx) -> [B, len(poolings) * d]``.
+    ``out_dim`` is ``dim`` per node, output, attention or global pooling plus ``edge_dim``
+    (default ``dim``) per edge pooling.
+
+    Shapes: ``forward(h [N, d], e [E, edge_dim], u [B, d] | None, ctx) -> [B, out_dim]``.
     """
 
     def __init__(self, dim: int, poolings: tuple[str, ...] = ("node_mean", "edge_mean"),
-                 attention_heads: int = 4):
+                 attention_heads: int = 4, edge_dim: int | None = None):
         super().__init__()
         unknown = [name for name in poolings if name not in POOLINGS]
         if unknown or not poolings:
             raise ValueError(f"unknown readout pooling(s) {unknown}; choose from {POOLINGS}")
         self.poolings = tuple(poolings)
-        self.out_dim = len(self.poolings) * dim
+        self.out_dim = sum((edge_dim or dim) if name.startswith("edge_") else dim
+                           for name in self.poolings)
         if "attention" in self.poolings:
             self.attention = AttentionPooling(dim, attention_heads)
 
