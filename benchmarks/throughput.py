@@ -83,9 +83,9 @@ def reference_add_ms(device: torch.device) -> float:
 
 
 def measure(width: int, layers: int, batch, device: torch.device, steps: int, warmup: int,
-            compile_model: bool, bf16: bool) -> dict:
+            compile_model: bool, bf16: bool, edge_dim: int | None) -> dict:
     torch.manual_seed(0)
-    model = GMN(hidden_dim=width, num_layers=layers, out_dim=10).to(device)
+    model = GMN(hidden_dim=width, edge_dim=edge_dim, num_layers=layers, out_dim=10).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     forward = torch.compile(model) if compile_model else model
 
@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[128])
     parser.add_argument("--width", type=int, nargs="+", default=[32, 64, 128])
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--edge-dim", type=int, default=None,
+                        help="width of edge states (default: the node width)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -123,6 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"device={device} threads={torch.get_num_threads()} layers={args.layers} "
+          f"edge_dim={args.edge_dim or 'width'} "
           f"compile={args.compile} bf16={args.bf16} "
           f"reference_add_ms={reference_add_ms(device):.1f}")
     print(f"{'batch':>6} {'width':>6} {'graphs/s':>9} {'ms/step':>8} {'cpu ms/step':>11} "
@@ -131,7 +134,7 @@ def main() -> None:
         batch = siren_batch(batch_size, device)
         for width in args.width:
             r = measure(width, args.layers, batch, device, args.steps, args.warmup,
-                        args.compile, args.bf16)
+                        args.compile, args.bf16, args.edge_dim)
             print(f"{batch_size:>6} {width:>6} {r['graphs_per_s']:>9.1f} {r['ms_per_step']:>8.0f} "
                   f"{r['cpu_ms_per_step']:>11.0f} {r['peak_mb']:>8.0f}", flush=True)
 
