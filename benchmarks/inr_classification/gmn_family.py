@@ -15,7 +15,7 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
-GMN_MODEL_DEFAULTS = {"hidden_dim": 64, "num_layers": 4}
+GMN_MODEL_DEFAULTS = {"hidden_dim": 32, "num_layers": 3}
 GMN_TRAIN_DEFAULTS = {"lr": 2e-3, "weight_decay": 0.01, "batch_size": 64, "warmup_fraction": 0.05}
 
 

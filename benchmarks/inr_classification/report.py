@@ -131,7 +131,7 @@ def _cka_rows(groups: dict) -> list[list[str]]:
 
 def _cka_section(results: dict) -> list[str]:
     cka = results["cka"]
-    header = ["models", "pairs", "debiased CKA", "biased CKA", "p (first pair)", "CI (first pair)"]
+    header = ["models", "pairs", "debiased CKA", "biased CKA", "p (first pair)", "95% CI over pairs"]
     lines = [
         "## CKA",
         "",

@@ -1,0 +1,40 @@
+"""Every example runs to the end as a user would run it (a subprocess) and says what it did."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _run(script: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=EXAMPLES.parent,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_custom_metanetwork_learns(tmp_path):
+    out = _run("custom_metanetwork.py", "--out", str(tmp_path / "run"))
+    accuracy = float(re.search(r"test accuracy of the custom metanetwork: ([\d.]+)", out)[1])
+    assert accuracy > 0.2, out  # ten classes: chance is 0.1
+
+
+def test_compare_representations_writes_a_heatmap(tmp_path):
+    png = tmp_path / "cka.png"
+    out = _run("compare_representations.py", "--out", str(png))
+    assert "debiased linear CKA" in out and png.stat().st_size > 10_000
+    values = [
+        float(v) for v in re.findall(r"\s(-?\d\.\d{3})", out.split("columns: CNN layers)")[1])
+    ]
+    assert values and all(-0.2 < v <= 1.0 for v in values)
+
+
+def test_convert_resnet_runs():
+    assert _run("convert_resnet.py").strip()
