@@ -80,12 +80,13 @@ def mse_and_grads(
     """
     batch, pixels, channels = targets.shape
     w0 = layout.w0
-    h, slope = _first_layer(layout, params, height, width)
-    inputs, slopes = [h], [slope]  # slopes: ω₀·cos(ω₀ z) per hidden layer
+    h, cosine = _first_layer(layout, params, height, width)
+    inputs, cosines = [h], [cosine]  # cos(ω₀ z) per hidden layer
     for i in range(1, layout.num_layers - 1):
-        z = torch.baddbmm(params[f"seq.{i}.bias"].unsqueeze(1), h, params[f"seq.{i}.weight"].mT)
-        z.mul_(w0)
-        slopes.append(torch.cos(z).mul_(w0))
+        # ω₀ is folded into the small weight and bias instead of scaling the big activations
+        scaled_bias, scaled_weight = params[f"seq.{i}.bias"] * w0, params[f"seq.{i}.weight"] * w0
+        z = torch.baddbmm(scaled_bias.unsqueeze(1), h, scaled_weight.mT)
+        cosines.append(torch.cos(z))
         h = z.sin_()
         inputs.append(h)
     last = layout.num_layers - 1
@@ -100,12 +101,12 @@ def mse_and_grads(
     for i in range(last, 0, -1):
         grads[f"seq.{i}.weight"] = torch.bmm(grad_out.mT, inputs[i - 1])
         grads[f"seq.{i}.bias"] = grad_out.sum(dim=1)
-        weight = params[f"seq.{i}.weight"]
+        weight = params[f"seq.{i}.weight"] * w0  # sin(ω₀ z)' = ω₀ cos(ω₀ z)
         if weight.shape[1] == 1:  # one output channel: an outer product, cheaper than bmm
             grad_out = torch.mul(grad_out, weight)
         else:
             grad_out = torch.bmm(grad_out, weight)
-        grad_out.mul_(slopes[i - 1])
+        grad_out.mul_(cosines[i - 1])
     grads.update(_first_layer_grads(grad_out, height, width))
     return mse, grads
 
@@ -118,7 +119,7 @@ def _grid_axes(height: int, width: int, like: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _first_layer(layout: SirenLayout, params: Params, height: int, width: int):
-    """sin(ω₀ z) and ω₀·cos(ω₀ z) of the first layer on the grid: two [B, H*W, K] tensors.
+    """sin(ω₀ z) and cos(ω₀ z) of the first layer on the grid: two [B, H*W, K] tensors.
 
     z[b, (i, j), k] = w[b, k, 0]·y_i + w[b, k, 1]·x_j + bias[b, k] = row[b, i, k] + col[b, j, k],
     and sin(r + c) = sin r·cos c + cos r·sin c, cos(r + c) = cos r·cos c − sin r·sin c.
@@ -134,8 +135,8 @@ def _first_layer(layout: SirenLayout, params: Params, height: int, width: int):
     sin_col, cos_col = torch.sin(col).unsqueeze(1), torch.cos(col).unsqueeze(1)  # [B, 1, W, K]
     batch, hidden = bias.shape
     h = torch.mul(sin_row, cos_col).addcmul_(cos_row, sin_col)
-    slope = torch.mul(cos_row * w0, cos_col).addcmul_(sin_row * w0, sin_col, value=-1.0)
-    return h.view(batch, height * width, hidden), slope.view(batch, height * width, hidden)
+    cosine = torch.mul(cos_row, cos_col).addcmul_(sin_row, sin_col, value=-1.0)
+    return h.view(batch, height * width, hidden), cosine.view(batch, height * width, hidden)
 
 
 def _first_layer_grads(grad_z: Tensor, height: int, width: int) -> Params:
