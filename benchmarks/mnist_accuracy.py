@@ -38,7 +38,7 @@ DEFAULT_RECIPE = {"init": "shared", "lr": 1e-3, "steps": 200, "target_psnr": 40.
 #: GMN options and training defaults (docs/accuracy.md)
 DEFAULT_GMN = {"hidden_dim": 64, "num_layers": 2, "readout": ("output_mean", "node_mean")}
 DEFAULTS = {"probe_grid": 28, "layerwise": 1, "epochs": 10, "lr": 3e-3, "weight_decay": 0.01,
-            "batch_size": 64}
+            "batch_size": 64, "shift": 0}
 
 
 def recipe_key(recipe: dict, seed: int) -> str:
@@ -169,8 +169,22 @@ def accuracy(model: nn.Module, params: Tensor, labels: Tensor, batch_size: int =
     return correct / len(labels)
 
 
+def shift_inrs(params: Tensor, template, max_shift: int, size: int, generator) -> Tensor:
+    """Translate the images B SIRENs draw by whole pixels, in weight space: ``g(x) = f(x + δ)``
+    is ``f`` with first-layer bias ``b0 + W0 δ``. δ = k · 2/(size-1) per axis, k uniform in
+    [-max_shift, max_shift], so the translated image is still sampled at pixel centres."""
+    offsets = dict(zip(template.keys, template.offsets))
+    w0 = params[:, offsets["seq.0.weight"]:offsets["seq.0.weight"] + 64].reshape(-1, 32, 2)
+    k = torch.randint(-max_shift, max_shift + 1, (len(params), 2), generator=generator)
+    delta = k.to(params.dtype) * (2.0 / (size - 1))
+    out = params.clone()
+    start = offsets["seq.0.bias"]
+    out[:, start:start + 32] += torch.bmm(w0, delta.unsqueeze(2)).squeeze(2)
+    return out
+
+
 def train(model: nn.Module, data: dict, epochs: int, lr: float, weight_decay: float,
-          batch_size: int, seed: int, log=print) -> dict:
+          batch_size: int, seed: int, log=print, shift: int = 0) -> dict:
     """AdamW, linear warm-up (1 epoch) then cosine decay; returns per-epoch history and the
     test accuracy at the best validation epoch."""
     generator = torch.Generator().manual_seed(seed)
@@ -194,7 +208,10 @@ def train(model: nn.Module, data: dict, epochs: int, lr: float, weight_decay: fl
         loss_sum, correct = 0.0, 0
         for start in range(0, len(labels), batch_size):
             idx = order[start:start + batch_size]
-            logits = model(params[idx])
+            batch = params[idx]
+            if shift:
+                batch = shift_inrs(batch, model.template, shift, 28, generator)
+            logits = model(batch)
             loss = F.cross_entropy(logits, labels[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -235,6 +252,9 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     parser.add_argument("--gmn", type=json.loads, default={},
                         help="JSON overrides of the GMN options, e.g. '{\"hidden_dim\": 128}'")
+    parser.add_argument("--shift", type=int, default=DEFAULTS["shift"],
+                        help="augmentation: translate training INRs by up to N pixels "
+                             "(in weight space, first-layer bias)")
     parser.add_argument("--json", default=None, help="write the results to this file")
     return parser.parse_args(argv)
 
@@ -265,6 +285,7 @@ def main(argv=None):
           f"{sum(p.numel() for p in model.parameters())} parameters", flush=True)
     t0 = time.perf_counter()
     result = train(model, data, epochs, args.lr, args.weight_decay, args.batch_size, args.seed,
+                   shift=args.shift,
                    log=lambda line: print(line, flush=True))
     best = result["best"]
     wall = time.perf_counter() - t0
