@@ -1,7 +1,8 @@
 """One trainer for every model family: seeded, resumable, mixed precision, DDP.
 
 ``Trainer`` and ``TrainConfig`` cover training; the ``distributed`` helpers
-(``gather_in_order``, ``all_reduce_sum``, ...) let probes and CKA run under ``torchrun``.
+(``map_in_order``, ``gather_in_order``, ``all_reduce_sum``, ...) let probes and CKA run
+under ``torchrun``.
 """
 
 from gmn.train.batch import move_to, split_batch
@@ -16,6 +17,7 @@ from gmn.train.distributed import (
 )
 from gmn.train.schedule import warmup_cosine
 from gmn.train.seed import derive_seed, seed_everything
+from gmn.train.sharded import map_in_order
 from gmn.train.trainer import NonFiniteLossError, Trainer
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "gather_in_order",
     "init_distributed",
     "load_checkpoint",
+    "map_in_order",
     "move_to",
     "save_atomic",
     "seed_everything",

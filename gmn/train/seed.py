@@ -25,22 +25,24 @@ def derive_seed(*parts: int) -> int:
     return int(state[0]) & (2**63 - 1)
 
 
-def capture_rng_state() -> dict:
-    """The state of every global generator, as tensors and plain values."""
+def capture_rng_state(device: torch.device | None = None) -> dict:
+    """The state of the global generators (Python, NumPy, torch CPU and, for a CUDA
+    ``device``, that device's generator only), as tensors and plain values."""
+    cuda = device is not None and device.type == "cuda"
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": random.getstate(),
         "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state(device) if cuda else None,
     }
 
 
-def restore_rng_state(state: dict) -> None:
-    """Inverse of :func:`capture_rng_state`."""
+def restore_rng_state(state: dict, device: torch.device | None = None) -> None:
+    """Inverse of :func:`capture_rng_state` (with the same ``device``)."""
     random.setstate(state["python"])
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state["cuda"] is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)

@@ -356,7 +356,7 @@ class Trainer:
 
     def _save_last(self) -> None:
         """Checkpoint everything needed to continue bit-for-bit (all ranks must call)."""
-        rng = gather_objects(capture_rng_state())
+        rng = gather_objects(capture_rng_state(self.device))
         if not self.dist.is_main:
             return
         state = {
@@ -394,7 +394,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        restore_rng_state(state["rng"][self.dist.rank])
+        restore_rng_state(state["rng"][self.dist.rank], self.device)
         self.progress = Progress(**state["progress"])
         self.resumed_from = {
             "epoch": self.progress.epoch,
