@@ -22,7 +22,8 @@ _LAZY = {
     # INR data
     "fit_inrs": "gmn.data.fit",
     "INRDataset": "gmn.data.dataset",
-    # probes and CKA
+    # metanetworks (gmn.nn), probes and CKA
+    "nn": "gmn.nn",
     "probe": "gmn.probing",
     "cka": "gmn.cka",
 }
