@@ -203,3 +203,17 @@ def test_bf16_autocast_runs_the_forward_in_bf16(tmp_path):
     ).fit()
     assert seen and set(seen) == {torch.bfloat16}
     assert summary["precision"] == "bf16" and summary["status"] == "completed"
+
+
+def test_the_example_in_docs_train_md_runs(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "train.md").read_text()
+    example = re.search(r"## Example\n\n```python\n(.*?)```", doc, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(example, "docs/train.md", "exec"), namespace)
+    assert namespace["summary"]["status"] == "completed"
+    assert namespace["trainer"].test_result["probabilities"].shape == (170, 2)
+    assert (tmp_path / "runs" / "demo" / "summary.json").exists()
