@@ -20,14 +20,14 @@ def digits():
 ])
 def test_manual_backward_matches_autograd(layout):
     params = init_params(layout, [3, 4, 5])
-    targets = torch.rand(3, 5 * 7, layout.out_features)
+    targets = torch.rand(3, 5 * 7, layout.out_features, generator=torch.Generator().manual_seed(0))
     mse, grads = mse_and_grads(layout, params, 5, 7, targets)
     leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
     loss = (forward(layout, leaves, image_grid(5, 7)) - targets).square().mean(dim=(1, 2))
     loss.sum().backward()
     assert torch.allclose(mse, loss.detach(), rtol=1e-4)
-    for key, leaf in leaves.items():
-        assert torch.allclose(grads[key], leaf.grad, rtol=1e-3, atol=1e-5 * leaf.grad.abs().max())
+    for key, leaf in leaves.items():  # float32 sin(ω₀ z) at |ω₀ z| ~ 100: ~1e-5 relative noise
+        assert torch.allclose(grads[key], leaf.grad, rtol=1e-3, atol=1e-4 * leaf.grad.abs().max())
 
 
 def test_batched_forward_equals_the_siren_module():
@@ -85,7 +85,7 @@ def test_views_and_init_modes(digits):
 
 
 def test_standard_siren_fits_colour_images():
-    images = torch.rand(2, 3, 6, 6)
+    images = torch.rand(2, 3, 6, 6, generator=torch.Generator().manual_seed(0))
     layout = SirenLayout(out_features=3, style="standard")
     result = fit_inrs(images, layout=layout, steps=50, lr=1e-3, target_psnr=None,
                       progress=False)
