@@ -12,7 +12,7 @@ TINY = [
     "--classes", "0,1", "--limit", "80", "--inr-steps", "30", "--epochs", "3", "--seeds", "2",
     "--families", "gmn,mlp,cnn", "--batch-size", "16", "--cka-permutations", "20",
     "--gmn-config", '{"hidden_dim": 16, "num_layers": 2, "batch_size": 16, "lr": 0.005}',
-    "--no-progress",
+    "--no-progress", "--threads", "1",
 ]  # fmt: skip
 
 

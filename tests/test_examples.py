@@ -23,7 +23,7 @@ def _run(script: str, *args: str) -> str:
 def test_custom_metanetwork_learns(tmp_path):
     out = _run("custom_metanetwork.py", "--out", str(tmp_path / "run"))
     accuracy = float(re.search(r"test accuracy of the custom metanetwork: ([\d.]+)", out)[1])
-    assert accuracy > 0.2, out  # ten classes: chance is 0.1
+    assert accuracy > 0.75, out  # two classes: chance is 0.5
 
 
 def test_compare_representations_writes_a_heatmap(tmp_path):

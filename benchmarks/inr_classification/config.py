@@ -13,7 +13,7 @@ PARAMETER_FAMILIES = ("gmn", "gmn_noaug", "weight_mlp")
 REQUIRED_FAMILIES = ("gmn", "mlp", "cnn")
 
 # Options that change no number (where and how the run executes), left out of cache keys.
-RUNTIME_OPTIONS = ("out", "device", "resume", "progress", "root", "zoo_dir")
+RUNTIME_OPTIONS = ("out", "device", "threads", "resume", "progress", "root", "zoo_dir")
 
 
 @dataclass
@@ -42,9 +42,10 @@ class BenchmarkConfig:
     lr: float = 1e-3
     gmn_config: dict = field(default_factory=dict)
     probe_samples: int | None = None
-    cka_permutations: int = 200
+    cka_permutations: int = 100
     out: str = "results/inr-digits"
     device: str = "cpu"
+    threads: int | None = None
     resume: bool = True
     progress: bool = True
 

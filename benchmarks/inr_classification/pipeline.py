@@ -26,6 +26,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+import torch
+
 from .assemble import assemble_results
 from .cache import load_json, save_json, save_text
 from .config import BenchmarkConfig
@@ -60,6 +62,8 @@ def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
     """Run (or resume) the whole benchmark; returns the ``results.json`` dictionary."""
     out = Path(config.out)
     _check_out(config, out)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     start = time.perf_counter()

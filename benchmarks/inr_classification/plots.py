@@ -27,7 +27,7 @@ def plot_accuracy_overlap(results: dict, path: str | Path) -> Path:
     overlap category."""
     plt = _pyplot()
     families = results["families"]
-    fig, (ax_acc, ax_ov) = plt.subplots(1, 2, figsize=(12, 4.5), width_ratios=(1.1, 1))
+    fig, (ax_acc, ax_ov) = plt.subplots(1, 2, figsize=(13, 4.5), width_ratios=(1.1, 1))
     means = [100 * results["accuracy"][f]["mean"] for f in families]
     stds = [100 * results["accuracy"][f]["std"] for f in families]
     ax_acc.bar(families, means, yerr=stds, capsize=4, color="#9ecae1", edgecolor="black")
@@ -36,7 +36,7 @@ def plot_accuracy_overlap(results: dict, path: str | Path) -> Path:
         ax_acc.scatter([i] * len(values), values, color="black", s=14, zorder=3)
         ax_acc.annotate(
             f"{means[i]:.1f}",
-            (i, means[i]),
+            (i, means[i] + stds[i]),
             ha="center",
             va="bottom",
             xytext=(0, 6),
@@ -70,7 +70,7 @@ def plot_accuracy_overlap(results: dict, path: str | Path) -> Path:
     ax_ov.set_ylabel("test samples (%), mean over seeds")
     ax_ov.set_ylim(0, 100)
     ax_ov.set_title("Prediction overlap (A vs B)")
-    ax_ov.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    ax_ov.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)

@@ -131,7 +131,14 @@ def _cka_rows(groups: dict) -> list[list[str]]:
 
 def _cka_section(results: dict) -> list[str]:
     cka = results["cka"]
-    header = ["models", "pairs", "debiased CKA", "biased CKA", "p (first pair)", "95% CI over pairs"]
+    header = [
+        "models",
+        "pairs",
+        "debiased CKA",
+        "biased CKA",
+        "p (first pair)",
+        "95% CI over pairs",
+    ]
     lines = [
         "## CKA",
         "",
