@@ -15,37 +15,20 @@ def test_defaults_are_the_quick_offline_run():
     assert config.dataset == "digits" and config.zoo is None and config.root is None
     assert config.seeds == 3 and config.families == FAMILIES
     assert config.inr_hidden == (16, 16) and config.out == "results/inr-digits"
+    assert config.inr_init == "shared" and config.threads is None
     assert config.seed_list == [0, 1, 2]
 
 
 def test_options_are_parsed(tmp_path):
     gmn_file = tmp_path / "gmn.json"
     gmn_file.write_text(json.dumps({"hidden_dim": 32, "lr": 0.01}))
-    config = parse_config(
-        [
-            "--dataset",
-            "mnist",
-            "--root",
-            "/data",
-            "--views",
-            "2",
-            "--seeds",
-            "4",
-            "--seed",
-            "5",
-            "--families",
-            "gmn,mlp,cnn",
-            "--inr-hidden",
-            "8,8",
-            "--split",
-            "0.8,0.1,0.1",
-            "--gmn-config",
-            str(gmn_file),
-            "--no-resume",
-            "--device",
-            "cuda:1",
-        ]
-    )
+    config = parse_config([
+        "--dataset", "mnist", "--root", "/data", "--views", "2", "--seeds", "4", "--seed", "5",
+        "--families", "gmn,mlp,cnn", "--inr-hidden", "8,8", "--split", "0.8,0.1,0.1",
+        "--gmn-config", str(gmn_file), "--no-resume", "--device", "cuda:1",
+        "--classes", "3,1", "--threads", "1", "--inr-init", "independent",
+    ])  # fmt: skip
+    assert config.classes == (1, 3) and config.threads == 1 and config.inr_init == "independent"
     assert config.inr_hidden == (8, 8) and config.split == (0.8, 0.1, 0.1)
     assert config.gmn_config == {"hidden_dim": 32, "lr": 0.01}
     assert config.seed_list == [5, 6, 7, 8] and not config.resume
@@ -65,6 +48,8 @@ def test_options_are_parsed(tmp_path):
         (["--zoo", "other", "/x"], "--zoo must be one of"),
         (["--gmn-config", "[1, 2]"], "must be a JSON object"),
         (["--gmn-config", "{nope"], "not valid JSON"),
+        (["--classes", "4"], "at least two classes"),
+        (["--zoo", "nfn", "/x", "--limit", "5"], "a --zoo is used whole"),
     ],
 )
 def test_bad_options_name_the_problem(argv, message, capsys):

@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="resize images to PX×PX before fitting (default: native size)",
     )
     data.add_argument(
+        "--classes",
+        type=_ints,
+        metavar="C,C,...",
+        help="keep only these class labels, renumbered 0..k-1 in increasing order "
+        "(default: all classes)",
+    )
+    data.add_argument(
         "--limit",
         type=int,
         metavar="N",
@@ -130,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="W,W",
         help="hidden widths of the SIREN (default: 16,16 for digits, 32,32 "
         "otherwise: the DWSNets SIREN)",
+    )
+    inr.add_argument(
+        "--inr-init",
+        choices=("shared", "independent"),
+        default=d.inr_init,
+        help="shared: every INR (of one view) starts from the same initialisation, so "
+        "parameters of different images are comparable; independent: one random start per "
+        "INR, as in the public zoos, a much harder task (default: %(default)s)",
     )
     inr.add_argument(
         "--inr-steps",
@@ -226,6 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.device,
         help="torch device for fitting, training and probing, e.g. cpu, cuda, "
         "cuda:1 (default: %(default)s)",
+    )
+    run.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads of PyTorch (default: PyTorch's choice); on a machine shared with "
+        "other jobs, 1 avoids oversubscribing the cores",
     )
     run.add_argument(
         "--resume",

@@ -33,6 +33,7 @@ class BenchmarkConfig:
     inr_lr: float = 1e-3
     inr_target_psnr: float | None = 40.0
     inr_hidden: tuple[int, ...] | None = None
+    inr_init: str = "shared"
     split: tuple[float, float, float] = (0.7, 0.1, 0.2)
     seed: int = 0
     seeds: int = 3
@@ -53,6 +54,8 @@ class BenchmarkConfig:
         if self.inr_hidden is None:  # 8×8 digits need less than the DWSNets SIREN
             self.inr_hidden = (16, 16) if self.dataset == "digits" else (32, 32)
         self.inr_hidden = tuple(self.inr_hidden)
+        if self.inr_init not in ("shared", "independent"):
+            raise ValueError(f"--inr-init must be shared or independent, got {self.inr_init!r}")
         if self.source_split not in ("train", "test"):
             raise ValueError(f"--source-split must be train or test, got {self.source_split!r}")
         if self.dataset not in DATASETS:

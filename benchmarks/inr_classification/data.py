@@ -137,7 +137,11 @@ def prepare_data(config: BenchmarkConfig, out: Path) -> BenchmarkData:
     images = load_source_images(config)
     layout = SirenLayout(hidden=config.inr_hidden, out_features=images.images.shape[1])
     recipe = FitRecipe(
-        layout=layout, steps=config.inr_steps, lr=config.inr_lr, target_psnr=config.inr_target_psnr
+        layout=layout,
+        steps=config.inr_steps,
+        lr=config.inr_lr,
+        target_psnr=config.inr_target_psnr,
+        init=config.inr_init,
     )
     folder = build_dataset(
         images,
@@ -176,7 +180,8 @@ def prepare_data(config: BenchmarkConfig, out: Path) -> BenchmarkData:
         description=f"{config.dataset}, {n} images of {images.images.shape[1]}×{h}×{w}",
         inr_description=(
             f"SIREN {'→'.join(map(str, layout.widths))} (ω₀ = {layout.w0:g}), {views} "
-            f"view(s) per image, ≤ {config.inr_steps} Adam steps at {config.inr_lr:g}, stop "
+            f"view(s) per image, {config.inr_init} initialisation, ≤ {config.inr_steps} "
+            f"Adam steps at {config.inr_lr:g}, stop "
             f"at {config.inr_target_psnr} dB; PSNR {psnr.mean():.1f} ± {psnr.std():.1f} dB"
         ),
     )
