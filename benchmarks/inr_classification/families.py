@@ -68,7 +68,7 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
             lambda: WeightMLP(train_params.shape[1], classes, (256, 256), 0.1, mean, std),
             "params",
             {},
-            True,
+            False,  # permuting hidden neurons scrambles a flat weight vector's coordinates
             _block_layers,
         )
     model_options, train_options = split_gmn_config(config.gmn_config)
