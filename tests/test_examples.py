@@ -1,6 +1,7 @@
 """Every example runs to the end as a user would run it (a subprocess) and says what it did."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -18,6 +19,7 @@ def _run(script: str, *args: str) -> str:
         text=True,
         timeout=300,
         cwd=EXAMPLES.parent,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},  # test runs share the cores
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
