@@ -38,7 +38,7 @@ DEFAULT_RECIPE = {"init": "shared", "lr": 1e-3, "steps": 200, "target_psnr": 40.
 #: GMN options and training defaults (docs/accuracy.md)
 DEFAULT_GMN = {"hidden_dim": 64, "num_layers": 2, "readout": ("output_mean", "node_mean"),
                "dropout": 0.2}
-DEFAULTS = {"probe_grid": 28, "layerwise": 1, "epochs": 12, "lr": 3e-3, "weight_decay": 0.05,
+DEFAULTS = {"probe_grid": 28, "layerwise": 1, "epochs": 16, "lr": 3e-3, "weight_decay": 0.05,
             "batch_size": 64, "shift": 1}
 
 
