@@ -19,8 +19,11 @@ class Block(nn.Module):
     def __init__(self, width: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+            nn.Conv2d(width, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
         )
 
     def forward(self, x):
@@ -43,8 +46,10 @@ def main() -> None:
     model = ResNet().eval()
 
     graph = gmn.from_state_dict(model)
-    print(f"{graph.num_nodes} nodes, {graph.num_edges} edges, edge features "
-          f"{list(graph.edge_attr.shape)}")
+    print(
+        f"{graph.num_nodes} nodes, {graph.num_edges} edges, edge features "
+        f"{list(graph.edge_attr.shape)}"
+    )
     for i, count in enumerate(torch.bincount(graph.node_type, minlength=len(NODE_TYPES))):
         if count:
             print(f"  node type {NODE_TYPES[i]:16s} {int(count)}")
@@ -60,8 +65,10 @@ def main() -> None:
     template = gmn.GraphTemplate.from_module(model)
     zoo = [ResNet().eval().state_dict() for _ in range(8)]
     batch = template.batch(zoo, y=torch.arange(8))
-    print(f"batch: {batch.num_graphs} graphs, x {list(batch.x.shape)}, "
-          f"edge_attr {list(batch.edge_attr.shape)}")
+    print(
+        f"batch: {batch.num_graphs} graphs, x {list(batch.x.shape)}, "
+        f"edge_attr {list(batch.edge_attr.shape)}"
+    )
 
     # hidden-neuron permutations keep the function (the basis of GMN invariance)
     permuted = ResNet().eval()
