@@ -91,9 +91,10 @@ def test_accuracies_beat_chance_on_an_easy_split(runs):
     _, results, _ = runs
     for family in ("mlp", "cnn"):
         assert results["accuracy"][family]["mean"] > 0.9, results["accuracy"]
-    # a metanetwork on the INR parameters (shared initialisation) beats chance (0.5) too;
-    # the GMN is not held to it here: it stays at chance at this size (see docs/benchmark.md)
+    # metanetworks on the INR parameters (shared initialisation) beat chance (0.5) too; the
+    # GMN with probe features reached 100% and 69% (16 test INRs) at this size, 3 epochs
     assert results["accuracy"]["weight_mlp"]["mean"] > 0.7, results["accuracy"]
+    assert results["accuracy"]["gmn"]["mean"] > 0.6, results["accuracy"]
 
 
 def test_same_seed_gives_the_same_numbers(runs):

@@ -210,9 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_json_object,
         default={},
         metavar="JSON",
-        help="GMN options as a JSON object or a .json file: keys of "
-        "gmn.nn.GMNConfig (hidden_dim, num_layers, ...) configure the "
-        "model; lr, weight_decay, batch_size, warmup_fraction its training",
+        help="GMN options as a JSON object or a .json file: probe_features "
+        "(default true: each neuron's values on the INR pixel grid as extra node "
+        "features; false: parameter graph only); keys of gmn.nn.GMNConfig "
+        "(defaults hidden_dim 64, num_layers 2, dropout 0.2, readout "
+        "[output_mean, node_mean]) configure the model; lr (3e-3), weight_decay "
+        "(0.05), batch_size (64), warmup_fraction (0.05) its training",
     )
 
     study = p.add_argument_group("representation study")

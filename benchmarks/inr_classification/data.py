@@ -30,6 +30,9 @@ class BenchmarkData:
     (a per-layer scalar, so hidden-neuron permutations still act on them).
     psnr: [N, V] fit quality in dB. split: ``{"train"|"val"|"test": Tensor}`` image indices.
     key: what decides the data (part of every later cache key).
+    param_scale, param_shift: [P] undo that standardisation,
+    ``raw = params * param_scale + param_shift`` (the INRs' own parameters, which the GMN's
+    probe features evaluate).
     """
 
     name: str
@@ -43,6 +46,18 @@ class BenchmarkData:
     key: dict
     description: str
     inr_description: str
+    param_scale: Tensor | None = None
+    param_shift: Tensor | None = None
+
+
+def _inverse_normalization(template, normalization, example: dict) -> tuple[Tensor, Tensor]:
+    """[P] scale and shift with ``template.matrix(normalization.inverse(p)) ==
+    template.matrix(p) * scale + shift`` (per-key affine maps; ``example`` gives the shapes)."""
+    zeros = {k: torch.zeros_like(v[:1]) for k, v in example.items()}
+    ones = {k: torch.ones_like(v[:1]) for k, v in example.items()}
+    shift = template.matrix(normalization.inverse(zeros))[0]
+    scale = template.matrix(normalization.inverse(ones))[0] - shift
+    return scale, shift
 
 
 def load_source_images(config: BenchmarkConfig):
@@ -105,6 +120,7 @@ def prepare_zoo_data(config: BenchmarkConfig) -> BenchmarkData:
     template = dataset.template
     split = dict(dataset.splits)
     layout = dataset.layout
+    scale, shift = _inverse_normalization(template, dataset.normalization, raw)
     return BenchmarkData(
         name=config.zoo,
         images=standardise_images(images, split["train"]),
@@ -121,6 +137,8 @@ def prepare_zoo_data(config: BenchmarkConfig) -> BenchmarkData:
         },
         description=f"INR zoo {config.zoo} ({len(dataset)} INRs; images rendered at {size}×{size})",
         inr_description=f"read from {config.zoo_dir}: SIREN {'→'.join(map(str, layout.widths))}",
+        param_scale=scale,
+        param_shift=shift,
     )
 
 
@@ -156,7 +174,9 @@ def prepare_data(config: BenchmarkConfig, out: Path) -> BenchmarkData:
     dataset = INRDataset.open(folder)
     n, views = len(images), config.views
     template = dataset.template
-    params = template.matrix(dataset.normalization(dataset.params())).reshape(n, views, -1)
+    raw = dataset.params()
+    params = template.matrix(dataset.normalization(raw)).reshape(n, views, -1)
+    scale, shift = _inverse_normalization(template, dataset.normalization, raw)
     psnr = dataset.info["psnr"].reshape(n, views)
     split = _image_split(dataset)
     manifest = dataset.info["manifest"]
@@ -184,4 +204,6 @@ def prepare_data(config: BenchmarkConfig, out: Path) -> BenchmarkData:
             f"Adam steps at {config.inr_lr:g}, stop "
             f"at {config.inr_target_psnr} dB; PSNR {psnr.mean():.1f} ± {psnr.std():.1f} dB"
         ),
+        param_scale=scale,
+        param_shift=shift,
     )

@@ -73,7 +73,14 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
         )
     model_options, train_options = split_gmn_config(config.gmn_config)
     return FamilyPlan(
-        lambda: build_gmn(data.template, classes, train_params, model_options),
+        lambda: build_gmn(
+            data.template,
+            classes,
+            train_params,
+            model_options,
+            shape[1:],
+            raw_affine=(data.param_scale, data.param_shift),
+        ),
         "params",
         train_options,
         family == "gmn",

@@ -4,51 +4,142 @@ A GMN reads a batch of flat INR parameter vectors [B, P]; :class:`ParamsToGraph`
 into a batch of parameter graphs with ``GraphTemplate`` (vectorised, no per-sample Python
 work), so the GMN and the weight-space MLP share one dataset and one augmentation.
 
-``--gmn-config`` overrides the defaults below: keys of :class:`gmn.nn.GMNConfig` configure
-the model, keys of ``GMN_TRAIN_DEFAULTS`` its training.
+By default every node also gets **probe features** (``docs/accuracy.md``): the neuron's
+values at the H×W pixel-centre coordinates the INRs were fitted on
+(``gmn.models.siren.image_grid``, the grid ``gmn.data`` fits and renders on), appended to
+the node features ``x`` by ``gmn.features.with_neuron_activations``: K = H·W extra columns.
+They are computed from the parameters alone and permute with the hidden neurons, so the
+GMN stays permutation invariant. Without them the GMN stays at chance on this benchmark.
+
+``--gmn-config`` overrides the defaults below: ``probe_features`` (bool) switches the probe
+features, keys of :class:`gmn.nn.GMNConfig` configure the model, keys of
+``GMN_TRAIN_DEFAULTS`` its training.
 """
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 
 import torch
 from torch import Tensor, nn
 
-GMN_MODEL_DEFAULTS = {"hidden_dim": 32, "num_layers": 3}
-GMN_TRAIN_DEFAULTS = {"lr": 2e-3, "weight_decay": 0.01, "batch_size": 64, "warmup_fraction": 0.05}
+GMN_FEATURE_DEFAULTS = {"probe_features": True}
+GMN_MODEL_DEFAULTS = {
+    "hidden_dim": 64,
+    "num_layers": 2,
+    "dropout": 0.2,
+    "readout": ["output_mean", "node_mean"],
+}
+GMN_TRAIN_DEFAULTS = {"lr": 3e-3, "weight_decay": 0.05, "batch_size": 64, "warmup_fraction": 0.05}
 
 
 def split_gmn_config(overrides: dict) -> tuple[dict, dict]:
-    """``--gmn-config`` → (GMN keyword options, training options), each over its defaults.
+    """``--gmn-config`` → (GMN build options, training options), each over its defaults.
 
-    Unknown model keys are rejected by ``GMNConfig.from_kwargs`` with the valid list.
+    The build options are ``probe_features`` plus the GMN keyword options; unknown model
+    keys are rejected by ``GMNConfig.from_kwargs`` with the valid list.
     """
     train = {k: v for k, v in overrides.items() if k in GMN_TRAIN_DEFAULTS}
     model = {k: v for k, v in overrides.items() if k not in GMN_TRAIN_DEFAULTS}
-    return {**GMN_MODEL_DEFAULTS, **model}, {**GMN_TRAIN_DEFAULTS, **train}
+    if not isinstance(model.get("probe_features", True), bool):
+        raise ValueError(
+            f"--gmn-config probe_features must be true or false, got {model['probe_features']!r}"
+        )
+    return (
+        {**GMN_FEATURE_DEFAULTS, **GMN_MODEL_DEFAULTS, **model},
+        {**GMN_TRAIN_DEFAULTS, **train},
+    )
+
+
+def probe_points(template, image_size: tuple[int, int] | None) -> Tensor | None:
+    """The probe inputs [H*W, 2]: the pixel-centre grid the INRs were fitted on, or None
+    (no probe features) when ``image_size`` is None. Raises ``ValueError`` when the INR
+    architecture cannot be evaluated neuron by neuron."""
+    if image_size is None:
+        return None
+    from gmn.features.neuron_activations import UnsupportedArchitectureError, sequential_spec
+    from gmn.models.siren import image_grid
+
+    try:
+        spec = sequential_spec(template)
+    except UnsupportedArchitectureError as error:
+        raise ValueError(
+            f"probe features need an INR made of nn.Linear layers with elementwise "
+            f"activations ({error}); pass --gmn-config '{{\"probe_features\": false}}' to "
+            "train the GMN on the parameter graph alone"
+        ) from error
+    if spec.in_features != 2:
+        raise ValueError(
+            f"probe features evaluate the INR on a 2-d pixel grid, but it reads "
+            f"{spec.in_features} coordinates; pass --gmn-config '{{\"probe_features\": false}}'"
+        )
+    height, width = image_size
+    return image_grid(height, width)
 
 
 class ParamsToGraph(nn.Module):
-    """[B, P] flat parameters of one architecture → a PyG ``Batch`` of B parameter graphs."""
+    """[B, P] flat parameters of one architecture → a PyG ``Batch`` of B parameter graphs,
+    with the probe features at ``points`` [K, 2] appended to ``x`` unless ``points`` is None.
 
-    def __init__(self, template):
+    The parameters may be standardised: ``raw_scale``/``raw_shift`` [P] map them back
+    (``raw = params * raw_scale + raw_shift``) for the probe features, which must evaluate
+    the INRs themselves; the graph's own features stay standardised."""
+
+    def __init__(self, template, points: Tensor | None = None,
+                 raw_scale: Tensor | None = None, raw_shift: Tensor | None = None):
         super().__init__()
         self.template = template
+        self.register_buffer("points", points, persistent=False)
+        self.register_buffer("raw_scale", raw_scale, persistent=False)
+        self.register_buffer("raw_shift", raw_shift, persistent=False)
 
     def forward(self, params: Tensor):
-        return self.template.batch(params)
+        batch = self.template.batch(params)
+        if self.points is not None:
+            from gmn.features import neuron_activations
+
+            raw = params
+            if self.raw_scale is not None:
+                raw = params * self.raw_scale + self.raw_shift
+            features = neuron_activations(self.template, raw, self.points).to(batch.x.dtype)
+            batch = copy.copy(batch)
+            batch.x = torch.cat([batch.x, features], dim=1)
+        return batch
 
 
-def build_gmn(template, num_classes: int, train_params: Tensor, model_options: dict) -> nn.Module:
-    """``Sequential(graph=ParamsToGraph, gmn=GMN)`` with input features standardised by the
-    statistics of (up to 512 of) the training parameter vectors ``train_params`` [N, P]."""
+def build_gmn(
+    template,
+    num_classes: int,
+    train_params: Tensor,
+    model_options: dict,
+    image_size: tuple[int, int] | None = None,
+    raw_affine: tuple[Tensor | None, Tensor | None] = (None, None),
+) -> nn.Module:
+    """``Sequential(graph=ParamsToGraph, gmn=GMN)`` with input features (probe features
+    included) standardised by the statistics of (up to 512 of) the training parameter
+    vectors ``train_params`` [N, P].
+
+    ``model_options`` are :func:`split_gmn_config`'s; with ``probe_features`` true,
+    ``image_size`` (H, W) of the images the INRs were fitted to is required, and
+    ``raw_affine`` = (scale, shift) [P] undoes a standardisation of the parameters
+    (``BenchmarkData.param_scale``/``param_shift``) so that the probes see the INRs'
+    own functions."""
+    from gmn.graph.parameter_graph import NODE_FEATURES
     from gmn.nn import GMN
 
-    gmn = GMN(out_dim=num_classes, **model_options)
+    options = dict(model_options)
+    probes = options.pop("probe_features", GMN_FEATURE_DEFAULTS["probe_features"])
+    if probes and image_size is None:
+        raise ValueError("probe features need the image size (H, W) the INRs were fitted on")
+    points = probe_points(template, tuple(image_size) if probes else None)
+    k = 0 if points is None else len(points)
+    options["node_in_dim"] = len(NODE_FEATURES) + k
+    graph = ParamsToGraph(template, points, *raw_affine)
+    gmn = GMN(out_dim=num_classes, **options)
     with torch.no_grad():
-        graphs = template.batch(train_params[:512])
+        graphs = graph(train_params[:512])
         gmn.set_feature_statistics(
             graphs.x.mean(0), graphs.x.std(0), graphs.edge_attr.mean(0), graphs.edge_attr.std(0)
         )
-    return nn.Sequential(OrderedDict(graph=ParamsToGraph(template), gmn=gmn))
+    return nn.Sequential(OrderedDict(graph=graph, gmn=gmn))

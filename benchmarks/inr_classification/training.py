@@ -4,6 +4,7 @@ and probed on the test set. Its outputs are one cache unit under ``--out/runs/FA
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -15,6 +16,7 @@ from .cache import load_json, load_tensors, save_json, save_tensors
 from .config import BenchmarkConfig
 from .data import BenchmarkData
 from .families import plan_family
+from .gmn_family import split_gmn_config
 from .probes import probe_model
 
 OUTPUTS = "outputs.safetensors"  # test probabilities, predictions and probed states
@@ -52,13 +54,19 @@ def _augmentation(data: BenchmarkData):
 
 
 def run_key(family: str, seed: int, config: BenchmarkConfig, data: BenchmarkData) -> dict:
-    """Everything that decides this run's numbers (a cached run must match it)."""
-    return {
+    """Everything that decides this run's numbers (a cached run must match it); a GMN run
+    also records its resolved options (defaults included), so a run cached before a
+    default changed is not reused."""
+    key = {
         "family": family,
         "seed": seed,
         "data": data.key,
         **config.key("epochs", "batch_size", "lr", "gmn_config", "probe_samples"),
     }
+    if family in ("gmn", "gmn_noaug"):
+        model_options, train_options = split_gmn_config(config.gmn_config)
+        key["gmn_options"] = json.loads(json.dumps({**model_options, **train_options}))
+    return key
 
 
 def train_family_seed(

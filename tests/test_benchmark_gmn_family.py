@@ -1,0 +1,79 @@
+"""The benchmark's GMN family: probe features on the INR pixel grid, their switch, the
+defaults and the cache key."""
+
+import pytest
+import torch
+from torch import nn
+
+from benchmarks.inr_classification.config import BenchmarkConfig
+from benchmarks.inr_classification.gmn_family import build_gmn, split_gmn_config
+from benchmarks.inr_classification.training import run_key
+from gmn.graph.template import GraphTemplate
+from gmn.models.siren import Siren, image_grid
+
+
+@pytest.fixture(scope="module")
+def siren_params():
+    torch.manual_seed(0)
+    nets = [Siren(hidden=(8, 8)) for _ in range(4)]
+    template = GraphTemplate.from_module(nets[0])
+    return template, template.matrix([n.state_dict() for n in nets]), nets
+
+
+def test_defaults_and_overrides():
+    model, train = split_gmn_config({})
+    assert model["probe_features"] is True
+    assert (model["hidden_dim"], model["num_layers"], model["dropout"]) == (64, 2, 0.2)
+    assert tuple(model["readout"]) == ("output_mean", "node_mean")
+    assert (train["lr"], train["weight_decay"]) == (3e-3, 0.05)
+    model, train = split_gmn_config({"probe_features": False, "hidden_dim": 16, "lr": 0.01})
+    assert (model["probe_features"], model["hidden_dim"], train["lr"]) == (False, 16, 0.01)
+    with pytest.raises(ValueError, match="probe_features"):
+        split_gmn_config({"probe_features": "yes"})
+
+
+def test_probe_features_are_the_neurons_on_the_pixel_grid(siren_params):
+    template, raw, nets = siren_params
+    # the benchmark feeds standardised parameters; the probes must undo that
+    scale, shift = torch.full((raw.shape[1],), 2.0), torch.full((raw.shape[1],), 0.5)
+    params = (raw - shift) / scale
+    options = split_gmn_config({"hidden_dim": 8})[0]
+    model = build_gmn(template, 3, params, options, (5, 4), raw_affine=(scale, shift))
+    assert model.gmn.config.node_in_dim == 5 + 20
+    graphs = model.graph(params)
+    torch.testing.assert_close(graphs.x[:, :5], template.batch(params).x)
+    assert graphs.x.shape == (params.shape[0] * template.num_nodes, 25)
+    # the output neuron's probe features are the INR's image on the pixel grid
+    out_rows = graphs.x.view(params.shape[0], template.num_nodes, 25)[:, -1, 5:]
+    with torch.no_grad():
+        expected = torch.stack([n(image_grid(5, 4)).squeeze(-1) for n in nets])
+    torch.testing.assert_close(out_rows, expected, atol=1e-5, rtol=1e-4)
+    assert model(params).shape == (params.shape[0], 3)
+
+
+def test_probe_features_can_be_switched_off(siren_params):
+    template, params, _ = siren_params
+    options = split_gmn_config({"hidden_dim": 8, "probe_features": False})[0]
+    model = build_gmn(template, 3, params, options, (5, 4))
+    assert model.gmn.config.node_in_dim == 5
+    assert model.graph(params).x.shape[1] == 5
+
+
+def test_unsupported_architecture_is_refused_clearly():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+    template = GraphTemplate.from_module(net)
+    params = template.matrix([net.state_dict()])
+    with pytest.raises(ValueError, match="probe_features"):
+        build_gmn(template, 3, params, split_gmn_config({})[0], (6, 6))
+
+
+def test_cache_key_holds_the_resolved_gmn_options():
+    class Data:
+        key = "d"
+
+    key = run_key("gmn", 0, BenchmarkConfig(), Data())
+    assert key["gmn_options"]["probe_features"] is True
+    assert key["gmn_options"]["hidden_dim"] == 64
+    off = run_key("gmn", 0, BenchmarkConfig(gmn_config={"probe_features": False}), Data())
+    assert off["gmn_options"]["probe_features"] is False
+    assert "gmn_options" not in run_key("cnn", 0, BenchmarkConfig(), Data())
