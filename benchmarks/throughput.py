@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, nargs="+", default=[32, 64, 128])
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--edge-dim", type=int, default=None,
-                        help="width of edge states (default: the node width)")
+                        help="width of edge states (default: the GMN default, half the node width)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -125,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"device={device} threads={torch.get_num_threads()} layers={args.layers} "
-          f"edge_dim={args.edge_dim or 'width'} "
+          f"edge_dim={args.edge_dim or 'width//2 (default)'} "
           f"compile={args.compile} bf16={args.bf16} "
           f"reference_add_ms={reference_add_ms(device):.1f}")
     print(f"{'batch':>6} {'width':>6} {'graphs/s':>9} {'ms/step':>8} {'cpu ms/step':>11} "

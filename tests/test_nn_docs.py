@@ -17,6 +17,6 @@ def test_docs_examples_run():
     exec(quick_start, namespace)
     types = len(vocab.NODE_TYPES)
     assert namespace["hidden"]["layers.3/node_type_mean"].shape == (8, types * 64)
-    assert namespace["hidden"]["readout"].shape == (8, 128)
+    assert namespace["hidden"]["readout"].shape == (8, 64 + 32)  # node_mean + edge_mean
     exec(custom, namespace)
     assert namespace["MyGMN"]()(namespace["batch"]).shape == (8, 10)

@@ -23,9 +23,9 @@ def test_pooled_states_are_one_row_per_network_in_loader_order():
     with gmn.probe(model) as p:
         states = p.collect(DataLoader(graphs, batch_size=2, shuffle=False))
         whole = p.run(next(iter(DataLoader(graphs, batch_size=len(graphs)))))
-    d, types = 8, model.config.num_node_types
+    d, d_edge, types = 8, model.config.edge_dim, model.config.num_node_types
     assert states["layers.1/node_mean"].shape == (5, d)
-    assert states["layers.1/edge_mean"].shape == (5, d)
+    assert states["layers.1/edge_mean"].shape == (5, d_edge)
     assert states["layers.1/node_type_mean"].shape == (5, types * d)
     assert states["layers.0/graph"].shape == (5, d)
     assert states["readout"].shape == (5, 2 * d)

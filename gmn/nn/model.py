@@ -25,7 +25,7 @@ class GMNConfig:
     Attributes:
         out_dim: width of the graph-level output (classes, or regression targets).
         hidden_dim: width d of node and graph states.
-        edge_dim: width of edge states (default ``hidden_dim``). Edges outnumber nodes (17 to
+        edge_dim: width of edge states (default ``hidden_dim // 2``). Edges outnumber nodes (17 to
             1 in a SIREN 2→32→32→1), so a narrower edge state is the main speed lever.
         num_layers: number of :class:`GMNLayer`.
         node_in_dim: columns of ``x`` (5 converter features; more with extra node features).
@@ -66,7 +66,7 @@ class GMNConfig:
 
     def __post_init__(self):
         if self.edge_dim is None:
-            self.edge_dim = self.hidden_dim
+            self.edge_dim = max(1, self.hidden_dim // 2)
         for key in ("aggregations", "readout"):
             value = getattr(self, key)
             setattr(self, key, (value,) if isinstance(value, str) else tuple(value))
