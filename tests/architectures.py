@@ -206,3 +206,7 @@ def example_input(model: nn.Module, batch: int = 3, seed: int = 0, size: int = 8
     else:
         shape = (batch, first.in_channels, size, size)
     return torch.randn(shape, generator=generator).to(dtype)
+
+
+FEED_FORWARD_BUILDERS = [make_mlp, make_siren, make_cnn, make_resnet, make_residual_mlp]
+"""Every builder of a network without attention, for tests that run on all of them."""

@@ -14,15 +14,13 @@ from gmn.graph.parameter_graph import REQUIRED_FIELDS
 from gmn.graph.vocab import ACTIVATION, EDGE_TYPE, NODE_TYPE
 from gmn.models.siren import Sine
 from tests.architectures import (
+    FEED_FORWARD_BUILDERS,
     example_input,
-    make_cnn,
-    make_mlp,
-    make_residual_mlp,
     make_resnet,
     make_siren,
 )
 
-BUILDERS = [make_mlp, make_siren, make_cnn, make_resnet, make_residual_mlp]
+BUILDERS = FEED_FORWARD_BUILDERS
 ENCODINGS = ["position", "padded"]
 
 

@@ -12,6 +12,7 @@ import gmn
 from gmn.graph.convert import template_for
 from gmn.graph.permutation import node_permutation, permute, sample_permutations
 from tests.architectures import (
+    FEED_FORWARD_BUILDERS,
     example_input,
     make_cnn,
     make_mlp,
@@ -20,7 +21,7 @@ from tests.architectures import (
     make_siren,
 )
 
-BUILDERS = [make_mlp, make_siren, make_cnn, make_resnet, make_residual_mlp]
+BUILDERS = FEED_FORWARD_BUILDERS
 
 
 def groupnorm_net() -> nn.Module:
