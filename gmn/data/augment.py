@@ -25,8 +25,14 @@ def _batch(params: Params) -> int:
     return params[FIRST_WEIGHT].shape[0]
 
 
+def _on(generator: torch.Generator | None) -> torch.device | None:
+    """Where ``generator`` draws: a CUDA generator (the Trainer's on a GPU) cannot fill a
+    CPU tensor, so draws happen on its device and are then moved next to the parameters."""
+    return None if generator is None else generator.device
+
+
 def _uniform(n: int, low: float, high: float, like: Tensor, generator) -> Tensor:
-    draw = torch.rand(n, generator=generator, dtype=like.dtype)
+    draw = torch.rand(n, generator=generator, dtype=like.dtype, device=_on(generator))
     return (low + (high - low) * draw).to(like.device)
 
 
@@ -79,7 +85,8 @@ class GaussianNoise:
 
     def __call__(self, params: Params, generator: torch.Generator | None) -> Params:
         return {
-            k: v + self.std * torch.randn(v.shape, generator=generator, dtype=v.dtype).to(v.device)
+            k: v + self.std * torch.randn(v.shape, generator=generator, dtype=v.dtype,
+                                        device=_on(generator)).to(v.device)
             for k, v in params.items()
         }
 
@@ -96,7 +103,7 @@ class WeightDropout:
         out = {}
         for key, value in params.items():
             if key.endswith("weight"):
-                keep = torch.rand(value.shape, generator=generator) >= self.p
+                keep = torch.rand(value.shape, generator=generator, device=_on(generator)) >= self.p
                 value = value * keep.to(value) / (1.0 - self.p)
             out[key] = value
         return out

@@ -70,7 +70,10 @@ def sample_permutations(template, n: int, generator: torch.Generator | None = No
             block = size
             for g in members:
                 block = math.gcd(block, template.permutation_blocks.get(g, size))
-            keys = torch.rand(n, size, generator=generator) + identity // block
+            # drawn where the generator lives (a CUDA one, e.g. the Trainer's, cannot draw
+            # on the CPU), then brought to the CPU like the rest of the index arithmetic
+            device = None if generator is None else generator.device
+            keys = torch.rand(n, size, generator=generator, device=device).cpu() + identity // block
             permutation = keys.argsort(dim=1)
         out.update({g: permutation for g in members})
     return out
