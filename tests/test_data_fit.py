@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gmn.data.batched_siren import forward, init_params, mse_and_grads, render
+from gmn.data.batched_siren import Workspace, forward, init_params, mse_and_grads, render
 from gmn.data.fit import FitRecipe, fit_inrs, psnr_from_mse
 from gmn.data.images import load_digits
 from gmn.models.siren import Siren, SirenLayout, image_grid
@@ -28,6 +28,27 @@ def test_manual_backward_matches_autograd(layout):
     assert torch.allclose(mse, loss.detach(), rtol=1e-4)
     for key, leaf in leaves.items():  # float32 sin(ω₀ z) at |ω₀ z| ~ 100: ~1e-5 relative noise
         assert torch.allclose(grads[key], leaf.grad, rtol=1e-3, atol=1e-4 * leaf.grad.abs().max())
+
+
+@pytest.mark.parametrize("layout", [
+    SirenLayout(),
+    SirenLayout(hidden=(8, 6, 5), out_features=3, style="standard"),
+])
+def test_a_reused_workspace_gives_the_fresh_results_for_any_batch_size(layout):
+    """Buffers sized by a batch of 5 are reused (front part) by a batch of 2: same numbers."""
+    workspace = Workspace()
+    generator = torch.Generator().manual_seed(1)
+    addresses = None
+    for seeds in ([1, 2, 3, 4, 5], [6, 7], [8, 9, 10]):
+        params = init_params(layout, seeds)
+        targets = torch.rand(len(seeds), 5 * 7, layout.out_features, generator=generator)
+        fresh_mse, fresh_grads = mse_and_grads(layout, params, 5, 7, targets)
+        mse, grads = mse_and_grads(layout, params, 5, 7, targets, workspace)
+        assert torch.equal(mse, fresh_mse)
+        assert all(torch.equal(grads[k], fresh_grads[k]) for k in fresh_grads)
+        now = {name: buffer.data_ptr() for name, buffer in workspace._buffers.items()}
+        assert addresses in (None, now)  # no buffer was allocated again
+        addresses = now
 
 
 def test_batched_forward_equals_the_siren_module():

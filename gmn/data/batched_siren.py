@@ -67,8 +67,39 @@ def render(layout: SirenLayout, params: Params, height: int, width: int) -> Tens
     return out.transpose(1, 2).reshape(out.shape[0], layout.out_features, height, width)
 
 
+class Workspace:
+    """Named scratch tensors kept between calls of :func:`mse_and_grads`.
+
+    A fit step's activations are tens of MB; allocating them afresh each step makes the CPU
+    allocator map and zero new pages every time, which costs about a third of the step. A
+    buffer grows when a larger batch asks for it; a smaller batch uses its front part.
+    """
+
+    def __init__(self):
+        self._buffers: dict[str, Tensor] = {}
+
+    def take(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """An uninitialised tensor of ``shape`` with ``like``'s dtype and device."""
+        size = math.prod(shape)
+        buffer = self._buffers.get(name)
+        if (
+            buffer is None
+            or buffer.numel() < size
+            or buffer.device != like.device
+            or buffer.dtype != like.dtype
+        ):
+            buffer = torch.empty(size, dtype=like.dtype, device=like.device)
+            self._buffers[name] = buffer
+        return buffer[:size].view(shape)
+
+
 def mse_and_grads(
-    layout: SirenLayout, params: Params, height: int, width: int, targets: Tensor
+    layout: SirenLayout,
+    params: Params,
+    height: int,
+    width: int,
+    targets: Tensor,
+    workspace: Workspace | None = None,
 ) -> tuple[Tensor, Params]:
     """Per-SIREN mean squared error on the ``image_grid`` and its gradient.
 
@@ -76,20 +107,24 @@ def mse_and_grads(
     The loss of SIREN ``b`` is the mean over its pixels and channels, so every SIREN's gradient
     depends on its own parameters only. The backward is written out (sin' = ω₀·cos). The grid
     is separable, so the first layer's sines come from sin/cos of its y and x parts by the
-    angle-addition formula (``_first_layer``).
+    angle-addition formula (``_first_layer``). The [B, H*W, width] activations live in
+    ``workspace`` (a fresh one when None), so a caller that steps many times passes its own.
     """
+    workspace = workspace or Workspace()
     batch, pixels, channels = targets.shape
     w0 = layout.w0
-    h, cosine = _first_layer(layout, params, height, width)
-    inputs, cosines = [h], [cosine]  # cos(ω₀ z) per hidden layer
-    for i in range(1, layout.num_layers - 1):
+    last = layout.num_layers - 1
+    h, cosine = _first_layer(layout, params, height, width, workspace)
+    inputs, cosines = [h], [cosine]  # inputs[i] feeds layer i + 1; cosines[i] = cos(ω₀ z_i)
+    for i in range(1, last):
         # ω₀ is folded into the small weight and bias instead of scaling the big activations
         scaled_bias, scaled_weight = params[f"seq.{i}.bias"] * w0, params[f"seq.{i}.weight"] * w0
-        z = torch.baddbmm(scaled_bias.unsqueeze(1), h, scaled_weight.mT)
-        cosines.append(torch.cos(z))
+        shape = (batch, pixels, scaled_weight.shape[1])
+        z = workspace.take(f"h{i}", shape, targets)
+        torch.baddbmm(scaled_bias.unsqueeze(1), h, scaled_weight.mT, out=z)
+        cosines.append(torch.cos(z, out=workspace.take(f"cos{i}", shape, targets)))
         h = z.sin_()
         inputs.append(h)
-    last = layout.num_layers - 1
     residual = torch.baddbmm(
         params[f"seq.{last}.bias"].unsqueeze(1), h, params[f"seq.{last}.weight"].mT
     )
@@ -102,11 +137,12 @@ def mse_and_grads(
         grads[f"seq.{i}.weight"] = torch.bmm(grad_out.mT, inputs[i - 1])
         grads[f"seq.{i}.bias"] = grad_out.sum(dim=1)
         weight = params[f"seq.{i}.weight"] * w0  # sin(ω₀ z)' = ω₀ cos(ω₀ z)
-        if weight.shape[1] == 1:  # one output channel: an outer product, cheaper than bmm
-            grad_out = torch.mul(grad_out, weight)
+        if weight.shape[1] == 1:  # one output channel: an outer product, done in place
+            grad_out = cosines[i - 1].mul_(grad_out).mul_(weight)
         else:
-            grad_out = torch.bmm(grad_out, weight)
-        grad_out.mul_(cosines[i - 1])
+            shape = (batch, pixels, weight.shape[2])
+            grad_out = torch.bmm(grad_out, weight, out=workspace.take(f"grad{i}", shape, targets))
+            grad_out.mul_(cosines[i - 1])
     grads.update(_first_layer_grads(grad_out, height, width))
     return mse, grads
 
@@ -118,7 +154,8 @@ def _grid_axes(height: int, width: int, like: Tensor) -> tuple[Tensor, Tensor]:
     return ys, xs
 
 
-def _first_layer(layout: SirenLayout, params: Params, height: int, width: int):
+def _first_layer(layout: SirenLayout, params: Params, height: int, width: int,
+                 workspace: Workspace):
     """sin(ω₀ z) and cos(ω₀ z) of the first layer on the grid: two [B, H*W, K] tensors.
 
     z[b, (i, j), k] = w[b, k, 0]·y_i + w[b, k, 1]·x_j + bias[b, k] = row[b, i, k] + col[b, j, k],
@@ -134,8 +171,11 @@ def _first_layer(layout: SirenLayout, params: Params, height: int, width: int):
     sin_row, cos_row = torch.sin(row).unsqueeze(2), torch.cos(row).unsqueeze(2)  # [B, H, 1, K]
     sin_col, cos_col = torch.sin(col).unsqueeze(1), torch.cos(col).unsqueeze(1)  # [B, 1, W, K]
     batch, hidden = bias.shape
-    h = torch.mul(sin_row, cos_col).addcmul_(cos_row, sin_col)
-    cosine = torch.mul(cos_row, cos_col).addcmul_(sin_row, sin_col, value=-1.0)
+    shape = (batch, height, width, hidden)
+    h = torch.mul(sin_row, cos_col, out=workspace.take("h0", shape, weight))
+    h.addcmul_(cos_row, sin_col)
+    cosine = torch.mul(cos_row, cos_col, out=workspace.take("cos0", shape, weight))
+    cosine.addcmul_(sin_row, sin_col, value=-1.0)
     return h.view(batch, height * width, hidden), cosine.view(batch, height * width, hidden)
 
 

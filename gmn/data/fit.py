@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from gmn.data.batched_siren import Params, derive_seed, init_params, mse_and_grads
+from gmn.data.batched_siren import Params, Workspace, derive_seed, init_params, mse_and_grads
 from gmn.models.siren import SirenLayout
 
 INIT_MODES = ("independent", "shared")
@@ -218,6 +218,7 @@ class _Pool:
         self.taken = torch.empty(0, dtype=torch.long, device=self.device)  # Adam steps taken
         self.targets = torch.empty(0, height * width, recipe.layout.out_features, device=device)
         self.last_steps = torch.empty(0, dtype=torch.long)
+        self.workspace = Workspace()
 
     @property
     def size(self) -> int:
@@ -250,7 +251,7 @@ class _Pool:
         if self.size == 1:  # a batched matmul over one matrix takes another kernel
             params, targets = params.repeat(2, 1), targets.repeat(2, 1, 1)
         mse, grads = mse_and_grads(
-            recipe.layout, self._views(params), self.height, self.width, targets
+            recipe.layout, self._views(params), self.height, self.width, targets, self.workspace
         )
         quality = psnr_from_mse(mse[: self.size])
         done = self.taken >= recipe.steps
