@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gmn.data.augment import translate_inputs
+from gmn.data.augment import RandomPixelShift
 from gmn.data.fit import FitRecipe, fit_inrs
 from gmn.data.idx import load_mnist
 from gmn.features import probe_grid, with_neuron_activations
@@ -172,13 +172,10 @@ def accuracy(model: nn.Module, params: Tensor, labels: Tensor, batch_size: int =
 
 
 def shift_inrs(params: Tensor, template, max_shift: int, size: int, generator) -> Tensor:
-    """Translate the images B SIRENs draw by whole pixels, in weight space
-    (``gmn.data.augment.translate_inputs``): δ = k · 2/(size-1) per axis, k uniform in
-    [-max_shift, max_shift], so the translated image is still sampled at pixel centres.
-    ``params``: [B, P] -> [B, P]."""
-    k = torch.randint(-max_shift, max_shift + 1, (len(params), 2), generator=generator)
-    delta = k.to(params.dtype) * (2.0 / (size - 1))
-    return template.matrix(translate_inputs(template.to_stacked(params), delta))
+    """Translate the images B SIRENs draw by up to ``max_shift`` whole pixels, in weight
+    space (``gmn.data.augment.RandomPixelShift``). ``params``: [B, P] -> [B, P]."""
+    shift = RandomPixelShift(size, size, max_shift)
+    return template.matrix(shift(template.to_stacked(params), generator))
 
 
 def train(model: nn.Module, data: dict, epochs: int, lr: float, weight_decay: float,

@@ -6,10 +6,15 @@ import torch
 from torch import nn
 
 from benchmarks.inr_classification.config import BenchmarkConfig
-from benchmarks.inr_classification.gmn_family import build_gmn, split_gmn_config
+from benchmarks.inr_classification.gmn_family import (
+    build_gmn,
+    gmn_augmentation,
+    split_gmn_config,
+)
 from benchmarks.inr_classification.training import run_key
+from gmn.data.batched_siren import render
 from gmn.graph.template import GraphTemplate
-from gmn.models.siren import Siren, image_grid
+from gmn.models.siren import Siren, SirenLayout, image_grid
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +30,7 @@ def test_defaults_and_overrides():
     assert model["probe_features"] is True
     assert (model["hidden_dim"], model["num_layers"], model["dropout"]) == (64, 2, 0.2)
     assert tuple(model["readout"]) == ("output_mean", "node_mean")
-    assert (train["lr"], train["weight_decay"]) == (3e-3, 0.05)
+    assert (train["lr"], train["weight_decay"], train["shift_pixels"]) == (3e-3, 0.05, 1)
     model, train = split_gmn_config({"probe_features": False, "hidden_dim": 16, "lr": 0.01})
     assert (model["probe_features"], model["hidden_dim"], train["lr"]) == (False, 16, 0.01)
     with pytest.raises(ValueError, match="probe_features"):
@@ -49,6 +54,37 @@ def test_probe_features_are_the_neurons_on_the_pixel_grid(siren_params):
         expected = torch.stack([n(image_grid(5, 4)).squeeze(-1) for n in nets])
     torch.testing.assert_close(out_rows, expected, atol=1e-5, rtol=1e-4)
     assert model(params).shape == (params.shape[0], 3)
+
+
+@pytest.mark.parametrize("permute", [False, True])
+def test_augmentation_moves_the_standardised_inrs_by_whole_pixels(siren_params, permute):
+    """Undo the standardisation after the transform: each INR draws its image moved by at
+    most one pixel; without permutation only the first-layer biases changed. The benchmark
+    standardises per key, so the scale is constant within a layer's weight or bias."""
+    template, raw, _ = siren_params
+    stacked = template.to_stacked(raw[:1])
+    per_key = {k: torch.full_like(v, 0.5 + i) for i, (k, v) in enumerate(stacked.items())}
+    scale = template.matrix(per_key)[0]
+    shift = torch.full((raw.shape[1],), 0.3)
+    params, labels = (raw - shift) / scale, torch.arange(len(raw))
+    transform = gmn_augmentation(template, (7, 7), 1, permute, (scale, shift))
+    moved, same_labels = transform((params, labels), torch.Generator().manual_seed(0))
+    assert torch.equal(same_labels, labels)
+    layout = SirenLayout(hidden=(8, 8))
+    before = render(layout, template.to_stacked(raw), 7, 7)
+    after = render(layout, template.to_stacked(moved * scale + shift), 7, 7)
+    inner = (slice(None), slice(None), slice(1, 6), slice(1, 6))
+    shifted = [
+        torch.stack([before[b].roll((dy, dx), (-2, -1))[inner[1:]] for b in range(len(raw))])
+        for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+    ]
+    errors = torch.stack([(after[inner] - s).abs().flatten(1).amax(1) for s in shifted])
+    assert (errors.amin(0) < 1e-4).all(), "every INR shows a whole-pixel shift of its image"
+    if not permute:
+        changed = (moved != params).any(0).nonzero().squeeze(1)
+        bias = template.to_stacked(torch.arange(raw.shape[1])[None].float())["seq.0.bias"][0]
+        assert set(changed.tolist()) <= set(bias.long().tolist())
+    assert gmn_augmentation(template, (7, 7), 0, False) is None
 
 
 def test_probe_features_can_be_switched_off(siren_params):

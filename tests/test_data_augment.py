@@ -9,6 +9,7 @@ from gmn.data.augment import (
     Compose,
     GaussianNoise,
     RandomPermutation,
+    RandomPixelShift,
     RandomRotation,
     RandomScale,
     RandomTranslation,
@@ -47,6 +48,30 @@ def test_translation_shifts_the_image_by_whole_pixels(params):
     after = render(LAYOUT, translate_inputs(params, shift), height, height)
     assert torch.allclose(after[:, :, : height - k], before[:, :, k:], atol=1e-5)
     assert not torch.allclose(after, before, atol=1e-3)
+
+
+def test_random_pixel_shift_moves_each_image_by_whole_pixels_within_the_range(params):
+    height, width, reach = 9, 12, 2
+    before = render(LAYOUT, params, height, width)
+    after = render(LAYOUT, RandomPixelShift(height, width, reach)(
+        params, torch.Generator().manual_seed(3)), height, width)
+    seen = set()
+    for b in range(len(before)):  # find the (dy, dx) whose overlap agrees: exactly one does
+        matches = [
+            (dy, dx)
+            for dy in range(-reach, reach + 1)
+            for dx in range(-reach, reach + 1)
+            if torch.allclose(
+                after[b, :, max(0, -dy): height - max(0, dy), max(0, -dx): width - max(0, dx)],
+                before[b, :, max(0, dy): height + min(0, dy), max(0, dx): width + min(0, dx)],
+                atol=1e-4,
+            )
+        ]
+        assert len(matches) == 1, matches
+        seen.add(matches[0])
+    assert len(seen) > 1, "every INR got the same shift"
+    with pytest.raises(ValueError, match="max_pixels"):
+        RandomPixelShift(8, 8, -1)
 
 
 def test_scaling_by_minus_one_flips_and_a_quarter_turn_rotates(params):

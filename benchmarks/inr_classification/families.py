@@ -3,7 +3,7 @@
 Image families (``mlp``, ``cnn``, ``vit``) read standardised images [B, C, H, W];
 parameter families (``gmn``, ``gmn_noaug``, ``weight_mlp``) read flat INR parameters
 [B, P]. ``gmn`` trains with random hidden-neuron permutations of its INRs, ``gmn_noaug``
-without (the only difference between the two).
+without (the only difference between the two; both move their INRs by whole pixels).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from gmn.models.weight_mlp import WeightMLP
 
 from .config import IMAGE_FAMILIES, BenchmarkConfig
 from .data import BenchmarkData
-from .gmn_family import build_gmn, split_gmn_config
+from .gmn_family import build_gmn, gmn_augmentation, split_gmn_config
 
 
 @dataclass
@@ -28,14 +28,14 @@ class FamilyPlan:
     """Everything the trainer needs for one family.
 
     ``inputs`` names the data it reads (``"images"`` or ``"params"``); ``train_options``
-    override ``--lr``/``--batch-size``; ``augment`` asks for weight-space augmentation;
+    override ``--lr``/``--batch-size``; ``transform`` (or None) augments training batches;
     ``probe_layers(model)`` names the modules whose outputs are compared with CKA.
     """
 
     build: Callable[[], nn.Module]
     inputs: str
     train_options: dict
-    augment: bool
+    transform: Callable | None
     probe_layers: Callable[[nn.Module], list[str]]
 
 
@@ -60,7 +60,7 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
             "cnn": lambda: CNN(shape, classes, channels=(32, 64)),
             "vit": lambda: ViT(shape, classes, patch_size=2 if shape[1] <= 16 else 4),
         }
-        return FamilyPlan(builders[family], "images", {}, False, _block_layers)
+        return FamilyPlan(builders[family], "images", {}, None, _block_layers)
     train_params = data.params[data.split["train"], 0]
     if family == "weight_mlp":
         mean, std = train_params.mean(0), train_params.std(0).clamp_min(1e-6)
@@ -68,10 +68,14 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
             lambda: WeightMLP(train_params.shape[1], classes, (256, 256), 0.1, mean, std),
             "params",
             {},
-            False,  # permuting hidden neurons scrambles a flat weight vector's coordinates
+            None,  # permuting hidden neurons scrambles a flat weight vector's coordinates
             _block_layers,
         )
     model_options, train_options = split_gmn_config(config.gmn_config)
+    raw_affine = (data.param_scale, data.param_shift)
+    transform = gmn_augmentation(
+        data.template, shape[1:], train_options.pop("shift_pixels"), family == "gmn", raw_affine
+    )
     return FamilyPlan(
         lambda: build_gmn(
             data.template,
@@ -79,10 +83,10 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
             train_params,
             model_options,
             shape[1:],
-            raw_affine=(data.param_scale, data.param_shift),
+            raw_affine=raw_affine,
         ),
         "params",
         train_options,
-        family == "gmn",
+        transform,
         _gmn_layers,
     )

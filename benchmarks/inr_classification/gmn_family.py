@@ -11,6 +11,11 @@ the node features ``x`` by ``gmn.features.with_neuron_activations``: K = H·W ex
 They are computed from the parameters alone and permute with the hidden neurons, so the
 GMN stays permutation invariant. Without them the GMN stays at chance on this benchmark.
 
+The GMN trains with weight-space augmentation (:func:`gmn_augmentation`): every INR of a
+training batch is moved by up to ``shift_pixels`` whole pixels (its first-layer bias, see
+``gmn.data.augment.RandomPixelShift``), and ``gmn`` (not ``gmn_noaug``) also permutes its
+hidden neurons at random.
+
 ``--gmn-config`` overrides the defaults below: ``probe_features`` (bool) switches the probe
 features, keys of :class:`gmn.nn.GMNConfig` configure the model, keys of
 ``GMN_TRAIN_DEFAULTS`` its training.
@@ -31,7 +36,13 @@ GMN_MODEL_DEFAULTS = {
     "dropout": 0.2,
     "readout": ["output_mean", "node_mean"],
 }
-GMN_TRAIN_DEFAULTS = {"lr": 3e-3, "weight_decay": 0.05, "batch_size": 64, "warmup_fraction": 0.05}
+GMN_TRAIN_DEFAULTS = {
+    "lr": 3e-3,
+    "weight_decay": 0.05,
+    "batch_size": 64,
+    "warmup_fraction": 0.05,
+    "shift_pixels": 1,
+}
 
 
 def split_gmn_config(overrides: dict) -> tuple[dict, dict]:
@@ -143,3 +154,32 @@ def build_gmn(
             graphs.x.mean(0), graphs.x.std(0), graphs.edge_attr.mean(0), graphs.edge_attr.std(0)
         )
     return nn.Sequential(OrderedDict(graph=graph, gmn=gmn))
+
+
+def gmn_augmentation(template, image_size: tuple[int, int], shift_pixels: int, permute: bool,
+                     raw_affine: tuple[Tensor | None, Tensor | None] = (None, None)):
+    """Trainer transform on ``(params [B, P], labels)``: each INR moved by up to
+    ``shift_pixels`` whole pixels, then (``permute``) its hidden neurons permuted at random.
+
+    The shift acts on the INRs' own parameters: with ``raw_affine`` = (scale, shift) [P]
+    undoing a standardisation, the first-layer bias moves by ``W δ / scale`` and no other
+    entry changes. Returns None when there is nothing to do."""
+    from gmn.data.augment import RandomPixelShift
+    from gmn.graph.permutation import permute as permute_hidden
+
+    if not shift_pixels and not permute:
+        return None
+    shift = RandomPixelShift(*image_size, shift_pixels) if shift_pixels else None
+    scale, offset = raw_affine
+
+    def transform(batch, generator: torch.Generator):
+        params, labels = batch
+        if shift is not None:
+            raw = params if scale is None else params * scale + offset
+            moved = template.matrix(shift(template.to_stacked(raw), generator))
+            params = params + ((moved - raw) if scale is None else (moved - raw) / scale)
+        if permute:
+            params = permute_hidden(template, params, generator)
+        return params, labels
+
+    return transform

@@ -42,17 +42,6 @@ def _datasets(data: BenchmarkData, inputs: str) -> dict[str, TensorDataset]:
     return sets
 
 
-def _augmentation(data: BenchmarkData):
-    """Trainer transform: an independent random hidden-neuron permutation per INR."""
-    from gmn.graph.permutation import permute
-
-    def transform(batch, generator: torch.Generator):
-        params, labels = batch
-        return permute(data.template, params, generator), labels
-
-    return transform
-
-
 def run_key(family: str, seed: int, config: BenchmarkConfig, data: BenchmarkData) -> dict:
     """Everything that decides this run's numbers (a cached run must match it); a GMN run
     also records its resolved options (defaults included), so a run cached before a
@@ -111,7 +100,7 @@ def train_family_seed(
         sets["val"],
         sets["test"],
         config=train_config,
-        transform=_augmentation(data) if plan.augment else None,
+        transform=plan.transform,
     )
     summary = trainer.fit()
     test = trainer.test_result

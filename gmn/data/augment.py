@@ -145,6 +145,27 @@ class RandomTranslation:
         return translate_inputs(params, shift.view(n, dims))
 
 
+class RandomPixelShift:
+    """The image moved by whole pixels: k ~ U{−max_pixels, …, max_pixels} rows and columns per
+    INR, δ = k·2/(size − 1) on the H×W ``image_grid``, so it is still sampled at pixel centres
+    (the rendered image is the shifted rendering, edges aside)."""
+
+    def __init__(self, height: int, width: int, max_pixels: int = 1):
+        if max_pixels < 0 or height < 2 or width < 2:
+            raise ValueError(
+                f"RandomPixelShift needs max_pixels >= 0 and an image of at least 2×2 pixels, "
+                f"got max_pixels={max_pixels}, image {height}×{width}"
+            )
+        self.pixel = (2.0 / (height - 1), 2.0 / (width - 1))
+        self.max_pixels = int(max_pixels)
+
+    def __call__(self, params: Params, generator: torch.Generator | None) -> Params:
+        like = params[FIRST_WEIGHT]
+        k = torch.randint(-self.max_pixels, self.max_pixels + 1, (_batch(params), 2),
+                          generator=generator, device=_on(generator))
+        return translate_inputs(params, k.to(like) * like.new_tensor(self.pixel))
+
+
 class Compose:
     """Applies transforms in order, sharing one generator."""
 
