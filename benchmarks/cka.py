@@ -1,7 +1,8 @@
 """Speed and memory of gmn.cka, against a naive Gram implementation.
 
     OMP_NUM_THREADS=2 python benchmarks/cka.py            # every case, one process each
-    OMP_NUM_THREADS=2 python benchmarks/cka.py --case pair
+    OMP_NUM_THREADS=2 python benchmarks/cka.py --only pair
+    python benchmarks/cka.py --device cuda                 # the same cases on a GPU
 
 Cases (float32 inputs, n = 10,000 samples, d = 512 features unless stated):
 
@@ -16,6 +17,12 @@ Each case runs in a fresh process so that its peak memory is its own. Memory is 
 peak resident set size during a call minus the resident set size just before it
 (the inputs excluded), for the first (cold) and the second (warm) call; times are
 medians of wall-clock and process CPU seconds.
+
+With ``--device cuda`` the inputs are drawn from the same CPU generators (the same
+values, up to rounding) and moved to the GPU before timing; the clock starts and stops
+after ``torch.cuda.synchronize``, memory is peak ``torch.cuda.max_memory_allocated``
+minus the allocation just before the call, and there is no CPU-time column. The stream
+case still draws each batch on the CPU and copies it over, inside the timing.
 """
 
 from __future__ import annotations
@@ -59,33 +66,65 @@ def reset_peak() -> bool:
         return False
 
 
-def measure(fn, repeats: int = 3):
-    """Memory of a cold and a warm call, then the median wall and CPU time of ``repeats``.
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
-    The cold call includes one-time growth (allocator arenas, BLAS buffers); the warm
-    call is what each further call costs.
+
+def memory_before(device: torch.device) -> float:
+    """Reset the peak counter and return the memory in use now (MB): RSS, or CUDA allocated."""
+    sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device) / 2**20
+    reset_peak()
+    return resident_mb()
+
+
+def memory_peak(device: torch.device) -> float:
+    sync(device)
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else peak_mb()
+
+
+def clock(device: torch.device) -> tuple[float, float]:
+    """(wall, process CPU) seconds, after the device has finished its queued work."""
+    sync(device)
+    return time.perf_counter(), time.process_time()
+
+
+def elapsed(device: torch.device, start: tuple[float, float]) -> dict:
+    wall, cpu = clock(device)
+    times = dict(seconds=wall - start[0])
+    if device.type == "cpu":  # CPU seconds of a process that waits on a GPU mean nothing
+        times["cpu_seconds"] = cpu - start[1]
+    return times
+
+
+def measure(fn, device: torch.device, repeats: int = 3):
+    """Memory of a cold and a warm call, then the median wall (and CPU) time of ``repeats``.
+
+    The cold call includes one-time growth (allocator arenas, BLAS buffers and handles);
+    the warm call is what each further call costs.
     """
     extra = []
     for _ in range(2):
-        reset_peak()
-        before = resident_mb()
+        before = memory_before(device)
         result = fn()
-        extra.append(peak_mb() - before)
-    wall, cpu = [], []
+        extra.append(memory_peak(device) - before)
+    runs = []
     for _ in range(repeats):
-        start_wall, start_cpu = time.perf_counter(), time.process_time()
+        start = clock(device)
         fn()
-        wall.append(time.perf_counter() - start_wall)
-        cpu.append(time.process_time() - start_cpu)
-    timing = dict(seconds=median(wall), cpu_seconds=median(cpu)) if repeats else {}
+        runs.append(elapsed(device, start))
+    timing = {key: median(run[key] for run in runs) for key in runs[0]} if runs else {}
     return result, dict(cold_extra_mb=extra[0], warm_extra_mb=extra[1], **timing)
 
 
-def pair_data(seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
+def pair_data(device: torch.device, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)  # on the CPU: the same values on every device
     x = torch.randn(N, D, generator=g)
     y = torch.randn(N, D, generator=g).mul_(2.0).add_(x)  # in place: no temporaries
-    return x, y
+    return x.to(device), y.to(device)
 
 
 def naive_gram_cka(x, y):
@@ -100,77 +139,80 @@ def naive_gram_cka(x, y):
     return (k * l).sum() / ((k * k).sum().sqrt() * (l * l).sum().sqrt())
 
 
-def case_pair():
-    x, y = pair_data()
+def case_pair(device: torch.device):
+    x, y = pair_data(device)
     out = {}
     for debiased in (False, True):
-        value, figures = measure(lambda d=debiased: linear_cka(x, y, debiased=d))
+        value, figures = measure(lambda d=debiased: linear_cka(x, y, debiased=d), device)
         reference = float(linear_cka(x.double(), y.double(), debiased=debiased))
         figures.update(value=float(value), error_vs_float64=abs(float(value) - reference))
         out["debiased" if debiased else "biased"] = figures
     return out
 
 
-def case_naive():
-    x, y = pair_data()
-    value, figures = measure(lambda: naive_gram_cka(x, y), repeats=1)
+def case_naive(device: torch.device):
+    x, y = pair_data(device)
+    value, figures = measure(lambda: naive_gram_cka(x, y), device, repeats=1)
     return dict(value=float(value), **figures)
 
 
-def case_matrix():
+def case_matrix(device: torch.device):
     g = torch.Generator().manual_seed(1)
     reps_a = {f"gmn.layer{i}": torch.randn(N, D, generator=g) for i in range(6)}
     reps_b = {
         f"cnn.layer{i}": torch.randn(N, D, generator=g).add_(reps_a[f"gmn.layer{i}"])
         for i in range(6)
     }
-    result, figures = measure(lambda: cka_matrix(reps_a, reps_b), repeats=1)
+    reps_a, reps_b = ({k: v.to(device) for k, v in reps.items()} for reps in (reps_a, reps_b))
+    result, figures = measure(lambda: cka_matrix(reps_a, reps_b), device, repeats=1)
     return dict(diagonal=torch.diagonal(result.values).tolist(), **figures)
 
 
-def stream(n_samples: int) -> float:
+def stream(n_samples: int, device: torch.device) -> float:
     g = torch.Generator().manual_seed(2)
-    mixing = torch.randn(STREAM_D, STREAM_D, generator=g) / STREAM_D**0.5
+    mixing = (torch.randn(STREAM_D, STREAM_D, generator=g) / STREAM_D**0.5).to(device)
     accumulator = CKAAccumulator()
     for _ in range(n_samples // STREAM_BATCH):
-        x = torch.randn(STREAM_BATCH, STREAM_D, generator=g)
-        y = torch.randn(STREAM_BATCH, STREAM_D, generator=g).add_(x @ mixing)
+        x = torch.randn(STREAM_BATCH, STREAM_D, generator=g).to(device)
+        y = torch.randn(STREAM_BATCH, STREAM_D, generator=g).to(device).add_(x @ mixing)
         accumulator.update(x, y)
     return float(accumulator.compute(debiased=True))
 
 
-def case_stream():
+def case_stream(device: torch.device):
     out = {}
     for n_samples in (100_000, 1_000_000):
-        reset_peak()
-        before = resident_mb()
-        start_wall, start_cpu = time.perf_counter(), time.process_time()
-        value = stream(n_samples)
-        out[str(n_samples)] = dict(
-            value=value,
-            extra_mb=peak_mb() - before,
-            seconds=time.perf_counter() - start_wall,
-            cpu_seconds=time.process_time() - start_cpu,
-        )
+        before = memory_before(device)
+        start = clock(device)
+        value = stream(n_samples, device)
+        times = elapsed(device, start)
+        out[str(n_samples)] = dict(value=value, extra_mb=memory_peak(device) - before, **times)
     return out
 
 
 CASES = {"pair": case_pair, "naive": case_naive, "matrix": case_matrix, "stream": case_stream}
 
 
-def run_in_subprocess(case: str) -> dict:
+def run_in_subprocess(case: str, device: str) -> dict:
     completed = subprocess.run(
-        [sys.executable, __file__, "--case", case], capture_output=True, text=True, check=True
-    )
+        [sys.executable, __file__, "--case", case, "--device", device],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def report(results: dict) -> None:
+def report(results: dict, device: torch.device) -> None:
     print(f"gmn.cka benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print("memory = peak RSS minus RSS before the call (cold: first call / warm: second)")
+    if device.type == "cuda":
+        print(f"device: {device} ({torch.cuda.get_device_name(device)})")
+        print("memory = peak CUDA allocated minus allocated before the call (cold / warm)")
+    else:
+        print(f"device: {device}")
+        print("memory = peak RSS minus RSS before the call (cold: first call / warm: second)")
 
     def timing(r):
-        return f"{r['seconds']:.3f} s wall ({r['cpu_seconds']:.3f} s CPU)"
+        cpu = f" ({r['cpu_seconds']:.3f} s CPU)" if "cpu_seconds" in r else ""
+        return f"{r['seconds']:.3f} s wall{cpu}"
 
     def memory(r):
         return f"{r['cold_extra_mb']:.0f} / {r['warm_extra_mb']:.0f} MB"
@@ -197,12 +239,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=sorted(CASES), help="run one case, print JSON")
     parser.add_argument("--only", nargs="+", choices=sorted(CASES), default=list(CASES))
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     args = parser.parse_args()
+    device = torch.device(args.device)
     if args.case:
         torch.manual_seed(0)
-        print(json.dumps(CASES[args.case]()))
+        print(json.dumps(CASES[args.case](device)))
         return
-    report({case: run_in_subprocess(case) for case in args.only})
+    report({case: run_in_subprocess(case, args.device) for case in args.only}, device)
 
 
 if __name__ == "__main__":
