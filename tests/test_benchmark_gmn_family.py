@@ -30,7 +30,7 @@ def test_defaults_and_overrides():
     assert model["probe_features"] is True
     assert (model["hidden_dim"], model["num_layers"], model["dropout"]) == (64, 2, 0.2)
     assert tuple(model["readout"]) == ("output_mean", "node_mean")
-    assert (train["lr"], train["weight_decay"], train["shift_pixels"]) == (3e-3, 0.05, 1)
+    assert (train["lr"], train["weight_decay"], train["shift_pixels"]) == (3e-3, 0.05, "auto")
     model, train = split_gmn_config({"probe_features": False, "hidden_dim": 16, "lr": 0.01})
     assert (model["probe_features"], model["hidden_dim"], train["lr"]) == (False, 16, 0.01)
     with pytest.raises(ValueError, match="probe_features"):
@@ -85,6 +85,10 @@ def test_augmentation_moves_the_standardised_inrs_by_whole_pixels(siren_params, 
         bias = template.to_stacked(torch.arange(raw.shape[1])[None].float())["seq.0.bias"][0]
         assert set(changed.tolist()) <= set(bias.long().tolist())
     assert gmn_augmentation(template, (7, 7), 0, False) is None
+    assert gmn_augmentation(template, (8, 8), "auto", False) is None  # under 28 px: no shift
+    assert gmn_augmentation(template, (28, 28), "auto", False) is not None
+    with pytest.raises(ValueError, match="shift_pixels"):
+        gmn_augmentation(template, (28, 28), -1, False)
 
 
 def test_probe_features_can_be_switched_off(siren_params):

@@ -14,7 +14,9 @@ GMN stays permutation invariant. Without them the GMN stays at chance on this be
 The GMN trains with weight-space augmentation (:func:`gmn_augmentation`): every INR of a
 training batch is moved by up to ``shift_pixels`` whole pixels (its first-layer bias, see
 ``gmn.data.augment.RandomPixelShift``), and ``gmn`` (not ``gmn_noaug``) also permutes its
-hidden neurons at random.
+hidden neurons at random. ``"auto"`` shifts by one pixel per 28 pixels of the shorter image
+side: 1 on MNIST and CIFAR-10, 0 on 8×8 digits, where one pixel is an eighth of the picture
+and a shifted INR shows a row it was never fitted on (GMN test accuracy 95.4 → 80.7 % there).
 
 ``--gmn-config`` overrides the defaults below: ``probe_features`` (bool) switches the probe
 features, keys of :class:`gmn.nn.GMNConfig` configure the model, keys of
@@ -41,7 +43,7 @@ GMN_TRAIN_DEFAULTS = {
     "weight_decay": 0.05,
     "batch_size": 64,
     "warmup_fraction": 0.05,
-    "shift_pixels": 1,
+    "shift_pixels": "auto",
 }
 
 
@@ -156,10 +158,12 @@ def build_gmn(
     return nn.Sequential(OrderedDict(graph=graph, gmn=gmn))
 
 
-def gmn_augmentation(template, image_size: tuple[int, int], shift_pixels: int, permute: bool,
+def gmn_augmentation(template, image_size: tuple[int, int], shift_pixels: int | str,
+                     permute: bool,
                      raw_affine: tuple[Tensor | None, Tensor | None] = (None, None)):
     """Trainer transform on ``(params [B, P], labels)``: each INR moved by up to
-    ``shift_pixels`` whole pixels, then (``permute``) its hidden neurons permuted at random.
+    ``shift_pixels`` whole pixels (``"auto"``: ``min(image_size) // 28``), then (``permute``)
+    its hidden neurons permuted at random.
 
     The shift acts on the INRs' own parameters: with ``raw_affine`` = (scale, shift) [P]
     undoing a standardisation, the first-layer bias moves by ``W δ / scale`` and no other
@@ -167,6 +171,12 @@ def gmn_augmentation(template, image_size: tuple[int, int], shift_pixels: int, p
     from gmn.data.augment import RandomPixelShift
     from gmn.graph.permutation import permute as permute_hidden
 
+    if shift_pixels == "auto":
+        shift_pixels = min(image_size) // 28
+    if not isinstance(shift_pixels, int) or shift_pixels < 0:
+        raise ValueError(
+            f'--gmn-config shift_pixels must be "auto" or an integer >= 0, got {shift_pixels!r}'
+        )
     if not shift_pixels and not permute:
         return None
     shift = RandomPixelShift(*image_size, shift_pixels) if shift_pixels else None
