@@ -8,18 +8,20 @@
 # throughput, CKA speed, then the INR-classification benchmark on the 5,000 MNIST images
 # (80/20 split, 10% of the training part for validation, 3 seeds, 16 epochs). A stage that
 # fails is reported and the next one still runs; STAGE_LIMIT (seconds, default 900) bounds
-# each stage, MNIST_LIMIT the last one.
+# each stage, MNIST_LIMIT the last one; STAGES="fit cka" runs only the stages named.
 set -u
 out=${1:?usage: bash benchmarks/gpu.sh OUT_DIR MNIST_ROOT [DEVICE]}
 root=${2:?usage: bash benchmarks/gpu.sh OUT_DIR MNIST_ROOT [DEVICE]}
 device=${3:-cuda}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the package without installing it
 python=${PYTHON:-python3}
 
 stage() {  # stage NAME LIMIT COMMAND...: run, log to OUT/NAME.log, print its tail
   local name=$1 limit=$2 start=$SECONDS
   shift 2
+  [[ -z ${STAGES:-} || " $STAGES " == *" $name "* ]] || return 0
   echo "=== $name: $*"
   timeout "$limit" "$@" >"$out/$name.log" 2>&1
   local status=$?
@@ -35,7 +37,7 @@ EOF
 limit=${STAGE_LIMIT:-900}
 stage cuda_checks "$limit" "$python" -m benchmarks.cuda_checks --device "$device" \
     --out "$out/cuda_checks.json"
-stage fit "$limit" "$python" benchmarks/fit.py --device "$device" --root "$root" \
+stage fit "$limit" "$python" -m benchmarks.fit --device "$device" --root "$root" \
     --num-images 4096 --chunk-size 4096 --baseline-images 8
 stage throughput "$limit" "$python" -m benchmarks.throughput --device "$device" \
     --batch 128 1024 --width 64 128 --layers 4

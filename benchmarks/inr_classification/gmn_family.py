@@ -185,9 +185,10 @@ def gmn_augmentation(template, image_size: tuple[int, int], shift_pixels: int | 
     def transform(batch, generator: torch.Generator):
         params, labels = batch
         if shift is not None:
-            raw = params if scale is None else params * scale + offset
+            factor = 1.0 if scale is None else scale.to(params)
+            raw = params if scale is None else params * factor + offset.to(params)
             moved = template.matrix(shift(template.to_stacked(raw), generator))
-            params = params + ((moved - raw) if scale is None else (moved - raw) / scale)
+            params = params + (moved - raw) / factor
         if permute:
             params = permute_hidden(template, params, generator)
         return params, labels

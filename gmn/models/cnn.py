@@ -26,7 +26,7 @@ class CNN(nn.Module):
         self,
         in_shape: tuple[int, int, int],
         num_classes: int,
-        channels: tuple[int, ...] = (32, 64),
+        channels: tuple[int, ...] = (32, 64, 128),
         dropout: float = 0.0,
     ):
         super().__init__()
