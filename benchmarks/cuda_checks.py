@@ -74,8 +74,8 @@ def _siren_template(hidden=(32, 32)):
     return gmn.GraphTemplate.from_module(Siren(2, hidden, 1))
 
 
-def _siren_params(n: int, seed: int = 0) -> Tensor:
-    """[n, P] realistic SIREN 2→32→32→1 initialisations (CPU)."""
+def _siren_params(n: int, seed: int = 0) -> tuple[gmn.GraphTemplate, Tensor]:
+    """The SIREN 2→32→32→1 template and [n, P] realistic initialisations (CPU)."""
     from gmn.data.batched_siren import init_params
     from gmn.models.siren import SirenLayout
 
@@ -381,6 +381,7 @@ def check_augment(device: torch.device) -> Report:
         "scale": augment.RandomScale(),
         "rotation": augment.RandomRotation(),
         "translation": augment.RandomTranslation(),
+        "pixel shift": augment.RandomPixelShift(28, 28, 2),
         "compose": augment.Compose([augment.RandomPermutation(layout), augment.RandomScale()]),
     }
     on_device = {k: v.to(device) for k, v in params.items()}
@@ -402,7 +403,22 @@ def check_augment(device: torch.device) -> Report:
     r.true("permute [N,P] on device", moved.device.type == device.type)
     want = permute(template, flat, torch.Generator().manual_seed(5))
     r.close("permute [N,P] == cpu", moved, want, 0.0)
+    _check_benchmark_augmentation(r, template, flat, device)
     return r
+
+
+def _check_benchmark_augmentation(r: Report, template, flat: Tensor, device) -> None:
+    """The benchmark GMN's shift + permutation of standardised [N, P] parameters on the
+    device, with the standardisation statistics and the generator left on the CPU."""
+    from benchmarks.inr_classification.gmn_family import gmn_augmentation
+
+    scale, offset = torch.linspace(0.5, 2.0, flat.shape[1]), torch.full((flat.shape[1],), 0.1)
+    transform = gmn_augmentation(template, (28, 28), 1, True, (scale, offset))
+    labels = torch.arange(len(flat))
+    want, _ = transform((flat, labels), torch.Generator().manual_seed(6))
+    got, _ = transform((flat.to(device), labels.to(device)), torch.Generator().manual_seed(6))
+    r.true("benchmark augmentation on device", got.device.type == device.type)
+    r.close("benchmark augmentation == cpu", got, want, 1e-5, relative=True)
 
 
 CHECKS: list[tuple[str, Callable[[torch.device], Report]]] = [
@@ -452,14 +468,22 @@ def main(argv=None, checks=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", help="write every result to this JSON file")
-    parser.add_argument("--only", nargs="*", help="run only these checks")
+    parser.add_argument("--only", nargs="*", choices=[name for name, _ in CHECKS],
+                        help="run only these checks")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
     checks = CHECKS if checks is None else checks
     if args.only:
         checks = [(n, c) for n, c in checks if n in args.only]
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        return _run_and_report(checks, device, args.out)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+
+
+def _run_and_report(checks, device: torch.device, out: str | None) -> int:
     environment = dict(device=str(device), torch=torch.__version__,
                        cuda=torch.version.cuda, backend=BACKEND,
                        gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None)
@@ -470,8 +494,8 @@ def main(argv=None, checks=None) -> int:
     total = time.perf_counter() - start
     print(f"{len(results) - len(failed)}/{len(results)} passed in {total:.1f} s"
           + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
-    if args.out:
-        Path(args.out).write_text(json.dumps(dict(environment=environment, seconds=total,
+    if out:
+        Path(out).write_text(json.dumps(dict(environment=environment, seconds=total,
                                                   checks=results), indent=2, default=str))
     return 1 if failed else 0
 

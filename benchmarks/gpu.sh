@@ -26,6 +26,7 @@ stage() {  # stage NAME LIMIT COMMAND...: run, log to OUT/NAME.log, print its ta
   timeout "$limit" "$@" >"$out/$name.log" 2>&1
   local status=$?
   echo "=== $name: exit $status after $((SECONDS - start)) s"
+  ((status == 0)) || failed+=("$name")
   grep -v '|.*it/s\]' "$out/$name.log" | tail -n 40
 }
 
@@ -35,6 +36,7 @@ print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, "
       f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}")
 EOF
 limit=${STAGE_LIMIT:-900}
+failed=()
 stage cuda_checks "$limit" "$python" -m benchmarks.cuda_checks --device "$device" \
     --out "$out/cuda_checks.json"
 stage fit "$limit" "$python" -m benchmarks.fit --device "$device" --root "$root" \
@@ -47,3 +49,4 @@ stage cka "$limit" "$python" -m benchmarks.cka --device "$device"
 stage mnist "${MNIST_LIMIT:-$limit}" "$python" -m benchmarks.inr_classification \
     --dataset mnist --root "$root" --source-split test --split 0.72,0.08,0.2 \
     --epochs 16 --device "$device" --out "$out/mnist" --no-progress
+((${#failed[@]} == 0)) || { echo "=== failed stages: ${failed[*]}"; exit 1; }

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from benchmarks.inr_classification.config import BenchmarkConfig
+from benchmarks.inr_classification.data import BenchmarkData
 from benchmarks.inr_classification.gmn_family import (
     build_gmn,
     gmn_augmentation,
@@ -80,10 +81,12 @@ def test_augmentation_moves_the_standardised_inrs_by_whole_pixels(siren_params, 
     ]
     errors = torch.stack([(after[inner] - s).abs().flatten(1).amax(1) for s in shifted])
     assert (errors.amin(0) < 1e-4).all(), "every INR shows a whole-pixel shift of its image"
+    unmoved = 4  # the (dy, dx) = (0, 0) candidate
+    assert (errors.argmin(0) != unmoved).any(), "some INR was really moved"
     if not permute:
         changed = (moved != params).any(0).nonzero().squeeze(1)
         bias = template.to_stacked(torch.arange(raw.shape[1])[None].float())["seq.0.bias"][0]
-        assert set(changed.tolist()) <= set(bias.long().tolist())
+        assert 0 < len(changed) and set(changed.tolist()) <= set(bias.long().tolist())
     assert gmn_augmentation(template, (7, 7), 0, False) is None
     assert gmn_augmentation(template, (8, 8), "auto", False) is None  # under 28 px: no shift
     assert gmn_augmentation(template, (28, 28), "auto", False) is not None
@@ -107,13 +110,20 @@ def test_unsupported_architecture_is_refused_clearly():
         build_gmn(template, 3, params, split_gmn_config({})[0], (6, 6))
 
 
-def test_cache_key_holds_the_resolved_gmn_options():
-    class Data:
-        key = "d"
-
-    key = run_key("gmn", 0, BenchmarkConfig(), Data())
+def test_cache_key_holds_the_architecture_and_the_resolved_gmn_options(siren_params):
+    template, params, _ = siren_params
+    data = BenchmarkData(
+        name="tiny", images=torch.zeros(4, 1, 8, 8), labels=torch.arange(4) % 2,
+        params=params[:, None], psnr=torch.full((4, 1), 40.0),
+        split={"train": torch.arange(2), "val": torch.tensor([2]), "test": torch.tensor([3])},
+        template=template, num_classes=2, key={"d": 1}, description="", inr_description="",
+    )
+    key = run_key("gmn", 0, BenchmarkConfig(), data)
     assert key["gmn_options"]["probe_features"] is True
     assert key["gmn_options"]["hidden_dim"] == 64
-    off = run_key("gmn", 0, BenchmarkConfig(gmn_config={"probe_features": False}), Data())
+    off = run_key("gmn", 0, BenchmarkConfig(gmn_config={"probe_features": False}), data)
     assert off["gmn_options"]["probe_features"] is False
-    assert "gmn_options" not in run_key("cnn", 0, BenchmarkConfig(), Data())
+    cnn = run_key("cnn", 0, BenchmarkConfig(), data)
+    assert "gmn_options" not in cnn
+    assert cnn["architecture"] == {"model": "CNN", "channels": [32, 64, 128]}
+    assert run_key("vit", 0, BenchmarkConfig(), data)["architecture"]["patch_size"] == 2

@@ -173,7 +173,7 @@ def gmn_augmentation(template, image_size: tuple[int, int], shift_pixels: int | 
 
     if shift_pixels == "auto":
         shift_pixels = min(image_size) // 28
-    if not isinstance(shift_pixels, int) or shift_pixels < 0:
+    if isinstance(shift_pixels, bool) or not isinstance(shift_pixels, int) or shift_pixels < 0:
         raise ValueError(
             f'--gmn-config shift_pixels must be "auto" or an integer >= 0, got {shift_pixels!r}'
         )
@@ -181,6 +181,8 @@ def gmn_augmentation(template, image_size: tuple[int, int], shift_pixels: int | 
         return None
     shift = RandomPixelShift(*image_size, shift_pixels) if shift_pixels else None
     scale, offset = raw_affine
+    if (scale is None) != (offset is None):
+        raise ValueError("raw_affine takes both a scale and a shift [P], or neither")
 
     def transform(batch, generator: torch.Generator):
         params, labels = batch

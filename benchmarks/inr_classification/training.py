@@ -43,19 +43,20 @@ def _datasets(data: BenchmarkData, inputs: str) -> dict[str, TensorDataset]:
 
 
 def run_key(family: str, seed: int, config: BenchmarkConfig, data: BenchmarkData) -> dict:
-    """Everything that decides this run's numbers (a cached run must match it); a GMN run
-    also records its resolved options (defaults included), so a run cached before a
-    default changed is not reused."""
+    """Everything that decides this run's numbers (a cached run must match it): the model's
+    architecture and, for a GMN, its resolved options (defaults included), so a run cached
+    before a default changed is not reused."""
     key = {
         "family": family,
         "seed": seed,
         "data": data.key,
         **config.key("epochs", "batch_size", "lr", "gmn_config", "probe_samples"),
+        "architecture": plan_family(family, data, config).architecture,
     }
     if family in ("gmn", "gmn_noaug"):
         model_options, train_options = split_gmn_config(config.gmn_config)
-        key["gmn_options"] = json.loads(json.dumps({**model_options, **train_options}))
-    return key
+        key["gmn_options"] = {**model_options, **train_options}
+    return json.loads(json.dumps(key))
 
 
 def train_family_seed(

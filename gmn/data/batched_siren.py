@@ -110,7 +110,8 @@ def mse_and_grads(
     angle-addition formula (``_first_layer``). The [B, H*W, width] activations live in
     ``workspace`` (a fresh one when None), so a caller that steps many times passes its own.
     """
-    workspace = workspace or Workspace()
+    if workspace is None:
+        workspace = Workspace()
     batch, pixels, channels = targets.shape
     w0 = layout.w0
     last = layout.num_layers - 1
@@ -120,9 +121,9 @@ def mse_and_grads(
         # ω₀ is folded into the small weight and bias instead of scaling the big activations
         scaled_bias, scaled_weight = params[f"seq.{i}.bias"] * w0, params[f"seq.{i}.weight"] * w0
         shape = (batch, pixels, scaled_weight.shape[1])
-        z = workspace.take(f"h{i}", shape, targets)
+        z = workspace.take(f"h{i}", shape, h)
         torch.baddbmm(scaled_bias.unsqueeze(1), h, scaled_weight.mT, out=z)
-        cosines.append(torch.cos(z, out=workspace.take(f"cos{i}", shape, targets)))
+        cosines.append(torch.cos(z, out=workspace.take(f"cos{i}", shape, h)))
         h = z.sin_()
         inputs.append(h)
     residual = torch.baddbmm(
@@ -141,7 +142,7 @@ def mse_and_grads(
             grad_out = cosines[i - 1].mul_(grad_out).mul_(weight)
         else:
             shape = (batch, pixels, weight.shape[2])
-            grad_out = torch.bmm(grad_out, weight, out=workspace.take(f"grad{i}", shape, targets))
+            grad_out = torch.bmm(grad_out, weight, out=workspace.take(f"grad{i}", shape, weight))
             grad_out.mul_(cosines[i - 1])
     grads.update(_first_layer_grads(grad_out, height, width))
     return mse, grads
