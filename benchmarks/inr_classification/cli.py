@@ -17,7 +17,7 @@ The INR-classification benchmark and the representation study of Yeom & Lee (202
 Images -> INRs (fitted here, or read from a public zoo) -> one seeded train/val/test split
 shared by every model -> S seeds each of a GMN on the INR parameter graphs, an MLP, a CNN
 and a ViT on the images, an MLP on the flattened INR weights, and the GMN without
-permutation augmentation -> best-validation checkpoint tested once -> probes on the test
+random permutations (gmn_noaug) -> best-validation checkpoint tested once -> probes on the test
 set -> CKA within and between families, prediction overlap, ensembles -> results.json,
 report.md and PNG figures in --out. Every stage is cached in --out: run the same command
 again to resume a killed run or to reuse fitted INRs and trained models.

@@ -7,6 +7,7 @@ thresholds come from :mod:`.findings`.
 from __future__ import annotations
 
 from . import findings
+from .config import FAMILY_DESCRIPTIONS
 from .plots import PAPER_COMPARISONS
 
 VERDICT_MARK = {
@@ -44,6 +45,7 @@ def _accuracy_section(results: dict) -> list[str]:
         rows.append(
             [
                 f"`{family}`",
+                FAMILY_DESCRIPTIONS[family],
                 _pm(results["accuracy"][family]),
                 per_seed,
                 ", ".join(str(r["best_epoch"]) for r in runs),
@@ -54,7 +56,7 @@ def _accuracy_section(results: dict) -> list[str]:
         "",
         "Best-validation checkpoint of each seed, tested once (mean ± sample std over seeds).",
         "",
-        *_table(["family", "test accuracy (%)", "per seed", "best epoch"], rows),
+        *_table(["family", "model", "test accuracy (%)", "per seed", "best epoch"], rows),
         "",
     ]
 
