@@ -12,12 +12,12 @@ IMAGE_FAMILIES = ("mlp", "cnn", "vit")
 PARAMETER_FAMILIES = ("gmn", "gmn_noaug", "weight_mlp")
 REQUIRED_FAMILIES = ("gmn", "mlp", "cnn")
 FAMILY_DESCRIPTIONS = {
-    "gmn": "GMN on the INR parameter graphs; random hidden-neuron permutations and pixel shifts",
+    "gmn": "GMN on the INR parameter graphs, random permutations (+ pixel shifts, shift_pixels)",
     "mlp": "MLP on the pixels",
     "cnn": "CNN on the pixels",
     "weight_mlp": "MLP on the flattened INR weights",
     "vit": "ViT on the pixels",
-    "gmn_noaug": "the same GMN without the random permutations (pixel shifts kept)",
+    "gmn_noaug": "the same GMN without the random permutations",
 }
 
 # Options that change no number (where and how the run executes), left out of cache keys.
