@@ -290,16 +290,11 @@ def check_fit_inrs(device: torch.device) -> Report:
     return r
 
 
-class _GraphClassifier(nn.Module):
-    """[B, P] SIREN parameters → GMN logits (the benchmark's GMN family in miniature)."""
+def _graph_classifier(template) -> nn.Module:
+    """[B, P] SIREN parameters → GMN logits [B, 4]: the benchmark's GMN family in miniature."""
+    from benchmarks.inr_classification.gmn_family import ParamsToGraph
 
-    def __init__(self, template):
-        super().__init__()
-        self.template = template
-        self.gmn = _gmn(out_dim=4, hidden_dim=16, num_layers=1)
-
-    def forward(self, params: Tensor) -> Tensor:
-        return self.gmn(self.template.batch(params))
+    return nn.Sequential(ParamsToGraph(template), _gmn(out_dim=4, hidden_dim=16, num_layers=1))
 
 
 def _weights(model: nn.Module) -> Tensor:
@@ -331,7 +326,7 @@ def check_trainer(device: torch.device) -> Report:
     def train(run_dir: str, transform, **overrides) -> Trainer:
         options = dict(run_dir=run_dir, epochs=2, batch_size=8, lr=1e-2, progress=False,
                        device=str(device), checkpoint_every_steps=2, **overrides)
-        trainer = Trainer(lambda: _GraphClassifier(template), *data,
+        trainer = Trainer(lambda: _graph_classifier(template), *data,
                           config=TrainConfig(**options), transform=transform)
         with contextlib.redirect_stdout(io.StringIO()):  # the trainer prints its summary
             trainer.fit()

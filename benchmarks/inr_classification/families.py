@@ -100,5 +100,5 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
         train_options,
         transform,
         _gmn_layers,
-        {"model": "GMN", **model_options},
+        {"model": "GMN"},  # its options are in the run key's gmn_options
     )

@@ -15,7 +15,7 @@ from gmn.train import TrainConfig, Trainer
 from .cache import load_json, load_tensors, save_json, save_tensors
 from .config import BenchmarkConfig
 from .data import BenchmarkData
-from .families import plan_family
+from .families import FamilyPlan, plan_family
 from .gmn_family import split_gmn_config
 from .probes import probe_model
 
@@ -42,16 +42,18 @@ def _datasets(data: BenchmarkData, inputs: str) -> dict[str, TensorDataset]:
     return sets
 
 
-def run_key(family: str, seed: int, config: BenchmarkConfig, data: BenchmarkData) -> dict:
+def run_key(family: str, seed: int, config: BenchmarkConfig, data: BenchmarkData,
+            plan: FamilyPlan | None = None) -> dict:
     """Everything that decides this run's numbers (a cached run must match it): the model's
-    architecture and, for a GMN, its resolved options (defaults included), so a run cached
-    before a default changed is not reused."""
+    architecture (from ``plan``, made when None) and, for a GMN, its resolved options
+    (defaults included), so a run cached before a default changed is not reused."""
+    plan = plan or plan_family(family, data, config)
     key = {
         "family": family,
         "seed": seed,
         "data": data.key,
         **config.key("epochs", "batch_size", "lr", "gmn_config", "probe_samples"),
-        "architecture": plan_family(family, data, config).architecture,
+        "architecture": plan.architecture,
     }
     if family in ("gmn", "gmn_noaug"):
         model_options, train_options = split_gmn_config(config.gmn_config)
@@ -69,7 +71,8 @@ def train_family_seed(
         ``best_epoch``, ``train_seconds`` …; ``outputs`` has ``probabilities`` [n_test, C],
         ``predictions`` [n_test] and ``probe/LAYER`` [n_test, d] for every probed layer.
     """
-    key = run_key(family, seed, config, data)
+    plan = plan_family(family, data, config)
+    key = run_key(family, seed, config, data, plan)
     if (run_dir / RESULT).exists() and (run_dir / OUTPUTS).exists():
         result = load_json(run_dir / RESULT)
         if result["key"] != key:
@@ -79,7 +82,6 @@ def train_family_seed(
             )
         return result, load_tensors(run_dir / OUTPUTS)
 
-    plan = plan_family(family, data, config)
     options = {"batch_size": config.batch_size, "lr": config.lr, **plan.train_options}
     sets = _datasets(data, plan.inputs)
     if "warmup_fraction" in options:
