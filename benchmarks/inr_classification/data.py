@@ -134,6 +134,7 @@ def prepare_zoo_data(config: BenchmarkConfig) -> BenchmarkData:
             "zoo": config.zoo,
             "num_inrs": len(dataset),
             "split_sizes": [len(split[k]) for k in ("train", "val", "test")],
+            "content_sha256": dataset.content_sha256(),  # another folder, other weights
         },
         description=f"INR zoo {config.zoo} ({len(dataset)} INRs; images rendered at {size}×{size})",
         inr_description=f"read from {config.zoo_dir}: SIREN {'→'.join(map(str, layout.widths))}",
