@@ -39,13 +39,17 @@ class CifarFileError(ValueError):
     """A CIFAR-10 batch file that is empty, truncated, or holds the wrong sizes or labels."""
 
 
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle that names a global other than numpy's array reconstruction."""
+
+
 class SafeUnpickler(pickle.Unpickler):
     """Unpickles plain containers and numpy arrays; any other global raises
     ``pickle.UnpicklingError`` naming it."""
 
     def find_class(self, module: str, name: str):
         if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(
+            raise UnsafePickleError(
                 f"refusing to load global {module}.{name}: a CIFAR-10 batch holds only arrays"
             )
         if module.startswith("numpy._core") and not hasattr(np, "_core"):
@@ -62,8 +66,8 @@ def read_batch(path) -> dict:
         raise CifarFileError(f"{path} is empty; extract the CIFAR-10 archive again")
     try:
         batch = SafeUnpickler(io.BytesIO(data), encoding="bytes").load()
-    except pickle.UnpicklingError as error:
-        raise pickle.UnpicklingError(f"{path}: {error}") from error
+    except UnsafePickleError as error:
+        raise UnsafePickleError(f"{path}: {error}") from error
     except Exception as error:  # noqa: BLE001 - EOFError, ValueError …: name the file
         raise CifarFileError(
             f"{path} is not a CIFAR-10 python batch ({type(error).__name__}: {error}); it is "
