@@ -2,8 +2,9 @@
 and compare every number and every file with an uninterrupted run.
 
 Run as ``python -m tests.fault_injection OUT`` (``tests/test_benchmark_faults.py`` does):
-it prints one JSON report. One uninterrupted run goes to ``OUT/reference``. Then, in
-``OUT/killed``, a forked child runs the same command and SIGKILLs itself at the first kill
+it prints one JSON report. One uninterrupted run goes to ``OUT/run``, then is moved to
+``OUT/reference``. Then, in ``OUT/run`` again (the same paths, which checkpoints record), a
+forked child runs the same command and SIGKILLs itself at the first kill
 point (just before or just after a file named there is renamed into place, i.e. inside a
 stage or at its boundary); the next child resumes that folder and dies at the next point,
 and so on; a last run resumes to the end. Forking keeps the imports of this process, so
@@ -16,9 +17,12 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
+
+import torch
 
 TINY = [
     "--classes", "0,1", "--limit", "48", "--inr-steps", "20", "--epochs", "2", "--seeds", "2",
@@ -41,9 +45,12 @@ KILL_POINTS = [
     ("after", "results.json"),  # inside the report stage
 ]
 
-# What may differ between two correct runs: wall-clock figures (and files made of them).
-TIMING_FILES = {"summary.json", "metrics.jsonl", "report.md"}
+# What may differ between two correct runs: wall-clock figures (and files made of them), and
+# the sha256 of checkpoint files (torch.save stores a random serialization id in each file;
+# checkpoints are compared by their loaded content instead).
+TIMING_FILES = {"summary.json", "metrics.jsonl", "report.md", "checkpoints.json"}
 TIMING_KEYS = {"timings", "train_seconds", "samples_per_second", "command", "content_sha256"}
+CHECKPOINT_HASHES = ("best.pt", "last.pt")
 
 
 def _kill_on_rename(out: Path, when: str, target: str) -> None:
@@ -84,16 +91,35 @@ def run_killed(out: Path, when: str, target: str) -> str:
     return "finished without reaching the kill point" if status == 0 else "failed"
 
 
+def kill_and_record(out: Path, when: str, target: str) -> dict:
+    outcome = run_killed(out, when, target)
+    return {"when": when, "file": target, "outcome": outcome,
+            "temporaries_left": _temporaries(out)}
+
+
 def _strip(value):
     if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k not in TIMING_KEYS}
+        return {k: _strip(v) for k, v in value.items()
+                if k not in TIMING_KEYS and k not in CHECKPOINT_HASHES}
     if isinstance(value, list):
         return [_strip(v) for v in value]
     return value
 
 
+def _content(value):
+    """A checkpoint's content, comparable with ``==`` (tensors as dtype, shape and bytes)."""
+    if isinstance(value, torch.Tensor):
+        return (str(value.dtype), tuple(value.shape), value.contiguous().numpy().tobytes())
+    if isinstance(value, dict):
+        return {k: _content(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_content(v) for v in value]
+    return value
+
+
 def snapshot(out: Path) -> dict[str, object]:
-    """Every file of a finished run: JSON content without timings, other files' sha256."""
+    """Every file of a finished run: JSON content without timings, checkpoints' content,
+    other files' sha256."""
     from gmn.files import sha256
 
     files = {}
@@ -103,36 +129,89 @@ def snapshot(out: Path) -> dict[str, object]:
             continue
         if path.suffix == ".json":
             files[name] = _strip(json.loads(path.read_text()))
+        elif path.suffix == ".pt":
+            files[name] = _content(torch.load(path, weights_only=True))
         else:
             files[name] = sha256(path)
     return files
 
 
-def main(folder: str) -> dict:
-    import torch
+# (file under --out, how it is damaged): every kind of cached file, each detected by name
+# on the next run, which computes that stage again.
+CORRUPTIONS = [
+    ("inrs/shard-00000.safetensors", "flip"),
+    ("runs/gmn/seed0/best.pt", "flip"),
+    ("runs/mlp/seed1/last.pt", "flip"),
+    ("runs/cnn/seed0/outputs.safetensors", "flip"),
+    ("runs/gmn/seed1/result.json", "edit"),
+    ("runs/mlp/seed0/result.json", "truncate"),
+    ("cka.json", "edit"),
+]
 
+
+def corrupt(path: Path, how: str) -> None:
+    data = bytearray(path.read_bytes())
+    if how == "flip":  # one byte in the middle: the file still parses
+        data[len(data) // 2] ^= 0xFF
+    elif how == "truncate":
+        data = data[: len(data) // 2]
+    else:  # valid JSON with one number changed
+        text = data.decode()
+        at = next(i for i, c in enumerate(text) if c.isdigit() and text[i - 1] in " [-")
+        data = bytearray((text[:at] + str((int(text[at]) + 1) % 10) + text[at + 1:]).encode())
+    path.write_bytes(bytes(data))
+
+
+def run_corrupted(out: Path) -> tuple[list[dict], dict]:
+    """Damage every kind of cached file of a finished run in ``out``, run again; which
+    damaged files the warnings named, and the new results."""
+    import warnings
+
+    for name, how in CORRUPTIONS:
+        corrupt(out / name, how)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = _run([*TINY, "--out", str(out)])
+    messages = [str(w.message) for w in caught]
+    found = [
+        {"file": name, "damage": how,
+         "named_by": next((m for m in messages if str(out / name) in m), None)}
+        for name, how in CORRUPTIONS
+    ]
+    return found, results
+
+
+def main(folder: str) -> dict:
     torch.set_num_threads(1)
     root = Path(folder)
-    reference = _run([*TINY, "--out", str(root / "reference")])
-    killed = root / "killed"
-    outcomes = [
-        {"when": when, "file": target, "outcome": run_killed(killed, when, target)}
-        for when, target in KILL_POINTS
-    ]
-    leftovers = sorted(str(p.relative_to(killed)) for p in killed.rglob(".*") if p.is_file())
+    killed = root / "run"  # both runs write here (paths are inside checkpoints and records)
+    reference = _run([*TINY, "--out", str(killed)])
+    killed.rename(root / "reference")
+    outcomes = [kill_and_record(killed, when, target) for when, target in KILL_POINTS]
     resumed = _run([*TINY, "--out", str(killed)])
     want, got = snapshot(root / "reference"), snapshot(killed)
-    differing = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
-    return {
+    report = {
         "kills": outcomes,
-        "temporaries_before_last_resume": leftovers,
-        "temporaries_after": sorted(
-            str(p.relative_to(killed)) for p in killed.rglob(".*") if p.is_file()
-        ),
+        "temporaries_after": _temporaries(killed),
         "files_compared": len(want),
-        "files_differing": differing,
+        "files_differing": _differing(want, got),
         "numbers_equal": _strip(reference) == _strip(resumed),
     }
+    killed.rename(root / "resumed")
+    shutil.copytree(root / "reference", killed)
+    found, repaired = run_corrupted(killed)
+    report["corruptions"] = found
+    report["after_corruption_files_differing"] = _differing(want, snapshot(killed))
+    report["after_corruption_numbers_equal"] = _strip(reference) == _strip(repaired)
+    return report
+
+
+def _temporaries(out: Path) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in out.rglob(".*") if p.is_file())
+
+
+def _differing(want: dict, got: dict) -> list[str]:
+    return sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
 
 
 if __name__ == "__main__":

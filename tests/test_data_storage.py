@@ -152,6 +152,19 @@ def test_a_truncated_or_edited_record_is_named(built, tmp_path, name):
         use()
 
 
+def test_a_damaged_manifest_vouches_for_nothing_on_rebuild(built, tmp_path):
+    folder = _copy(built[0], tmp_path / "copy")
+    (folder / "manifest.json").write_text("{")
+    shard = folder / "shard-00001.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF  # still readable: only a hash shows it
+    shard.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="manifest.json is not valid JSON"):
+        build_dataset(built[1], folder, recipe=RECIPE, views=2, seed=3, shard_size=6,
+                      split=(6, 2, 2), progress=False)
+    assert folder_contents(folder) == folder_contents(built[0])
+
+
 def test_a_truncated_shard_is_named(built, tmp_path):
     folder = _copy(built[0], tmp_path / "copy")
     shard = folder / "shard-00000.safetensors"

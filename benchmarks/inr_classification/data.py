@@ -197,6 +197,7 @@ def prepare_data(config: BenchmarkConfig, out: Path) -> BenchmarkData:
             "views": views,
             "seed": manifest["seed"],
             "split": manifest["split"]["sizes"],
+            "shards_sha256": [shard["sha256"] for shard in manifest["shards"]],
         },
         description=f"{config.dataset}, {n} images of {images.images.shape[1]}×{h}×{w}",
         inr_description=(

@@ -94,7 +94,7 @@ def build_dataset(
     recorded = _recorded_hashes(folder)
     for shard in range(rank, num_shards, world):
         path = folder / shard_name(shard)
-        if path.exists() and _intact(path, recorded.get(path.name)):
+        if path.exists() and _intact(path, recorded):
             continue
         rows = slice(shard * shard_size, min((shard + 1) * shard_size, count))
         fitted = fit_selected(
@@ -113,26 +113,28 @@ def build_dataset(
     return folder
 
 
-def _recorded_hashes(folder: Path) -> dict[str, str]:
-    """Shard file → sha256 from the manifest of an earlier build in ``folder`` ({} if none)."""
+def _recorded_hashes(folder: Path) -> dict[str, str | None]:
+    """Shard file → sha256 from the manifest of an earlier build in ``folder`` ({} if none).
+    A damaged manifest vouches for nothing: every shard is then marked for refitting."""
     if not (folder / MANIFEST).exists():
         return {}
     try:
         return {entry["file"]: entry["sha256"] for entry in read_manifest(folder)["shards"]}
     except (IntegrityError, ValueError, KeyError, TypeError) as err:
-        warnings.warn(f"{folder / MANIFEST} is unreadable ({err}); checking each shard "
-                      "can be read instead of its hash", stacklevel=3)
-        return {}
+        warnings.warn(f"{err}; refitting every shard of {folder}", stacklevel=3)
+        return {path.name: None for path in folder.glob("shard-*.safetensors")}
 
 
-def _intact(path: Path, recorded: str | None) -> bool:
+def _intact(path: Path, recorded: dict[str, str | None]) -> bool:
     """Whether the existing shard ``path`` can be kept: its sha256 is the one the manifest
-    recorded (or, with no record yet, it can be read). A bad shard is named and refitted."""
+    recorded (or, with no manifest yet, it can be read). A bad shard is named and refitted."""
     try:
-        if recorded is not None:
-            verify_sha256(path, recorded, "the manifest")
-        else:
+        if path.name not in recorded:
             read_shard_metadata(path)
+        elif recorded[path.name] is None:
+            raise IntegrityError(f"{path} is not vouched for by a readable manifest")
+        else:
+            verify_sha256(path, recorded[path.name], f"the manifest {path.parent / MANIFEST}")
         return True
     except IntegrityError as err:
         warnings.warn(f"{err}; refitting {path.name}", stacklevel=3)
