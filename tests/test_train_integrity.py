@@ -44,7 +44,7 @@ class PoisonedMLP(nn.Module):
 def test_a_nan_gradient_with_a_finite_loss_is_never_committed_or_checkpointed(tmp_path):
     NaNGradientAt.calls = 0
     trainer = Trainer(PoisonedMLP, tensor_data(96, 0), tensor_data(40, 1),
-                      config=config(tmp_path, checkpoint_every_steps=2, lr=1e-2))
+                      config=config(tmp_path, checkpoint_every_steps=1, lr=1e-2))
     with pytest.raises(NonFiniteLossError, match=r"gradient of 'net\.0\.weight'.*step 7.*"
                        r"before updating.*Last good checkpoint: .*last\.pt"):
         trainer.fit()
