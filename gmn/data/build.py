@@ -84,6 +84,9 @@ def build_dataset(
         "num_images": len(images),
         "images_sha256": images_digest(images),
         "source": images.source,
+        # INR initialisations come from gmn.seeding.derive_seed (since 0.1: one function for
+        # training and fitting); a folder fitted with the older per-module function differs
+        "seed_derivation": "gmn.seeding.derive_seed",
     }
     _check_or_write_config(folder, config, rank)
 
