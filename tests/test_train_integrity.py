@@ -113,3 +113,19 @@ def test_a_torn_last_metrics_line_is_dropped_and_a_damaged_one_named(tmp_path):
     atomic_write(log.path, lambda tmp: tmp.write_text('{"step": 1}\n{"ste\n{"step": 2}\n'))
     with pytest.raises(CorruptFileError, match=r"metrics\.jsonl line 2 is not JSON"):
         log.read()
+
+
+def test_temporaries_of_a_killed_run_are_removed_and_files_are_0644(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".summary.json.4242.tmp").write_text('{"status": "half')  # ENOSPC mid-write
+    (run / ".last.pt.4242.tmp").write_bytes(b"PK")
+    old = os.umask(0o022)
+    try:
+        Trainer(mlp, tensor_data(32, 0), tensor_data(16, 1), config=config(tmp_path, epochs=1)
+                ).fit()
+    finally:
+        os.umask(old)
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".")]
+    for name in ("last.pt", "best.pt", "summary.json", "config.json", "checkpoints.json"):
+        assert (run / name).stat().st_mode & 0o777 == 0o644, name
