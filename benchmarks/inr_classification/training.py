@@ -134,7 +134,9 @@ def describe_changes(cached: dict, now: dict, prefix: str = "") -> str:
     return ", ".join(changes)
 
 
-def _train(family, seed, data, config, run_dir, plan, key):
+def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
+           run_dir: Path, plan: FamilyPlan, key: dict) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Train (or resume), test and probe one run; store its outputs, then its record."""
     options = {"batch_size": config.batch_size, "lr": config.lr, **plan.train_options}
     sets = _datasets(data, plan.inputs)
     if "warmup_fraction" in options:
