@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.nn.utils import get_total_norm
 from tqdm.auto import tqdm
 
 from gmn.files import remove_stale_temporaries
@@ -319,8 +320,9 @@ class Trainer:
             (name, param.grad if kind == "gradient" else param)
             for name, param in self.model.named_parameters()
         ]
-        named = [(name, value) for name, value in named if value is not None]
-        if not named or bool(torch.stack([v.isfinite().all() for _, v in named]).all()):
+        named = [(name, value.detach()) for name, value in named if value is not None]
+        # the max-abs norm is NaN or inf exactly when some element is (foreach kernels: cheap)
+        if not named or bool(get_total_norm([v for _, v in named], math.inf).isfinite()):
             return
         bad = next(name for name, value in named if not bool(value.isfinite().all()))
         p = self.progress
