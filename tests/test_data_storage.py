@@ -110,6 +110,73 @@ def test_a_corrupted_shard_is_named(built, tmp_path):
         dataset.params(torch.tensor([7]))
 
 
+def _copy(folder, to):
+    to.mkdir()
+    for path in folder.iterdir():
+        (to / path.name).write_bytes(path.read_bytes())
+    return to
+
+
+def test_a_corrupted_shard_is_refitted_on_rebuild_never_rehashed(built, tmp_path):
+    folder = _copy(built[0], tmp_path / "copy")
+    before = folder_contents(folder)
+    shard = folder / "shard-00001.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="shard-00001.safetensors.*refitting"):
+        build_dataset(built[1], folder, recipe=RECIPE, views=2, seed=3, shard_size=6,
+                      split=(6, 2, 2), progress=False)
+    assert folder_contents(folder) == before  # refitted bit-identically, manifest unchanged
+    INRDataset.open(folder).params()  # every shard matches the manifest
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "build.json"])
+def test_a_truncated_or_edited_record_is_named(built, tmp_path, name):
+    folder = _copy(built[0], tmp_path / "copy")
+
+    def use():  # the reader of each record: opening the dataset, or resuming the build
+        if name == "manifest.json":
+            return INRDataset.open(folder)
+        return build_dataset(built[1], folder, recipe=RECIPE, views=2, seed=3, shard_size=6,
+                             split=(6, 2, 2), progress=False)
+
+    text = (folder / name).read_text()
+    (folder / name).write_text(text[: len(text) // 2])
+    with pytest.raises(IntegrityError, match=f"{name} is not valid JSON"):
+        use()
+    edited = json.loads(text)
+    edited["seed"] = 4
+    (folder / name).write_text(json.dumps(edited))
+    with pytest.raises(IntegrityError, match=f"{name}: its content does not match"):
+        use()
+
+
+def test_a_damaged_manifest_vouches_for_nothing_on_rebuild(built, tmp_path):
+    folder = _copy(built[0], tmp_path / "copy")
+    (folder / "manifest.json").write_text("{")
+    shard = folder / "shard-00001.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF  # still readable: only a hash shows it
+    shard.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="manifest.json is not valid JSON"):
+        build_dataset(built[1], folder, recipe=RECIPE, views=2, seed=3, shard_size=6,
+                      split=(6, 2, 2), progress=False)
+    assert folder_contents(folder) == folder_contents(built[0])
+
+
+def test_a_truncated_shard_is_named(built, tmp_path):
+    folder = _copy(built[0], tmp_path / "copy")
+    shard = folder / "shard-00000.safetensors"
+    shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.raises(IntegrityError, match="shard-00000.safetensors"):
+        INRDataset.open(folder, verify=False).params()
+    with pytest.warns(UserWarning, match="shard-00000.safetensors"):  # a rebuild refits it
+        build_dataset(built[1], folder, recipe=RECIPE, views=2, seed=3, shard_size=6,
+                      split=(6, 2, 2), progress=False)
+    assert folder_contents(folder) == folder_contents(built[0])
+
+
 def test_rebuilding_with_other_settings_is_refused(built):
     with pytest.raises(ValueError, match="different.*recipe"):
         build_dataset(load_digits().subset(range(10)), built[0], recipe=FitRecipe(steps=3),

@@ -126,6 +126,18 @@ def diagonal_mean(matrix: Tensor) -> float:
     return float(matrix.diagonal().double().mean())
 
 
+def same_layer_mean(matrix: Tensor, rows: list[str], cols: list[str]) -> float:
+    """Mean CKA of each layer with the layer of the same name in the other model: the
+    columns are put in the order of ``rows`` by name before :func:`diagonal_mean`, so the
+    order the layers were stored in cannot pair two different layers."""
+    if len(set(rows)) != len(rows) or sorted(rows) != sorted(cols):
+        raise ValueError(f"same-layer CKA needs the same layer names on both sides, got "
+                         f"{rows} and {cols}")
+    if tuple(matrix.shape) != (len(rows), len(cols)):
+        raise ValueError(f"a {tuple(matrix.shape)} matrix for {len(rows)}×{len(cols)} names")
+    return diagonal_mean(matrix[:, [cols.index(name) for name in rows]])
+
+
 def best_match_mean(matrix: Tensor) -> float:
     """Symmetric best-match CKA of two models with different layers.
 

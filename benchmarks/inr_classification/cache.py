@@ -1,65 +1,56 @@
-"""Atomic files under ``--out``: a stage's output either exists complete or not at all.
+"""Files under ``--out``, written atomically and verified before reuse.
 
-A file is written to a temporary name in the same folder and renamed into place, so a run
-killed at any moment leaves no partial file for the next run to read.
+Every write goes through :func:`gmn.files.atomic_write`: a stage's output either exists
+complete or not at all. JSON records carry the sha256 of their own content
+(:func:`gmn.files.write_json`); a stage that writes other files lists their sha256 in its
+record (:func:`digests`), and :func:`verify_digests` checks them before they are reused.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-
-def _atomic_write(path: Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+from gmn.files import CorruptFileError, atomic_write, read_json, sha256, verify_sha256, write_json
 
 
-def save_json(obj, path: str | Path) -> Path:
-    """Write ``obj`` as indented JSON, atomically."""
-
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-
-    return _atomic_write(Path(path), write)
+def save_json(obj: dict, path: str | Path) -> Path:
+    """Write ``obj`` as indented JSON with the sha256 of its content, atomically."""
+    return write_json(obj, path)
 
 
-def load_json(path: str | Path):
-    with open(path) as f:
-        return json.load(f)
+def load_json(path: str | Path) -> dict:
+    """A JSON record, checked against its content hash (errors name the file)."""
+    return read_json(path)
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> Path:
     """Write named tensors as safetensors, atomically (contiguous CPU copies)."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    return _atomic_write(Path(path), lambda tmp: save_file(tensors, tmp))
+    return atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp)))
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except Exception as err:  # noqa: BLE001 - safetensors' own error kinds; name the file
+        raise CorruptFileError(f"cannot read {path} ({err}); it was truncated or damaged") from err
 
 
 def save_text(text: str, path: str | Path) -> Path:
     """Write a text file atomically."""
+    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
 
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
 
-    return _atomic_write(Path(path), write)
+def digests(folder: Path, names: list[str]) -> dict[str, str]:
+    """``{name: sha256}`` of the files ``names`` in ``folder``, for a stage's record."""
+    return {name: sha256(folder / name) for name in names}
+
+
+def verify_digests(folder: Path, recorded: dict[str, str], record: Path) -> None:
+    """Raise ``IntegrityError``/``FileNotFoundError`` naming the first file of ``folder``
+    whose sha256 is not the one ``record`` lists."""
+    for name, expected in recorded.items():
+        verify_sha256(folder / name, expected, str(record))

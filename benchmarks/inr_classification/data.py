@@ -134,6 +134,7 @@ def prepare_zoo_data(config: BenchmarkConfig) -> BenchmarkData:
             "zoo": config.zoo,
             "num_inrs": len(dataset),
             "split_sizes": [len(split[k]) for k in ("train", "val", "test")],
+            "content_sha256": dataset.content_sha256(),  # another folder, other weights
         },
         description=f"INR zoo {config.zoo} ({len(dataset)} INRs; images rendered at {size}×{size})",
         inr_description=f"read from {config.zoo_dir}: SIREN {'→'.join(map(str, layout.widths))}",
@@ -196,6 +197,7 @@ def prepare_data(config: BenchmarkConfig, out: Path) -> BenchmarkData:
             "views": views,
             "seed": manifest["seed"],
             "split": manifest["split"]["sizes"],
+            "shards_sha256": [shard["sha256"] for shard in manifest["shards"]],
         },
         description=f"{config.dataset}, {n} images of {images.images.shape[1]}×{h}×{w}",
         inr_description=(

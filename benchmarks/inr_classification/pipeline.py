@@ -1,20 +1,23 @@
 """The benchmark from images to report, stage by stage, each stage cached under ``--out``.
 
-Stages and their files (a killed run resumes at the first stage whose file is missing):
+Stages and their files. A killed run resumes at the first stage whose record is missing;
+every record holds the sha256 of its own content and of each file it vouches for, checked
+before reuse: a damaged file is named (a warning) and its stage computed again.
 
-=========  ===================================  ==========================================
-stage      files                                reused when
-=========  ===================================  ==========================================
-inrs       ``inrs/params.safetensors``,         same images, INR recipe, views and seed
-           ``inrs/key.json``
-split      ``split.json``                       same INRs and split fractions
-train      ``runs/FAMILY/seedS/`` (trainer      same data, seed and training options; an
-           checkpoints, ``result.json``,        interrupted run resumes from its last
-           ``outputs.safetensors``)             checkpoint
-cka        ``cka.json``                         same runs and CKA options
-report     ``results.json``, ``report.md``,     always rewritten (seconds)
+=========  ======================================  =======================================
+stage      files (record in bold)                  reused when
+=========  ======================================  =======================================
+inrs       ``inrs/shard-*.safetensors``,           same images (sha256), recipe, views,
+           **``inrs/manifest.json``**,             seed; a shard whose sha256 disagrees
+           ``inrs/build.json``                     with the manifest is refitted
+train      ``runs/FAMILY/seedS/``: ``*.pt``        same data, seed and training options; an
+           (**``checkpoints.json``**),             interrupted run resumes from its last
+           ``outputs.safetensors``,                checkpoint
+           **``result.json``**
+cka        **``cka.json``**                        same runs (outputs' sha256), CKA options
+report     ``results.json``, ``report.md``,        always rewritten (seconds)
            ``*.png``
-=========  ===================================  ==========================================
+=========  ======================================  =======================================
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ import platform
 import shlex
 import sys
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 
 import torch
+
+from gmn.files import IntegrityError, remove_stale_temporaries
 
 from .assemble import assemble_results
 from .cache import load_json, save_json, save_text
@@ -35,7 +41,7 @@ from .data import prepare_data
 from .plots import plot_accuracy_overlap, plot_cka_figures
 from .report import render_report
 from .similarity import cka_study
-from .training import train_family_seed
+from .training import OUTPUTS, train_family_seed
 
 PACKAGES = ("torch", "torch_geometric", "numpy", "scikit-learn", "safetensors", "gmn")
 
@@ -58,6 +64,21 @@ def _check_out(config: BenchmarkConfig, out: Path) -> None:
         )
 
 
+def _cached_cka(path: Path, key: dict, config: BenchmarkConfig) -> dict | None:
+    """The CKA study of ``path`` if it was made from these runs' outputs (their sha256 are
+    in ``key``) and its content matches its hash; a damaged file is named and recomputed."""
+    if not path.exists():
+        return None
+    try:
+        cached = load_json(path)
+    except IntegrityError as err:
+        if not config.resume:
+            raise
+        warnings.warn(f"{err}; computing the CKA stage again", stacklevel=2)
+        return None
+    return cached["cka"] if cached.get("key") == key else None
+
+
 def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
     """Run (or resume) the whole benchmark; returns the ``results.json`` dictionary."""
     out = Path(config.out)
@@ -65,6 +86,7 @@ def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
     timings: dict[str, float] = {}
     start = time.perf_counter()
 
@@ -87,12 +109,11 @@ def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
     stage = time.perf_counter()
     cka_key = {
         "runs": {f: [r["key"] for r in rs] for f, rs in runs.items()},
+        "outputs_sha256": {f: [r["files"][OUTPUTS] for r in rs] for f, rs in runs.items()},
         **config.key("cka_permutations"),
     }
-    cka_path = out / "cka.json"
-    if cka_path.exists() and load_json(cka_path)["key"] == cka_key:
-        cka = load_json(cka_path)["cka"]
-    else:
+    cka = _cached_cka(out / "cka.json", cka_key, config)
+    if cka is None:
         probes = {
             family: [
                 {k.removeprefix("probe/"): v for k, v in o.items() if k.startswith("probe/")}
@@ -101,7 +122,7 @@ def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
             for family, per_seed in outputs.items()
         }
         cka = cka_study(probes, config.cka_permutations, config.seed, config.progress)
-        save_json({"key": cka_key, "cka": cka}, cka_path)
+        save_json({"key": cka_key, "cka": cka}, out / "cka.json")
     timings["cka"] = time.perf_counter() - stage
 
     stage = time.perf_counter()

@@ -4,7 +4,8 @@ For every pair of trained models the debiased and the biased linear CKA matrices
 probed test-set states are computed. Each comparison (one family against itself, or two
 families) is summarised by a headline number per pair of models:
 
-* between seeds of one family: the mean same-layer CKA (diagonal mean);
+* between seeds of one family: the mean same-layer CKA (each layer paired with the layer
+  of the same name);
 * between two families: the symmetric best-match CKA (each layer's highest CKA with any
   layer of the other model, averaged over both models' layers).
 
@@ -22,7 +23,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .analysis import best_match_mean, diagonal_mean, mean_std
+from .analysis import best_match_mean, mean_std, same_layer_mean
 
 CONFIDENCE = 0.95
 
@@ -57,14 +58,19 @@ def compare(
         reps_a, reps_b, debiased=True, permutations=permutations if stats else 0, seed=seed
     )
     biased = cka_matrix(reps_a, reps_b, debiased=False)
-    headline = diagonal_mean if same_family else best_match_mean
+    rows, cols = list(debiased.row_names), list(debiased.col_names)
+
+    def headline(matrix) -> float:  # layers matched by name, never by position
+        values = matrix.values.detach()
+        return same_layer_mean(values, rows, cols) if same_family else best_match_mean(values)
+
     out = {
-        "rows": debiased.row_names,
-        "cols": debiased.col_names,
+        "rows": rows,
+        "cols": cols,
         "debiased": _matrix_dict(debiased),
         "biased": _matrix_dict(biased),
-        "headline_debiased": headline(debiased.values.detach()),
-        "headline_biased": headline(biased.values.detach()),
+        "headline_debiased": headline(debiased),
+        "headline_biased": headline(biased),
     }
     if stats and permutations > 0:
         out["p_values"] = debiased.p_values.tolist()
@@ -74,9 +80,10 @@ def compare(
 
 def _headline_cells(group: dict, same_family: bool) -> list[tuple[int, int]]:
     """The cells of the first pair's matrix that enter its headline number."""
-    m = torch.tensor(group["pairs"][0]["debiased"])
+    first = group["pairs"][0]
+    m = torch.tensor(first["debiased"])
     if same_family:
-        return [(i, i) for i in range(m.shape[0])]
+        return [(i, first["cols"].index(name)) for i, name in enumerate(first["rows"])]
     rows = [(i, int(m[i].argmax())) for i in range(m.shape[0])]
     cols = [(int(m[:, j].argmax()), j) for j in range(m.shape[1])]
     return sorted(set(rows + cols))

@@ -5,14 +5,17 @@ and probed on the test set. Its outputs are one cache unit under ``--out/runs/FA
 from __future__ import annotations
 
 import json
+import shutil
+import warnings
 from pathlib import Path
 
 import torch
 from torch.utils.data import TensorDataset
 
+from gmn.files import IntegrityError
 from gmn.train import TrainConfig, Trainer
 
-from .cache import load_json, load_tensors, save_json, save_tensors
+from .cache import digests, load_json, load_tensors, save_json, save_tensors, verify_digests
 from .config import BenchmarkConfig
 from .data import BenchmarkData
 from .families import FamilyPlan, plan_family
@@ -73,15 +76,67 @@ def train_family_seed(
     """
     plan = plan_family(family, data, config)
     key = run_key(family, seed, config, data, plan)
-    if (run_dir / RESULT).exists() and (run_dir / OUTPUTS).exists():
+    cached = _cached_run(run_dir, key, config)
+    if cached is not None:
+        return cached
+    try:
+        return _train(family, seed, data, config, run_dir, plan, key)
+    except IntegrityError as err:  # a damaged checkpoint: this run is trained again
+        _discard(run_dir, err, config)
+        return _train(family, seed, data, config, run_dir, plan, key)
+
+
+def _cached_run(run_dir: Path, key: dict, config: BenchmarkConfig):
+    """The finished run in ``run_dir`` after checking its record, its key and the sha256 of
+    every file it lists; None when there is none or a file is damaged (then discarded)."""
+    if not (run_dir / RESULT).exists():
+        return None
+    try:
         result = load_json(run_dir / RESULT)
         if result["key"] != key:
             raise ValueError(
-                f"{run_dir} holds a run with other settings; use another --out. "
-                f"cached: {result['key']}, now: {key}"
+                f"{run_dir} holds a run with other settings ({describe_changes(result['key'], key)}"
+                "); use another --out, or the settings of that run"
             )
-        return result, load_tensors(run_dir / OUTPUTS)
+        verify_digests(run_dir, result["files"], run_dir / RESULT)
+        outputs = load_tensors(run_dir / OUTPUTS)
+    except (IntegrityError, FileNotFoundError) as err:
+        _discard(run_dir, err, config, keep_checkpoints=True)
+        return None
+    names = ["probabilities", "predictions", *(f"probe/{n}" for n in result["probe_layers"])]
+    return result, {name: outputs[name] for name in names}  # the probed layers in model order
 
+
+def _discard(run_dir: Path, err: Exception, config: BenchmarkConfig,
+             keep_checkpoints: bool = False) -> None:
+    """Say which file is bad and delete what must be made again (all of ``run_dir``, or only
+    its result and outputs when the checkpoints are to be reused); stop with --no-resume."""
+    if not config.resume:
+        raise err
+    warnings.warn(f"{err}; computing run {run_dir} again", stacklevel=3)
+    if keep_checkpoints:
+        for name in (RESULT, OUTPUTS):
+            (run_dir / name).unlink(missing_ok=True)
+    else:
+        shutil.rmtree(run_dir)
+
+
+def describe_changes(cached: dict, now: dict, prefix: str = "") -> str:
+    """The settings that differ between two cache keys: ``"epochs: 3 -> 4, …"``."""
+    changes = []
+    for name in sorted(set(cached) | set(now), key=str):
+        old, new = cached.get(name, "(unset)"), now.get(name, "(unset)")
+        if isinstance(old, dict) and isinstance(new, dict):
+            inner = describe_changes(old, new, f"{prefix}{name}.")
+            changes += [inner] if inner else []
+        elif old != new:
+            changes.append(f"{prefix}{name}: {json.dumps(old)[:60]} -> {json.dumps(new)[:60]}")
+    return ", ".join(changes)
+
+
+def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
+           run_dir: Path, plan: FamilyPlan, key: dict) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Train (or resume), test and probe one run; store its outputs, then its record."""
     options = {"batch_size": config.batch_size, "lr": config.lr, **plan.train_options}
     sets = _datasets(data, plan.inputs)
     if "warmup_fraction" in options:
@@ -127,5 +182,7 @@ def train_family_seed(
         "train_options": options,
         "probe_layers": list(probes),
     }
+    checkpoints = sorted(p.name for p in run_dir.glob("*.pt"))
+    result["files"] = digests(run_dir, [OUTPUTS, *checkpoints])
     save_json(result, run_dir / RESULT)
     return result, outputs

@@ -17,12 +17,6 @@ from gmn.models.siren import SirenLayout, image_grid
 Params = dict[str, Tensor]
 
 
-def derive_seed(*entropy: int) -> int:
-    """A 63-bit seed mixed from integers (numpy's ``SeedSequence``): stable across runs."""
-    state = np.random.SeedSequence([int(e) for e in entropy]).generate_state(2, dtype=np.uint32)
-    return (int(state[0]) << 31) ^ int(state[1])
-
-
 def init_params(layout: SirenLayout, seeds: list[int], dtype=torch.float32) -> Params:
     """Initial parameters of ``len(seeds)`` SIRENs, SIREN ``b`` drawn from its own ``seeds[b]``.
 

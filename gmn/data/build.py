@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -28,12 +29,14 @@ from gmn.data.storage import (
     FORMAT_VERSION,
     MANIFEST,
     ShardStore,
+    read_manifest,
     read_shard_metadata,
     sha256,
     shard_name,
     write_json,
     write_shard,
 )
+from gmn.files import IntegrityError, read_json, remove_stale_temporaries, verify_sha256
 
 BUILD_CONFIG = "build.json"
 
@@ -81,6 +84,9 @@ def build_dataset(
         "num_images": len(images),
         "images_sha256": images_digest(images),
         "source": images.source,
+        # INR initialisations come from gmn.seeding.derive_seed (since 0.1: one function for
+        # training and fitting); a folder fitted with the older per-module function differs
+        "seed_derivation": "gmn.seeding.derive_seed",
     }
     _check_or_write_config(folder, config, rank)
 
@@ -88,9 +94,10 @@ def build_dataset(
     image_index = torch.arange(len(images)).repeat_interleave(views)
     view = torch.arange(views).repeat(len(images))
     num_shards = -(-count // shard_size)
+    recorded = _recorded_hashes(folder)
     for shard in range(rank, num_shards, world):
         path = folder / shard_name(shard)
-        if path.exists():
+        if path.exists() and _intact(path, recorded):
             continue
         rows = slice(shard * shard_size, min((shard + 1) * shard_size, count))
         fitted = fit_selected(
@@ -109,11 +116,40 @@ def build_dataset(
     return folder
 
 
+def _recorded_hashes(folder: Path) -> dict[str, str | None]:
+    """Shard file → sha256 from the manifest of an earlier build in ``folder`` ({} if none).
+    A damaged manifest vouches for nothing: every shard is then marked for refitting."""
+    if not (folder / MANIFEST).exists():
+        return {}
+    try:
+        return {entry["file"]: entry["sha256"] for entry in read_manifest(folder)["shards"]}
+    except (IntegrityError, ValueError, KeyError, TypeError) as err:
+        warnings.warn(f"{err}; refitting every shard of {folder}", stacklevel=3)
+        return {path.name: None for path in folder.glob("shard-*.safetensors")}
+
+
+def _intact(path: Path, recorded: dict[str, str | None]) -> bool:
+    """Whether the existing shard ``path`` can be kept: its sha256 is the one the manifest
+    recorded (or, with no manifest yet, it can be read). A bad shard is named and refitted."""
+    try:
+        if path.name not in recorded:
+            read_shard_metadata(path)
+        elif recorded[path.name] is None:
+            raise IntegrityError(f"{path} is not vouched for by a readable manifest")
+        else:
+            verify_sha256(path, recorded[path.name], f"the manifest {path.parent / MANIFEST}")
+        return True
+    except IntegrityError as err:
+        warnings.warn(f"{err}; refitting {path.name}", stacklevel=3)
+        path.unlink()
+        return False
+
+
 def _check_or_write_config(folder: Path, config: dict, rank: int) -> None:
     path = folder / BUILD_CONFIG
     config = json.loads(json.dumps(config))  # tuples → lists, as stored
     if path.exists():
-        stored = json.loads(path.read_text())
+        stored = read_json(path)
         changed = sorted(k for k in set(config) | set(stored) if config.get(k) != stored.get(k))
         if changed:
             raise ValueError(
@@ -123,8 +159,7 @@ def _check_or_write_config(folder: Path, config: dict, rank: int) -> None:
     elif rank == 0:
         write_json(path, config)
     if rank == 0:  # files a killed build left half-written
-        for stale in folder.glob("*.tmp-*"):
-            stale.unlink()
+        remove_stale_temporaries(folder)
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
 

@@ -35,13 +35,21 @@ _ALLOWED_GLOBALS = {
 }
 
 
+class CifarFileError(ValueError):
+    """A CIFAR-10 batch file that is empty, truncated, or holds the wrong sizes or labels."""
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle that names a global other than numpy's array reconstruction."""
+
+
 class SafeUnpickler(pickle.Unpickler):
     """Unpickles plain containers and numpy arrays; any other global raises
     ``pickle.UnpicklingError`` naming it."""
 
     def find_class(self, module: str, name: str):
         if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(
+            raise UnsafePickleError(
                 f"refusing to load global {module}.{name}: a CIFAR-10 batch holds only arrays"
             )
         if module.startswith("numpy._core") and not hasattr(np, "_core"):
@@ -52,14 +60,38 @@ class SafeUnpickler(pickle.Unpickler):
 def read_batch(path) -> dict:
     """One CIFAR-10 python batch as a dict with str keys (``data``, ``labels``, …)."""
     path = Path(path)
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if not data:
+        raise CifarFileError(f"{path} is empty; extract the CIFAR-10 archive again")
     try:
-        with open(path, "rb") as handle:
-            batch = SafeUnpickler(io.BytesIO(handle.read()), encoding="bytes").load()
-    except pickle.UnpicklingError as error:
-        raise pickle.UnpicklingError(f"{path}: {error}") from error
+        batch = SafeUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except UnsafePickleError as error:
+        raise UnsafePickleError(f"{path}: {error}") from error
+    except Exception as error:  # noqa: BLE001 - EOFError, ValueError …: name the file
+        raise CifarFileError(
+            f"{path} is not a CIFAR-10 python batch ({type(error).__name__}: {error}); it is "
+            "truncated or damaged: extract the CIFAR-10 archive again"
+        ) from error
     if not isinstance(batch, dict):
         raise ValueError(f"{path} holds a {type(batch).__name__}, not a CIFAR-10 batch dict")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+
+
+def _checked(path: Path, data, labels) -> tuple[np.ndarray, np.ndarray]:
+    """A batch's images [n, 3, 32, 32] uint8 and labels [n] int64, or an error naming the
+    file and what is wrong (size, dtype, a label outside 0…9)."""
+    data, labels = np.asarray(data), np.asarray(labels)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise CifarFileError(f"{path}: 'data' is {data.dtype} {data.shape}, expected uint8 "
+                             "[n, 3072] (32×32 RGB images)")
+    if labels.shape != (data.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise CifarFileError(f"{path}: 'labels' is {labels.dtype} {labels.shape}, expected "
+                             f"{data.shape[0]} integers")
+    bad = labels[(labels < 0) | (labels >= 10)]
+    if bad.size:
+        raise CifarFileError(f"{path}: label {int(bad[0])} is not a CIFAR-10 class (0…9)")
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 
 def load_cifar10(root, *, split: str = "train", download: bool = True) -> ImageSet:
@@ -79,8 +111,9 @@ def load_cifar10(root, *, split: str = "train", download: bool = True) -> ImageS
         missing = {"data", "labels"} - set(batch)
         if missing:
             raise ValueError(f"{folder / name} lacks the entries {sorted(missing)}")
-        images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(batch["labels"], dtype=np.int64))
+        data, batch_labels = _checked(folder / name, batch["data"], batch["labels"])
+        images.append(data)
+        labels.append(batch_labels)
     return ImageSet(
         torch.from_numpy(np.concatenate(images)).float().div_(255.0),
         torch.from_numpy(np.concatenate(labels)),

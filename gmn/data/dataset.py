@@ -6,6 +6,7 @@ It holds N INRs of one SIREN layout: labels, split indices, raw stacked paramete
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,6 +84,20 @@ class INRDataset:
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
         return f"INRDataset({len(self)} INRs, {sizes}, layout={self.layout})"
+
+    def content_sha256(self) -> str:
+        """sha256 of everything the INRs say: every parameter (keys in sorted order), the
+        labels and the split indices. Two datasets with one digest hold the same data."""
+        digest = hashlib.sha256()
+        params = self.params()
+        for key in sorted(params):
+            digest.update(key.encode())
+            digest.update(params[key].contiguous().numpy().tobytes())
+        digest.update(self.labels.numpy().tobytes())
+        for name in sorted(self.splits):
+            digest.update(name.encode())
+            digest.update(self.splits[name].numpy().tobytes())
+        return digest.hexdigest()
 
     def split_indices(self, split: str) -> Tensor:
         if split not in self.splits:

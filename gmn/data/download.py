@@ -6,11 +6,11 @@ names the folder and the files to put there.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from gmn.files import atomic_write, file_digest
 
 
 @dataclass(frozen=True)
@@ -24,14 +24,6 @@ class RemoteFile:
 
 class ChecksumError(RuntimeError):
     """A downloaded or stored file does not have the expected hash."""
-
-
-def file_digest(path: Path, algorithm: str = "md5") -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch(folder, files: list[RemoteFile], *, download: bool = True, what: str = "data") -> None:
@@ -59,23 +51,24 @@ def fetch(folder, files: list[RemoteFile], *, download: bool = True, what: str =
 
 
 def _download(folder: Path, remote: RemoteFile) -> None:
-    target = folder / remote.name
-    partial = folder / (remote.name + ".part")
+    """Fetch ``remote`` into ``folder`` (``gmn.files.atomic_write``: a killed or failed
+    download leaves no file under the final name), trying each mirror in turn."""
     errors = []
     for url in remote.urls:
-        try:
-            with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
-                for block in iter(lambda response=response: response.read(1 << 20), b""):
+
+        def write(tmp, url=url):
+            with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+                for block in iter(lambda: response.read(1 << 20), b""):
                     out.write(block)
+            digest = file_digest(tmp, "md5")
+            if digest != remote.md5:
+                raise ChecksumError(
+                    f"{url} gave {remote.name} with md5 {digest}, expected {remote.md5}"
+                )
+
+        try:
+            atomic_write(folder / remote.name, write)
+            return
         except OSError as error:
             errors.append(f"{url}: {error}")
-            continue
-        digest = file_digest(partial)
-        if digest != remote.md5:
-            partial.unlink()
-            raise ChecksumError(
-                f"{url} gave {remote.name} with md5 {digest}, expected {remote.md5}"
-            )
-        os.replace(partial, target)
-        return
     raise OSError("; ".join(errors))

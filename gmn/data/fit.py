@@ -16,8 +16,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from gmn.data.batched_siren import Params, Workspace, derive_seed, init_params, mse_and_grads
+from gmn.data.batched_siren import Params, Workspace, init_params, mse_and_grads
 from gmn.models.siren import SirenLayout
+from gmn.seeding import derive_seed
 
 INIT_MODES = ("independent", "shared")
 

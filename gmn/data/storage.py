@@ -9,9 +9,7 @@ shard's hash the first time it is read and memory-maps it (``safetensors.safe_op
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -19,66 +17,57 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
+from gmn import files
+from gmn.files import CorruptFileError, IntegrityError, atomic_write, sha256, verify_sha256
+
 MANIFEST = "manifest.json"
 FORMAT = "gmn.inr-dataset"
 FORMAT_VERSION = 1
-
-
-class IntegrityError(RuntimeError):
-    """A stored file does not match the hash its manifest records."""
+__all__ = ["CorruptFileError", "IntegrityError", "ShardStore", "read_manifest", "sha256",
+           "shard_name", "write_json", "write_shard"]
 
 
 def shard_name(index: int) -> str:
     return f"shard-{index:05d}.safetensors"
 
 
-def sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _replace_atomically(temporary: Path, path: Path) -> None:
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
 def write_shard(path, params: dict[str, Tensor], psnr: Tensor, steps: Tensor) -> None:
-    """Write one shard (params [n, *shape] per key; psnr, steps [n]) via a temporary file."""
-    path = Path(path)
-    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    """Write one shard (params [n, *shape] per key; psnr, steps [n]) atomically."""
     # one metadata entry: safetensors writes its metadata map in a random order per process
     metadata = {"gmn": json.dumps({"psnr": psnr.tolist(), "steps": steps.tolist()})}
-    save_file({k: v.contiguous() for k, v in params.items()}, str(temporary), metadata)
-    _replace_atomically(temporary, path)
+    tensors = {k: v.contiguous() for k, v in params.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata))
 
 
 def read_shard_metadata(path) -> tuple[list[float], list[int], int]:
-    """(psnr, steps, number of INRs) of a shard, from its header only."""
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-        count = handle.get_slice(next(iter(handle.keys()))).get_shape()[0]
-    if "gmn" not in metadata:
-        raise IntegrityError(f"{path} is not a gmn shard (no gmn metadata)")
-    fitted = json.loads(metadata["gmn"])
-    return fitted["psnr"], fitted["steps"], count
+    """(psnr, steps, number of INRs) of a shard, from its header only.
+
+    Raises:
+        CorruptFileError: the file is not a readable gmn shard (truncated, damaged), naming it.
+    """
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            count = handle.get_slice(next(iter(handle.keys()))).get_shape()[0]
+        fitted = json.loads(metadata["gmn"])
+        return fitted["psnr"], fitted["steps"], count
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own kinds; name the file
+        raise CorruptFileError(
+            f"{path} is not a readable gmn shard ({type(err).__name__}: {err}); it was "
+            "truncated or damaged"
+        ) from err
 
 
 def write_json(path, content: dict) -> None:
-    path = Path(path)
-    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(content, indent=1))
-    _replace_atomically(temporary, path)
+    """Write a manifest or build record atomically, with the sha256 of its content."""
+    files.write_json(content, path, indent=1)
 
 
 def read_manifest(folder) -> dict:
     path = Path(folder) / MANIFEST
     if not path.exists():
         raise FileNotFoundError(f"{Path(folder).resolve()} has no {MANIFEST}: not a built dataset")
-    manifest = json.loads(path.read_text())
+    manifest = files.read_json(path)
     if manifest.get("format") != FORMAT:
         raise ValueError(f"{path} is not a {FORMAT} manifest (format={manifest.get('format')!r})")
     if manifest.get("format_version", 0) > FORMAT_VERSION:
@@ -109,12 +98,13 @@ class ShardStore:
             path = self.folder / entry["file"]
             if not path.exists():
                 raise FileNotFoundError(f"shard {path} listed in the manifest is missing")
-            if self.verify and sha256(path) != entry["sha256"]:
-                raise IntegrityError(
-                    f"{path}: sha256 does not match the manifest (file changed or corrupt)"
-                )
-            with safe_open(str(path), framework="pt") as handle:
-                self._loaded[index] = {k: handle.get_tensor(k) for k in self.keys}
+            if self.verify:
+                verify_sha256(path, entry["sha256"], f"the manifest {self.folder / MANIFEST}")
+            try:
+                with safe_open(str(path), framework="pt") as handle:
+                    self._loaded[index] = {k: handle.get_tensor(k) for k in self.keys}
+            except Exception as err:  # noqa: BLE001 - name the file
+                raise CorruptFileError(f"cannot read shard {path}: {err}") from err
         return self._loaded[index]
 
     def gather(self, indices: Tensor) -> dict[str, Tensor]:

@@ -37,6 +37,14 @@ class UnsafeFileError(pickle.UnpicklingError):
     """A model file that ``torch.load(weights_only=True)`` refused to load."""
 
 
+class ZooFileError(ValueError):
+    """A zoo file or split entry that cannot be used (unreadable, outside the zoo, bad
+    values); the message names the file and the value."""
+
+
+NUM_CLASSES = 10  # every public zoo here: MNIST, Fashion-MNIST, CIFAR-10
+
+
 def load_weights(path) -> dict:
     """A ``.pth`` file loaded with ``weights_only=True`` (tensors and plain containers only)."""
     try:
@@ -45,6 +53,11 @@ def load_weights(path) -> dict:
         raise UnsafeFileError(
             f"{path}: refused to load (it holds more than weights; "
             f"weights_only=True): {str(error).splitlines()[0]}"
+        ) from error
+    except Exception as error:  # noqa: BLE001 - EOFError, RuntimeError …: name the file
+        raise ZooFileError(
+            f"cannot read {path} ({type(error).__name__}: {error}); the file is empty, "
+            "truncated or not a PyTorch file: download or copy it again"
         ) from error
     if not isinstance(loaded, dict):
         raise ValueError(f"{path} holds a {type(loaded).__name__}, expected a state_dict")
@@ -66,9 +79,10 @@ def read_dwsnets_mnist(root, splits_file="mnist_splits.json", progress: bool = T
         split_index[name] = torch.arange(len(paths), len(paths) + len(entry["path"]))
         for path, label in zip(entry["path"], entry["label"]):
             resolved = _resolve(root, path)
-            _check_dir_label(resolved, int(label))
+            label = _check_label(label, f"{root / splits_file}: split {name!r} entry {path}")
+            _check_dir_label(resolved, label)
             paths.append(resolved)
-            labels.append(int(label))
+            labels.append(label)
     state_dicts = [load_weights(p) for p in tqdm(paths, desc="reading zoo", disable=not progress)]
     return _dataset(paths, state_dicts, labels, split_index, style="dwsnets", zoo="dwsnets-mnist")
 
@@ -90,7 +104,10 @@ def read_dwsnets_fmnist(root, splits_file="splits.json", progress: bool = True):
         state = load_weights(path)
         if "label" not in state:
             raise ValueError(f"{path} has no 'label' entry (keys {sorted(state)})")
-        labels.append(int(torch.as_tensor(state.pop("label"))))
+        label = torch.as_tensor(state.pop("label"))
+        if label.numel() != 1 or label.is_floating_point() or label.is_complex():
+            raise ZooFileError(f"{path}: 'label' must be one integer, got {label.tolist()!r}")
+        labels.append(_check_label(int(label), str(path)))
         state_dicts.append(state)
     return _dataset(paths, state_dicts, labels, split_index, style="dwsnets", zoo="dwsnets-fmnist")
 
@@ -109,7 +126,9 @@ def read_nfn_siren(root, prefix: str = "randinit_smaller", split_points=(45_000,
         for file in folder.iterdir():
             net = _NFN_NET.match(file.name)
             if net is not None:
-                records.append((int(net.group(1)), file, int(match.group(1))))
+                _inside(root, file, file.name)
+                label = _check_label(int(match.group(1)), str(folder))
+                records.append((int(net.group(1)), file, label))
     if not records:
         raise FileNotFoundError(f"no {prefix}_<label>s/net<idx>.pth files under {root}")
     records.sort()
@@ -137,17 +156,35 @@ def _read_json(path: Path) -> dict:
 
 def _resolve(root: Path, path: str) -> Path:
     """A split-file path on this machine: as given, under ``root``, or its longest tail that
-    exists under ``root`` (absolute paths from another machine)."""
+    exists under ``root`` (absolute paths from another machine). A path that resolves
+    outside ``root`` (``..``, an absolute path elsewhere, a symlink out) is refused."""
+    if not isinstance(path, str):
+        raise ZooFileError(f"split-file path {path!r} is not a string")
     given = Path(path)
-    if given.is_absolute() and given.exists():
-        return given
     parts = given.parts[1:] if given.is_absolute() else given.parts
-    for start in range(len(parts)):
-        candidate = root.joinpath(*parts[start:])
+    candidates = ([given] if given.is_absolute() else []) + [
+        root.joinpath(*parts[start:]) for start in range(len(parts))
+    ]
+    for candidate in candidates:
         if candidate.exists():
-            return candidate
+            return _inside(root, candidate, path)
     raise FileNotFoundError(f"{path} (from the splits file) not found, nor any tail of it under "
                             f"{root}")
+
+
+def _inside(root: Path, candidate: Path, given) -> Path:
+    real, real_root = candidate.resolve(), root.resolve()
+    if not real.is_relative_to(real_root):
+        raise ZooFileError(f"{given} resolves to {real}, outside the zoo root {real_root}; "
+                           "refusing to read it")
+    return candidate
+
+
+def _check_label(label, where: str) -> int:
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < NUM_CLASSES:
+        raise ZooFileError(f"{where}: label {label!r} is not an integer class in "
+                           f"[0, {NUM_CLASSES})")
+    return label
 
 
 def _check_dir_label(path: Path, label: int) -> None:
@@ -184,6 +221,14 @@ def _layout_of(state: dict, path: Path, style: str) -> SirenLayout:
 
 
 def _dataset(paths, state_dicts, labels, split_index, *, style: str, zoo: str) -> INRDataset:
+    seen = {}
+    for split, indices in split_index.items():
+        for i in indices.tolist():
+            real = Path(paths[i]).resolve()
+            if real in seen:
+                raise ZooFileError(f"{paths[i]} is listed twice (in {seen[real]!r} and "
+                                   f"{split!r}); a network must belong to one split only")
+            seen[real] = split
     layout = _layout_of(state_dicts[0], paths[0], style)
     shapes = layout.shapes()
     for path, state in zip(paths, state_dicts):
@@ -191,6 +236,12 @@ def _dataset(paths, state_dicts, labels, split_index, *, style: str, zoo: str) -
         if wrong or set(state) != set(shapes):
             raise ValueError(f"{path}: entries {wrong or sorted(state)} do not match the zoo's "
                              f"layout {shapes} (from {paths[0]})")
+        for key, value in state.items():
+            if not value.is_floating_point():
+                raise ZooFileError(f"{path}: {key!r} holds {value.dtype} values, expected "
+                                   "floating-point weights")
+            if not bool(value.isfinite().all()):
+                raise ZooFileError(f"{path}: {key!r} holds NaN or infinite values")
     params: dict[str, Tensor] = {
         k: torch.stack([s[k].float() for s in state_dicts]) for k in shapes
     }

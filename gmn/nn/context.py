@@ -109,6 +109,12 @@ def graph_context(graph, node_in_dim: int, edge_in_dim: int, num_node_types: int
 
     batch = getattr(graph, "batch", None)
     if batch is None:
+        graphs = getattr(graph, "num_graphs", 1)  # a Batch still knows its size (from ptr)
+        if getattr(graph, "ptr", None) is not None or graphs != 1:
+            raise GraphFieldError(
+                f"graph is a batch of {graphs} graphs without its 'batch' vector; a GMN "
+                "would read it as one graph. Keep the batch's 'batch' field"
+            )
         batch = torch.zeros(num_nodes, dtype=torch.long, device=x.device)
         num_graphs = 1
     else:

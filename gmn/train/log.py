@@ -5,22 +5,25 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from pathlib import Path
+
+from gmn.files import CorruptFileError, atomic_write
 
 
 def write_json_atomic(obj: dict, path: str | os.PathLike) -> None:
-    """Write ``obj`` as indented JSON via a temporary file and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    """Write ``obj`` as indented JSON atomically (``gmn.files.atomic_write``)."""
+    text = json.dumps(obj, indent=2, default=str) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 class MetricLog:
     """Append-only record of metrics, one JSON object per line (``metrics.jsonl``).
 
     Every record carries ``"step"``, the number of optimiser updates so far, so a resumed
-    run can drop the records written after its checkpoint (:meth:`truncate_after`).
+    run can drop the records written after its checkpoint (:meth:`truncate_after`). A torn
+    last line (a run killed or out of disk space mid-append) is dropped with a warning; a
+    damaged line before it raises :class:`gmn.files.CorruptFileError` naming the file and line.
     """
 
     def __init__(self, run_dir: str | os.PathLike, tensorboard: bool | None = None):
@@ -41,14 +44,28 @@ class MetricLog:
     def read(self) -> list[dict]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        lines = self.path.read_text(errors="replace").split("\n")
+        records = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                if any(rest.strip() for rest in lines[number:]):
+                    raise CorruptFileError(
+                        f"{self.path} line {number} is not JSON ({err}); the log is damaged: "
+                        "delete the line (or the file) to resume"
+                    ) from err
+                warnings.warn(f"{self.path}: dropped a torn last line ({line[:40]!r}…)",
+                              stacklevel=2)
+        return records
 
     def truncate_after(self, step: int) -> None:
         """Drop records with ``record["step"] > step`` (written after a checkpoint)."""
         kept = [r for r in self.read() if r.get("step", 0) <= step]
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(tmp, self.path)
+        text = "".join(json.dumps(r) + "\n" for r in kept)
+        atomic_write(self.path, lambda tmp: Path(tmp).write_text(text))
 
     def close(self) -> None:
         if self._writer is not None:

@@ -11,18 +11,16 @@ import random
 import numpy as np
 import torch
 
+from gmn.seeding import derive_seed
+
+__all__ = ["capture_rng_state", "derive_seed", "restore_rng_state", "seed_everything"]
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy's global generator and torch (CPU and every GPU)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed that depends only on ``parts`` (e.g. run seed, rank, step)."""
-    state = np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)
-    return int(state[0]) & (2**63 - 1)
 
 
 def capture_rng_state(device: torch.device | None = None) -> dict:

@@ -18,8 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.nn.utils import get_total_norm
 from tqdm.auto import tqdm
 
+from gmn.files import remove_stale_temporaries
 from gmn.train.batch import move_to, split_batch
 from gmn.train.checkpoint import load_checkpoint, save_atomic
 from gmn.train.config import RUNTIME_ONLY, TrainConfig
@@ -41,7 +43,8 @@ _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the run stopped before updating."""
+    """The training loss, a gradient or a parameter became NaN or infinite; the run stopped
+    without saving that step."""
 
 
 @dataclass
@@ -155,6 +158,8 @@ class Trainer:
 
         self.run_dir = Path(c.run_dir)
         self.last_path, self.best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
+        if self.dist.is_main:
+            remove_stale_temporaries(self.run_dir)
         self.log = MetricLog(self.run_dir, c.tensorboard) if self.dist.is_main else None
         self.progress = Progress()
         self.resumed_from: dict | None = None
@@ -291,11 +296,14 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if not self.scaler.is_enabled():  # a GradScaler skips steps with inf gradients itself
+            self._check_finite("gradient", mean_loss)
         if c.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self._check_finite("parameter", mean_loss)
         self.scheduler.step()
         p.step += 1
         p.batch_in_epoch += 1
@@ -303,6 +311,28 @@ class Trainer:
         p.sample_count += samples
         self._samples_trained += samples
         return mean_loss, samples
+
+    def _check_finite(self, kind: str, loss: float) -> None:
+        """Raise :class:`NonFiniteLossError` naming the first parameter whose ``kind``
+        ("gradient" or "parameter") holds a NaN or an infinity; the step is then not
+        committed (not counted, never checkpointed)."""
+        named = [
+            (name, param.grad if kind == "gradient" else param)
+            for name, param in self.model.named_parameters()
+        ]
+        named = [(name, value.detach()) for name, value in named if value is not None]
+        # the max-abs norm is NaN or inf exactly when some element is (foreach kernels: cheap)
+        if not named or bool(get_total_norm([v for _, v in named], math.inf).isfinite()):
+            return
+        bad = next(name for name, value in named if not bool(value.isfinite().all()))
+        p = self.progress
+        kept = self.last_path if self.last_path.exists() else "none written yet"
+        when = "before updating the weights" if kind == "gradient" else "after the update"
+        raise NonFiniteLossError(
+            f"{kind} of {bad!r} is not finite at step {p.step + 1} (epoch {p.epoch + 1}, "
+            f"batch {p.batch_in_epoch + 1}; loss {loss:.4g}); stopped {when}, nothing of this "
+            f"step was saved. Last good checkpoint: {kept}"
+        )
 
     def _end_epoch(self) -> None:
         p, c = self.progress, self.config

@@ -1,0 +1,61 @@
+"""Fault injection: SIGKILLs at every stage boundary and inside every stage, then every kind
+of cached file damaged; each time the benchmark must end with the numbers and files of an
+uninterrupted run, and name every damaged file. See ``tests/fault_injection.py``."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from benchmarks.inr_classification.similarity import cka_study
+from tests.fault_injection import CORRUPTIONS, KILL_POINTS
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("faults")
+    done = subprocess.run([sys.executable, "-m", "tests.fault_injection", str(folder)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_every_kill_is_survived_with_identical_numbers_and_files(report):
+    assert [k["outcome"] for k in report["kills"]] == ["killed"] * len(KILL_POINTS)
+    for kill in report["kills"]:  # a kill mid-write leaves its temporary; the next run clears it
+        assert bool(kill["temporaries_left"]) == (kill["when"] == "before"), kill
+    assert report["temporaries_after"] == []
+    assert report["files_compared"] > 30
+    assert report["files_differing"] == []
+    assert report["numbers_equal"]
+
+
+@pytest.mark.slow
+def test_every_damaged_file_is_named_and_its_stage_recomputed(report):
+    assert len(report["corruptions"]) == len(CORRUPTIONS)
+    for found in report["corruptions"]:
+        assert found["named_by"] is not None, found
+    assert report["after_corruption_files_differing"] == []
+    assert report["after_corruption_numbers_equal"]
+
+
+def test_cka_pairs_layers_by_name_whatever_order_they_come_in():
+    generator = torch.Generator().manual_seed(0)
+    layers = ["blocks.0", "blocks.1", "head"]
+
+    def model():
+        return {name: torch.randn(40, 6, generator=generator) for name in layers}
+
+    seed0, seed1 = model(), model()
+    seed1["head"] = seed0["head"] + 0.01 * torch.randn(40, 6, generator=generator)
+    stored = {name: seed0[name] for name in sorted(seed0, reverse=True)}  # another order
+    fresh = cka_study({"gmn": [seed0, seed1]}, 0, 0, False)["within"]["gmn"]
+    mixed = cka_study({"gmn": [stored, seed1]}, 0, 0, False)["within"]["gmn"]
+    assert mixed["headline_debiased"]["values"] == pytest.approx(
+        fresh["headline_debiased"]["values"], abs=1e-12)
+    pair = fresh["pairs"][0]
+    same = [pair["debiased"][i][pair["cols"].index(n)] for i, n in enumerate(pair["rows"])]
+    assert fresh["headline_debiased"]["values"][0] == pytest.approx(sum(same) / 3, abs=1e-12)
