@@ -72,6 +72,7 @@ class GraphTemplate:
         self.ties = builder.ties
         self.permutation_blocks = builder.permutation_blocks
         self.fixed_groups = fixed_groups
+        self.program = builder.program  # what gmn.graph.execute reads besides the graph
         self._numels = [s.numel() for s in self.shapes]
         self._placed: dict[tuple, dict[str, Tensor]] = {}
         self._prototypes: dict[tuple, ParameterGraph] = {}  # structure-only graph to copy
