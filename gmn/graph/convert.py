@@ -63,15 +63,30 @@ def _key_of(value, keep: list):
     raise _Uncacheable
 
 
+_PLAIN = {bool, int, float, str, type(None)}
+
+
+def _attributes(m: nn.Module, keep: list) -> tuple:
+    out = []
+    for k, v in vars(m).items():
+        t = type(v)
+        if t in _PLAIN:
+            out.append((k, t, v))
+        elif k in _SKIPPED or (t is OrderedDict or t is dict) and not v:
+            continue
+        else:
+            out.append((k, _key_of(v, keep)))
+    return tuple(out)
+
+
 def _config(module: nn.Module, keep: list) -> tuple:
     """Every attribute of every submodule (sizes, flags, functions, configs): what ``forward``
     may depend on besides the parameters."""
-    keep.extend(type(m) for m in module.modules())
-    return tuple(
-        (id(type(m)), name, tuple((k, _key_of(v, keep)) for k, v in vars(m).items()
-                                  if k not in _SKIPPED))
-        for name, m in module.named_modules()
-    )
+    out = []
+    for name, m in module.named_modules():
+        keep.append(type(m))
+        out.append((id(type(m)), name, _attributes(m, keep)))
+    return tuple(out)
 
 
 def template_for(model: nn.Module, encoding: str = "position",

@@ -97,6 +97,8 @@ def normalise(builder: GraphBuilder, path: str, module: nn.Module, value: Value,
               channels: int) -> Value:
     """Record a per-channel normalisation: fused onto the neurons of the layer it directly
     follows, else on new ``kind`` nodes fed one to one by ``identity`` edges."""
+    if value.group.size is None:  # a norm on the network input
+        _set_input_size(value, channels, 2 if isinstance(module, nn.BatchNorm2d) else 0)
     source = value.group
     if source.size != channels:
         raise ConversionError(

@@ -52,10 +52,65 @@ class _Shape:
     """A non-tensor value derived from a tensor's shape (``x.size(0)``, ``x.shape``)."""
 
 
+def _encoder_layer(m: nn.TransformerEncoderLayer, src, src_mask=None,
+                   src_key_padding_mask=None, is_causal=False):
+    """``nn.TransformerEncoderLayer.forward`` without its fast path and mask handling (which
+    torch.fx cannot trace); the same function in eval mode without masks."""
+    if src_mask is not None or src_key_padding_mask is not None or is_causal:
+        raise ConversionError("a TransformerEncoderLayer called with a mask or is_causal is "
+                              "not supported")
+
+    def attend(x):
+        return m.dropout1(m.self_attn(x, x, x, need_weights=False)[0])
+
+    def feed_forward(x):
+        return m.dropout2(m.linear2(m.dropout(m.activation(m.linear1(x)))))
+
+    if m.norm_first:
+        x = src + attend(m.norm1(src))
+        return x + feed_forward(m.norm2(x))
+    x = m.norm1(src + attend(src))
+    return m.norm2(x + feed_forward(x))
+
+
+def _encoder(m: nn.TransformerEncoder, src, mask=None, src_key_padding_mask=None,
+             is_causal=None):
+    if mask is not None or src_key_padding_mask is not None or is_causal:
+        raise ConversionError("a TransformerEncoder called with a mask or is_causal is not "
+                              "supported")
+    for layer in m.layers:
+        src = layer(src)
+    return m.norm(src) if m.norm is not None else src
+
+
+# modules whose forward torch.fx cannot trace, traced through an equivalent function instead
+SUBSTITUTES = {nn.TransformerEncoderLayer: _encoder_layer, nn.TransformerEncoder: _encoder}
+
+
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if type(m) in SUBSTITUTES:
+            return False
         known = find_converter(m) is not None or act_table.is_activation_module(m)
         return known or super().is_leaf_module(m, qualname)
+
+    def call_module(self, m: nn.Module, forward, args, kwargs):
+        substitute = SUBSTITUTES.get(type(m))
+        if substitute is not None:
+            return super().call_module(m, lambda *a, **k: substitute(m, *a, **k), args, kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+
+class _Root(nn.Module):
+    """Holds a model that is itself a converted layer (``nn.Linear`` alone) so that tracing
+    sees one call to it; its state_dict keys are the model's own (registered under '')."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)
 
 
 def trace_into(builder: GraphBuilder, model: nn.Module, concrete_args: dict | None = None
@@ -64,6 +119,8 @@ def trace_into(builder: GraphBuilder, model: nn.Module, concrete_args: dict | No
 
     ``concrete_args``: forward arguments fixed while tracing (``torch.fx`` ``concrete_args``).
     """
+    if find_converter(model) is not None or type(model) in SUBSTITUTES:
+        return _trace_layer(builder, model)
     try:
         graph = _Tracer().trace(model, concrete_args=concrete_args)
     except Exception as error:  # noqa: BLE001 - fx raises many types; report them as one
@@ -82,6 +139,16 @@ LAYOUT = (torch.flatten, torch.squeeze)
 def _extent(value: Value) -> int:
     """Dimensions after the channel one of ``value``'s tensor (as far as layout matters)."""
     return value.spatial + value.singleton
+
+
+def _trace_layer(builder: GraphBuilder, model: nn.Module) -> tuple[NeuronGroup, NeuronGroup]:
+    """A converted layer as the whole model: its parameters' keys have no module prefix."""
+    graph = _Tracer().trace(_Root(model))
+    walker = _Walker(builder, model)
+    for node in graph.nodes:
+        if node.op == "call_module" and node.target.startswith("model"):
+            node.target = node.target[len("model."):] if node.target != "model" else ""
+    return walker.run(graph)
 
 
 def where(node: fx.Node) -> str:
