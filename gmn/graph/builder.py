@@ -97,6 +97,7 @@ class Value:
     scale: float = 1.0  # a pending multiplication by a constant (folded into an activation)
     singleton: int = 0  # size-1 spatial dimensions left by a global pool, before a flatten
     layout_from: int = 0  # dimensions after the channel one before trailing flatten/squeeze
+    scaled_at: str = ""  # where the pending multiplication sits, for error messages
 
 
 @dataclass(frozen=True)

@@ -177,8 +177,8 @@ class _Walker:
                     raise ConversionError("the network must return a single tensor")
                 if result.scale != 1.0:
                     raise ConversionError(f"the output is multiplied by {result.scale} "
-                                          f"{where(node.args[0])}; only a multiplication before "
-                                          "an activation is supported")
+                                          f"{result.scaled_at} (mul); only a multiplication "
+                                          "before an activation is supported")
                 self.builder.metadata["output_reads"] = result.reads
                 return self.inputs, result.group
             self.builder.path = next(iter(reversed(node.meta.get("nn_module_stack") or {"": 0})))
@@ -193,13 +193,13 @@ class _Walker:
             raise ConversionError(f"operation {self.describe(node)} expects a tensor input")
         if found.scale != 1.0 and not scaled:
             raise ConversionError(
-                f"operation {self.describe(node)} reads a tensor multiplied by the constant "
-                f"{found.scale}; a multiplication by a constant is only supported just before "
-                "an elementwise activation such as sin (register yours with "
+                f"mul by the constant {found.scale} {found.scaled_at} is read by "
+                f"{self.describe(node)}; a multiplication by a constant is only supported just "
+                "before an elementwise activation such as sin (register yours with "
                 "gmn.register_activation(..., scaled=True))")
         exclusive = found.exclusive and len(arg.users) == 1
         return Value(found.group, exclusive, found.spatial, found.flattened, found.reads,
-                     found.scale, found.singleton, found.layout_from)
+                     found.scale, found.singleton, found.layout_from, found.scaled_at)
 
     def first(self, node: fx.Node, scaled: bool = False) -> Value:
         """The tensor an operation reads: its first argument, positional or keyword."""
@@ -409,6 +409,7 @@ class _Walker:
             raise ConversionError(f"in-place multiplication {self.describe(node)} is not "
                                   "supported; write it out of place")
         found.scale = found.scale * float(constant)
+        found.scaled_at = where(node)
         return found
 
     def head(self, node: fx.Node, name: str, dim) -> Value:
