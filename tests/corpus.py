@@ -14,8 +14,8 @@ CNN zoo with per-model activations and residual flags; torch's own transformer l
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -487,6 +487,11 @@ class TransformerStack(nn.Module):
         return self.out(self.encoder(self.inp(x)))
 
 
+def wrapped(build: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+    """The model as submodule '0', so that errors inside its forward name a module path."""
+    return lambda: nn.Sequential(build())
+
+
 def _entries() -> list[Entry]:
     e = []
 
@@ -502,16 +507,18 @@ def _entries() -> list[Entry]:
     add("siren nfn style", NfnSiren, (7, 2))
     add("siren siren-pytorch style (F.linear on own weights)", siren_pytorch, (7, 2),
         refuses("'0'"))
-    add("scaled sine not before an activation", ScaledTwice, (7, 2), refuses("mul"))
+    add("scaled sine not before an activation", wrapped(ScaledTwice), (7, 2),
+        refuses("mul by the constant 2.0 in module '0' (ScaledTwice)"))
     for act in (F.relu, torch.tanh, F.elu, torch.sin):
         add(f"unterthiner cnn {act.__name__}", lambda a=act: UnterthinerCNN(a), (2, 1, 16, 16))
     add("lenet torch.flatten", LeNet, (2, 1, 32, 32))
     add("lenet view(size(0), -1)", lambda: LeNet("view size"), (2, 1, 32, 32))
     add("lenet log_softmax head", lambda: LeNet(head="log_softmax"), (2, 1, 32, 32))
-    add("lenet view(-1, 400)", lambda: LeNet("view -1"), (2, 1, 32, 32),
-        refuses("top-level forward"))
+    add("lenet view(-1, 400)", wrapped(lambda: LeNet("view -1")), (2, 1, 32, 32),
+        refuses("in module '0' (LeNet)"))
     add("pool + squeeze(-1) + softmax head", PoolSqueezeCNN, (2, 3, 8, 8))
-    add("squeeze() without dims", BareSqueezeCNN, (2, 3, 8, 8), refuses("squeeze"))
+    add("squeeze() without dims", wrapped(BareSqueezeCNN), (2, 3, 8, 8),
+        refuses("in module '0' (BareSqueezeCNN)"))
     add("conv1d + groupnorm + mish + gelu tanh", Conv1dNet, (2, 2, 20))
     add("torchvision resnet basic", TorchvisionResNet, (2, 3, 32, 32))
     add("torchvision resnet bottleneck", lambda: TorchvisionResNet("bottleneck"),
@@ -527,19 +534,21 @@ def _entries() -> list[Entry]:
         add(f"config zoo #{i} ({config.activation.__name__}, residual={config.residual}, "
             f"norm={config.norm})", lambda c=config: ZooCNN(c), (2, 1, 8, 8))
     add("vit block, mean over tokens (dim=-2)", ViTBlock, (2, 6, 12))
-    add("vit block, mean over tokens (dim=1)", lambda: ViTBlock(token_dim=1), (2, 6, 12),
-        refuses("top-level forward"))
-    add("vit conv patch embedding", ConvPatchViT, (2, 3, 8, 8), refuses("top-level forward"))
-    add("mlp-mixer block", MixerBlock, (2, 4, 6), refuses("transpose"))
+    add("vit block, mean over tokens (dim=1)", wrapped(lambda: ViTBlock(token_dim=1)),
+        (2, 6, 12), refuses("in module '0' (ViTBlock)"))
+    add("vit conv patch embedding", wrapped(ConvPatchViT), (2, 3, 8, 8),
+        refuses("in module '0' (ConvPatchViT)"))
+    add("mlp-mixer block", wrapped(MixerBlock), (2, 4, 6), refuses("in module '0' (MixerBlock)"))
     add("mobilenet block (depthwise, relu6, hardswish, hardsigmoid)", MobileNetLike,
         (2, 3, 16, 16))
-    add("convnext block", ConvNeXtBlock, (2, 8, 8, 8), refuses("permute"))
-    add("squeeze-excitation", SqueezeExcite, (2, 3, 8, 8), refuses("'fc1'"))
+    add("convnext block", wrapped(ConvNeXtBlock), (2, 8, 8, 8),
+        refuses("in module '0' (ConvNeXtBlock)"))
+    add("squeeze-excitation", wrapped(SqueezeExcite), (2, 3, 8, 8), refuses("'0.fc1'"))
     for act in (nn.LeakyReLU(0.0), nn.LeakyReLU(0.2), nn.Softplus(beta=2.0), nn.ELU(0.5),
                 nn.GELU(approximate="tanh"), nn.Mish(), nn.SiLU(), nn.Sigmoid(), nn.ReLU6()):
         add(f"mlp {act!r}", activation_mlp(act), (5, 4))
     add("mlp Softplus(threshold=5)", activation_mlp(nn.Softplus(threshold=5.0)), (5, 4),
-        refuses("threshold"))
+        refuses("module '1' (Softplus)"))
     add("mlp PReLU", activation_mlp(nn.PReLU()), (5, 4), refuses("'1'"))
     add("mlp Hardtanh", activation_mlp(nn.Hardtanh()), (5, 4), refuses("'1'"))
     add("nn.Linear alone", lambda: nn.Linear(4, 3), (5, 4))
