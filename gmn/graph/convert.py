@@ -56,6 +56,8 @@ def _key_of(value, keep: list):
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return (type(value), tuple((f.name, _key_of(getattr(value, f.name), keep))
                                    for f in dataclasses.fields(value)))
+    if type(value).__module__.startswith("transformers.") and hasattr(value, "to_dict"):
+        return (type(value), _key_of(value.to_dict(), keep))  # a transformers config
     if inspect.isfunction(value) or inspect.isbuiltin(value) or isinstance(value, type) or (
             inspect.ismethoddescriptor(value)):
         keep.append(value)
@@ -74,6 +76,8 @@ def _attributes(m: nn.Module, keep: list) -> tuple:
             out.append((k, t, v))
         elif k in _SKIPPED or (t is OrderedDict or t is dict) and not v:
             continue
+        elif (t is tuple or t is list) and all(type(e) is int for e in v):
+            out.append((k, t, tuple(v)))  # sizes, strides, paddings
         else:
             out.append((k, _key_of(v, keep)))
     return tuple(out)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from . import activations as act_table
-from . import converters
+from . import converters, huggingface
 from .builder import GraphBuilder, NeuronGroup, Value
 from .errors import ConversionError, UnsupportedModuleError
 from .registry import find_converter, supported_types
@@ -87,15 +87,20 @@ def _encoder(m: nn.TransformerEncoder, src, mask=None, src_key_padding_mask=None
 SUBSTITUTES = {nn.TransformerEncoderLayer: _encoder_layer, nn.TransformerEncoder: _encoder}
 
 
+def substitute_for(m: nn.Module):
+    return SUBSTITUTES.get(type(m)) or huggingface.substitute_for(m)
+
+
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if type(m) in SUBSTITUTES:
+        if substitute_for(m) is not None:
             return False
         known = find_converter(m) is not None or act_table.is_activation_module(m)
         return known or super().is_leaf_module(m, qualname)
 
     def call_module(self, m: nn.Module, forward, args, kwargs):
-        substitute = SUBSTITUTES.get(type(m))
+        _refuse_known(m, self.path_of_module(m))
+        substitute = substitute_for(m)
         if substitute is not None:
             return super().call_module(m, lambda *a, **k: substitute(m, *a, **k), args, kwargs)
         return super().call_module(m, forward, args, kwargs)
@@ -119,10 +124,13 @@ def trace_into(builder: GraphBuilder, model: nn.Module, concrete_args: dict | No
 
     ``concrete_args``: forward arguments fixed while tracing (``torch.fx`` ``concrete_args``).
     """
-    if find_converter(model) is not None or type(model) in SUBSTITUTES:
+    _refuse_known(model, "")
+    if find_converter(model) is not None or substitute_for(model) is not None:
         return _trace_layer(builder, model)
     try:
         graph = _Tracer().trace(model, concrete_args=concrete_args)
+    except ConversionError:
+        raise
     except Exception as error:  # noqa: BLE001 - fx raises many types; report them as one
         raise ConversionError(
             f"torch.fx could not trace {type(model).__name__}.forward ({type(error).__name__}: "
@@ -139,6 +147,15 @@ LAYOUT = (torch.flatten, torch.squeeze)
 def _extent(value: Value) -> int:
     """Dimensions after the channel one of ``value``'s tensor (as far as layout matters)."""
     return value.spatial + value.singleton
+
+
+def _refuse_known(m: nn.Module, path: str) -> None:
+    known = huggingface.refusal(m)
+    if known:
+        below, why = known
+        culprit = ".".join(p for p in (path, below) if p)
+        raise UnsupportedModuleError(culprit, type(m.get_submodule(below)), supported_types(),
+                                     why)
 
 
 def _trace_layer(builder: GraphBuilder, model: nn.Module) -> tuple[NeuronGroup, NeuronGroup]:
