@@ -7,8 +7,12 @@ import copy
 
 import pytest
 import torch
-from transformers import ResNetConfig, ResNetForImageClassification, ViTConfig, \
-    ViTForImageClassification
+from transformers import (
+    ResNetConfig,
+    ResNetForImageClassification,
+    ViTConfig,
+    ViTForImageClassification,
+)
 
 import gmn
 from gmn.graph.permutation import permute
