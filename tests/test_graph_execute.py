@@ -74,3 +74,24 @@ def test_huge_layers_are_refused_before_allocation(monkeypatch):
     with pytest.raises(gmn.ConversionError, match=r"100,000,000 edges \(after module '0'\), "
                                                   r"about 14.0 GiB"):
         gmn.GraphTemplate.from_module(huge)
+
+
+def test_concrete_args_fix_other_forward_arguments():
+    class Flagged(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 4), nn.Linear(4, 2)
+
+        def forward(self, x, skip_relu=None):
+            h = self.a(x)
+            if skip_relu is None or not skip_relu:
+                h = torch.relu(h)
+            return self.b(h)
+
+    model = Flagged()
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    plain = gmn.from_state_dict(model, concrete_args={"skip_relu": True})
+    with torch.no_grad():
+        torch.testing.assert_close(gmn.graph.execute(plain, x), model(x, skip_relu=True))
+        activated = gmn.from_state_dict(model, concrete_args={"skip_relu": False})
+        torch.testing.assert_close(gmn.graph.execute(activated, x), model(x))

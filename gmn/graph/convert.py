@@ -94,7 +94,8 @@ def _config(module: nn.Module, keep: list) -> tuple:
 
 
 def template_for(model: nn.Module, encoding: str = "position",
-                 state_dict: Mapping[str, Tensor] | None = None) -> GraphTemplate:
+                 state_dict: Mapping[str, Tensor] | None = None,
+                 concrete_args: dict | None = None) -> GraphTemplate:
     """The cached :class:`GraphTemplate` of ``model``'s architecture (traced on first use).
 
     The key holds every attribute of every submodule, so two models share a template only if
@@ -104,13 +105,13 @@ def template_for(model: nn.Module, encoding: str = "position",
     state_dict = model.state_dict() if state_dict is None else state_dict
     keep: list = []
     try:
-        key = (encoding, generation(), _config(model, keep),
+        key = (encoding, generation(), _config(model, keep), _key_of(concrete_args, keep),
                tuple((k, t.shape, t.dtype) for k, t in state_dict.items()))
     except _Uncacheable:
-        return GraphTemplate.from_module(model, encoding)
+        return GraphTemplate.from_module(model, encoding, concrete_args)
     found = _cache.get(key)
     if found is None:
-        template = GraphTemplate.from_module(model, encoding)
+        template = GraphTemplate.from_module(model, encoding, concrete_args)
         _cache[key] = (template, keep)
         if len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
@@ -147,7 +148,8 @@ def clear_cache() -> None:
 
 
 def from_state_dict(model_or_state_dict, like=None, encoding: str = "position",
-                    allow_nonfinite: bool = False, y=None) -> ParameterGraph:
+                    allow_nonfinite: bool = False, y=None,
+                    concrete_args: dict | None = None) -> ParameterGraph:
     """Convert a network to its parameter graph.
 
     Args:
@@ -157,6 +159,8 @@ def from_state_dict(model_or_state_dict, like=None, encoding: str = "position",
             inferred from keys and shapes (see :mod:`gmn.graph.infer`; activations are recorded
             as ``"unknown"``).
         encoding: ``"position"`` or ``"padded"`` (conv kernels; see ``ParameterGraph``).
+        concrete_args: values for ``forward``'s other arguments, fixed while tracing
+            (``torch.fx``'s ``concrete_args``).
         allow_nonfinite: accept NaN/inf parameters instead of raising.
         y: optional label stored as ``graph.y`` [1].
 
@@ -167,13 +171,13 @@ def from_state_dict(model_or_state_dict, like=None, encoding: str = "position",
         if like is not None:
             raise ConversionError("pass `like` only with a state_dict, not with a module")
         state_dict = _tensors(model_or_state_dict.state_dict())
-        template = template_for(model_or_state_dict, encoding, state_dict)
+        template = template_for(model_or_state_dict, encoding, state_dict, concrete_args)
     elif isinstance(model_or_state_dict, Mapping):
         state_dict = _tensors(model_or_state_dict)
         if isinstance(like, GraphTemplate):
             template = like
         elif isinstance(like, nn.Module):
-            template = template_for(like, encoding)
+            template = template_for(like, encoding, concrete_args=concrete_args)
         elif like is None:
             from .infer import infer_module
 

@@ -138,7 +138,7 @@ def trace_into(builder: GraphBuilder, model: nn.Module, concrete_args: dict | No
             "values), item assignment (x[...] = ...) or calls it cannot record; rewrite that "
             "part of forward, or register a converter for the module that contains it"
         ) from error
-    return _Walker(builder, model).run(graph)
+    return _Walker(builder, model, concrete_args).run(graph)
 
 
 LAYOUT = (torch.flatten, torch.squeeze)
@@ -179,7 +179,8 @@ def where(node: fx.Node) -> str:
 
 
 class _Walker:
-    def __init__(self, builder: GraphBuilder, model: nn.Module):
+    def __init__(self, builder: GraphBuilder, model: nn.Module, concrete: dict | None = None):
+        self.concrete = concrete or {}
         self.builder = builder
         self.model = model
         self.env: dict[fx.Node, object] = {}
@@ -231,7 +232,19 @@ class _Walker:
             return self.env[arg]
         if isinstance(arg, (tuple, list)):
             return type(arg)(self.constant(a) for a in arg)
+        if isinstance(arg, dict):
+            return {k: self.constant(v) for k, v in arg.items()}
         return arg
+
+    def is_constant(self, node: fx.Node) -> bool:
+        """All inputs are plain Python values (the guards torch.fx adds for concrete_args)."""
+        inputs = fx.node.map_arg((node.args, node.kwargs), lambda n: n)
+        found = []
+        fx.node.map_arg(inputs, found.append)
+        return all(not isinstance(self.env.get(n), (Value, _Shape, tuple)) and n in self.env
+                   for n in found) and node.target in (operator.eq, operator.ne, operator.is_,
+                                                       operator.is_not, torch._assert,
+                                                       operator.not_)
 
     def describe(self, node: fx.Node) -> str:
         target = node.target if isinstance(node.target, str) else getattr(
@@ -253,6 +266,10 @@ class _Walker:
     def visit(self, node: fx.Node):
         if node.op == "placeholder":
             if self.inputs is not None:
+                name = node.target.rsplit("_", 1)[0] if node.target not in self.concrete \
+                    else node.target  # fx renames a concrete argument 'flag' to 'flag_1'
+                if name in self.concrete:
+                    return self.concrete[name]
                 if node.args:  # an optional argument left at its default
                     return node.args[0]
                 raise ConversionError("the network must take a single tensor input; fix the "
@@ -330,6 +347,8 @@ class _Walker:
 
     def call_function(self, node: fx.Node, key):
         """``key``: the function, or the Tensor method's name."""
+        if node.op == "call_function" and self.is_constant(node):
+            return key(*self.constant(node.args), **self.constant(dict(node.kwargs)))
         head = node.args[0] if node.args else None
         source = self.env.get(head) if isinstance(head, fx.Node) else None
         if key is operator.getitem and isinstance(source, tuple):
