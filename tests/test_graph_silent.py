@@ -126,3 +126,36 @@ def test_state_dict_values_are_checked_by_key():
     with pytest.raises(gmn.ConversionError, match=r"'0.weight' has dtype torch.float64"):
         gmn.from_state_dict(odd)
     assert isinstance(numpy_state["0.weight"], np.ndarray)
+
+
+def test_in_place_changes_seen_through_another_name_are_refused():
+    class Aliased(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.drop = nn.Linear(3, 5), nn.Linear(5, 2), nn.Dropout(0.1)
+
+        def forward(self, x):
+            h = self.fc1(x)
+            seen = self.drop(h)  # in eval mode the same tensor as h
+            seen.relu_()
+            return self.fc2(h)
+
+    with pytest.raises(gmn.ConversionError, match="view"):
+        gmn.from_state_dict(Aliased().eval())
+
+    class Augmented(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(3, 5), nn.Linear(5, 5)
+
+        def forward(self, x):
+            h = torch.tanh(self.fc1(x))
+            out = self.fc2(h)
+            before = out
+            out += h  # also changes `before`
+            return before
+
+    model = Augmented()
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(gmn.graph.execute(gmn.from_state_dict(model), x), model(x))

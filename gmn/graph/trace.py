@@ -42,6 +42,7 @@ ADAPTIVE_POOL_FUNCTIONS = {F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adapt
 ADD = {operator.add, operator.iadd, torch.add, "add", "add_"}
 SUB = {operator.sub, operator.isub, torch.sub, "sub", "sub_"}
 MUL = {operator.mul, operator.imul, torch.mul, "mul", "mul_"}
+INPLACE_ARITHMETIC = {operator.iadd, operator.isub, operator.imul, "add_", "sub_", "mul_"}
 SHAPE_QUERIES = {"size", "dim"}
 HEADS = {F.softmax: "softmax", F.log_softmax: "log_softmax", torch.softmax: "softmax",
          torch.log_softmax: "log_softmax", "softmax": "softmax", "log_softmax": "log_softmax"}
@@ -91,7 +92,27 @@ def substitute_for(m: nn.Module):
     return SUBSTITUTES.get(type(m)) or huggingface.substitute_for(m)
 
 
+class _InPlaceProxy(fx.Proxy):
+    """Records ``a += b`` as ``operator.iadd``: torch.fx would record a plain ``add``, and a
+    second name bound to ``a`` would then miss the change."""
+
+    def _inplace(self, op, other):
+        return self.tracer.create_proxy("call_function", op, (self, other), {})
+
+    def __iadd__(self, other):
+        return self._inplace(operator.iadd, other)
+
+    def __isub__(self, other):
+        return self._inplace(operator.isub, other)
+
+    def __imul__(self, other):
+        return self._inplace(operator.imul, other)
+
+
 class _Tracer(fx.Tracer):
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _InPlaceProxy(node, self)
+
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if substitute_for(m) is not None:
             return False
@@ -188,6 +209,7 @@ class _Walker:
         self.inputs: NeuronGroup | None = None
 
     def run(self, graph: fx.Graph) -> tuple[NeuronGroup, NeuronGroup]:
+        self.position = {node: i for i, node in enumerate(graph.nodes)}
         for node in graph.nodes:
             if node.op == "output":
                 result = self.env[node.args[0]] if isinstance(node.args[0], fx.Node) else None
@@ -251,14 +273,22 @@ class _Walker:
             node.target, "__name__", repr(node.target))
         return f"{target!r} ({node.op} {node.name}) {where(node)}"
 
+    def alias(self, node: fx.Node) -> None:
+        """``node`` returns a view of (or the same tensor as) its input."""
+        source = self.first_node(node)
+        self.views[node] = self.views.get(source, source)
+
     def mutate(self, node: fx.Node, result: Value) -> Value:
         """An in-place operation: the tensor it modifies now holds ``result``."""
         target = self.first_node(node)
         root = self.views.get(target, target)
-        aliases = [n for n, r in self.views.items() if r is root and n is not target]
-        if aliases or (root is not target):
+        others = {n for n, r in self.views.items() if r is root} | {root}
+        others.discard(target)
+        here = self.position[node]
+        if any(self.position[user] > here for n in others for user in n.users):
             raise ConversionError(f"in-place operation {self.describe(node)} modifies a tensor "
-                                  "that is also seen through a view; write it out of place")
+                                  "that is also read later through another name (a view or "
+                                  "an alias); write it out of place")
         self.env[target] = result
         return result
 
@@ -313,8 +343,10 @@ class _Walker:
             raise UnsupportedModuleError(node.target, type(module), supported_types())
         value = self.first(node)
         if isinstance(module, PASSTHROUGH_MODULES):
+            self.alias(node)
             return value
         if isinstance(module, nn.Flatten):
+            self.alias(node)
             if module.end_dim != -1:
                 raise ConversionError(f"flatten {self.describe(node)} must flatten to the end")
             return self.flatten(value, module.start_dim, node)
@@ -366,15 +398,14 @@ class _Walker:
             dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
             return self.head(node, HEADS[key], self.constant(dim))
         if key in PASSTHROUGH_FUNCTIONS:
-            if node.kwargs.get("inplace") or (len(node.args) > 3 and node.args[3]):
-                return self.mutate(node, self.first(node))
+            self.alias(node)
             return self.first(node)
         if key in ADD or key in SUB:
             result = self.add(node, sign=-1.0 if key in SUB else 1.0)
-            inplace = isinstance(key, str) and key.endswith("_")
-            return self.mutate(node, result) if inplace else result
+            return self.mutate(node, result) if key in INPLACE_ARITHMETIC else result
         if key in MUL:
-            return self.multiply(node)
+            result = self.multiply(node)
+            return self.mutate(node, result) if key in INPLACE_ARITHMETIC else result
         if key in (torch.flatten, "flatten"):
             start = self.constant(node.kwargs.get("start_dim",
                                                   node.args[1] if len(node.args) > 1 else 0))
@@ -382,6 +413,7 @@ class _Walker:
                                                 node.args[2] if len(node.args) > 2 else -1))
             if end != -1:
                 raise ConversionError(f"flatten {self.describe(node)} must flatten to the end")
+            self.alias(node)
             return self.flatten(self.first(node), start, node)
         if key in ("view", "reshape", torch.reshape):
             return self.reshape(node)
@@ -441,9 +473,6 @@ class _Walker:
             raise ConversionError(f"operation {self.describe(node)} (mul) is not supported; only "
                                   "a multiplication by a constant just before an activation is")
         found = self.value(tensors[0], node, scaled=True)
-        if isinstance(node.target, str) and node.target.endswith("_"):
-            raise ConversionError(f"in-place multiplication {self.describe(node)} is not "
-                                  "supported; write it out of place")
         found.scale = found.scale * float(constant)
         found.scaled_at = where(node)
         return found
@@ -545,7 +574,7 @@ class _Walker:
         if len(shape) != 2 or not isinstance(shape[0], _Shape) or shape[1] != -1:
             raise ConversionError(f"reshape {self.describe(node)} is not supported; only "
                                   "x.view(x.size(0), -1) / torch.flatten(x, 1) are")
-        self.views[node] = self.views.get(node.args[0], node.args[0])
+        self.alias(node)
         return self.flatten(value, 1, node)
 
     def squeeze(self, node: fx.Node) -> Value:
@@ -563,7 +592,7 @@ class _Walker:
             raise ConversionError(f"squeeze {self.describe(node)} over dims {dims} is not "
                                   "supported; only the size-1 dimensions a global pool leaves "
                                   "may go")
-        self.views[node] = self.views.get(node.args[0], node.args[0])
+        self.alias(node)
         return self.shaped(value, (torch.squeeze, (tuple(resolved),), {}),
                            singleton=value.singleton - len(resolved))
 
