@@ -227,13 +227,6 @@ def match_function(target, args: tuple, kwargs: Mapping[str, object], what: str
     return record, arg, inplace or method_inplace or function_inplace
 
 
-def evaluate(name: str, z: Tensor, arg: float) -> Tensor:
-    """``fn(z, arg)`` of the activation ``name``."""
-    if name not in TABLE:
-        raise ConversionError(f"activation {name!r} is not in the table")
-    return TABLE[name].fn(z, arg)
-
-
 def by_index(index: int) -> Activation:
     """The record of ``vocab.ACTIVATIONS[index]``."""
     return TABLE[vocab.ACTIVATIONS[index]]
