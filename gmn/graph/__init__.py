@@ -10,7 +10,9 @@
 * :mod:`~gmn.graph.infer`: layouts of plain sequential state_dicts from their keys;
 * :mod:`~gmn.graph.permutation`: hidden-neuron permutations (function-preserving);
 * :mod:`~gmn.graph.activations`: the one activation table (``register_activation``);
-* :mod:`~gmn.graph.executor`: ``execute(graph, inputs)``, a graph run as its network.
+* :mod:`~gmn.graph.executor`: ``execute(graph, inputs)``, a graph run as its network;
+* :mod:`~gmn.graph.substitutes`, :mod:`~gmn.graph.huggingface`: traceable equivalents of
+  forwards torch.fx cannot trace (transformer encoders, Hugging Face ResNets).
 """
 
 from __future__ import annotations
