@@ -126,6 +126,41 @@ class RawSineLayer(nn.Module):
         return torch.sin(self.w0 * F.linear(x, self.weight, self.bias))
 
 
+class InPlaceScaleSiren(nn.Module):
+    """ω₀ applied in place (``h *= w0``), a different ω₀ for the first layer."""
+
+    def __init__(self, hidden: int = 16):
+        super().__init__()
+        self.first, self.hidden, self.last = nn.Linear(2, hidden), nn.Linear(hidden, hidden), \
+            nn.Linear(hidden, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.first(x)
+        h *= 30.0
+        h = torch.sin(h)
+        h = self.hidden(h)
+        h *= 1.0
+        return self.last(torch.sin(h))
+
+
+class FunctionalDropoutMLP(nn.Module):
+    """``F.dropout(h, p, self.training)`` as zoo training scripts write it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(4, 8), nn.Linear(8, 8), nn.Linear(8, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.dropout(F.relu(self.fc1(x)), 0.3, self.training)
+        h = F.dropout(torch.sigmoid(self.fc2(h)), p=0.3, training=self.training)
+        return self.fc3(h)
+
+
+class SqueezedOutput(FunctionalDropoutMLP):
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x).squeeze(-1)
+
+
 def siren_pytorch() -> nn.Module:
     return nn.Sequential(RawSineLayer(2, 16), RawSineLayer(16, 16), nn.Linear(16, 1))
 
@@ -505,12 +540,20 @@ def _entries() -> list[Entry]:
     add("siren dwsnets style", DwsSiren, (7, 2))
     add("siren sitzmann style", SitzmannSiren, (7, 2))
     add("siren nfn style", NfnSiren, (7, 2))
+    add("siren in-place scale (h *= w0)", InPlaceScaleSiren, (7, 2))
     add("siren siren-pytorch style (F.linear on own weights)", siren_pytorch, (7, 2),
         refuses("'0'"))
     add("scaled sine not before an activation", wrapped(ScaledTwice), (7, 2),
         refuses("mul by the constant 2.0 in module '0' (ScaledTwice)"))
     for act in (F.relu, torch.tanh, F.elu, torch.sin):
         add(f"unterthiner cnn {act.__name__}", lambda a=act: UnterthinerCNN(a), (2, 1, 16, 16))
+    add("unterthiner cnn, Sequential with AdaptiveAvgPool2d + Flatten", lambda: nn.Sequential(
+        nn.Conv2d(1, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 8, 3, 2, 1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(8, 10)),
+        (2, 1, 16, 16))
+    add("mlp with F.dropout(h, p, self.training)", FunctionalDropoutMLP, (5, 4))
+    add("mlp output .squeeze(-1)", wrapped(SqueezedOutput), (5, 4),
+        refuses("in module '0' (SqueezedOutput)"))
     add("lenet torch.flatten", LeNet, (2, 1, 32, 32))
     add("lenet view(size(0), -1)", lambda: LeNet("view size"), (2, 1, 32, 32))
     add("lenet log_softmax head", lambda: LeNet(head="log_softmax"), (2, 1, 32, 32))
