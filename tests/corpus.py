@@ -552,8 +552,7 @@ def _entries() -> list[Entry]:
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(8, 10)),
         (2, 1, 16, 16))
     add("mlp with F.dropout(h, p, self.training)", FunctionalDropoutMLP, (5, 4))
-    add("mlp output .squeeze(-1)", wrapped(SqueezedOutput), (5, 4),
-        refuses("in module '0' (SqueezedOutput)"))
+    add("mlp output .squeeze(-1)", SqueezedOutput, (5, 4))
     add("lenet torch.flatten", LeNet, (2, 1, 32, 32))
     add("lenet view(size(0), -1)", lambda: LeNet("view size"), (2, 1, 32, 32))
     add("lenet log_softmax head", lambda: LeNet(head="log_softmax"), (2, 1, 32, 32))

@@ -548,6 +548,10 @@ class _Walker:
                 f"squeeze {self.describe(node)} without dims also drops a batch of one; write "
                 "x.flatten(1) or squeeze the spatial dims explicitly (x.squeeze(-1))")
         dims = dims if isinstance(dims, (tuple, list)) else (dims,)
+        if tuple(dims) == (-1,) and value.group.size == 1 and not value.spatial and all(
+                u.op == "output" for u in node.users):  # a one-output head: [B, 1] -> [B]
+            self.alias(node)
+            return self.shaped(value, (torch.squeeze, (-1,), {}))
         rank = value.spatial + value.singleton + 2
         resolved = sorted({d % rank for d in dims if isinstance(d, int)})
         if not resolved or resolved[0] < 2 + value.spatial or len(resolved) != len(dims):
