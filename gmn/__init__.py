@@ -19,6 +19,7 @@ _LAZY = {
     "UnsupportedModuleError": "gmn.graph.errors",
     "ConversionError": "gmn.graph.errors",
     "register_converter": "gmn.graph.registry",
+    "register_activation": "gmn.graph.activations",
     # INR data
     "fit_inrs": "gmn.data.fit",
     "INRDataset": "gmn.data.dataset",

@@ -93,8 +93,6 @@ def test_constant_inside_the_network_is_rejected():
 def test_layouts_the_graph_cannot_express():
     with pytest.raises(gmn.ConversionError, match="spatial"):
         gmn.from_state_dict(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Linear(2, 3)))
-    with pytest.raises(gmn.ConversionError, match="groups=2"):
-        gmn.from_state_dict(nn.Sequential(nn.Conv2d(2, 2, 3, groups=2)))
     with pytest.raises(gmn.ConversionError, match="used twice"):
         shared = nn.Linear(3, 3)
         gmn.from_state_dict(nn.Sequential(shared, nn.ReLU(), shared))

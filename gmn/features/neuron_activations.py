@@ -28,10 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from gmn.graph import vocab
+from gmn.graph import activations, vocab
 
 
 class UnsupportedArchitectureError(ValueError):
@@ -39,23 +38,13 @@ class UnsupportedArchitectureError(ValueError):
 
 
 def _activation(name: str, arg: float) -> Callable[[Tensor], Tensor]:
-    table = {
-        "identity": lambda z: z,
-        "relu": torch.relu,
-        "leaky_relu": lambda z: F.leaky_relu(z, arg if arg else 0.01),
-        "gelu": F.gelu,
-        "tanh": torch.tanh,
-        "sigmoid": torch.sigmoid,
-        "silu": F.silu,
-        "elu": lambda z: F.elu(z, arg if arg else 1.0),
-        "softplus": F.softplus,
-        "sine": lambda z: torch.sin((arg if arg else 1.0) * z),
-    }
-    if name not in table:
+    """``z -> fn(z, arg)`` from the one activation table (:mod:`gmn.graph.activations`)."""
+    if name == "unknown" or name not in activations.TABLE:
         raise UnsupportedArchitectureError(
             f"activation {name!r} cannot be evaluated (a layout inferred from state_dict keys "
             "does not say which activation the network used)")
-    return table[name]
+    fn = activations.TABLE[name].fn
+    return lambda z: fn(z, arg)
 
 
 @dataclass(frozen=True)

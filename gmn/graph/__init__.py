@@ -8,5 +8,21 @@
 * :mod:`~gmn.graph.trace`, :mod:`~gmn.graph.converters`, :mod:`~gmn.graph.registry`:
   dataflow tracing and the per-module converters;
 * :mod:`~gmn.graph.infer`: layouts of plain sequential state_dicts from their keys;
-* :mod:`~gmn.graph.permutation`: hidden-neuron permutations (function-preserving).
+* :mod:`~gmn.graph.permutation`: hidden-neuron permutations (function-preserving);
+* :mod:`~gmn.graph.activations`: the one activation table (``register_activation``);
+* :mod:`~gmn.graph.executor`: ``execute(graph, inputs)``, a graph run as its network;
+* :mod:`~gmn.graph.substitutes`, :mod:`~gmn.graph.huggingface`: traceable equivalents of
+  forwards torch.fx cannot trace (transformer encoders, Hugging Face ResNets).
 """
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {"execute": "gmn.graph.executor", "register_activation": "gmn.graph.activations"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'gmn.graph' has no attribute {name!r}")

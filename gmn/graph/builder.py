@@ -9,6 +9,7 @@ constant) fills it, so that converting any number of same-architecture models is
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -19,6 +20,18 @@ from .parameter_graph import NODE_FEATURES
 from .vocab import ACTIVATION, EDGE_TYPE, NODE_TYPE
 
 ENCODINGS = ("position", "padded")
+BYTES_PER_EDGE = {"position": 150, "padded": 60}  # measured peak of tracing, layout and one graph
+MEMORY_LIMIT_BYTES: int | None = None  # None: half of the machine's physical memory
+
+
+def memory_limit() -> int:
+    """Bytes a graph under construction may take (``MEMORY_LIMIT_BYTES``, else half the RAM)."""
+    if MEMORY_LIMIT_BYTES is not None:
+        return MEMORY_LIMIT_BYTES
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 16 * 2**30
 
 
 @dataclass(eq=False)
@@ -39,6 +52,8 @@ class NeuronGroup:
     act: str = "identity"
     act_arg: float = 0.0
     features: dict[str, Tensor] = field(default_factory=dict)  # column -> [size] flat indices
+    norm_spec: dict | None = None  # how ``gmn.graph.execute`` normalises (eps, groups, …)
+    attention: dict | None = None  # value neurons of an attention: heads, q/k groups, layout
     start: int = -1  # first node id, set by ``GraphBuilder.finish``
 
     @property
@@ -57,6 +72,9 @@ class EdgeBlock:
     dst: Tensor  # [e] local index in dst_group
     weight: Tensor | None  # [e, kh, kw] flat indices
     edge_type: str
+    reads: tuple = ()  # shape operations between the source neurons and this block (execute)
+    op: dict | None = None  # convolution settings (stride, padding, …) for execute
+    constant: float = 1.0  # the weight of a block without ``weight``
 
 
 @dataclass(eq=False)
@@ -67,12 +85,19 @@ class Value:
     be recorded on the neurons themselves (a fused norm, an activation, a residual sum).
     ``spatial``: number of spatial dimensions after the channel one (0 for features).
     ``flattened``: spatial positions were flattened into the feature dimension.
+    ``reads``: ``(function or method name, args, kwargs)`` applied, in order, to the neurons'
+    tensor to get this value (pooling, flatten); ``gmn.graph.execute`` replays them.
     """
 
     group: NeuronGroup
     exclusive: bool = True
     spatial: int = 0
     flattened: bool = False
+    reads: tuple = ()  # shape operations applied since the neurons were computed (pooling, …)
+    scale: float = 1.0  # a pending multiplication by a constant (folded into an activation)
+    singleton: int = 0  # size-1 spatial dimensions left by a global pool, before a flatten
+    layout_from: int = 0  # dimensions after the channel one before trailing flatten/squeeze
+    scaled_at: str = ""  # where the pending multiplication sits, for error messages
 
 
 @dataclass(frozen=True)
@@ -107,6 +132,8 @@ class GraphBuilder:
         self.ties: list[tuple[int, int]] = []
         self.permutation_blocks: dict[int, int] = {}
         self.metadata: dict = {}
+        self.path = ""  # the module being converted, for error messages
+        self._edges = 0
 
     # --- what converters call -------------------------------------------------------------
     def new_group(self, size: int | None, op: str, layer: int) -> NeuronGroup:
@@ -133,32 +160,57 @@ class GraphBuilder:
         return torch.arange(offset, offset + math.prod(shape)).reshape(shape)
 
     def connect(self, src: NeuronGroup, dst: NeuronGroup, weight: Tensor | None,
-                edge_type: str, src_idx: Tensor | None = None, dst_idx: Tensor | None = None
-                ) -> None:
+                edge_type: str, src_idx: Tensor | None = None, dst_idx: Tensor | None = None,
+                reads: tuple = (), op: dict | None = None, constant: float = 1.0) -> None:
         """Dense edges from every neuron of ``src`` to every neuron of ``dst``, with
         ``weight`` [dst, src, kh, kw] flat indices; or, with ``weight=None``, the given
-        one-to-one pairs ``src_idx[i] → dst_idx[i]`` of constant weight 1."""
+        one-to-one pairs ``src_idx[i] → dst_idx[i]`` of constant weight ``constant``.
+        ``reads``: the source value's shape operations (``Value.reads``); ``op``: convolution
+        settings, both for ``gmn.graph.execute``."""
         if edge_type not in EDGE_TYPE:
             raise ConversionError(f"unknown edge type {edge_type!r}; see gmn.graph.vocab")
         if weight is None:
-            block = EdgeBlock(src, dst, src_idx, dst_idx, None, edge_type)
+            self._reserve(len(src_idx))
+            block = EdgeBlock(src, dst, src_idx, dst_idx, None, edge_type, reads, op, constant)
         else:
             out, inp, kh, kw = weight.shape
+            self._reserve(out * inp * kh * kw)
             dst_idx = torch.arange(out).repeat_interleave(inp)
             src_idx = torch.arange(inp).repeat(out)
             block = EdgeBlock(src, dst, src_idx, dst_idx, weight.reshape(out * inp, kh, kw),
-                              edge_type)
+                              edge_type, reads, op)
         self.blocks.append(block)
 
-    def identity(self, src: NeuronGroup, dst: NeuronGroup, edge_type: str) -> None:
-        """One edge of weight 1 from each neuron of ``src`` to the same neuron of ``dst``;
-        the two groups must then be permuted together."""
+    def connect_pairs(self, src: NeuronGroup, dst: NeuronGroup, weight: Tensor, edge_type: str,
+                      src_idx: Tensor, dst_idx: Tensor, reads: tuple = (),
+                      op: dict | None = None) -> None:
+        """Edges ``src_idx[i] → dst_idx[i]`` carrying kernels ``weight[i]`` ([e, kh, kw] flat
+        indices): a sparse block, e.g. one group of a grouped convolution."""
+        self._reserve(weight.numel())
+        self.blocks.append(EdgeBlock(src, dst, src_idx, dst_idx, weight, edge_type, reads, op))
+
+    def _reserve(self, edges: int) -> None:
+        """Refuse, before allocating, a graph larger than :func:`memory_limit`."""
+        self._edges += edges
+        needed = self._edges * BYTES_PER_EDGE["position"]
+        if needed > memory_limit():
+            raise ConversionError(
+                f"the graph would have at least {self._edges:,} edges (after module "
+                f"{self.path or '<root>'!r}), about {needed / 2**30:.1f} GiB to build; the limit "
+                f"is {memory_limit() / 2**30:.1f} GiB (gmn.graph.builder.MEMORY_LIMIT_BYTES)"
+            )
+
+    def identity(self, src: NeuronGroup, dst: NeuronGroup, edge_type: str, reads: tuple = (),
+                 constant: float = 1.0, spatial: int = 0) -> None:
+        """One edge of weight ``constant`` from each neuron of ``src`` to the same neuron of
+        ``dst``; the two groups must then be permuted together."""
         if src.size != dst.size:
             raise ConversionError(
                 f"cannot join {src.size} neurons to {dst.size} neurons one to one"
             )
         index = torch.arange(dst.size)
-        self.connect(src, dst, None, edge_type, index, index)
+        self.connect(src, dst, None, edge_type, index, index, reads=reads,
+                     op={"spatial": spatial}, constant=constant)
         self.ties.append((src.gid, dst.gid))
 
     def constrain_permutation(self, group: NeuronGroup, block: int) -> None:
@@ -209,7 +261,7 @@ class GraphBuilder:
         for b in self.blocks:
             weight = b.weight
             if weight is None:
-                weight = torch.full((len(b.src), 1, 1), const(1.0), dtype=torch.long)
+                weight = torch.full((len(b.src), 1, 1), const(b.constant), dtype=torch.long)
             e, kh, kw = weight.shape
             if encoding == "position":
                 dy = torch.arange(kh, dtype=torch.float64) - (kh - 1) / 2
@@ -234,6 +286,7 @@ class GraphBuilder:
         edge_index = torch.stack([torch.cat(sources), torch.cat(targets)])
         edge_src = torch.cat(attrs)
         self._check_coverage(x_src, edge_src)
+        self.program = self._program(inputs, outputs, [len(s) for s in sources], kh_max, kw_max)
         return dict(
             x_src=x_src,
             edge_src=edge_src,
@@ -247,6 +300,20 @@ class GraphBuilder:
             node_act=node_act,
             node_act_arg=node_act_arg,
         )
+
+    def _program(self, inputs: NeuronGroup, outputs: NeuronGroup, block_edges: list[int],
+                 kh_max: int, kw_max: int) -> dict:
+        """What ``gmn.graph.execute`` needs beyond the graph's features: which edge range
+        belongs to which block, the shape operations between groups, convolution settings."""
+        ends = torch.tensor([0, *block_edges]).cumsum(0).tolist()
+        blocks = [dict(src=b.src_group.gid, dst=b.dst_group.gid, start=ends[i], stop=ends[i + 1],
+                       edge_type=b.edge_type, reads=b.reads, op=b.op,
+                       kernel=tuple(b.weight.shape[1:]) if b.weight is not None else (1, 1))
+                  for i, b in enumerate(self.blocks)]
+        groups = [dict(start=g.start, size=g.size, norm=g.norm_spec, attention=g.attention)
+                  for g in self.groups]
+        return dict(blocks=blocks, groups=groups, input=inputs.gid, output=outputs.gid,
+                    output_reads=self.metadata.pop("output_reads", ()), kernel_max=(kh_max, kw_max))
 
     def _check_coverage(self, x_src: Tensor, edge_src: Tensor) -> None:
         """Every scalar parameter must fill exactly one feature slot."""

@@ -6,6 +6,7 @@ Each returns the :class:`Value` its module produces. Layouts the graph cannot ex
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from .builder import Axis, GraphBuilder, Value
@@ -32,7 +33,7 @@ def convert_linear(builder: GraphBuilder, path: str, module: nn.Linear, value: V
     """Dense edges in → out; a flattened C×S feature map gives S parallel edges per channel."""
     _set_input_size(value, module.in_features, 0)
     source = value.group
-    if value.spatial:
+    if value.spatial or value.singleton:
         raise ConversionError(
             f"nn.Linear {path!r} reads a feature map with spatial dimensions; pool or flatten first"
         )
@@ -47,7 +48,7 @@ def convert_linear(builder: GraphBuilder, path: str, module: nn.Linear, value: V
     weight = builder.param(_key(path, "weight"), axes)
     edge_type = "linear_from_spatial" if positions > 1 else "linear"
     weight = weight.reshape(module.out_features, source.size, 1, positions)
-    builder.connect(source, out, weight, edge_type)
+    builder.connect(source, out, weight, edge_type, reads=value.reads)
     if module.bias is not None:
         out.features["bias"] = builder.param(_key(path, "bias"), (Axis(out.gid),))
     return Value(out)
@@ -60,21 +61,33 @@ def convert_conv(builder: GraphBuilder, path: str, module: nn.Conv2d, value: Val
     spatial = 2 if isinstance(module, nn.Conv2d) else 1
     _set_input_size(value, module.in_channels, spatial)
     source = value.group
-    if module.groups != 1:
-        raise ConversionError(
-            f"convolution {path!r} has groups={module.groups}; only groups=1 is supported"
-        )
     if value.flattened or value.spatial != spatial or source.size != module.in_channels:
         raise ConversionError(
             f"convolution {path!r} expects {module.in_channels} channels with {spatial} spatial "
             f"dimension(s); its input has {source.size} neurons with {value.spatial}"
         )
+    op = dict(stride=module.stride, padding=module.padding, dilation=module.dilation,
+              padding_mode=module.padding_mode, spatial=spatial)
     out = builder.new_group(module.out_channels, "conv", source.layer + 1)
-    weight = builder.param(_key(path, "weight"), (Axis(out.gid), Axis(source.gid), None, None)[
+    groups = module.groups
+    # a grouped weight's dim 1 indexes channels within a group: those cannot move
+    in_axis = Axis(source.gid) if groups == 1 else None
+    weight = builder.param(_key(path, "weight"), (Axis(out.gid), in_axis, None, None)[
         : spatial + 2])
     if spatial == 1:
         weight = weight.unsqueeze(2)
-    builder.connect(source, out, weight, "conv")
+    if groups == 1:
+        builder.connect(source, out, weight, "conv", reads=value.reads, op=op)
+    else:  # grouped/depthwise: out-channel block g reads in-channel block g only
+        per_out, per_in = module.out_channels // groups, module.in_channels // groups
+        for g in range(groups):
+            rows = weight[g * per_out:(g + 1) * per_out]
+            src = torch.arange(g * per_in, (g + 1) * per_in).repeat(per_out)
+            dst = torch.arange(g * per_out, (g + 1) * per_out).repeat_interleave(per_in)
+            builder.connect_pairs(source, out, rows.reshape(per_out * per_in, *rows.shape[2:]),
+                                  "conv", src, dst, reads=value.reads, op=op)
+        builder.constrain_permutation(out, per_out)
+        builder.constrain_permutation(source, 1)
     if module.bias is not None:
         out.features["bias"] = builder.param(_key(path, "bias"), (Axis(out.gid),))
     return Value(out, spatial=spatial)
@@ -84,6 +97,8 @@ def normalise(builder: GraphBuilder, path: str, module: nn.Module, value: Value,
               channels: int) -> Value:
     """Record a per-channel normalisation: fused onto the neurons of the layer it directly
     follows, else on new ``kind`` nodes fed one to one by ``identity`` edges."""
+    if value.group.size is None:  # a norm on the network input
+        _set_input_size(value, channels, 2 if isinstance(module, nn.BatchNorm2d) else 0)
     source = value.group
     if source.size != channels:
         raise ConversionError(
@@ -91,17 +106,25 @@ def normalise(builder: GraphBuilder, path: str, module: nn.Module, value: Value,
             f"{source.size} neurons"
         )
     fused = f"{source.op}+{kind}"
-    if value.exclusive and source.stage == "fresh" and fused in NODE_TYPE:
+    if value.exclusive and source.stage == "fresh" and fused in NODE_TYPE and not value.reads:
         target, target.norm = source, kind
     else:
         target = builder.new_group(channels, kind, source.layer + 1)
-        builder.identity(source, target, "identity")
+        builder.identity(source, target, "identity", reads=value.reads,
+                         spatial=value.spatial + value.singleton)
     target.stage = "norm"
+    target.norm_spec = dict(
+        kind=kind, eps=float(module.eps),
+        affine=getattr(module, "weight", None) is not None,
+        bias=getattr(module, "bias", None) is not None,
+        stats=getattr(module, "running_mean", None) is not None,
+        groups=getattr(module, "num_groups", 1))
     for column, name in (("norm_weight", "weight"), ("norm_bias", "bias"),
                          ("running_mean", "running_mean"), ("running_var", "running_var")):
         if getattr(module, name, None) is not None:
             target.features[column] = builder.param(_key(path, name), (Axis(target.gid),))
-    return Value(target, spatial=value.spatial, flattened=value.flattened)
+    return Value(target, spatial=value.spatial, flattened=value.flattened,
+                 singleton=value.singleton)
 
 
 @register_converter(nn.modules.batchnorm._BatchNorm)
@@ -150,7 +173,7 @@ def convert_attention(builder: GraphBuilder, path: str, module: nn.MultiheadAtte
                for role in ("query", "key", "value"))
     weight = builder.param(_key(path, "in_proj_weight"), (Axis(q.gid, outer=3), Axis(source.gid)))
     for group, rows in zip((q, k, v), weight.reshape(3, embed, embed, 1, 1)):
-        builder.connect(source, group, rows, "linear")
+        builder.connect(source, group, rows, "linear", reads=value.reads)
     if module.in_proj_bias is not None:
         bias = builder.param(_key(path, "in_proj_bias"), (Axis(q.gid, outer=3),))
         for group, rows in zip((q, k, v), bias.reshape(3, embed)):
@@ -158,9 +181,15 @@ def convert_attention(builder: GraphBuilder, path: str, module: nn.MultiheadAtte
     for group in (q, k):
         builder.identity(group, v, "attention")
     builder.constrain_permutation(v, embed // module.num_heads)
+    v.attention = dict(heads=module.num_heads, query=q.gid, key=k.gid,
+                       batch_first=module.batch_first)
     out = builder.new_group(embed, "linear", layer + 1)
     out_proj = builder.param(_key(path, "out_proj.weight"), (Axis(out.gid), Axis(v.gid)))
     builder.connect(v, out, out_proj.reshape(embed, embed, 1, 1), "linear")
     if module.out_proj.bias is not None:
         out.features["bias"] = builder.param(_key(path, "out_proj.bias"), (Axis(out.gid),))
     return Value(out), None
+
+
+BUILTIN = {convert_linear, convert_conv, convert_batchnorm, convert_layernorm, convert_groupnorm,
+           convert_attention}

@@ -16,12 +16,14 @@ class UnsupportedModuleError(ConversionError):
         supported: names of the module types that have converters.
     """
 
-    def __init__(self, path: str, module_type: type, supported: list[str]):
+    def __init__(self, path: str, module_type: type, supported: list[str], detail: str = ""):
         self.path = path
         self.module_type = module_type
         where = path or "<root>"
+        detail = f" ({detail})" if detail else ""
         super().__init__(
-            f"module {where!r} of type {module_type.__name__} has parameters but no converter. "
+            f"module {where!r} of type {module_type.__name__} has parameters but no "
+            f"converter{detail}. "
             f"Supported module types: {', '.join(sorted(supported))}. "
             "Register one with gmn.register_converter."
         )

@@ -111,10 +111,71 @@ def _layer(prefix: str, entries: Mapping[str, Tensor], previous: nn.Module | Non
                           "cannot infer its layer")
 
 
+RESIDUAL_WORDS = ("shortcut", "downsample", "skip", "residual", "proj")
+
+
+def _check_chain(state_dict: Mapping[str, Tensor]) -> None:
+    """Refuse keys that show blocks: the forward of a block may add a skip connection, and a
+    state_dict does not say whether it does (a chain read from it would drop the skips).
+
+    A plain chain: layers directly under one container (``0.weight``, ``fc1.weight``), under
+    an ``nn.Sequential`` (``seq.0.weight``), or one layer per numbered wrapper
+    (``net.0.linear.weight``). Refused: a key naming a skip path (``shortcut``,
+    ``downsample``…), a named (non-numbered) sub-module holding two or more layers
+    (``layer1.0.conv1``/``conv2``), and a container mixing layers with sub-modules that hold
+    layers (``inp``, ``block.0``, ``out``).
+    """
+    def refuse(why: str) -> None:
+        raise ConversionError(f"cannot tell this state_dict's topology from its keys: {why}. "
+                              "A residual network read as a chain would drop its skip "
+                              "connections; pass like=<a module of the architecture>")
+
+    layers = sorted({k.rpartition(".")[0] for k in state_dict if k.endswith(".weight")})
+    for path in layers:
+        for word in RESIDUAL_WORDS:
+            if any(word in part.lower() for part in path.split(".")):
+                refuse(f"module {path!r} looks like a skip path")
+    children: dict[str, dict[str, bool]] = {}  # container -> {child: child is a layer}
+    for path in layers:
+        parts = path.split(".")
+        for depth in range(len(parts)):
+            parent, child = ".".join(parts[:depth]), parts[depth]
+            is_layer = depth == len(parts) - 1
+            children.setdefault(parent, {})
+            children[parent][child] = children[parent].get(child, False) or is_layer
+    for parent, kids in children.items():
+        layer_kids = [c for c, leaf in kids.items() if leaf]
+        nested = [c for c, leaf in kids.items() if not leaf]
+        named = [c for c in kids if not c.isdigit()]
+        if layer_kids and nested and named:
+            refuse(f"{parent or 'the top level'!r} holds layers ({layer_kids[0]!r}) beside "
+                   f"sub-modules with layers ({nested[0]!r})")
+        if parent and len([c for c in layer_kids if not c.isdigit()]) >= 2:
+            refuse(f"block {parent!r} holds several named layers ({', '.join(layer_kids)})")
+
+
+def _check_dtypes(state_dict: Mapping[str, Tensor]) -> torch.dtype:
+    """The one floating dtype of ``state_dict``; a mixture raises naming the odd key."""
+    floating = [(k, t.dtype) for k, t in state_dict.items() if t.is_floating_point()]
+    counts: dict[torch.dtype, int] = {}
+    for _, dtype in floating:
+        counts[dtype] = counts.get(dtype, 0) + 1
+    if not counts:
+        return torch.float32
+    common = max(counts, key=counts.get)
+    for key, dtype in floating:
+        if dtype != common:
+            raise ConversionError(f"state_dict entry {key!r} has dtype {dtype} while "
+                                  f"{counts[common]} other entries have {common}; convert it")
+    return common
+
+
 def infer_module(state_dict: Mapping[str, Tensor]) -> InferredNetwork:
     """A module with ``state_dict``'s keys and shapes, for plain sequential MLPs/CNNs."""
     if not state_dict:
         raise ConversionError("the state_dict is empty")
+    _check_chain(state_dict)
+    dtype = _check_dtypes(state_dict)
     groups: dict[str, dict[str, Tensor]] = {}
     for key, tensor in state_dict.items():
         prefix, _, name = key.rpartition(".")
@@ -126,5 +187,4 @@ def infer_module(state_dict: Mapping[str, Tensor]) -> InferredNetwork:
             layers.append((prefix, _layer(prefix, entries, previous)))
     if not any(_weighted(m) for _, m in layers):
         raise ConversionError("the state_dict has no linear or convolution weights")
-    network = InferredNetwork(layers)
-    return network.to(next(t.dtype for t in state_dict.values() if t.is_floating_point()))
+    return InferredNetwork(layers).to(dtype)

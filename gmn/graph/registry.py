@@ -31,7 +31,7 @@ def register_converter(module_type: type, converter: Converter | None = None):
 
     def register(fn: Converter) -> Converter:
         _CONVERTERS[module_type] = fn
-        _generation[0] += 1
+        bump_generation()
         return fn
 
     return register if converter is None else register(converter)
@@ -48,6 +48,11 @@ def find_converter(module: nn.Module) -> Converter | None:
 def supported_types() -> list[str]:
     """Names of the module types with a converter."""
     return [cls.__name__ for cls in _CONVERTERS]
+
+
+def bump_generation() -> None:
+    """Make every template cached so far stale (a converter or activation was registered)."""
+    _generation[0] += 1
 
 
 def generation() -> int:

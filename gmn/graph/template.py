@@ -72,6 +72,7 @@ class GraphTemplate:
         self.ties = builder.ties
         self.permutation_blocks = builder.permutation_blocks
         self.fixed_groups = fixed_groups
+        self.program = builder.program  # what gmn.graph.execute reads besides the graph
         self._numels = [s.numel() for s in self.shapes]
         self._placed: dict[tuple, dict[str, Tensor]] = {}
         self._prototypes: dict[tuple, ParameterGraph] = {}  # structure-only graph to copy
@@ -94,13 +95,16 @@ class GraphTemplate:
         return self._placed[key]
 
     @classmethod
-    def from_module(cls, model: nn.Module, encoding: str = "position") -> GraphTemplate:
+    def from_module(cls, model: nn.Module, encoding: str = "position",
+                    concrete_args: dict | None = None) -> GraphTemplate:
         """Trace ``model`` and lay out its graph.
 
         Args:
             model: the network; its ``forward`` must be traceable by ``torch.fx``.
             encoding: ``"position"`` (one edge per kernel position, features (w, dy, dx)) or
                 ``"padded"`` (one edge per channel pair, the kernel zero-padded to the largest).
+            concrete_args: values for ``forward``'s other arguments, fixed while tracing
+                (``torch.fx``'s ``concrete_args``, e.g. ``{"return_dict": False}``).
         """
         state = model.state_dict()
         parameter_names = {name for name, _ in model.named_parameters()}
@@ -119,7 +123,7 @@ class GraphTemplate:
             raise ConversionError(f"{type(model).__name__} has no floating-point parameters "
                                   "(an empty model cannot be converted)")
         builder = GraphBuilder(keys, [state[k].shape for k in keys])
-        inputs, outputs = trace_into(builder, model)
+        inputs, outputs = trace_into(builder, model, concrete_args)
         structure = builder.finish(encoding, outputs, inputs)
         return cls(builder, structure, keys, dtypes, int_entries, list(state), encoding,
                    {inputs.gid, outputs.gid})

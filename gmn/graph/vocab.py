@@ -29,6 +29,8 @@ Output neurons keep the type of the layer that produced them; ``node_io_pos >= 0
 ``ACTIVATIONS`` (``ParameterGraph.node_act``, the function applied after the neuron; its argument,
 e.g. the SIREN ω₀ or the leaky-ReLU slope, is in ``node_act_arg``). ``unknown`` is recorded when
 a layout is inferred from state_dict keys, which do not say which activation the network used.
+The functions themselves are in :mod:`gmn.graph.activations` (one record per name);
+``gmn.register_activation`` appends user-defined names at run time.
 """
 
 from __future__ import annotations
@@ -66,6 +68,12 @@ ACTIVATIONS = (
     "softplus",
     "sine",
     "unknown",
+    "gelu_tanh",
+    "hardswish",
+    "hardsigmoid",
+    "mish",
+    "relu6",
+    "cosine",
 )
 
 NODE_TYPE = {name: i for i, name in enumerate(NODE_TYPES)}

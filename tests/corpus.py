@@ -1,0 +1,605 @@
+"""A corpus of networks written in the styles of public weight-space code, for the converters.
+
+Each entry builds a seeded model (eval mode, randomised norm statistics) and an input, and says
+which outcome is expected: ``CONVERTS`` (``gmn.graph.execute`` of its graph equals the model,
+also after a hidden-neuron permutation) or ``refuses(fragment)`` (a ``ConversionError`` whose
+message contains ``fragment``, the module path where the unsupported operation sits).
+
+The styles, written here from scratch: SIRENs as DWSNets, Sitzmann et al., NFN and
+siren-pytorch write them; Unterthiner et al.'s small CNN zoo; the PyTorch tutorial's LeNet;
+torchvision-style ResNets; ViT and MLP-Mixer blocks; MobileNet/ConvNeXt blocks; a config-driven
+CNN zoo with per-model activations and residual flags; torch's own transformer layers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tests.architectures import _randomise_norm_stats
+
+CONVERTS = "converts"
+
+
+def refuses(fragment: str) -> tuple[str, str]:
+    return ("refuses", fragment)
+
+
+@dataclass
+class Entry:
+    name: str
+    build: Callable[[], nn.Module]
+    input_shape: tuple[int, ...]
+    expected: object = CONVERTS
+
+
+def _seeded(build: Callable[[], nn.Module], seed: int) -> Callable[[], nn.Module]:
+    def make() -> nn.Module:
+        torch.manual_seed(seed)
+        model = build()
+        _randomise_norm_stats(model, torch.Generator().manual_seed(seed + 1))
+        return model.eval()
+
+    return make
+
+
+# --- SIRENs -----------------------------------------------------------------------------------
+class DwsSine(nn.Module):
+    """DWSNets style: a Sine module, ``nn.Sequential`` layers, ``+ 0.5`` on the output."""
+
+    def __init__(self, w0: float = 30.0):
+        super().__init__()
+        self.w0 = w0
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sin(self.w0 * x)
+
+
+class DwsSiren(nn.Module):
+    def __init__(self, hidden: int = 32):
+        super().__init__()
+        self.seq = nn.Sequential(nn.Linear(2, hidden), DwsSine(), nn.Linear(hidden, hidden),
+                                 DwsSine(), nn.Linear(hidden, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.seq(x) + 0.5
+
+
+class SineLayer(nn.Module):
+    """Sitzmann et al. style: the linear layer lives inside the sine layer."""
+
+    def __init__(self, fan_in: int, fan_out: int, omega_0: float = 30.0, is_first: bool = False):
+        super().__init__()
+        self.omega_0, self.is_first = omega_0, is_first
+        self.linear = nn.Linear(fan_in, fan_out)
+        bound = 1 / fan_in if is_first else math.sqrt(6 / fan_in) / omega_0
+        with torch.no_grad():
+            self.linear.weight.uniform_(-bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sin(self.omega_0 * self.linear(x))
+
+
+class SitzmannSiren(nn.Module):
+    def __init__(self, hidden: int = 16, layers: int = 3):
+        super().__init__()
+        blocks = [SineLayer(2, hidden, is_first=True)]
+        blocks += [SineLayer(hidden, hidden) for _ in range(layers - 1)]
+        self.net = nn.Sequential(*blocks, nn.Linear(hidden, 3))
+
+    def forward(self, coords: Tensor) -> Tensor:
+        return self.net(coords)
+
+
+class NfnSiren(nn.Module):
+    """NFN style: ω₀ applied in its own statement, written ``x * w0``."""
+
+    def __init__(self, hidden: int = 16, w0: float = 30.0):
+        super().__init__()
+        self.w0 = w0
+        self.layers = nn.ModuleList([nn.Linear(2, hidden), nn.Linear(hidden, hidden)])
+        self.last = nn.Linear(hidden, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+            x = x * self.w0
+            x = torch.sin(x)
+        return self.last(x)
+
+
+class RawSineLayer(nn.Module):
+    """siren-pytorch style: the layer owns raw weight/bias parameters and calls F.linear."""
+
+    def __init__(self, fan_in: int, fan_out: int, w0: float = 30.0):
+        super().__init__()
+        self.w0 = w0
+        self.weight = nn.Parameter(torch.randn(fan_out, fan_in) / fan_in)
+        self.bias = nn.Parameter(torch.zeros(fan_out))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sin(self.w0 * F.linear(x, self.weight, self.bias))
+
+
+class InPlaceScaleSiren(nn.Module):
+    """ω₀ applied in place (``h *= w0``), a different ω₀ for the first layer."""
+
+    def __init__(self, hidden: int = 16):
+        super().__init__()
+        self.first, self.hidden, self.last = nn.Linear(2, hidden), nn.Linear(hidden, hidden), \
+            nn.Linear(hidden, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.first(x)
+        h *= 30.0
+        h = torch.sin(h)
+        h = self.hidden(h)
+        h *= 1.0
+        return self.last(torch.sin(h))
+
+
+class FunctionalDropoutMLP(nn.Module):
+    """``F.dropout(h, p, self.training)`` as zoo training scripts write it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(4, 8), nn.Linear(8, 8), nn.Linear(8, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.dropout(F.relu(self.fc1(x)), 0.3, self.training)
+        h = F.dropout(torch.sigmoid(self.fc2(h)), p=0.3, training=self.training)
+        return self.fc3(h)
+
+
+class SqueezedOutput(FunctionalDropoutMLP):
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x).squeeze(-1)
+
+
+def siren_pytorch() -> nn.Module:
+    return nn.Sequential(RawSineLayer(2, 16), RawSineLayer(16, 16), nn.Linear(16, 1))
+
+
+class ScaledTwice(nn.Module):
+    """A scale applied to a sine that is not followed by an activation: refused at the mul."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(2, 8), nn.Linear(8, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.b(2.0 * torch.sin(self.a(x)))
+
+
+# --- small CNNs -------------------------------------------------------------------------------
+class UnterthinerCNN(nn.Module):
+    """Three stride-2 3×3 convolutions, global average pooling, one dense layer."""
+
+    def __init__(self, act: Callable = F.relu, channels: int = 8, dropout: float = 0.1):
+        super().__init__()
+        self.act = act
+        self.c1 = nn.Conv2d(1, channels, 3, stride=2, padding=1)
+        self.c2 = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+        self.c3 = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(channels, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.drop(self.act(self.c1(x)))
+        x = self.drop(self.act(self.c2(x)))
+        x = self.act(self.c3(x))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+class LeNet(nn.Module):
+    """The PyTorch tutorial's LeNet (32×32 input)."""
+
+    def __init__(self, flatten: str = "torch.flatten", head: str | None = None):
+        super().__init__()
+        self.flatten_style, self.head = flatten, head
+        self.conv1, self.conv2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(16 * 5 * 5, 120), nn.Linear(120, 84), \
+            nn.Linear(84, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.pool(F.relu(self.conv1(x)))
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        if self.flatten_style == "torch.flatten":
+            x = torch.flatten(x, 1)
+        elif self.flatten_style == "view size":
+            x = x.view(x.size(0), -1)
+        else:
+            x = x.view(-1, 16 * 5 * 5)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        x = self.fc3(x)
+        if self.head == "log_softmax":
+            return F.log_softmax(x, dim=1)
+        return x
+
+
+class PoolSqueezeCNN(nn.Module):
+    """Adaptive pooling then ``.squeeze(-1).squeeze(-1)``, a Softmax module head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 4)
+        self.softmax = nn.Softmax(dim=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.pool(F.hardswish(self.bn(self.conv(x)))).squeeze(-1).squeeze(-1)
+        return self.softmax(self.fc(x))
+
+
+class BareSqueezeCNN(PoolSqueezeCNN):
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.pool(self.conv(x)).squeeze())
+
+
+class Conv1dNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv1d(2, 6, 5, padding=2), nn.Conv1d(6, 6, 3, dilation=2)
+        self.gn = nn.GroupNorm(2, 6)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.mish(self.gn(self.c1(x)))
+        x = F.avg_pool1d(F.gelu(self.c2(x), approximate="tanh"), 2)
+        return self.fc(torch.amax(x, dim=-1))
+
+
+# --- residual networks ------------------------------------------------------------------------
+class TorchvisionBasicBlock(nn.Module):
+    """torchvision's BasicBlock: ``out += identity`` in place and a shared inplace ReLU."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False),
+                                            nn.BatchNorm2d(planes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        out = self.relu(out)
+        return out
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, inplanes: int, width: int, stride: int = 1):
+        super().__init__()
+        out = 2 * width
+        self.conv1, self.bn1 = nn.Conv2d(inplanes, width, 1, bias=False), nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3, self.bn3 = nn.Conv2d(width, out, 1, bias=False), nn.BatchNorm2d(out)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False),
+                                        nn.BatchNorm2d(out))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + self.downsample(x))
+
+
+class TorchvisionResNet(nn.Module):
+    def __init__(self, block: str = "basic", width: int = 8):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        if block == "basic":
+            self.layer1 = nn.Sequential(TorchvisionBasicBlock(width, width),
+                                        TorchvisionBasicBlock(width, width))
+            self.layer2 = nn.Sequential(TorchvisionBasicBlock(width, 2 * width, 2))
+            out = 2 * width
+        else:
+            self.layer1 = nn.Sequential(Bottleneck(width, width))
+            self.layer2 = nn.Sequential(Bottleneck(2 * width, width, 2))
+            out = 2 * width
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(out, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer2(self.layer1(x))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class InPlaceStatements(nn.Module):
+    """In-place operations used as statements, not reassigned."""
+
+    def __init__(self, style: str):
+        super().__init__()
+        self.style = style
+        self.fc1, self.fc2, self.fc3 = nn.Linear(4, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.fc1(x)
+        if self.style == "relu_":
+            h.relu_()
+        elif self.style == "F.relu inplace":
+            F.relu(h, inplace=True)
+        y = self.fc2(h)
+        if self.style == "add_":
+            y.add_(h)
+        return self.fc3(y)
+
+
+class AlphaAdd(nn.Module):
+    def __init__(self, alpha: float, subtract: bool = False):
+        super().__init__()
+        self.alpha, self.subtract = alpha, subtract
+        self.fc1, self.fc2, self.fc3 = nn.Linear(4, 8), nn.Linear(8, 8), nn.Linear(8, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = torch.tanh(self.fc1(x))
+        if self.subtract:
+            return self.fc3(h - self.fc2(h))
+        return self.fc3(torch.add(h, self.fc2(h), alpha=self.alpha))
+
+
+# --- config-driven zoo ------------------------------------------------------------------------
+@dataclass
+class ZooConfig:
+    activation: Callable = F.relu
+    residual: bool = False
+    norm: str = "batch"
+    widths: list[int] = field(default_factory=lambda: [8, 8])
+
+
+class ZooCNN(nn.Module):
+    """One class, many models: the activation is a function attribute, the config a dataclass."""
+
+    def __init__(self, config: ZooConfig):
+        super().__init__()
+        self.config = config
+        self.stem = nn.Conv2d(1, config.widths[0], 3, padding=1)
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1)
+                                   for a, b in zip(config.widths[:-1], config.widths[1:]))
+        norm = {"batch": nn.BatchNorm2d, "group": lambda c: nn.GroupNorm(2, c),
+                "none": lambda c: nn.Identity()}[config.norm]
+        self.norms = nn.ModuleList(norm(b) for b in config.widths[1:])
+        self.head = nn.Linear(config.widths[-1], 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        act = self.config.activation
+        x = act(self.stem(x))
+        for conv, norm in zip(self.convs, self.norms):
+            h = norm(conv(x))
+            x = act(x + h) if self.config.residual else act(h)
+        return self.head(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+# --- ViT / Mixer / MobileNet / ConvNeXt -------------------------------------------------------
+class ViTBlock(nn.Module):
+    """A pre-norm ViT on pre-cut patches [B, L, P]: linear patch embedding, attention, MLP,
+    a mean over tokens and a linear head."""
+
+    def __init__(self, patch: int = 12, embed: int = 8, heads: int = 2, token_dim: int = -2):
+        super().__init__()
+        self.token_dim = token_dim
+        self.embed = nn.Linear(patch, embed)
+        self.ln1, self.ln2, self.ln3 = nn.LayerNorm(embed), nn.LayerNorm(embed), \
+            nn.LayerNorm(embed)
+        self.attn = nn.MultiheadAttention(embed, heads, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(embed, 2 * embed), nn.GELU(), nn.Linear(2 * embed,
+                                                                                   embed))
+        self.head = nn.Linear(embed, 5)
+
+    def forward(self, patches: Tensor) -> Tensor:
+        x = self.embed(patches)
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        x = x + self.mlp(self.ln2(x))
+        return self.head(self.ln3(x).mean(dim=self.token_dim))
+
+
+class ConvPatchViT(nn.Module):
+    """torchvision-style patch embedding: conv, ``flatten(2).transpose(1, 2)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Conv2d(3, 8, 4, stride=4)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.proj(x).flatten(2).transpose(1, 2).mean(dim=1))
+
+
+class MixerBlock(nn.Module):
+    """MLP-Mixer: token mixing transposes tokens and channels."""
+
+    def __init__(self, tokens: int = 4, channels: int = 6):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+        self.token_mlp = nn.Linear(tokens, tokens)
+        self.channel_mlp = nn.Linear(channels, channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.token_mlp(self.norm(x).transpose(1, 2)).transpose(1, 2)
+        return x + self.channel_mlp(x)
+
+
+class MobileNetBlock(nn.Module):
+    """Depthwise 3×3 + BN + ReLU6, pointwise 1×1 + BN + Hardswish, inverted residual."""
+
+    def __init__(self, channels: int = 8, expand: int = 2):
+        super().__init__()
+        hidden = channels * expand
+        self.expand = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False),
+                                    nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True))
+        self.depthwise = nn.Sequential(nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden,
+                                                 bias=False), nn.BatchNorm2d(hidden),
+                                       nn.Hardswish())
+        self.project = nn.Sequential(nn.Conv2d(hidden, channels, 1, bias=False),
+                                     nn.BatchNorm2d(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.project(self.depthwise(self.expand(x)))
+
+
+class MobileNetLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8),
+                                  nn.Hardswish())
+        self.block = MobileNetBlock()
+        self.grouped = nn.Conv2d(8, 8, 3, padding=1, groups=2)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4),
+                                  nn.Hardsigmoid())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(F.silu(self.grouped(self.block(self.stem(x)))))
+
+
+class ConvNeXtBlock(nn.Module):
+    """ConvNeXt: depthwise 7×7, permute to channels-last, LayerNorm, MLP, layer scale."""
+
+    def __init__(self, dim: int = 8):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim)
+        self.pwconv1, self.pwconv2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), 1e-6))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.dwconv(x).permute(0, 2, 3, 1)
+        h = self.gamma * self.pwconv2(F.gelu(self.pwconv1(self.norm(h))))
+        return x + h.permute(0, 3, 1, 2)
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, 3, padding=1)
+        self.fc1, self.fc2 = nn.Conv2d(channels, 2, 1), nn.Conv2d(2, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv(x)
+        scale = torch.sigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(h, 1)))))
+        return h * scale
+
+
+# --- activations ------------------------------------------------------------------------------
+def activation_mlp(act: nn.Module) -> Callable[[], nn.Module]:
+    return lambda: nn.Sequential(nn.Linear(4, 8), act, nn.Linear(8, 8), act, nn.Linear(8, 2))
+
+
+class TransformerStack(nn.Module):
+    def __init__(self, norm_first: bool, batch_first: bool = True):
+        super().__init__()
+        self.inp = nn.Linear(3, 8)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1, activation="gelu",
+                                           norm_first=norm_first, batch_first=batch_first)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.encoder(self.inp(x)))
+
+
+def wrapped(build: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+    """The model as submodule '0', so that errors inside its forward name a module path."""
+    return lambda: nn.Sequential(build())
+
+
+def _entries() -> list[Entry]:
+    e = []
+
+    def add(name, build, shape, expected=CONVERTS):
+        e.append(Entry(name, _seeded(build, len(e)), shape, expected))
+
+    from gmn.models.siren import Siren
+
+    add("siren gmn dwsnets", lambda: Siren(2, (16, 16), 1), (7, 2))
+    add("siren gmn standard", lambda: Siren(2, (16, 16), 1, style="standard"), (7, 2))
+    add("siren dwsnets style", DwsSiren, (7, 2))
+    add("siren sitzmann style", SitzmannSiren, (7, 2))
+    add("siren nfn style", NfnSiren, (7, 2))
+    add("siren in-place scale (h *= w0)", InPlaceScaleSiren, (7, 2))
+    add("siren siren-pytorch style (F.linear on own weights)", siren_pytorch, (7, 2),
+        refuses("'0'"))
+    add("scaled sine not before an activation", wrapped(ScaledTwice), (7, 2),
+        refuses("mul by the constant 2.0 in module '0' (ScaledTwice)"))
+    for act in (F.relu, torch.tanh, F.elu, torch.sin):
+        add(f"unterthiner cnn {act.__name__}", lambda a=act: UnterthinerCNN(a), (2, 1, 16, 16))
+    add("unterthiner cnn, Sequential with AdaptiveAvgPool2d + Flatten", lambda: nn.Sequential(
+        nn.Conv2d(1, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 8, 3, 2, 1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(8, 10)),
+        (2, 1, 16, 16))
+    add("mlp with F.dropout(h, p, self.training)", FunctionalDropoutMLP, (5, 4))
+    add("mlp output .squeeze(-1)", SqueezedOutput, (5, 4))
+    add("lenet torch.flatten", LeNet, (2, 1, 32, 32))
+    add("lenet view(size(0), -1)", lambda: LeNet("view size"), (2, 1, 32, 32))
+    add("lenet log_softmax head", lambda: LeNet(head="log_softmax"), (2, 1, 32, 32))
+    add("lenet view(-1, 400)", wrapped(lambda: LeNet("view -1")), (2, 1, 32, 32),
+        refuses("in module '0' (LeNet)"))
+    add("pool + squeeze(-1) + softmax head", PoolSqueezeCNN, (2, 3, 8, 8))
+    add("squeeze() without dims", wrapped(BareSqueezeCNN), (2, 3, 8, 8),
+        refuses("in module '0' (BareSqueezeCNN)"))
+    add("conv1d + groupnorm + mish + gelu tanh", Conv1dNet, (2, 2, 20))
+    add("torchvision resnet basic", TorchvisionResNet, (2, 3, 32, 32))
+    add("torchvision resnet bottleneck", lambda: TorchvisionResNet("bottleneck"),
+        (2, 3, 32, 32))
+    for style in ("relu_", "F.relu inplace", "add_"):
+        add(f"in-place {style}", lambda s=style: InPlaceStatements(s), (5, 4))
+    add("torch.add alpha=0.5", lambda: AlphaAdd(0.5), (5, 4))
+    add("subtraction", lambda: AlphaAdd(1.0, subtract=True), (5, 4))
+    for i, config in enumerate([
+            ZooConfig(), ZooConfig(torch.tanh, True), ZooConfig(F.gelu, True, "group"),
+            ZooConfig(F.silu, False, "none", [8, 8, 8]), ZooConfig(F.relu, True, "batch"),
+            ZooConfig(torch.sin, False, "group")]):
+        add(f"config zoo #{i} ({config.activation.__name__}, residual={config.residual}, "
+            f"norm={config.norm})", lambda c=config: ZooCNN(c), (2, 1, 8, 8))
+    add("vit block, mean over tokens (dim=-2)", ViTBlock, (2, 6, 12))
+    add("vit block, mean over tokens (dim=1)", wrapped(lambda: ViTBlock(token_dim=1)),
+        (2, 6, 12), refuses("in module '0' (ViTBlock)"))
+    add("vit conv patch embedding", wrapped(ConvPatchViT), (2, 3, 8, 8),
+        refuses("in module '0' (ConvPatchViT)"))
+    add("mlp-mixer block", wrapped(MixerBlock), (2, 4, 6), refuses("in module '0' (MixerBlock)"))
+    add("mobilenet block (depthwise, relu6, hardswish, hardsigmoid)", MobileNetLike,
+        (2, 3, 16, 16))
+    add("convnext block", wrapped(ConvNeXtBlock), (2, 8, 8, 8),
+        refuses("in module '0' (ConvNeXtBlock)"))
+    add("squeeze-excitation", wrapped(SqueezeExcite), (2, 3, 8, 8), refuses("'0.fc1'"))
+    for act in (nn.LeakyReLU(0.0), nn.LeakyReLU(0.2), nn.Softplus(beta=2.0), nn.ELU(0.5),
+                nn.GELU(approximate="tanh"), nn.Mish(), nn.SiLU(), nn.Sigmoid(), nn.ReLU6()):
+        add(f"mlp {act!r}", activation_mlp(act), (5, 4))
+    add("mlp Softplus(threshold=5)", activation_mlp(nn.Softplus(threshold=5.0)), (5, 4),
+        refuses("module '1' (Softplus)"))
+    add("mlp PReLU", activation_mlp(nn.PReLU()), (5, 4), refuses("'1'"))
+    add("mlp Hardtanh", activation_mlp(nn.Hardtanh()), (5, 4), refuses("'1'"))
+    add("nn.Linear alone", lambda: nn.Linear(4, 3), (5, 4))
+    add("batchnorm first", lambda: nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 2)), (5, 4))
+    add("transformer encoder post-norm", lambda: TransformerStack(False), (2, 5, 3))
+    add("transformer encoder pre-norm, seq first", lambda: TransformerStack(True, False),
+        (5, 2, 3))
+    add("lstm", lambda: nn.Sequential(nn.LSTM(4, 4)), (3, 5, 4), refuses("'0'"))
+    return e
+
+
+ENTRIES = _entries()

@@ -1,0 +1,105 @@
+"""The one activation table: its functions equal the modules it recognises, every use reads it,
+and users can add their own."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import gmn
+from gmn.features.neuron_activations import neuron_activations
+from gmn.graph import activations, vocab
+from gmn.graph.activations import ARG
+
+MODULES = [nn.ReLU(), nn.LeakyReLU(0.0), nn.LeakyReLU(0.3), nn.GELU(), nn.GELU("tanh"),
+           nn.Tanh(), nn.Sigmoid(), nn.SiLU(), nn.ELU(0.7), nn.Softplus(beta=2.5), nn.Hardswish(),
+           nn.Hardsigmoid(), nn.Mish(), nn.ReLU6()]
+
+
+@pytest.mark.parametrize("module", MODULES, ids=repr)
+def test_each_record_computes_what_its_module_computes(module):
+    record, arg, _ = activations.match_module(module, repr(module))
+    z = torch.linspace(-8, 8, 101, dtype=torch.float64)
+    torch.testing.assert_close(record.fn(z, arg), module(z), rtol=0, atol=0)
+    assert vocab.ACTIVATIONS[vocab.ACTIVATION[record.name]] == record.name
+
+
+@pytest.mark.parametrize("module", [nn.Softplus(beta=3.0), nn.LeakyReLU(0.0), nn.ELU(0.2)],
+                         ids=repr)
+def test_probe_features_use_the_argument_as_recorded(module):
+    model = nn.Sequential(nn.Linear(2, 4), module, nn.Linear(4, 1)).double()
+    template = gmn.GraphTemplate.from_module(model)
+    points = torch.randn(9, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out = neuron_activations(template, [model.state_dict()], points, flat=False)
+    torch.testing.assert_close(out[0, -1], model(points)[:, 0], rtol=0, atol=1e-12)
+
+
+class UserSine(nn.Module):
+    """A SIREN activation as third-party code writes it: a multiplication, then sin."""
+
+    def __init__(self, w0: float):
+        super().__init__()
+        self.w0 = w0
+
+    def forward(self, x):
+        return torch.sin(x * self.w0)
+
+
+def test_multiplication_by_a_constant_before_sin_keeps_w0():
+    model = nn.Sequential(nn.Linear(2, 8), UserSine(25.0), nn.Linear(8, 1))
+    graph = gmn.from_state_dict(model)
+    hidden = graph.node_io_pos == -1
+    assert set(graph.node_act[hidden].tolist()) == {vocab.ACTIVATION["sine"]}
+    assert set(graph.node_act_arg[hidden].tolist()) == {25.0}
+    x = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(gmn.graph.execute(graph, x), model(x))
+
+
+def test_a_multiplication_elsewhere_names_the_module():
+    class Doubled(nn.Module):
+        def forward(self, x):
+            return 2.0 * torch.relu(x)
+
+    with pytest.raises(gmn.ConversionError, match=r"in module '1' \(Doubled\)"):
+        gmn.from_state_dict(nn.Sequential(nn.Linear(2, 3), Doubled(), nn.Linear(3, 1)))
+
+
+class Snake(nn.Module):
+    """x + sin²(a·x)/a, an activation the table does not know."""
+
+    def __init__(self, a: float):
+        super().__init__()
+        self.a = a
+
+    def forward(self, x):
+        return x + torch.sin(self.a * x) ** 2 / self.a
+
+
+def test_register_activation_for_a_user_module():
+    model = nn.Sequential(nn.Linear(2, 6), Snake(0.5), nn.Linear(6, 1))
+    with pytest.raises(gmn.ConversionError, match="Snake"):
+        gmn.from_state_dict(model)
+    record = gmn.register_activation(
+        "snake_test", lambda z, a: z + torch.sin(a * z) ** 2 / a, modules=(Snake,),
+        settings={"a": ARG})
+    graph = gmn.from_state_dict(model)
+    hidden = graph.node_io_pos == -1
+    assert set(graph.node_act[hidden].tolist()) == {vocab.ACTIVATION[record.name]}
+    assert set(graph.node_act_arg[hidden].tolist()) == {0.5}
+    x = torch.randn(4, 2, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(gmn.graph.execute(graph, x), model(x))
+    with pytest.raises(ValueError, match="already registered"):
+        gmn.register_activation("snake_test", record.fn)
+
+
+def test_graph_does_not_import_gmn_models():
+    import subprocess
+    import sys
+
+    code = ("import sys, gmn; gmn.from_state_dict(__import__('torch').nn.Linear(2, 2)); "
+            "print('gmn.models' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

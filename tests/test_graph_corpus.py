@@ -1,0 +1,60 @@
+"""Every corpus network (tests/corpus.py) either converts to a graph that runs as the network,
+also after permuting its hidden neurons, or is refused with an error naming where."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import gmn
+from gmn.graph.permutation import permute
+from tests.corpus import CONVERTS, ENTRIES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def assert_same_function(got: torch.Tensor, expected: torch.Tensor) -> None:
+    """Equal to 1e-5 relative to the output's size (float32 models)."""
+    assert got.shape == expected.shape
+    error = float((got - expected).norm())
+    assert error <= 1e-5 * float(expected.norm()) + 1e-30, (error, float(expected.norm()))
+
+
+def _input(entry) -> torch.Tensor:
+    return torch.randn(entry.input_shape, generator=torch.Generator().manual_seed(7))
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
+def test_corpus_network_runs_as_its_graph_or_is_refused_by_name(entry):
+    model = entry.build()
+    x = _input(entry)
+    if entry.expected != CONVERTS:
+        with pytest.raises(gmn.ConversionError) as caught:
+            gmn.from_state_dict(model)
+        assert entry.expected[1] in str(caught.value)
+        return
+    with torch.no_grad():
+        expected = model(x)
+        graph = gmn.from_state_dict(model)
+        assert_same_function(gmn.graph.execute(graph, x), expected)
+        state = model.state_dict()
+        permuted = permute(model, state, torch.Generator().manual_seed(1))
+        clone = copy.deepcopy(model)
+        clone.load_state_dict(permuted)
+        assert_same_function(clone(x), expected)
+        assert_same_function(gmn.graph.execute(gmn.from_state_dict(permuted, like=model), x),
+                             expected)
+
+
+def test_docs_report_the_corpus_counts():
+    converted = sum(e.expected == CONVERTS for e in ENTRIES)
+    text = (ROOT / "docs" / "graph.md").read_text()
+    found = re.search(r"corpus of (\d+) networks: (\d+)\s+convert.*?(\d+) are refused", text,
+                      re.S)
+    assert found, "docs/graph.md does not report the corpus counts"
+    assert tuple(map(int, found.groups())) == (len(ENTRIES), converted,
+                                                len(ENTRIES) - converted)
