@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from .centring import centre
 from .hsic import center_gram, cka_from_hsic, gram_hsic, linear_hsic
-from .inputs import as_samples, check_sample_count, finite_column_sums
+from .inputs import as_samples, check_sample_count
 from .kernels import MEDIAN_RULES, linear_gram, rbf_gram
 from .products import inner_products, row_sq_norms
 
@@ -48,8 +48,8 @@ class Estimator:
 class LayerStatistics:
     """What CKA needs from one representation ``[n, ...]``.
 
-    Features are column-centred with a float64 mean and scaled by a power of two that
-    brings their largest magnitude near 1 (exact, and CKA is scale-invariant), so that
+    Features are centred exactly and scaled by a power of two ``scale`` that brings their
+    largest magnitude near 1 (``centring.centre``; CKA is scale-invariant), so that
     float32 products neither overflow nor underflow. In feature form it keeps the
     centred features ``[n, d]`` (in the product dtype) and their squared row norms
     ``[n]``; in Gram form the centred kernel matrix ``[n, n]`` (float64). ``self_hsic``
@@ -63,10 +63,9 @@ class LayerStatistics:
         self.device = x.device
         check_sample_count(n, estimator.debiased)
         self.n, self.name, self.estimator = n, name, estimator
-        mean = finite_column_sums(x, name) / n
-        self.features = power_of_two_normalised(x - mean.to(x.dtype))
+        centred = centre(x, name)
+        self.features, self.scale, self.constant = centred.features, centred.scale, centred.constant
         self._gram = None
-        self.constant = bool((x == x[:1]).all())
         if self.constant:
             warnings.warn(
                 f"representation {name!r} has zero variance (all {n} samples identical); "
@@ -99,14 +98,6 @@ class LayerStatistics:
         if self._gram is None:
             self._gram = self._centred_gram()
         return self._gram
-
-
-def power_of_two_normalised(features: Tensor) -> Tensor:
-    """``features`` times the power of two that brings ``max |features|`` into [0.5, 1)."""
-    with torch.no_grad():  # a constant factor: CKA does not depend on it
-        low, high = torch.aminmax(features)
-    peak = max(-float(low), float(high))
-    return features * 2.0 ** -math.frexp(peak)[1] if peak > 0 else features
 
 
 def hsic(a: LayerStatistics, b: LayerStatistics, permutation: Tensor | None = None) -> Tensor:

@@ -43,6 +43,11 @@ class MinibatchCKA:
             else hsic(a, b)
         )
         terms = torch.stack([cross.cpu(), a.self_hsic.cpu(), b.self_hsic.cpu()])
+        if self.estimator.kernel == "linear":
+            # undo each batch's own power-of-two scaling, or batches would weigh 4^k
+            terms = terms / torch.tensor(
+                [(a.scale * b.scale) ** 2, a.scale**4, b.scale**4], dtype=torch.float64
+            )
         self.hsic_sums = self.hsic_sums + terms
         self.batches += 1
         return self
