@@ -10,7 +10,7 @@ from torch import Tensor
 
 from .centring import centre
 from .hsic import center_gram, cka_from_hsic, gram_hsic, linear_hsic
-from .inputs import as_samples, check_sample_count
+from .inputs import as_samples, as_tensor, check_sample_count
 from .kernels import MEDIAN_RULES, linear_gram, rbf_gram
 from .products import inner_products, row_sq_norms
 
@@ -57,7 +57,7 @@ class LayerStatistics:
     """
 
     def __init__(self, x: Tensor, estimator: Estimator, name: str = "x"):
-        self.shape = tuple(x.shape)
+        self.shape = tuple(as_tensor(x, name).shape)
         x = as_samples(x, name)
         n, d = x.shape
         self.device = x.device

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .inputs import as_tensor
 from .layer import Estimator, LayerStatistics, layer_cka
 from .statistics import layer_jackknife, layer_permutation_test
 
@@ -71,12 +72,13 @@ def _named(reps: Representations, side: str) -> dict[str, Tensor]:
         named = {str(i): v for i, v in enumerate(reps)}
     else:
         raise TypeError(
-            f"reps_{side} must be a dict {{layer_name: Tensor[n, ...]}} or a list of tensors, "
+            f"reps_{side} must be a dict {{layer_name: Tensor[n, ...]}} or a list of tensors "
+            "(numpy arrays work too), "
             f"got {type(reps).__name__}"
         )
     if not named:
         raise ValueError(f"reps_{side} holds no layers")
-    return named
+    return {k: as_tensor(v, f"{side}[{k!r}]") for k, v in named.items()}
 
 
 def cka_matrix(
@@ -103,6 +105,10 @@ def cka_matrix(
     p-values and shuffled-row baselines, ``confidence`` (e.g. 0.95) jackknife intervals
     over ``jackknife_groups`` groups. ``seed`` fixes all random draws.
     """
+    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 0:
+        raise ValueError(
+            f"permutations must be a whole number ≥ 0 (0: no test), got {permutations!r}"
+        )
     estimator = Estimator(kernel, debiased, threshold, median, method)
     named_a = _named(reps_a, "a")
     named_b = named_a if reps_b is None else _named(reps_b, "b")
