@@ -3,6 +3,8 @@
 - :func:`cka`, :func:`linear_cka`, :func:`rbf_cka`: one pair of representations.
 - :class:`CKAAccumulator`: exact linear CKA streamed from minibatches.
 - :class:`MinibatchCKA`: Nguyen et al.'s minibatch approximation.
+- :func:`compare`: two models' layer × layer CKA over a whole DataLoader, streamed
+  (:class:`CKAGrid`, :class:`MinibatchGrid`, :class:`RandomFourierFeatures`).
 - :func:`cka_matrix`: every layer against every layer, with optional statistics.
 - :func:`permutation_test`, :func:`jackknife_interval`: uncertainty of one value.
 - :func:`plot_cka`: heatmap (needs matplotlib).
@@ -14,22 +16,29 @@
 """
 
 from .accumulator import CKAAccumulator
+from .comparison import compare
 from .estimators import cka, linear_cka, rbf_cka
+from .grid import CKAGrid
 from .layer import Estimator
 from .matrix import CKAMatrix, cka_matrix
-from .minibatch import MinibatchCKA
+from .minibatch import MinibatchCKA, MinibatchGrid
 from .plot import plot_cka
+from .random_features import RandomFourierFeatures
 from .statistics import ConfidenceInterval, PermutationTest, jackknife_interval, permutation_test
 
 __all__ = [
     "CKAAccumulator",
+    "CKAGrid",
     "CKAMatrix",
     "ConfidenceInterval",
     "Estimator",
     "MinibatchCKA",
+    "MinibatchGrid",
+    "RandomFourierFeatures",
     "PermutationTest",
     "cka",
     "cka_matrix",
+    "compare",
     "jackknife_interval",
     "linear_cka",
     "permutation_test",

@@ -57,6 +57,19 @@ class CKAMatrix:
             "confidence": self.confidence,
         }
 
+    def save(self, path) -> tuple:
+        """Write ``path.safetensors`` and ``path.json`` (see ``gmn.cka.storage``)."""
+        from .storage import save_matrix
+
+        return save_matrix(self, path)
+
+    @classmethod
+    def load(cls, path) -> CKAMatrix:
+        """Read a matrix written by :meth:`save`, verified (checksum, names, shapes)."""
+        from .storage import load_matrix
+
+        return load_matrix(path)
+
     @property
     def label(self) -> str:
         """A short description of the estimator, e.g. ``"debiased linear CKA"``."""
