@@ -51,8 +51,8 @@ def reduce_and_check(rank: int, world_size: int, port: int) -> None:
         rows_all = {"x": x, "x2": torch.tanh(x - 1e4)}
         cols_all = {"y": y, "y2": y[:, :2] ** 2}
         grid = CKAGrid()
-        for chunk in range(0, 50, 10) if rank == 0 else [range(50, 90)]:
-            rows = slice(chunk.start, chunk.start + 10) if rank == 0 else slice(50, 90)
+        shards = [slice(k, k + 10) for k in range(0, 50, 10)] if rank == 0 else [slice(50, 90)]
+        for rows in shards:
             grid.update(
                 {k: v[rows] for k, v in rows_all.items()}, {k: v[rows] for k, v in cols_all.items()}
             )
