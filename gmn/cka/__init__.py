@@ -8,6 +8,9 @@
 - :func:`cka_matrix`: every layer against every layer, with optional statistics.
 - :func:`permutation_test`, :func:`jackknife_interval`: uncertainty of one value.
 - :func:`plot_cka`: heatmap (needs matplotlib).
+- beyond CKA: :func:`procrustes_distance`, :func:`canonical_correlations`, :func:`svcca`,
+  :func:`pwcca`, :func:`rsa`, :func:`similarity_matrix`; :func:`adjust_p_values` (Holm,
+  Benjamini–Hochberg).
 
 >>> import torch, gmn.cka
 >>> x = torch.randn(100, 10, generator=torch.Generator().manual_seed(0))
@@ -16,14 +19,19 @@
 """
 
 from .accumulator import CKAAccumulator
+from .cca import canonical_correlations, mean_cca, pwcca, svcca
 from .comparison import compare
+from .correction import adjust_p_values
 from .estimators import cka, linear_cka, rbf_cka
 from .grid import CKAGrid
 from .layer import Estimator
 from .matrix import CKAMatrix, cka_matrix
+from .measures import SimilarityMatrix, similarity_matrix
 from .minibatch import MinibatchCKA, MinibatchGrid
 from .plot import plot_cka
+from .procrustes import procrustes_distance, procrustes_similarity
 from .random_features import RandomFourierFeatures
+from .rsa import rsa
 from .statistics import ConfidenceInterval, PermutationTest, jackknife_interval, permutation_test
 
 __all__ = [
@@ -35,6 +43,9 @@ __all__ = [
     "MinibatchCKA",
     "MinibatchGrid",
     "RandomFourierFeatures",
+    "SimilarityMatrix",
+    "adjust_p_values",
+    "canonical_correlations",
     "PermutationTest",
     "cka",
     "cka_matrix",
@@ -42,6 +53,13 @@ __all__ = [
     "jackknife_interval",
     "linear_cka",
     "permutation_test",
+    "mean_cca",
     "plot_cka",
+    "procrustes_distance",
+    "procrustes_similarity",
+    "pwcca",
     "rbf_cka",
+    "rsa",
+    "similarity_matrix",
+    "svcca",
 ]

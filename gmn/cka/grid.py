@@ -8,11 +8,14 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from .cca import RANK_TOLERANCE
 from .hsic import linear_hsic
 from .inputs import as_samples, check_sample_count, finite_column_sums
 from .layer import Estimator
 from .matrix import CKAMatrix
+from .measures import SimilarityMatrix
 from .moments import Sums, add, pair_sums, side_sums, translate_pair, translate_side
+from .procrustes import nuclear_similarity
 
 SIDES = ("rows", "cols")
 
@@ -292,6 +295,67 @@ class CKAGrid:
             col_names=list(self.names["cols"]),
             estimator=Estimator("linear", debiased),
         )
+
+    def procrustes(self) -> SimilarityMatrix:
+        """Procrustes similarity ``‖XᵀY‖_*`` of centred, unit-norm layers (see
+        ``procrustes.py``) for every cell, from the same streamed sums."""
+        layers, cells = self.centred()
+        values = torch.tensor(
+            [
+                [
+                    float(
+                        nuclear_similarity(
+                            cells[row, col]["S"], layers["rows"][row]["a"], layers["cols"][col]["a"]
+                        )
+                    )
+                    for col in self.names["cols"]
+                ]
+                for row in self.names["rows"]
+            ],
+            dtype=torch.float64,
+        )
+        return SimilarityMatrix(
+            values, list(self.names["rows"]), list(self.names["cols"]), "procrustes"
+        )
+
+    def cca(self) -> SimilarityMatrix:
+        """Mean canonical correlation for every cell from the streamed covariances:
+        the singular values of ``Σxx^{-1/2} Σxy Σyy^{-1/2}`` (directions without variance
+        dropped)."""
+        layers, cells = self.centred()
+        whiten = {
+            (side, name): _inverse_sqrt(sums["S"])
+            for side in SIDES
+            for name, sums in layers[side].items()
+        }
+        values = torch.tensor(
+            [
+                [
+                    float(
+                        torch.linalg.svdvals(
+                            whiten["rows", row].T @ cells[row, col]["S"] @ whiten["cols", col]
+                        )
+                        .clamp(0, 1)[
+                            : min(whiten["rows", row].shape[1], whiten["cols", col].shape[1])
+                        ]
+                        .mean()
+                    )
+                    for col in self.names["cols"]
+                ]
+                for row in self.names["rows"]
+            ],
+            dtype=torch.float64,
+        )
+        return SimilarityMatrix(values, list(self.names["rows"]), list(self.names["cols"]), "cca")
+
+
+def _inverse_sqrt(covariance: Tensor) -> Tensor:
+    """``V Λ^{-1/2}`` ``[d, r]`` over the eigenvectors with non-negligible eigenvalues."""
+    eigenvalues, vectors = torch.linalg.eigh(covariance)
+    keep = eigenvalues > RANK_TOLERANCE * eigenvalues.max().clamp_min(0)
+    if not bool(keep.any()):
+        raise ValueError("a layer without variance has no canonical correlations")
+    return vectors[:, keep] / eigenvalues[keep].sqrt()
 
 
 def _hsic(n: int, pair: Sums, u: Sums, v: Sums, debiased: bool) -> Tensor:

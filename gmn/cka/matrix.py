@@ -57,6 +57,15 @@ class CKAMatrix:
             "confidence": self.confidence,
         }
 
+    def adjusted_p_values(self, method: str = "holm") -> Tensor:
+        """``p_values`` corrected for testing every cell: ``"holm"`` (family-wise error) or
+        ``"bh"`` (Benjamini–Hochberg false discovery rate); see ``correction.py``."""
+        if self.p_values is None:
+            raise ValueError("this matrix has no p-values: compute it with permutations > 0")
+        from .correction import adjust_p_values
+
+        return adjust_p_values(self.p_values, method)
+
     def save(self, path) -> tuple:
         """Write ``path.safetensors`` and ``path.json`` (see ``gmn.cka.storage``)."""
         from .storage import save_matrix
