@@ -52,9 +52,8 @@ def default_forward(model: nn.Module, batch) -> None:
     model(batch)
 
 
-def _pooled_graph_states(
-    h: Tensor, e: Tensor, u: Tensor | None, ctx: GraphContext
-) -> dict[str, Tensor]:
+def _pooled_graph_states(h: Tensor, e: Tensor, u: Tensor | None,
+                         ctx: GraphContext) -> dict[str, Tensor]:
     """Per-graph means of node and edge states ([B, d]) and per-node-type means."""
     b, t = ctx.num_graphs, ctx.num_node_types
     by_type = scatter(h, ctx.batch * t + ctx.node_type, b * t, "mean")
@@ -78,13 +77,8 @@ def _batched_like(output: Tensor, args: tuple) -> bool:
 class Probe:
     """Hidden states recorded by :func:`probe`; see the module docstring."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        layers: Sequence[str] | None = None,
-        to_cpu: bool = False,
-        node_level: bool = False,
-    ):
+    def __init__(self, model: nn.Module, layers: Sequence[str] | None = None,
+                 to_cpu: bool = False, node_level: bool = False):
         self.model = model
         self.to_cpu = to_cpu
         self.node_level = node_level
@@ -93,10 +87,8 @@ class Probe:
         missing = [name for name in self.layers if name not in modules]
         if missing:
             available = [name for name in modules if name][:40]
-            raise KeyError(
-                f"no module named {missing} in {type(model).__name__}; "
-                f"available (first 40): {available}"
-            )
+            raise KeyError(f"no module named {missing} in {type(model).__name__}; "
+                           f"available (first 40): {available}")
         self._modules = {name: modules[name] for name in self.layers}
         self._handles = []
         self._records: dict[str, list[Tensor]] = {}
@@ -112,7 +104,8 @@ class Probe:
     def _hook(self, name: str) -> Callable:
         def hook(module, args, kwargs, output):
             self._calls[name] = self._calls.get(name, 0) + 1
-            ctx = next((a for a in (*args, *kwargs.values()) if isinstance(a, GraphContext)), None)
+            ctx = next((a for a in (*args, *kwargs.values()) if isinstance(a, GraphContext)),
+                       None)
             if ctx is not None and isinstance(output, tuple) and len(output) == 3:
                 h, e, u = output
                 for kind, state in _pooled_graph_states(h, e, u, ctx).items():
@@ -136,10 +129,8 @@ class Probe:
         return hook
 
     def attach(self) -> None:
-        self._handles = [
-            module.register_forward_hook(self._hook(name), with_kwargs=True)
-            for name, module in self._modules.items()
-        ]
+        self._handles = [module.register_forward_hook(self._hook(name), with_kwargs=True)
+                         for name, module in self._modules.items()]
 
     def remove(self) -> None:
         """Remove every hook (called when the ``with`` block ends)."""
@@ -162,19 +153,13 @@ class Probe:
         for name in self.layers:
             calls = self._calls.get(name, 0)
             if calls != 1:
-                raise RuntimeError(
-                    f"probe: module {name!r} ran {calls} times in one forward; "
-                    "probe modules that run exactly once per input"
-                )
+                raise RuntimeError(f"probe: module {name!r} ran {calls} times in one forward; "
+                                   "probe modules that run exactly once per input")
         return self.states()
 
     @torch.no_grad()
-    def collect(
-        self,
-        loader: Iterable,
-        forward: Callable = default_forward,
-        device: str | torch.device | None = None,
-    ) -> dict[str, Tensor]:
+    def collect(self, loader: Iterable, forward: Callable = default_forward,
+                device: str | torch.device | None = None) -> dict[str, Tensor]:
         """Run every batch of ``loader`` (in its order) and concatenate the states.
 
         Args:
@@ -198,12 +183,8 @@ class Probe:
 
 
 @contextmanager
-def probe(
-    model: nn.Module,
-    layers: Sequence[str] | None = None,
-    to_cpu: bool = False,
-    node_level: bool = False,
-):
+def probe(model: nn.Module, layers: Sequence[str] | None = None, to_cpu: bool = False,
+          node_level: bool = False):
     """Record hidden states of ``model`` inside a ``with`` block.
 
     Args:

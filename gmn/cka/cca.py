@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .centring import centre
 from .inputs import as_samples
 
 RANK_TOLERANCE = 1e-10
@@ -36,7 +35,7 @@ def _prepared(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     x, y = as_samples(x, "x").double(), as_samples(y, "y").double()
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x has {x.shape[0]} samples, y has {y.shape[0]}")
-    return centre(x, "x").features, centre(y, "y").features
+    return x - x.mean(dim=0), y - y.mean(dim=0)
 
 
 def canonical_correlations(x: Tensor, y: Tensor, *, keep: float | None = None) -> Tensor:

@@ -51,9 +51,9 @@ class LayerStatistics:
     Features are centred exactly and scaled by a power of two ``scale`` that brings their
     largest magnitude near 1 (``centring.centre``; CKA is scale-invariant), so that
     float32 products neither overflow nor underflow. In feature form it keeps the
-    centred features ``[n, d]`` (in the product dtype) and their squared row norms
-    ``[n]``; in Gram form the centred kernel matrix ``[n, n]`` (float64). ``self_hsic``
-    is HSIC(K, K), NaN (with a warning) for a representation without variance.
+    centred features ``[n, d]`` (in the product dtype) and, for the debiased estimator,
+    their squared row norms ``[n]``; in Gram form the centred kernel matrix ``[n, n]``
+    (float64). ``self_hsic`` is HSIC(K, K), NaN (with a warning) without variance.
     """
 
     def __init__(self, x: Tensor, estimator: Estimator, name: str = "x"):
@@ -78,7 +78,7 @@ class LayerStatistics:
         use_gram = estimator.kernel == "rbf" or estimator.method == "gram"
         self.in_feature_form = not (use_gram or (estimator.method == "auto" and d >= n))
         if self.in_feature_form:
-            self.row_sq_norms = row_sq_norms(self.features)
+            self.row_sq_norms = row_sq_norms(self.features) if estimator.debiased else None
         else:
             self._gram = self._centred_gram()
             self.features = None
@@ -111,8 +111,11 @@ def hsic(a: LayerStatistics, b: LayerStatistics, permutation: Tensor | None = No
     if a.in_feature_form and b.in_feature_form:
         features, sq_norms = b.features, b.row_sq_norms
         if permutation is not None:
-            features, sq_norms = features[permutation], sq_norms[permutation]
+            features = features[permutation]
+            sq_norms = None if sq_norms is None else sq_norms[permutation]
         cross_sq = inner_products(a.features, features).square().sum()
+        if not debiased:
+            return cross_sq
         return linear_hsic(
             a.n,
             cross_sq,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .centring import centre
 from .inputs import as_samples
 
 
@@ -31,7 +30,7 @@ def procrustes_similarity(x: Tensor, y: Tensor) -> Tensor:
     x, y = as_samples(x, "x").double(), as_samples(y, "y").double()
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x has {x.shape[0]} samples, y has {y.shape[0]}")
-    fx, fy = centre(x, "x").features, centre(y, "y").features
+    fx, fy = x - x.mean(dim=0), y - y.mean(dim=0)
     return nuclear_similarity(fx.T @ fy, fx.square().sum(), fy.square().sum())
 
 
