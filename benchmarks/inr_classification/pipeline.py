@@ -33,6 +33,8 @@ from .cache import load_json, save_json, save_text
 from .config import BenchmarkConfig
 from .data import prepare_data
 from .plots import plot_accuracy_overlap, plot_cka_figures
+from .probes import probes_from_outputs
+from .procrustes_report import procrustes_study, render_procrustes_section
 from .report import render_report
 from .similarity import cka_study
 from .training import train_family_seed
@@ -93,15 +95,11 @@ def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
     if cka_path.exists() and load_json(cka_path)["key"] == cka_key:
         cka = load_json(cka_path)["cka"]
     else:
-        probes = {
-            family: [
-                {k.removeprefix("probe/"): v for k, v in o.items() if k.startswith("probe/")}
-                for o in per_seed
-            ]
-            for family, per_seed in outputs.items()
-        }
+        probes = probes_from_outputs(outputs)
         cka = cka_study(probes, config.cka_permutations, config.seed, config.progress)
         save_json({"key": cka_key, "cka": cka}, cka_path)
+    if config.procrustes:
+        procrustes = procrustes_study(probes_from_outputs(outputs))
     timings["cka"] = time.perf_counter() - stage
 
     stage = time.perf_counter()
@@ -128,6 +126,8 @@ def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
         **assemble_results(runs, outputs, test_labels, cka),
         "cka": cka,
     }
+    if config.procrustes:
+        results["procrustes"] = procrustes
     results["figures"] = {
         "accuracy": plot_accuracy_overlap(results, out / "accuracy_overlap.png").name
     }
@@ -136,5 +136,6 @@ def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
     timings["total"] = time.perf_counter() - start
     results["timings"] = timings
     save_json(results, out / "results.json")
-    save_text(render_report(results), out / "report.md")
+    section = render_procrustes_section(cka, procrustes) if config.procrustes else ""
+    save_text(render_report(results) + section, out / "report.md")
     return results
