@@ -91,7 +91,8 @@ class CKAGrid:
                         f"{key} has {features.shape[1]} features per sample in this batch but "
                         f"{origin.shape[0]} in earlier ones"
                     )
-                low, high = torch.aminmax(features, dim=0)
+                # two plain reductions: aminmax over dim 0 is ~5x slower on CPU
+                low, high = features.amin(dim=0), features.amax(dim=0)
                 self._widen(side, name, low.double(), high.double())
                 moved = features - origin.to(features.dtype)
                 sums[side, name], sq_norms[side, name] = side_sums(moved)
