@@ -127,7 +127,9 @@ def render_procrustes_section(cka: dict, procrustes: dict) -> str:
         lines += [
             "",
             f"Cells of the first pair's debiased CKA matrix with permutation p ≤ {ALPHA}, raw "
-            "and after Holm's correction for testing every cell of the matrix:",
+            "and after Holm's correction for testing every cell of the matrix. With P "
+            "permutations no p-value is below 1/(P+1), so Holm over m cells can reject only "
+            "when 1/(P+1) ≤ α/m: large matrices need more permutations (--cka-permutations).",
             "",
             "| comparison | cells | p ≤ α raw | p ≤ α Holm |",
             "| --- | --- | --- | --- |",
