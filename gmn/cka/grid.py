@@ -230,6 +230,7 @@ class CKAGrid:
         return self
 
     def _start_empty(self, names, dims) -> None:
+        """Zero sums for a rank that saw no batch, laid out like the other ranks'."""
         self.names = {side: list(v) for side, v in names.items()}
         for side in SIDES:
             for name, d in dims[side].items():
@@ -239,12 +240,10 @@ class CKAGrid:
                 self.high[side][name] = torch.full((d,), -float("inf"), dtype=torch.float64)
         for row in self.names["rows"]:
             for col in self.names["cols"]:
-                empty = (
-                    torch.zeros(0, dims[s][k], dtype=torch.float64)
-                    for s, k in (("rows", row), ("cols", col))
-                )
-                fu, fv = empty
-                self.cells[row, col] = pair_sums(fu, fv, fu.sum(1), fv.sum(1))
+                fu = torch.zeros(0, dims["rows"][row], dtype=torch.float64)
+                fv = torch.zeros(0, dims["cols"][col], dtype=torch.float64)
+                no_norms = torch.zeros(0, dtype=torch.float64)
+                self.cells[row, col] = pair_sums(fu, fv, no_norms, no_norms)
 
     def centred(self) -> tuple[dict, dict]:
         """Every layer's and cell's sums about the mean of all samples seen."""
