@@ -1,8 +1,8 @@
 """Speed and memory of gmn.cka, against a naive Gram implementation.
 
-    OMP_NUM_THREADS=2 python benchmarks/cka.py            # every case, one process each
-    OMP_NUM_THREADS=2 python benchmarks/cka.py --only pair
-    python benchmarks/cka.py --device cuda                 # the same cases on a GPU
+    OMP_NUM_THREADS=2 python -m benchmarks.cka            # every case, one process each
+    OMP_NUM_THREADS=2 python -m benchmarks.cka --only pair
+    python -m benchmarks.cka --device cuda                 # the same cases on a GPU
 
 Cases (float32 inputs, n = 10,000 samples, d = 512 features unless stated):
 
@@ -11,7 +11,14 @@ Cases (float32 inputs, n = 10,000 samples, d = 512 features unless stated):
            inner products (Kornblith et al.'s reference algorithm, O(n²) memory);
 - matrix:  a 6 × 6 layer matrix (goal ≤ 2 s);
 - stream:  CKAAccumulator over n = 100,000 and n = 1,000,000 samples in batches of
-           10,000 (d = 256), generated on the fly: memory must not depend on n.
+           10,000 (d = 256), generated on the fly: memory must not depend on n;
+- ratio:   one pair against the plain fp32 feature-space formula (centre, three GEMMs),
+           timed alternately in the same process (goal ≤ 1.1×);
+- gemm:    the 6 × 6 matrix's flop rate against a plain fp32 GEMM of the same shape timed
+           in the same process (goal ≥ 80 %);
+- compare: gmn.cka.compare between two MLPs (4 and 3 probed layers, widths 256/128)
+           over n = 100,000 and 1,000,000 streamed inputs: wall time and peak RSS;
+- rff:     random-feature RBF CKA against the exact n × n RBF CKA (its error).
 
 Each case runs in a fresh process so that its peak memory is its own. Memory is the
 peak resident set size during a call minus the resident set size just before it
@@ -33,11 +40,12 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 from statistics import median
 
 import torch
 
-from gmn.cka import CKAAccumulator, cka_matrix, linear_cka
+from gmn.cka import CKAAccumulator, cka_matrix, compare, linear_cka
 
 N, D = 10_000, 512
 STREAM_D, STREAM_BATCH = 256, 10_000
@@ -190,13 +198,133 @@ def case_stream(device: torch.device):
     return out
 
 
-CASES = {"pair": case_pair, "naive": case_naive, "matrix": case_matrix, "stream": case_stream}
+def plain_feature_cka(x, y):
+    """The textbook fp32 feature-space formula: centre, three GEMMs, Frobenius norms."""
+    xc, yc = x - x.mean(dim=0), y - y.mean(dim=0)
+    cross = (xc.T @ yc).square().sum()
+    return cross / ((xc.T @ xc).square().sum() * (yc.T @ yc).square().sum()).sqrt()
+
+
+def alternate(fns: dict, device: torch.device, rounds: int = 7) -> dict:
+    """Median seconds of each function, run in turns (round-robin) so that load changes on
+    a shared machine hit all of them alike."""
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = clock(device)
+            fn()
+            times[name].append(elapsed(device, start)["seconds"])
+    return {name: median(values) for name, values in times.items()}
+
+
+def case_ratio(device: torch.device):
+    x, y = pair_data(device)
+    times = alternate(
+        {
+            "plain": lambda: plain_feature_cka(x, y),
+            "biased": lambda: linear_cka(x, y),
+            "debiased": lambda: linear_cka(x, y, debiased=True),
+        },
+        device,
+    )
+    return dict(times, ratio_biased=times["biased"] / times["plain"],
+                ratio_debiased=times["debiased"] / times["plain"])  # fmt: skip
+
+
+def case_gemm(device: torch.device):
+    g = torch.Generator().manual_seed(1)
+    reps_a = {f"a{i}": torch.randn(N, D, generator=g).to(device) for i in range(6)}
+    reps_b = {f"b{i}": torch.randn(N, D, generator=g).to(device) for i in range(6)}
+    x = reps_a["a0"]
+    times = alternate(
+        {"gemm": lambda: x.T @ x, "matrix": lambda: cka_matrix(reps_a, reps_b)}, device, rounds=3
+    )
+    gemm_flops = 2 * N * D * D
+    # 36 cross products and 12 self products (one per layer), each 2·n·d² flop
+    matrix_flops = 48 * gemm_flops
+    gemm_rate, matrix_rate = gemm_flops / times["gemm"], matrix_flops / times["matrix"]
+    return dict(times, gemm_gflops=gemm_rate / 1e9, matrix_gflops=matrix_rate / 1e9,
+                fraction=matrix_rate / gemm_rate)  # fmt: skip
+
+
+class StreamedInputs:
+    """``n`` random inputs ``[batch, 64]`` drawn batch by batch (nothing kept)."""
+
+    def __init__(self, n: int, batch: int = 10_000):
+        self.n, self.batch = n, batch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(3)
+        for _ in range(self.n // self.batch):
+            yield torch.randn(self.batch, 64, generator=g)
+
+
+def case_compare(device: torch.device):
+    from torch import nn
+
+    torch.manual_seed(0)
+    model_a = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.Tanh())
+    model_b = nn.Sequential(nn.Linear(64, 128), nn.GELU(), nn.Linear(128, 128))
+    model_a, model_b = model_a.to(device), model_b.to(device)
+    out = {}
+    for n_samples in (100_000, 1_000_000):
+        before = memory_before(device)
+        start = clock(device)
+        matrix = compare(model_a, model_b, StreamedInputs(n_samples), device=device)
+        times = elapsed(device, start)
+        out[str(n_samples)] = dict(
+            extra_mb=memory_peak(device) - before,
+            peak_rss_mb=peak_mb(),
+            shape=list(matrix.values.shape),
+            diagonal=torch.diagonal(matrix.values).tolist(),
+            **times,
+        )
+    return out
+
+
+def case_rff(device: torch.device):
+    from torch.utils.data import DataLoader
+
+    from gmn.cka import rbf_cka
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2000, 32, generator=g, dtype=torch.float64)
+    y = torch.tanh(x @ torch.randn(32, 16, generator=g, dtype=torch.float64))
+    y = y + 0.5 * torch.randn(2000, 16, generator=g, dtype=torch.float64)
+    exact = float(rbf_cka(x, y))
+    out = {"exact": exact}
+    identity = torch.nn.Identity()
+    for features in (512, 2048, 8192):
+        loader = DataLoader(torch.cat([x, y], 1), batch_size=2000)  # one batch: same bandwidth
+        split = lambda model, batch: model(batch[:, :32] if model is identity else batch[:, 32:])  # noqa: E731
+        other = torch.nn.Identity()
+        approx = compare(identity, other, loader, forward=split, method="rff",
+                         rff_features=features, layers=([""], [""]))  # fmt: skip
+        out[str(features)] = dict(value=float(approx.values[0, 0]),
+                                  error=abs(float(approx.values[0, 0]) - exact))  # fmt: skip
+    return out
+
+
+CASES = {
+    "pair": case_pair,
+    "naive": case_naive,
+    "matrix": case_matrix,
+    "stream": case_stream,
+    "ratio": case_ratio,
+    "gemm": case_gemm,
+    "compare": case_compare,
+    "rff": case_rff,
+}
 
 
 def run_in_subprocess(case: str, device: str) -> dict:
+    # as a module from the repository root, so this checkout's gmn is the one imported
+    root = Path(__file__).resolve().parents[1]
     completed = subprocess.run(
-        [sys.executable, __file__, "--case", case, "--device", device],
-        capture_output=True, text=True, check=True,
+        [sys.executable, "-m", "benchmarks.cka", "--case", case, "--device", device],
+        capture_output=True, text=True, check=True, cwd=root,
     )  # fmt: skip
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
@@ -235,6 +363,32 @@ def report(results: dict, device: torch.device) -> None:
         )
 
 
+def report_more(results: dict) -> None:
+    if "ratio" in results:
+        r = results["ratio"]
+        print(
+            f"one pair vs plain fp32 formula (same run, alternating): plain {r['plain']:.3f} s, "
+            f"biased {r['biased']:.3f} s ({r['ratio_biased']:.2f}x), debiased "
+            f"{r['debiased']:.3f} s ({r['ratio_debiased']:.2f}x)   goal <= 1.1x"
+        )
+    if "gemm" in results:
+        r = results["gemm"]
+        print(
+            f"fp32 GEMM {N:,}x{D}x{D}: {r['gemm']:.3f} s = {r['gemm_gflops']:.1f} GFLOP/s; "
+            f"6 x 6 matrix {r['matrix']:.3f} s = {r['matrix_gflops']:.1f} GFLOP/s "
+            f"({100 * r['fraction']:.0f} % of GEMM)   goal >= 80 %"
+        )
+    for n_samples, r in results.get("compare", {}).items():
+        print(
+            f"compare, 4 x 3 layers, n={int(n_samples):,} streamed: {r['seconds']:.1f} s wall, "
+            f"peak RSS {r['peak_rss_mb']:.0f} MB (+{r['extra_mb']:.0f} MB during the call)"
+        )
+    if "rff" in results:
+        r = results["rff"]
+        errors = ", ".join(f"{k} features {v['error']:.4f}" for k, v in r.items() if k != "exact")
+        print(f"random-feature RBF CKA, n=2,000, exact {r['exact']:.4f}: |error| {errors}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=sorted(CASES), help="run one case, print JSON")
@@ -246,7 +400,9 @@ def main() -> None:
         torch.manual_seed(0)
         print(json.dumps(CASES[args.case](device)))
         return
-    report({case: run_in_subprocess(case, args.device) for case in args.only}, device)
+    results = {case: run_in_subprocess(case, args.device) for case in args.only}
+    report(results, device)
+    report_more(results)
 
 
 if __name__ == "__main__":

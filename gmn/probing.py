@@ -67,6 +67,13 @@ def _pooled_graph_states(h: Tensor, e: Tensor, u: Tensor | None,
     return out
 
 
+def _batched_like(output: Tensor, args: tuple) -> bool:
+    """Whether a 1-D ``output`` is one value per sample: the module's first tensor input has a
+    batch dimension (≥ 2-D) of the same length. A 1-D input is an unbatched sample."""
+    first = next((a for a in args if isinstance(a, Tensor)), None)
+    return first is not None and first.dim() >= 2 and first.shape[0] == output.shape[0]
+
+
 class Probe:
     """Hidden states recorded by :func:`probe`; see the module docstring."""
 
@@ -111,6 +118,12 @@ class Probe:
                 output = next((o for o in output if isinstance(o, Tensor)), None)
             if not isinstance(output, Tensor) or output.dim() == 0:
                 raise TypeError(f"probe: module {name!r} returned no per-sample tensor")
+            if output.dim() == 1 and not _batched_like(output, args):
+                raise ValueError(
+                    f"probe: module {name!r} returned a 1-D tensor of shape {tuple(output.shape)} "
+                    "from an input without a batch dimension; probe batches [batch, ...] "
+                    "(an unbatched input x becomes x.unsqueeze(0))"
+                )
             self._record(name, output.flatten(1) if output.dim() > 1 else output.unsqueeze(1))
 
         return hook

@@ -75,7 +75,8 @@ def test_state_size_does_not_grow_with_samples():
     small, large = stream(x[:8], y[:8], [8]), stream(x, y, [100] * 4)
     size = {k: v.numel() for k, v in small.sums.items()}
     assert size == {k: v.numel() for k, v in large.sums.items()}
-    assert sum(size.values()) == 12 * 12 + 7 * 7 + 12 * 7 + 4 * (12 + 7) + 5  # O(d²), no n
+    # Σxxᵀ, Σyyᵀ, Σxyᵀ; Σx, Σx‖x‖², Σx‖y‖² (and y's); five scalars: O(d²), no n
+    assert sum(size.values()) == 12 * 12 + 7 * 7 + 12 * 7 + 3 * (12 + 7) + 5
 
 
 def test_float32_batches_give_float64_result():

@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from gmn.cka import CKAAccumulator, linear_cka
+from gmn.cka import CKAAccumulator, CKAGrid, cka_matrix, linear_cka
 
 
 def free_port() -> int:
@@ -46,6 +46,19 @@ def reduce_and_check(rank: int, world_size: int, port: int) -> None:
             for debiased, value in zip((False, True), expected):
                 got = float(accumulator.compute(debiased))
                 assert abs(got - value) < 1e-10, (rank, debiased, got, value)
+
+        # a 2 x 2 grid, layers of different widths, rank 1 with one batch only
+        rows_all = {"x": x, "x2": torch.tanh(x - 1e4)}
+        cols_all = {"y": y, "y2": y[:, :2] ** 2}
+        grid = CKAGrid()
+        shards = [slice(k, k + 10) for k in range(0, 50, 10)] if rank == 0 else [slice(50, 90)]
+        for rows in shards:
+            grid.update(
+                {k: v[rows] for k, v in rows_all.items()}, {k: v[rows] for k, v in cols_all.items()}
+            )
+        grid.all_reduce()
+        expected_grid = cka_matrix(rows_all, cols_all, debiased=True).values
+        assert (grid.compute(debiased=True).values - expected_grid).abs().max() < 1e-10
     finally:
         dist.destroy_process_group()
 

@@ -160,8 +160,8 @@ def test_errors_name_what_is_wrong():
         cka(x, x, kernel="rbf", method="features")
     with pytest.raises(ValueError, match="threshold must be positive"):
         rbf_cka(x, x, threshold=0.0)
-    with pytest.raises(TypeError, match="torch.Tensor"):
-        linear_cka(x.numpy(), x)
+    with pytest.raises(TypeError, match="x must be a torch.Tensor or numpy.ndarray.*got list"):
+        linear_cka(x.tolist(), x)
 
 
 @pytest.mark.parametrize("options", ESTIMATORS)

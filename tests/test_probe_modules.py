@@ -74,3 +74,23 @@ def test_bad_layer_names_and_repeated_modules_are_reported():
     with gmn.probe(twice, layers=["1"]) as p:
         with pytest.raises(RuntimeError, match="'1' ran 2 times"):
             p.run(torch.randn(3, 2))
+
+
+def test_an_unbatched_input_is_refused_not_read_as_samples():
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU())
+    with pytest.raises(ValueError, match=r"module '0' returned a 1-D tensor of shape \(8,\)"):
+        with gmn.probe(model):
+            model(torch.randn(8))
+    assert all_hooks(model) == 0
+
+
+def test_one_value_per_sample_from_a_batched_input_is_kept():
+    class RowSum(nn.Module):
+        def forward(self, x):
+            return x.sum(dim=1)
+
+    model = nn.Sequential(nn.Linear(8, 4), RowSum())
+    inputs = torch.randn(5, 8)
+    with gmn.probe(model) as p:
+        model(inputs)
+    torch.testing.assert_close(p.states()["1"], model(inputs)[:, None])

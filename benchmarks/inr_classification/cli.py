@@ -231,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.cka_permutations,
         help="permutations of the CKA permutation tests (default: %(default)s)",
     )
+    study.add_argument(
+        "--procrustes",
+        action="store_true",
+        help="add a report section: orthogonal Procrustes beside CKA, whether each "
+        "similarity finding holds under both, Holm-corrected CKA p-values",
+    )
 
     run = p.add_argument_group("run")
     run.add_argument(

@@ -52,6 +52,7 @@ class BenchmarkConfig:
     gmn_config: dict = field(default_factory=dict)
     probe_samples: int | None = None
     cka_permutations: int = 100
+    procrustes: bool = False
     out: str = "results/inr-digits"
     device: str = "cpu"
     threads: int | None = None

@@ -39,6 +39,8 @@ from .cache import load_json, save_json, save_text
 from .config import BenchmarkConfig
 from .data import prepare_data
 from .plots import plot_accuracy_overlap, plot_cka_figures
+from .probes import probes_from_outputs
+from .procrustes_report import procrustes_study, render_procrustes_section
 from .report import render_report
 from .similarity import cka_study
 from .training import OUTPUTS, train_family_seed
@@ -114,15 +116,11 @@ def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
     }
     cka = _cached_cka(out / "cka.json", cka_key, config)
     if cka is None:
-        probes = {
-            family: [
-                {k.removeprefix("probe/"): v for k, v in o.items() if k.startswith("probe/")}
-                for o in per_seed
-            ]
-            for family, per_seed in outputs.items()
-        }
-        cka = cka_study(probes, config.cka_permutations, config.seed, config.progress)
+        cka = cka_study(probes_from_outputs(outputs), config.cka_permutations, config.seed,
+                        config.progress)
         save_json({"key": cka_key, "cka": cka}, out / "cka.json")
+    if config.procrustes:
+        procrustes = procrustes_study(probes_from_outputs(outputs))
     timings["cka"] = time.perf_counter() - stage
 
     stage = time.perf_counter()
@@ -149,6 +147,8 @@ def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
         **assemble_results(runs, outputs, test_labels, cka),
         "cka": cka,
     }
+    if config.procrustes:
+        results["procrustes"] = procrustes
     results["figures"] = {
         "accuracy": plot_accuracy_overlap(results, out / "accuracy_overlap.png").name
     }
@@ -157,5 +157,6 @@ def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
     timings["total"] = time.perf_counter() - start
     results["timings"] = timings
     save_json(results, out / "results.json")
-    save_text(render_report(results), out / "report.md")
+    section = render_procrustes_section(cka, procrustes) if config.procrustes else ""
+    save_text(render_report(results) + section, out / "report.md")
     return results

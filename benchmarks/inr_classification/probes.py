@@ -36,3 +36,15 @@ def probe_model(
         if not kind or kind == GRAPH_STATE:
             picked[name] = value.float()
     return {name: picked[name] for name in layers}
+
+
+def probes_from_outputs(outputs: dict[str, list[dict[str, Tensor]]]) -> dict:
+    """family → per seed ``{layer: Tensor[n_test, d]}`` from the runs' cached outputs (their
+    ``probe/LAYER`` entries)."""
+    return {
+        family: [
+            {k.removeprefix("probe/"): v for k, v in o.items() if k.startswith("probe/")}
+            for o in per_seed
+        ]
+        for family, per_seed in outputs.items()
+    }

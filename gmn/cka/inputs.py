@@ -8,16 +8,28 @@ from torch import Tensor
 from .products import column_sums
 
 
+def as_tensor(x, name: str = "x") -> Tensor:
+    """``x`` as a tensor: a tensor as is, a numpy array shared with torch; ``TypeError`` naming
+    ``name`` and the type for anything else (lists included: their shape is ambiguous)."""
+    if isinstance(x, Tensor):
+        return x
+    if type(x).__module__ == "numpy" and type(x).__name__ == "ndarray":
+        return torch.from_numpy(x)
+    raise TypeError(
+        f"{name} must be a torch.Tensor or numpy.ndarray of shape [n, ...], got {type(x).__name__}"
+    )
+
+
 def as_samples(x: Tensor, name: str = "x") -> Tensor:
-    """Flatten a representation ``[n, ...]`` to ``[n, d]`` after checking it.
+    """Flatten a representation ``[n, ...]`` (tensor or numpy array) to ``[n, d]`` after
+    checking it.
 
     The result is float64 for float64, integer and boolean inputs and float32 for
     other floating inputs (float16, bfloat16): the dtype products are formed in.
-    Raises ``TypeError`` for non-tensors and complex tensors, ``ValueError`` for a
+    Raises ``TypeError`` for other types and complex values, ``ValueError`` for a
     0-d tensor or an empty one (NaN/Inf are caught by :func:`finite_column_sums`).
     """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape [n, ...], got {type(x).__name__}")
+    x = as_tensor(x, name)
     if x.is_complex():
         raise TypeError(f"{name} is complex ({x.dtype}); CKA needs real-valued representations")
     if x.dim() == 0:

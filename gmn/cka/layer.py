@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from .centring import centre
 from .hsic import center_gram, cka_from_hsic, gram_hsic, linear_hsic
-from .inputs import as_samples, check_sample_count, finite_column_sums
+from .inputs import as_samples, as_tensor, check_sample_count
 from .kernels import MEDIAN_RULES, linear_gram, rbf_gram
 from .products import inner_products, row_sq_norms
 
@@ -48,25 +48,24 @@ class Estimator:
 class LayerStatistics:
     """What CKA needs from one representation ``[n, ...]``.
 
-    Features are column-centred with a float64 mean and scaled by a power of two that
-    brings their largest magnitude near 1 (exact, and CKA is scale-invariant), so that
+    Features are centred exactly and scaled by a power of two ``scale`` that brings their
+    largest magnitude near 1 (``centring.centre``; CKA is scale-invariant), so that
     float32 products neither overflow nor underflow. In feature form it keeps the
-    centred features ``[n, d]`` (in the product dtype) and their squared row norms
-    ``[n]``; in Gram form the centred kernel matrix ``[n, n]`` (float64). ``self_hsic``
-    is HSIC(K, K), NaN (with a warning) for a representation without variance.
+    centred features ``[n, d]`` (in the product dtype) and, for the debiased estimator,
+    their squared row norms ``[n]``; in Gram form the centred kernel matrix ``[n, n]``
+    (float64). ``self_hsic`` is HSIC(K, K), NaN (with a warning) without variance.
     """
 
     def __init__(self, x: Tensor, estimator: Estimator, name: str = "x"):
-        self.shape = tuple(x.shape)
+        self.shape = tuple(as_tensor(x, name).shape)
         x = as_samples(x, name)
         n, d = x.shape
         self.device = x.device
         check_sample_count(n, estimator.debiased)
         self.n, self.name, self.estimator = n, name, estimator
-        mean = finite_column_sums(x, name) / n
-        self.features = power_of_two_normalised(x - mean.to(x.dtype))
+        centred = centre(x, name)
+        self.features, self.scale, self.constant = centred.features, centred.scale, centred.constant
         self._gram = None
-        self.constant = bool((x == x[:1]).all())
         if self.constant:
             warnings.warn(
                 f"representation {name!r} has zero variance (all {n} samples identical); "
@@ -79,7 +78,7 @@ class LayerStatistics:
         use_gram = estimator.kernel == "rbf" or estimator.method == "gram"
         self.in_feature_form = not (use_gram or (estimator.method == "auto" and d >= n))
         if self.in_feature_form:
-            self.row_sq_norms = row_sq_norms(self.features)
+            self.row_sq_norms = row_sq_norms(self.features) if estimator.debiased else None
         else:
             self._gram = self._centred_gram()
             self.features = None
@@ -101,14 +100,6 @@ class LayerStatistics:
         return self._gram
 
 
-def power_of_two_normalised(features: Tensor) -> Tensor:
-    """``features`` times the power of two that brings ``max |features|`` into [0.5, 1)."""
-    with torch.no_grad():  # a constant factor: CKA does not depend on it
-        low, high = torch.aminmax(features)
-    peak = max(-float(low), float(high))
-    return features * 2.0 ** -math.frexp(peak)[1] if peak > 0 else features
-
-
 def hsic(a: LayerStatistics, b: LayerStatistics, permutation: Tensor | None = None) -> Tensor:
     """HSIC between two layers (float64 scalar), the rows of ``b`` optionally permuted.
 
@@ -120,8 +111,11 @@ def hsic(a: LayerStatistics, b: LayerStatistics, permutation: Tensor | None = No
     if a.in_feature_form and b.in_feature_form:
         features, sq_norms = b.features, b.row_sq_norms
         if permutation is not None:
-            features, sq_norms = features[permutation], sq_norms[permutation]
+            features = features[permutation]
+            sq_norms = None if sq_norms is None else sq_norms[permutation]
         cross_sq = inner_products(a.features, features).square().sum()
+        if not debiased:
+            return cross_sq
         return linear_hsic(
             a.n,
             cross_sq,

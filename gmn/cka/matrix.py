@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .inputs import as_tensor
 from .layer import Estimator, LayerStatistics, layer_cka
 from .statistics import layer_jackknife, layer_permutation_test
 
@@ -56,6 +57,28 @@ class CKAMatrix:
             "confidence": self.confidence,
         }
 
+    def adjusted_p_values(self, method: str = "holm") -> Tensor:
+        """``p_values`` corrected for testing every cell: ``"holm"`` (family-wise error) or
+        ``"bh"`` (Benjamini–Hochberg false discovery rate); see ``correction.py``."""
+        if self.p_values is None:
+            raise ValueError("this matrix has no p-values: compute it with permutations > 0")
+        from .correction import adjust_p_values
+
+        return adjust_p_values(self.p_values, method)
+
+    def save(self, path) -> tuple:
+        """Write ``path.safetensors`` and ``path.json`` (see ``gmn.cka.storage``)."""
+        from .storage import save_matrix
+
+        return save_matrix(self, path)
+
+    @classmethod
+    def load(cls, path) -> CKAMatrix:
+        """Read a matrix written by :meth:`save`, verified (checksum, names, shapes)."""
+        from .storage import load_matrix
+
+        return load_matrix(path)
+
     @property
     def label(self) -> str:
         """A short description of the estimator, e.g. ``"debiased linear CKA"``."""
@@ -71,12 +94,13 @@ def _named(reps: Representations, side: str) -> dict[str, Tensor]:
         named = {str(i): v for i, v in enumerate(reps)}
     else:
         raise TypeError(
-            f"reps_{side} must be a dict {{layer_name: Tensor[n, ...]}} or a list of tensors, "
+            f"reps_{side} must be a dict {{layer_name: Tensor[n, ...]}} or a list of tensors "
+            "(numpy arrays work too), "
             f"got {type(reps).__name__}"
         )
     if not named:
         raise ValueError(f"reps_{side} holds no layers")
-    return named
+    return {k: as_tensor(v, f"{side}[{k!r}]") for k, v in named.items()}
 
 
 def cka_matrix(
@@ -103,6 +127,10 @@ def cka_matrix(
     p-values and shuffled-row baselines, ``confidence`` (e.g. 0.95) jackknife intervals
     over ``jackknife_groups`` groups. ``seed`` fixes all random draws.
     """
+    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 0:
+        raise ValueError(
+            f"permutations must be a whole number ≥ 0 (0: no test), got {permutations!r}"
+        )
     estimator = Estimator(kernel, debiased, threshold, median, method)
     named_a = _named(reps_a, "a")
     named_b = named_a if reps_b is None else _named(reps_b, "b")

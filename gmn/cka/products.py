@@ -4,7 +4,8 @@ Float32 matrix products are several times faster than float64 ones on CPUs, and 
 upcasting reduction (``x.sum(dtype=torch.float64)``) is an order of magnitude slower
 than either. So each block of at most ``BLOCK`` rows (or columns) is reduced in the
 input's own dtype and the block results are summed in float64: no float32 sum runs
-over more than ``BLOCK`` terms.
+over more than ``BLOCK`` terms. The blocks are of equal size: a short last block (10,000
+rows as 8,192 + 1,808) made the product ~25 % slower than one call.
 """
 
 from __future__ import annotations
@@ -12,15 +13,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-BLOCK = 8192
+BLOCK = 16384
 
 
 def inner_products(a: Tensor, b: Tensor, block: int = BLOCK) -> Tensor:
     """``a.T @ b`` for ``a`` ``[m, p]`` and ``b`` ``[m, q]``, returned as float64 ``[p, q]``."""
-    total = a.new_zeros((a.shape[1], b.shape[1]), dtype=torch.float64)
-    for start in range(0, a.shape[0], block):
-        stop = start + block
-        total = total + (a[start:stop].T @ b[start:stop]).to(torch.float64)
+    rows = a.shape[0]
+    if rows == 0:
+        return a.new_zeros((a.shape[1], b.shape[1]), dtype=torch.float64)
+    size = -(-rows // -(-rows // block))  # ceil(rows / number of blocks)
+    total = (a[:size].T @ b[:size]).to(torch.float64)
+    for start in range(size, rows, size):
+        total = total + (a[start : start + size].T @ b[start : start + size]).to(torch.float64)
     return total
 
 

@@ -1,0 +1,170 @@
+"""`compare`: two models' layer × layer CKA over a whole data set, streamed in one pass."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from .grid import CKAGrid
+from .layer import Estimator
+from .matrix import CKAMatrix
+from .minibatch import MinibatchGrid
+from .random_features import RandomFourierFeatures
+
+METHODS = ("exact", "minibatch", "rff")
+
+
+def _layer_lists(layers) -> tuple[Sequence[str] | None, Sequence[str] | None]:
+    """``None``, one list for both models, or a pair ``(layers_a, layers_b)``."""
+    if layers is None:
+        return None, None
+    if (
+        isinstance(layers, tuple)
+        and len(layers) == 2
+        and all(item is None or not isinstance(item, str) for item in layers)
+    ):
+        return layers
+    return layers, layers
+
+
+def _batches(loader_a: Iterable, loader_b: Iterable | None):
+    if loader_b is None:
+        for batch in loader_a:
+            yield batch, batch
+        return
+    sentinel = object()
+    iter_a, iter_b = iter(loader_a), iter(loader_b)
+    while True:
+        batch_a, batch_b = next(iter_a, sentinel), next(iter_b, sentinel)
+        if batch_a is sentinel and batch_b is sentinel:
+            return
+        if batch_a is sentinel or batch_b is sentinel:
+            shorter = "loader_a" if batch_a is sentinel else "loader_b"
+            raise ValueError(f"{shorter} ran out of batches before the other loader")
+        yield batch_a, batch_b
+
+
+def stream(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    loader_a: Iterable,
+    loader_b: Iterable | None = None,
+    *,
+    layers=None,
+    method: str = "exact",
+    keep: Callable[[str], bool] | None = None,
+    forward: Callable | None = None,
+    device: str | torch.device | None = None,
+    kernel: str = "linear",
+    rff_features: int = 2048,
+    threshold: float = 1.0,
+    seed: int = 0,
+    all_reduce: bool | None = None,
+    group=None,
+) -> CKAGrid | MinibatchGrid:
+    """Run both models over the loaders once and return the filled accumulator grid.
+
+    See :func:`compare` for the arguments. ``"exact"`` and ``"rff"`` give a
+    :class:`~gmn.cka.grid.CKAGrid` (whose :meth:`~gmn.cka.grid.CKAGrid.compute` gives the
+    biased and the debiased matrix from the same state), ``"minibatch"`` a
+    :class:`~gmn.cka.minibatch.MinibatchGrid`.
+    """
+    from gmn.probing import default_forward, probe
+    from gmn.train.batch import move_to
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    forward = forward or default_forward
+    layers_a, layers_b = _layer_lists(layers)
+    grid = MinibatchGrid(kernel, threshold) if method == "minibatch" else CKAGrid()
+    maps: dict[tuple[str, str], RandomFourierFeatures] = {}
+
+    def featurise(side: str, states: dict) -> dict:
+        states = {k: v for k, v in states.items() if keep is None or keep(k)}
+        if method != "rff":
+            return states
+        out = {}
+        for k, v in states.items():
+            if (side, k) not in maps:
+                maps[side, k] = RandomFourierFeatures(rff_features, threshold, seed)
+            out[k] = maps[side, k](v, f"{side}[{k!r}]")
+        return out
+
+    was_training = model_a.training, model_b.training
+    model_a.eval()
+    model_b.eval()
+    try:
+        with (
+            torch.no_grad(),
+            probe(model_a, layers_a) as probe_a,
+            probe(model_b, layers_b) as probe_b,
+        ):
+            for batch_a, batch_b in _batches(loader_a, loader_b):
+                if device is not None:
+                    batch_a = move_to(batch_a, torch.device(device))
+                    batch_b = (
+                        batch_a if loader_b is None else move_to(batch_b, torch.device(device))
+                    )
+                rows = featurise("rows", probe_a.run(batch_a, forward))
+                cols = featurise("cols", probe_b.run(batch_b, forward))
+                grid.update(rows, cols)
+    finally:
+        model_a.train(was_training[0])
+        model_b.train(was_training[1])
+    if grid.names is None:
+        raise ValueError("compare: the loader gave no batches")
+    if all_reduce is None:
+        import torch.distributed as dist
+
+        all_reduce = dist.is_available() and dist.is_initialized()
+    if all_reduce:
+        grid.all_reduce(group)
+    return grid
+
+
+def compare(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    loader_a: Iterable,
+    loader_b: Iterable | None = None,
+    *,
+    layers=None,
+    debiased: bool = False,
+    method: str = "exact",
+    **options,
+) -> CKAMatrix:
+    """Layer × layer CKA between two models over every batch of the loaders, in one pass.
+
+    Args:
+        model_a, model_b: any ``nn.Module`` (a GMN gives its per-graph pooled states).
+        loader_a: batches for ``model_a``; also for ``model_b`` when ``loader_b`` is None.
+        loader_b: batches for ``model_b``, holding the same samples in the same order
+            (e.g. images for a CNN and their INRs for a GMN); same number of batches.
+        layers: module names for both models, a pair ``(layers_a, layers_b)``, or None
+            (``gmn.probe``'s defaults).
+        debiased: unbiased HSIC (Song et al.) instead of the biased one.
+        method: ``"exact"`` (linear CKA of all samples, memory ``O(L_a·L_b·d²)``
+            independent of n), ``"minibatch"`` (Nguyen et al.'s estimator, an approximation
+            whose memory does not grow with d; always debiased; ``kernel="rbf"`` for the
+            RBF kernel) or ``"rff"`` (RBF CKA approximated by linear CKA of
+            ``rff_features`` random Fourier features, bandwidth ``threshold`` × the first
+            batch's median distance).
+        options: ``kernel`` (minibatch), ``keep`` (``keep(state_name) -> bool`` picks
+            probed states), ``forward`` (``forward(model, batch)``), ``device`` (where
+            batches are moved), ``rff_features``, ``threshold``, ``seed``, ``all_reduce``
+            (default: when ``torch.distributed`` is initialised, sum over ranks; each rank
+            feeds its own shard), ``group``.
+
+    Returns:
+        a :class:`CKAMatrix` ``[states of a, states of b]`` with the probed state names,
+        ready for :func:`gmn.cka.plot_cka`, ``save`` and ``CKAMatrix.load``.
+    """
+    grid = stream(model_a, model_b, loader_a, loader_b, layers=layers, method=method, **options)
+    if method == "minibatch":
+        return grid.compute()
+    matrix = grid.compute(debiased)
+    if method == "rff":
+        matrix.estimator = Estimator("rbf", debiased, options.get("threshold", 1.0))
+    return matrix
