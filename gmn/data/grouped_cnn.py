@@ -90,10 +90,7 @@ def grouped_forward(spec: dict, params: dict[str, Tensor], x: Tensor, training: 
             if training:
                 params[f"norms.{i}.num_batches_tracked"] += 1
         out = act(out)
-        if residual[i] and i == 0:  # the shared input, repeated for every model
-            h = x.repeat(1, g, 1, 1) + out
-        else:
-            h = h + out if residual[i] else out
+        h = h + out if residual[i] else out
     pooled = h.mean(dim=(2, 3)).view(x.shape[0], g, -1)
     if training and keep is not None:
         mask = torch.rand(pooled.shape, generator=generator) < keep.view(1, g, 1)

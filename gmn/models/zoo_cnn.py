@@ -2,7 +2,7 @@
 
 ``len(channels)`` convolutions (same padding; the first with stride ``stride``, the others 1),
 each followed by an optional BatchNorm and an activation, with an optional residual connection
-around every stride-1 convolution whose input and output widths agree; global average pooling;
+around every stride-1 convolution after the first whose input and output widths agree; global average pooling;
 one linear layer to the classes.
 Shapes: [B, in_channels, H, W] → [B, classes].
 """
@@ -15,8 +15,10 @@ ZOO_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn
 
 
 def residual_layers(widths: list[int], strides: list[int], residual: bool) -> list[bool]:
-    """Which convolutions get a residual connection: stride 1 and equal in/out widths."""
-    return [residual and s == 1 and a == b for a, b, s in zip(widths[:-1], widths[1:], strides)]
+    """Which convolutions get a residual connection: stride 1, equal in/out widths, not the
+    first (its input is the image)."""
+    return [residual and i > 0 and s == 1 and a == b
+            for i, (a, b, s) in enumerate(zip(widths[:-1], widths[1:], strides))]
 
 
 class ZooCNN(nn.Module):
