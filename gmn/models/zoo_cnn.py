@@ -2,8 +2,8 @@
 
 ``len(channels)`` convolutions (same padding; the first with stride ``stride``, the others 1),
 each followed by an optional BatchNorm and an activation, with an optional residual connection
-around every stride-1 convolution after the first whose input and output widths agree; global average pooling;
-one linear layer to the classes.
+around every stride-1 convolution after the first whose input and output widths agree;
+global average pooling; one linear layer to the classes.
 Shapes: [B, in_channels, H, W] → [B, classes].
 """
 
