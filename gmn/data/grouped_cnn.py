@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gmn.data.architectures import build_architecture
-from gmn.models.zoo_cnn import residual_layers
+from gmn.models.zoo_cnn import layer_strides, residual_layers
 
 _ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu, "silu": F.silu}
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5
@@ -71,7 +71,7 @@ def grouped_forward(spec: dict, params: dict[str, Tensor], x: Tensor, training: 
     g = params["head.weight"].shape[0]
     act = _ACTIVATIONS[spec.get("activation", "relu")]
     kernel = spec.get("kernel", 3)
-    strides = [spec.get("stride", 1)] + [1] * (depth - 1)
+    strides = layer_strides(spec.get("stride", 1), depth)
     residual = residual_layers([spec.get("in_channels", 1), *spec["channels"]], strides,
                                spec.get("residual", False))
     h = x

@@ -9,7 +9,8 @@ safetensors header too), and ``manifest.json``:
 * ``models``: one record per model: ``architecture``, ``shard``, ``row``, ``hyper``
   (training hyper-parameters), ``accuracy`` (test accuracy after each epoch), ``test_accuracy``
   (at its last epoch), ``epochs``, ``finite`` (all weights finite);
-* ``shards``: ``file``, ``sha256``, ``architecture``, ``count``; ``source``: how it was built.
+* ``shards``: ``file``, ``sha256``, ``architecture``, ``count``; ``source``: how it was built;
+* ``splits`` (optional): ``{"train" | "val" | "test": [model indices]}`` a public zoo ships.
 
 Every shard's sha256 is checked the first time it is read. Splits are by model and seeded;
 normalisation statistics are per architecture, from the train split.
@@ -18,15 +19,25 @@ normalisation statistics are per architecture, from the train split.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
 from gmn.data.architectures import build_architecture
 from gmn.data.normalize import Normalize, layer_statistics
-from gmn.data.storage import MANIFEST, ShardStore
+from gmn.data.storage import (
+    MANIFEST,
+    IntegrityError,
+    ShardStore,
+    _replace_atomically,
+    sha256,
+    write_json,
+)
 from gmn.graph.mixed import batch_groups
 from gmn.graph.template import GraphTemplate
 
@@ -47,6 +58,45 @@ def read_zoo_manifest(folder) -> dict:
         raise ValueError(f"{path} has format_version {manifest['format_version']}; this gmn "
                          f"reads up to {ZOO_FORMAT_VERSION}")
     return manifest
+
+
+def write_zoo_shard(path, params: dict[str, Tensor], metadata: dict) -> None:
+    """Write stacked ``params`` ``{key: Tensor[n, *shape]}`` with JSON ``metadata`` (which
+    holds the models' records) under a temporary name, then rename: a shard is whole or absent."""
+    path = Path(path)
+    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    save_file({k: v.contiguous() for k, v in params.items()}, str(temporary),
+              {"gmn-zoo": json.dumps(metadata)})
+    _replace_atomically(temporary, path)
+
+
+def read_zoo_shard_metadata(path) -> dict:
+    """The JSON metadata of a zoo shard, from its header only."""
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    if "gmn-zoo" not in metadata:
+        raise IntegrityError(f"{path} is not a gmn zoo shard (no gmn-zoo metadata)")
+    return json.loads(metadata["gmn-zoo"])
+
+
+def write_zoo_manifest(folder, architectures: dict[str, dict], shards: list[dict],
+                       source: dict, splits: dict | None = None) -> None:
+    """The manifest of shards already in ``folder`` (``shards``: ``file``, ``architecture``);
+    the models' records come from the shards' metadata, hashes from their bytes."""
+    folder = Path(folder)
+    entries, models = [], []
+    for shard in shards:
+        path = folder / shard["file"]
+        records = read_zoo_shard_metadata(path)["models"]
+        entries.append({"file": shard["file"], "sha256": sha256(path),
+                        "architecture": shard["architecture"], "count": len(records)})
+        models += records
+    models.sort(key=lambda m: m["id"])
+    manifest = {"format": ZOO_FORMAT, "format_version": ZOO_FORMAT_VERSION, "source": source,
+                "architectures": architectures, "shards": entries, "models": models}
+    if splits is not None:
+        manifest["splits"] = splits
+    write_json(folder / MANIFEST, manifest)
 
 
 class ModelZoo:
@@ -79,6 +129,9 @@ class ModelZoo:
                 keys = list(self._module(arch).state_dict())
                 self._stores[arch] = ShardStore(self.folder, shards, keys, verify=verify)
         self.architecture_of = [m["architecture"] for m in self.models]
+        self.splits = ({k: torch.tensor(v, dtype=torch.long)
+                        for k, v in self.manifest["splits"].items()}
+                       if "splits" in self.manifest else None)
         self._templates: dict[str, GraphTemplate] = {}
 
     def __len__(self) -> int:

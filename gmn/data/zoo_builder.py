@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, fields
@@ -26,21 +25,17 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from gmn.data.architectures import architecture_id
 from gmn.data.grouped_cnn import Hyper, train_group
-from gmn.data.model_zoo import ZOO_FORMAT, ZOO_FORMAT_VERSION, ModelZoo
-from gmn.data.storage import (
-    MANIFEST,
-    IntegrityError,
-    _replace_atomically,
-    sha256,
-    shard_name,
-    write_json,
+from gmn.data.model_zoo import (
+    ModelZoo,
+    read_zoo_shard_metadata,
+    write_zoo_manifest,
+    write_zoo_shard,
 )
+from gmn.data.storage import IntegrityError, shard_name, write_json
 from gmn.train.seed import derive_seed
 
 BUILD_CONFIG = "build.json"
@@ -164,19 +159,7 @@ def _run_job(job: dict, spec: dict, config: ZooConfig, data, threads: int) -> tu
 
 
 def _write_job(folder: Path, job: dict, params: dict, records: list) -> None:
-    path = folder / job["shard"]
-    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    metadata = {"gmn-zoo": json.dumps({"job": job, "models": records})}
-    save_file({k: v.contiguous() for k, v in params.items()}, str(temporary), metadata)
-    _replace_atomically(temporary, path)
-
-
-def _read_job(path: Path) -> dict:
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-    if "gmn-zoo" not in metadata:
-        raise IntegrityError(f"{path} is not a gmn zoo shard (no gmn-zoo metadata)")
-    return json.loads(metadata["gmn-zoo"])
+    write_zoo_shard(folder / job["shard"], params, {"job": job, "models": records})
 
 
 def _check_config(folder: Path, config: ZooConfig) -> None:
@@ -208,7 +191,7 @@ def build_zoo(folder, config: ZooConfig, workers: int = 1, threads: int = 1,
     names, jobs = plan_jobs(config)
     for job in jobs:  # a shard left by a build of another plan must not be reused
         path = folder / job["shard"]
-        if path.exists() and _read_job(path)["job"] != job:
+        if path.exists() and read_zoo_shard_metadata(path)["job"] != job:
             raise IntegrityError(f"{path} holds another job than this config's plan")
     todo = [job for job in jobs if not (folder / job["shard"]).exists()]
     data = load_split_images(config) if todo else None
@@ -233,19 +216,9 @@ def build_zoo(folder, config: ZooConfig, workers: int = 1, threads: int = 1,
 
 
 def _write_manifest(folder: Path, config: ZooConfig, names: dict, jobs: list[dict]) -> None:
-    shards, models = [], []
-    for job in jobs:
-        path = folder / job["shard"]
-        stored = _read_job(path)
-        shards.append({"file": job["shard"], "sha256": sha256(path),
-                       "architecture": job["architecture"], "count": len(job["models"])})
-        models += stored["models"]
-    models.sort(key=lambda m: m["id"])
-    write_json(folder / MANIFEST, {
-        "format": ZOO_FORMAT, "format_version": ZOO_FORMAT_VERSION,
-        "source": {"builder": "gmn.data.zoo_builder", "config": asdict(config)},
-        "architectures": names, "shards": shards, "models": models,
-    })
+    write_zoo_manifest(folder, names, [{"file": j["shard"], "architecture": j["architecture"]}
+                                       for j in jobs],
+                       {"builder": "gmn.data.zoo_builder", "config": asdict(config)})
 
 
 def config_from_dict(values: dict) -> ZooConfig:
