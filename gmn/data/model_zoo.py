@@ -30,14 +30,7 @@ from torch_geometric.data import Batch
 
 from gmn.data.architectures import build_architecture
 from gmn.data.normalize import Normalize, layer_statistics
-from gmn.data.storage import (
-    MANIFEST,
-    IntegrityError,
-    ShardStore,
-    _replace_atomically,
-    sha256,
-    write_json,
-)
+from gmn.data.storage import MANIFEST, IntegrityError, ShardStore, sha256, write_json
 from gmn.graph.mixed import batch_groups
 from gmn.graph.template import GraphTemplate
 
@@ -67,7 +60,9 @@ def write_zoo_shard(path, params: dict[str, Tensor], metadata: dict) -> None:
     temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     save_file({k: v.contiguous() for k, v in params.items()}, str(temporary),
               {"gmn-zoo": json.dumps(metadata)})
-    _replace_atomically(temporary, path)
+    with open(temporary, "rb") as handle:  # on disk before the rename makes it visible
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
 
 
 def read_zoo_shard_metadata(path) -> dict:

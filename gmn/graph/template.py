@@ -49,6 +49,7 @@ class GraphTemplate:
         self.shapes = [builder.shapes[k] for k in keys]
         self.dtypes = dtypes
         self.int_entries = int_entries
+        self.int_width = sum(shape.numel() for shape, _ in int_entries.values())  # K
         self.key_order = key_order
         self.encoding = encoding
         self.metadata = dict(builder.metadata, encoding=encoding)
@@ -73,7 +74,6 @@ class GraphTemplate:
         self.permutation_blocks = builder.permutation_blocks
         self.fixed_groups = fixed_groups
         self._numels = [s.numel() for s in self.shapes]
-        self.int_width = sum(shape.numel() for shape, _ in int_entries.values())  # K
         self._placed: dict[tuple, dict[str, Tensor]] = {}
         self._prototypes: dict[tuple, ParameterGraph] = {}  # structure-only graph to copy
         self._batched: OrderedDict[tuple, dict] = OrderedDict()
