@@ -167,7 +167,8 @@ def _check_config(folder: Path, config: ZooConfig) -> None:
     wanted = asdict(config)
     if path.exists():
         stored = json.loads(path.read_text())
-        differ = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        # only the config's own fields: the JSON writer may add its own (e.g. a checksum)
+        differ = sorted(k for k in wanted if stored.get(k) != wanted[k])
         if differ:
             raise ValueError(f"{path} was built with a different config ({', '.join(differ)}: "
                              f"{[stored.get(k) for k in differ]} on disk, "
