@@ -30,3 +30,17 @@ def test_tiny_run_ranks_cnns_and_reuses_its_zoo(tmp_path):
     shards = {p: p.stat().st_mtime_ns for p in zoo.glob("shard-*")}
     main(["--out", str(tmp_path), "--methods", "statistics_gbt"] + TINY)
     assert {p: p.stat().st_mtime_ns for p in zoo.glob("shard-*")} == shards
+
+
+def test_a_zoo_with_its_own_split_is_scored_on_it(tmp_path):
+    from benchmarks.generalization.splits import homogeneous_split, mixed_split
+    from gmn.data.cnn_zoo_readers import read_cnn_wild_park
+    from tests.test_cnn_zoo_readers import write_park
+
+    write_park(tmp_path)
+    zoo = read_cnn_wild_park(tmp_path, tmp_path / "zoo", progress=False)
+    mixed = mixed_split(zoo, seed=5)["split"]
+    assert {k: v.tolist() for k, v in mixed.items()} == {"train": [0, 1, 2], "val": [3],
+                                                          "test": [4]}
+    homogeneous = homogeneous_split(zoo, seed=5)["split"]  # the most common architecture only
+    assert homogeneous["train"].tolist() == [0, 2] and homogeneous["test"].tolist() == []

@@ -80,6 +80,10 @@ def _run(args: argparse.Namespace) -> dict:
         for seed in args.seeds:
             made = SPLITS[split_name](zoo, seed)
             split = made["split"]
+            if len(split["test"]) < 2 or len(split["train"]) < 2:
+                print(f"{split_name}: skipped, {len(split['train'])} train and "
+                      f"{len(split['test'])} test models")
+                break
             true = targets[split["test"]].numpy()
             held = np.array([zoo.architecture_of[i] in made["held_out"]
                              for i in split["test"].tolist()])

@@ -21,17 +21,30 @@ def reference_architecture(zoo: ModelZoo) -> str:
     return max(counts, key=lambda a: (counts[a], -sorted(counts).index(a)))
 
 
+def _published(zoo: ModelZoo, models: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The zoo's own split (a public zoo's), restricted to ``models``."""
+    keep = set(models.tolist())
+    return {k: torch.tensor([i for i in v.tolist() if i in keep], dtype=torch.long)
+            for k, v in zoo.splits.items()}
+
+
 def homogeneous_split(zoo: ModelZoo, seed: int) -> dict:
-    """Train/val/test (70/15/15) of the reference architecture's models."""
+    """Train/val/test (70/15/15) of the reference architecture's models (a public zoo's own
+    split when it ships one)."""
     arch = reference_architecture(zoo)
     models = usable_models(zoo)
     models = models[torch.tensor([zoo.architecture_of[i] == arch for i in models.tolist()])]
-    return {"split": split_models(zoo, seed=seed, models=models), "held_out": [],
-            "architectures": [arch]}
+    split = (_published(zoo, models) if zoo.splits is not None
+             else split_models(zoo, seed=seed, models=models))
+    return {"split": split, "held_out": [], "architectures": [arch]}
 
 
 def mixed_split(zoo: ModelZoo, seed: int, held_out_fraction: float = 0.25) -> dict:
-    """All architectures; a seeded quarter of the non-reference ones only in test."""
+    """All architectures; a seeded quarter of the non-reference ones only in test (a public
+    zoo's own split when it ships one, e.g. CNN Wild Park's)."""
+    if zoo.splits is not None:
+        return {"split": _published(zoo, usable_models(zoo)), "held_out": [],
+                "architectures": sorted(zoo.architectures)}
     reference = reference_architecture(zoo)
     others = sorted(a for a in zoo.architectures if a != reference)
     count = min(len(others), math.ceil(held_out_fraction * len(others))) if others else 0
