@@ -18,14 +18,16 @@ from gmn.data.build import build_dataset
 from gmn.data.dataset import INRDataset
 from gmn.data.fit import FitRecipe, FitResult, fit_inrs
 from gmn.data.images import ImageSet, from_tensor, load_digits, load_images, resize
+from gmn.data.model_zoo import ModelZoo, split_models
 from gmn.data.normalize import Normalize, layer_statistics
 from gmn.data.split import split_images
 from gmn.data.zoo import read_dwsnets_fmnist, read_dwsnets_mnist, read_nfn_siren
 
 __all__ = [
-    "Compose", "FitRecipe", "FitResult", "GaussianNoise", "INRDataset", "ImageSet", "Normalize",
+    "Compose", "FitRecipe", "FitResult", "GaussianNoise", "INRDataset", "ImageSet", "ModelZoo",
+    "Normalize",
     "RandomPermutation", "RandomRotation", "RandomScale", "RandomTranslation", "WeightDropout",
     "build_dataset", "fit_inrs", "from_tensor", "layer_statistics", "load_digits", "load_images",
     "read_dwsnets_fmnist", "read_dwsnets_mnist", "read_nfn_siren", "render", "resize",
-    "rotate_inputs", "scale_inputs", "split_images", "translate_inputs",
+    "rotate_inputs", "scale_inputs", "split_images", "split_models", "translate_inputs",
 ]

@@ -27,7 +27,9 @@ field              shape / dtype        meaning
                                         of a leaky ReLU, α of an ELU, β of a softplus; 0
                                         otherwise
 ``int_buffers``    [1, K] long          integer buffers (BatchNorm ``num_batches_tracked``)
-                                        in state_dict order; only when the network has some
+                                        in state_dict order; K = 0 when the network has none.
+                                        Batches concatenate it along dim 1 ([1, ΣK]), so
+                                        graphs of different architectures batch together
 ``template``       GraphTemplate        the architecture's template, used by
                                         ``gmn.to_state_dict`` (a list of them in a ``Batch``)
 ``y``              optional             a label, for datasets
@@ -36,7 +38,8 @@ field              shape / dtype        meaning
 Graphs converted by one template share its structure tensors (``edge_index``, types, layers):
 clone a field before modifying it in place.
 
-Graphs batch with PyG's ``Batch``/``DataLoader`` unchanged.
+Graphs batch with PyG's ``Batch``/``DataLoader`` unchanged, in any mix of architectures and any
+order (every graph carries the same fields; see :mod:`gmn.graph.mixed` for grouped batching).
 """
 
 from __future__ import annotations
@@ -60,3 +63,8 @@ REQUIRED_FIELDS = (
 
 class ParameterGraph(Data):
     """A PyG ``Data`` holding one network's parameters; see the module docstring for fields."""
+
+    def __cat_dim__(self, key, value, *args, **kwargs):
+        if key == "int_buffers":  # [1, K] with K per architecture: concatenate the columns
+            return -1
+        return super().__cat_dim__(key, value, *args, **kwargs)

@@ -8,7 +8,7 @@ models of the architecture is one gather on an [N, P] matrix plus index arithmet
 **The parameter vector.** ``P`` counts the *floating* entries of the module's
 ``state_dict()`` (parameters and floating buffers such as BatchNorm running statistics),
 flattened and concatenated in state_dict order. Integer buffers (``num_batches_tracked``)
-are not parameters: a graph keeps them in ``int_buffers`` ([1, K]) so that
+are not parameters: a graph keeps them in ``int_buffers`` ([1, K], a batch [1, N·K]) so that
 ``to_state_dict`` restores them, and a batch built from an [N, P] matrix sets them to 0.
 """
 
@@ -49,6 +49,7 @@ class GraphTemplate:
         self.shapes = [builder.shapes[k] for k in keys]
         self.dtypes = dtypes
         self.int_entries = int_entries
+        self.int_width = sum(shape.numel() for shape, _ in int_entries.values())  # K
         self.key_order = key_order
         self.encoding = encoding
         self.metadata = dict(builder.metadata, encoding=encoding)
@@ -193,15 +194,14 @@ class GraphTemplate:
     def _int_buffers(self, params, n: int, device) -> Tensor | None:
         """[N, K] integer buffers of ``params`` (0 where ``params`` does not carry them)."""
         if not self.int_entries:
-            return None
+            return torch.zeros(n, 0, dtype=torch.long, device=device)
         if isinstance(params, Mapping) and all(k in params for k in self.int_entries):
             columns = [params[k].reshape(n, -1).long() for k in self.int_entries]
         elif isinstance(params, Sequence) and not isinstance(params, Tensor):
             columns = [torch.stack([sd[k].reshape(-1).long() for sd in params])
                        for k in self.int_entries]
         else:
-            width = sum(shape.numel() for shape, _ in self.int_entries.values())
-            return torch.zeros(n, width, dtype=torch.long, device=device)
+            return torch.zeros(n, self.int_width, dtype=torch.long, device=device)
         return torch.cat(columns, dim=1).to(device)
 
     def _check_entry(self, key: str, tensor: Tensor) -> None:
@@ -266,10 +266,9 @@ class GraphTemplate:
         # ParameterGraph; clone a field before modifying it in place
         graph = copy.copy(self._prototypes[key])
         graph.x, graph.edge_attr = x, edge_attr
-        if self.int_entries:
-            graph.int_buffers = torch.cat(
-                [state_dict[k].reshape(1, -1).long() for k in self.int_entries], dim=1
-            ).to(key[0])
+        graph.int_buffers = torch.cat(
+            [state_dict[k].reshape(1, -1).long() for k in self.int_entries], dim=1
+        ).to(key[0]) if self.int_entries else torch.zeros(1, 0, dtype=torch.long, device=key[0])
         if y is not None:
             graph.y = torch.as_tensor(y, device=key[0]).reshape(1)
         return graph
@@ -298,10 +297,9 @@ class GraphTemplate:
         out = Batch(_base_cls=ParameterGraph, x=x, edge_attr=edge_attr, template=[self] * n,
                     **static["fields"])
         counts = dict(static["counts"])
-        int_buffers = self._int_buffers(params, n, device)
-        if int_buffers is not None:
-            out.int_buffers = int_buffers
-            counts["int_buffers"] = 1
+        # [1, N*K]: int_buffers concatenate along dim 1 (ParameterGraph.__cat_dim__)
+        out.int_buffers = self._int_buffers(params, n, device).reshape(1, -1)
+        counts["int_buffers"] = self.int_width
         if y is not None:
             out.y = torch.as_tensor(y, device=device).reshape(n)
             counts["y"] = 1
@@ -365,8 +363,11 @@ class GraphTemplate:
         int_buffers = getattr(params, "int_buffers", None) if not isinstance(
             params, Tensor) else None
         if int_buffers is None:
-            width = sum(shape.numel() for shape, _ in self.int_entries.values())
-            int_buffers = torch.zeros(n, width, dtype=torch.long, device=flat.device)
+            int_buffers = torch.zeros(n, self.int_width, dtype=torch.long, device=flat.device)
+        if int_buffers.numel() != n * self.int_width:
+            raise ConversionError(f"int_buffers holds {int_buffers.numel()} values; {n} graphs "
+                                  f"of this template hold {n * self.int_width}")
+        int_buffers = int_buffers.reshape(n, self.int_width)
         start = 0
         for key, (shape, dtype) in self.int_entries.items():
             out[key] = int_buffers[:, start:start + shape.numel()].reshape(n, *shape).to(dtype)

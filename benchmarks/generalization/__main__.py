@@ -1,0 +1,3 @@
+from benchmarks.generalization.cli import main
+
+main()

@@ -1,0 +1,121 @@
+"""``python -m benchmarks.generalization``: build (or reuse) a zoo, then predict each CNN's test
+accuracy from its weights with every method, on both splits, over seeds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.cnn_zoo import add_config_arguments, config_of, summarize
+from benchmarks.generalization.methods import METHODS
+from benchmarks.generalization.report import aggregate, scatter, write_report
+from benchmarks.generalization.splits import SPLITS
+from gmn.data.model_zoo import ModelZoo
+from gmn.data.zoo_builder import ZooConfig, build_zoo
+
+# the benchmark's own zoo: small enough to build and evaluate in ≤ 10 min on 2 CPU cores
+DEFAULT_ZOO = ZooConfig(models=600, architectures=12, max_epochs=6)
+
+
+def metrics(true: np.ndarray, predicted: np.ndarray) -> dict:
+    from scipy.stats import kendalltau
+    from sklearn.metrics import r2_score
+
+    tau = float(kendalltau(true, predicted).statistic)
+    # a constant prediction ranks nothing: τ is undefined (NaN); count it as no agreement
+    return {"kendall_tau": 0.0 if np.isnan(tau) else tau, "r2": float(r2_score(true, predicted))}
+
+
+def parse(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.generalization")
+    parser.add_argument("--out", default="results/generalization")
+    parser.add_argument("--zoo", default=None,
+                        help="a built zoo folder (default: build one under --out)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--epochs", type=int, default=30, help="GMN epochs")
+    parser.add_argument("--hidden", type=int, default=32, help="GMN width")
+    parser.add_argument("--layers", type=int, default=3, help="GMN layers")
+    parser.add_argument("--lr", type=float, default=3e-3, help="GMN learning rate")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--workers", type=int, default=2, help="zoo-building processes")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch and OpenMP threads (1 is fastest on a shared machine)")
+    parser.add_argument("--no-progress", action="store_true")
+    add_config_arguments(parser, DEFAULT_ZOO)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(args.threads)
+    with threadpool_limits(args.threads):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> dict:
+    start = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.zoo is not None:
+        zoo = ModelZoo(args.zoo)
+    else:
+        config = config_of(args)
+        zoo = build_zoo(out / f"zoo-{config.dataset}-seed{config.seed}", config,
+                        workers=args.workers, progress=not args.no_progress)
+    built = time.perf_counter() - start
+    targets = zoo.targets()
+    options = {"hidden": args.hidden, "layers": args.layers, "epochs": args.epochs,
+               "lr": args.lr, "device": args.device, "run_dir": str(out / "runs")}
+    runs = []
+    for split_name in args.splits:
+        for seed in args.seeds:
+            made = SPLITS[split_name](zoo, seed)
+            split = made["split"]
+            if len(split["test"]) < 2 or len(split["train"]) < 2:
+                print(f"{split_name}: skipped, {len(split['train'])} train and "
+                      f"{len(split['test'])} test models")
+                break
+            true = targets[split["test"]].numpy()
+            held = np.array([zoo.architecture_of[i] in made["held_out"]
+                             for i in split["test"].tolist()])
+            for method in args.methods:
+                torch.manual_seed(seed)
+                tick = time.perf_counter()
+                predicted = METHODS[method](zoo, split, targets, seed, options)
+                if predicted is None:
+                    continue
+                result = metrics(true, predicted)
+                if held.sum() > 1:
+                    result["kendall_tau_held_out"] = metrics(true[held], predicted[held])[
+                        "kendall_tau"]
+                runs.append({"split": split_name, "method": method, "seed": seed,
+                             "metrics": result, "seconds": round(time.perf_counter() - tick, 1),
+                             "held_out": made["held_out"],
+                             "sizes": {k: len(v) for k, v in split.items()},
+                             "true": true.tolist(), "predicted": predicted.tolist()})
+                print(f"{split_name:12s} seed {seed} {method:15s} "
+                      + " ".join(f"{k}={v:.3f}" for k, v in result.items())
+                      + f" ({runs[-1]['seconds']} s)", flush=True)
+    summary = aggregate(runs)
+    meta = {"zoo": str(zoo.folder), "zoo_summary": summarize(zoo), "seeds": args.seeds,
+            "zoo_seconds": round(built, 1), "seconds": time.perf_counter() - start,
+            "options": {k: v for k, v in vars(args).items()}}
+    write_report(out, summary, runs, meta)
+    scatter(out, runs)
+    print(json.dumps(summary_table(summary), indent=1))
+    print(f"wrote {out / 'report.md'} ({meta['seconds']:.0f} s, zoo {built:.0f} s)")
+    return summary
+
+
+def summary_table(summary: dict) -> dict:
+    return {f"{split}/{method}": {k: f"{v['mean']:.3f} ± {v['std']:.3f}" for k, v in m.items()}
+            for split, methods in summary.items() for method, m in methods.items()}

@@ -1,0 +1,105 @@
+"""The three predictors. Each takes (zoo, split, targets [M], seed, options) and returns the
+predicted test-split targets, in the order of ``split["test"]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gmn.data.model_zoo import ModelZoo
+from gmn.features.weight_statistics import weight_statistics
+from gmn.nn import GMN
+from gmn.train import TrainConfig, Trainer
+
+
+def _features(zoo: ModelZoo, indices: Tensor, layers: str) -> np.ndarray:
+    """Per-layer weight statistics [n, F] of ``indices`` (rows in the order given)."""
+    rows = torch.empty(len(indices), dtype=torch.long)
+    blocks = []
+    position = {int(m): i for i, m in enumerate(indices)}
+    start = 0
+    for _, members, stacked in zoo.grouped(indices):
+        blocks.append(weight_statistics(stacked, layers))
+        rows[[position[int(m)] for m in members]] = torch.arange(start, start + len(members))
+        start += len(members)
+    return torch.cat(blocks)[rows].numpy()
+
+
+def statistics_baseline(zoo, split, targets, seed, options) -> np.ndarray:
+    """Unterthiner et al.'s per-layer statistics + gradient boosted trees."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    layers = "all" if len({zoo.architecture_of[i] for i in split["train"].tolist()}) == 1 \
+        and len({zoo.architecture_of[i] for i in split["test"].tolist()}) == 1 else "slots"
+    model = HistGradientBoostingRegressor(random_state=seed)
+    model.fit(_features(zoo, split["train"], layers), targets[split["train"]].numpy())
+    return model.predict(_features(zoo, split["test"], layers))
+
+
+def flat_mlp(zoo, split, targets, seed, options) -> np.ndarray | None:
+    """An MLP on the flattened, standardised weights; None when shapes differ."""
+    from sklearn.neural_network import MLPRegressor
+
+    used = split["train"].tolist() + split["test"].tolist()
+    if len({zoo.architecture_of[i] for i in used}) != 1:
+        return None
+
+    normalization = zoo.normalization(split["train"])  # per layer, from the train split
+
+    def matrix(indices):
+        (arch, members, stacked), = zoo.grouped(indices)
+        floating = {k: v for k, v in stacked.items() if v.is_floating_point()}
+        return zoo.template(arch).matrix(normalization[arch](floating)).numpy()
+
+    model = MLPRegressor(hidden_layer_sizes=(64,), alpha=1e-1, early_stopping=True,
+                         max_iter=500, random_state=seed)
+    model.fit(matrix(split["train"]), targets[split["train"]].numpy())
+    return model.predict(matrix(split["test"]))
+
+
+def _graph_list(zoo: ModelZoo, indices: Tensor, y: Tensor) -> list:
+    """One parameter graph per model, in the order of ``indices``, with ``y`` as label."""
+    batch, order = zoo.graphs(indices)
+    position = {int(m): i for i, m in enumerate(indices)}
+    graphs: list = [None] * len(indices)
+    for graph, model in zip(batch.to_data_list(), order.tolist()):
+        graph.y = y[position[model]].reshape(1).float()
+        graphs[position[model]] = graph
+    return graphs
+
+
+def _mse(outputs: Tensor, targets: Tensor) -> Tensor:
+    return F.mse_loss(outputs.squeeze(-1), targets)
+
+
+def gmn_predictor(zoo, split, targets, seed, options) -> np.ndarray:
+    """A GMN on the raw parameter graphs (weights only), trained with MSE on standardised
+    targets; the best validation epoch is kept."""
+    mean, std = targets[split["train"]].mean(), targets[split["train"]].std()
+    sets = {name: _graph_list(zoo, idx, (targets[idx] - mean) / std)
+            for name, idx in split.items()}
+    x = torch.cat([g.x for g in sets["train"]]).double()
+    edges = torch.cat([g.edge_attr for g in sets["train"]]).double()
+
+    def build():
+        model = GMN(out_dim=1, hidden_dim=options["hidden"], num_layers=options["layers"],
+                    readout=("node_mean", "edge_mean", "node_max"))
+        model.set_feature_statistics(x.mean(0).float(), x.std(0).float(),
+                                     edges.mean(0).float(), edges.std(0).float())
+        return model
+
+    config = TrainConfig(run_dir=str(Path(options["run_dir"]) / f"gmn-{seed}"), seed=seed,
+                         epochs=options["epochs"], batch_size=32, lr=options["lr"],
+                         weight_decay=1e-4, progress=False, tensorboard=False,
+                         device=options["device"], monitor="val_loss")
+    trainer = Trainer(build, sets["train"], sets["val"], loss_fn=_mse, config=config)
+    trainer.fit()
+    outputs = trainer.evaluate(sets["test"], return_outputs=True)["outputs"].squeeze(-1)
+    return (outputs.double() * std + mean).numpy()
+
+
+METHODS = {"gmn": gmn_predictor, "statistics_gbt": statistics_baseline, "flat_mlp": flat_mlp}

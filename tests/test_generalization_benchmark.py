@@ -1,0 +1,46 @@
+"""End to end: a tiny zoo, every predictor, both splits; the predictions rank the CNNs."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks.generalization.cli import main
+
+# easy: 60 models of the reference architecture, 20 of another (held out in the mixed split),
+# accuracies spread by 2 to 5 epochs of training
+TINY = ["--models", "80", "--architectures", "2", "--reference-share", "0.75", "--group-size",
+        "40", "--train-images", "300", "--max-epochs", "5", "--seeds", "0", "--epochs", "8",
+        "--hidden", "16", "--layers", "2", "--workers", "1", "--no-progress"]
+
+
+def test_tiny_run_ranks_cnns_and_reuses_its_zoo(tmp_path):
+    summary = main(["--out", str(tmp_path)] + TINY)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert (tmp_path / "report.md").exists() and (tmp_path / "scatter.png").exists()
+    methods = {(r["split"], r["method"]) for r in results["runs"]}
+    assert methods == {("homogeneous", "gmn"), ("homogeneous", "statistics_gbt"),
+                       ("homogeneous", "flat_mlp"), ("mixed", "gmn"),
+                       ("mixed", "statistics_gbt")}
+    for run in results["runs"]:  # test models only, and none of them seen in training
+        assert len(run["true"]) == len(run["predicted"]) == run["sizes"]["test"]
+    assert results["runs"][-1]["held_out"], "the mixed split holds out an architecture"
+    for split in ("homogeneous", "mixed"):
+        assert summary[split]["gmn"]["kendall_tau"]["mean"] > 0, split
+    zoo = next(tmp_path.glob("zoo-*"))
+    shards = {p: p.stat().st_mtime_ns for p in zoo.glob("shard-*")}
+    main(["--out", str(tmp_path), "--methods", "statistics_gbt"] + TINY)
+    assert {p: p.stat().st_mtime_ns for p in zoo.glob("shard-*")} == shards
+
+
+def test_a_zoo_with_its_own_split_is_scored_on_it(tmp_path):
+    from benchmarks.generalization.splits import homogeneous_split, mixed_split
+    from gmn.data.cnn_zoo_readers import read_cnn_wild_park
+    from tests.test_cnn_zoo_readers import write_park
+
+    write_park(tmp_path)
+    zoo = read_cnn_wild_park(tmp_path, tmp_path / "zoo", progress=False)
+    mixed = mixed_split(zoo, seed=5)["split"]
+    assert {k: v.tolist() for k, v in mixed.items()} == {"train": [0, 1, 2], "val": [3],
+                                                          "test": [4]}
+    homogeneous = homogeneous_split(zoo, seed=5)["split"]  # the most common architecture only
+    assert homogeneous["train"].tolist() == [0, 2] and homogeneous["test"].tolist() == []
