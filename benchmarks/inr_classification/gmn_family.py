@@ -32,12 +32,14 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
-GMN_FEATURE_DEFAULTS = {"probe_features": True}
-GMN_MODEL_DEFAULTS = {
+GMN_MODEL_DEFAULTS = {}  # the weights-only GMN: gmn.nn.GMNConfig's defaults
+GMN_PROBE_MODEL_DEFAULTS = {  # the probe-feature GMN as measured before the weights-only one
     "hidden_dim": 64,
     "num_layers": 2,
     "dropout": 0.2,
     "readout": ["output_mean", "node_mean"],
+    "fourier_frequencies": 0,
+    "edge_message": "additive",
 }
 GMN_TRAIN_DEFAULTS = {
     "lr": 3e-3,
@@ -48,20 +50,27 @@ GMN_TRAIN_DEFAULTS = {
 }
 
 
-def split_gmn_config(overrides: dict) -> tuple[dict, dict]:
-    """``--gmn-config`` → (GMN build options, training options), each over its defaults.
+def split_gmn_config(overrides: dict, family: str = "gmn") -> tuple[dict, dict]:
+    """``--gmn-config`` → (GMN build options, training options) of ``family``, each over its
+    defaults.
 
-    The build options are ``probe_features`` plus the GMN keyword options; unknown model
-    keys are rejected by ``GMNConfig.from_kwargs`` with the valid list.
+    The build options are ``probe_features`` (decided by the family: true for ``gmn_probe``
+    only) plus the GMN keyword options; unknown model keys are rejected by
+    ``GMNConfig.from_kwargs`` with the valid list.
     """
+    if family not in ("gmn", "gmn_noaug", "gmn_probe"):
+        raise ValueError(f"{family!r} is not a GMN family (gmn, gmn_noaug, gmn_probe)")
+    if "probe_features" in overrides:
+        raise ValueError(
+            "--gmn-config probe_features is decided by the family: gmn and gmn_noaug read the "
+            "parameter graph alone, gmn_probe adds probe features (choose with --families)"
+        )
     train = {k: v for k, v in overrides.items() if k in GMN_TRAIN_DEFAULTS}
     model = {k: v for k, v in overrides.items() if k not in GMN_TRAIN_DEFAULTS}
-    if not isinstance(model.get("probe_features", True), bool):
-        raise ValueError(
-            f"--gmn-config probe_features must be true or false, got {model['probe_features']!r}"
-        )
+    probes = family == "gmn_probe"
+    defaults = GMN_PROBE_MODEL_DEFAULTS if probes else GMN_MODEL_DEFAULTS
     return (
-        {**GMN_FEATURE_DEFAULTS, **GMN_MODEL_DEFAULTS, **model},
+        {"probe_features": probes, **defaults, **model},
         {**GMN_TRAIN_DEFAULTS, **train},
     )
 
@@ -143,7 +152,7 @@ def build_gmn(
     from gmn.nn import GMN
 
     options = dict(model_options)
-    probes = options.pop("probe_features", GMN_FEATURE_DEFAULTS["probe_features"])
+    probes = options.pop("probe_features", False)
     if probes and image_size is None:
         raise ValueError("probe features need the image size (H, W) the INRs were fitted on")
     points = probe_points(template, tuple(image_size) if probes else None)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from gmn.nn.context import GraphFieldError, is_output_neuron
+from gmn.nn.fourier import ScalarFourierFeatures
 from gmn.nn.standardize import Standardize
 
 
@@ -26,6 +27,16 @@ def check_index_range(
         raise GraphFieldError(
             f"field {name!r} has values in [{low}, {high}] but the model's {config_key}={size}"
         )
+
+
+def scalar_encoder(in_dim: int, dim: int, fourier: tuple[int, float, float]) -> nn.Module:
+    """[n, in_dim] standardised scalars -> [n, dim]: a linear map, or with ``fourier`` =
+    (K > 0, lowest, highest frequency) :class:`ScalarFourierFeatures` then a linear map."""
+    k, low, high = fourier
+    if not k:
+        return nn.Linear(in_dim, dim)
+    encoding = ScalarFourierFeatures(in_dim, k, low, high)
+    return nn.Sequential(encoding, nn.Linear(encoding.out_dim, dim))
 
 
 class NodeEncoder(nn.Module):
@@ -48,11 +59,12 @@ class NodeEncoder(nn.Module):
         num_activations: int,
         max_layers: int,
         max_io_positions: int,
+        fourier: tuple[int, float, float] = (0, 1.0, 1.0),
     ):
         super().__init__()
         self.max_io_positions = max_io_positions
         self.standardize = Standardize(in_dim)
-        self.features = nn.Linear(in_dim, dim)
+        self.features = scalar_encoder(in_dim, dim, fourier)
         self.node_type = nn.Embedding(num_node_types, dim)
         self.node_act = nn.Embedding(num_activations, dim)
         self.node_layer = nn.Embedding(max_layers, dim)
@@ -89,10 +101,11 @@ class EdgeEncoder(nn.Module):
     Shapes: ``forward(graph) -> [E, d]``.
     """
 
-    def __init__(self, in_dim: int, dim: int, num_edge_types: int):
+    def __init__(self, in_dim: int, dim: int, num_edge_types: int,
+                 fourier: tuple[int, float, float] = (0, 1.0, 1.0)):
         super().__init__()
         self.standardize = Standardize(in_dim)
-        self.features = nn.Linear(in_dim, dim)
+        self.features = scalar_encoder(in_dim, dim, fourier)
         self.edge_type = nn.Embedding(num_edge_types, dim)
 
     def forward(self, graph) -> Tensor:
