@@ -103,5 +103,19 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
         train_options,
         transform,
         _gmn_layers,
-        {"model": "GMN"},  # its options are in the run key's gmn_options
+        {"model": "GMN", "config": _resolved_gmn_config(model_options)},
     )
+
+
+def _resolved_gmn_config(model_options: dict) -> dict:
+    """Every :class:`gmn.nn.GMNConfig` field the options leave at its default, resolved, so a
+    cached run is not reused after a default of ``gmn.nn`` changed (JSON-able)."""
+    from dataclasses import asdict
+
+    from gmn.nn import GMNConfig
+
+    options = {k: v for k, v in model_options.items() if k != "probe_features"}
+    resolved = asdict(GMNConfig.from_kwargs(**options))
+    for size in ("out_dim", "node_in_dim"):  # set by build_gmn from the data
+        resolved.pop(size)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items()}
