@@ -125,7 +125,7 @@ def test_unsupported_architecture_is_refused_clearly():
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
     template = GraphTemplate.from_module(net)
     params = template.matrix([net.state_dict()])
-    with pytest.raises(ValueError, match="probe_features"):
+    with pytest.raises(ValueError, match="gmn_probe family"):
         build_gmn(template, 3, params, split_gmn_config({}, "gmn_probe")[0], (6, 6))
 
 

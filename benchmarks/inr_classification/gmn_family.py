@@ -1,27 +1,27 @@
-"""The GMN family: the one place that decides how the benchmark builds and trains a GMN.
+"""The GMN families: the one place that decides how the benchmark builds and trains a GMN.
 
 A GMN reads a batch of flat INR parameter vectors [B, P]; :class:`ParamsToGraph` turns them
 into a batch of parameter graphs with ``GraphTemplate`` (vectorised, no per-sample Python
 work), so the GMN and the weight-space MLP share one dataset and one augmentation.
 
-By default every node also gets **probe features** (``docs/accuracy.md``): the neuron's
-values at the H×W pixel-centre coordinates the INRs were fitted on
-(``gmn.models.siren.image_grid``, the grid ``gmn.data`` fits and renders on), appended to
-the node features ``x`` by ``gmn.features.with_neuron_activations``: K = H·W extra columns.
-They are computed from the parameters alone and permute with the hidden neurons, so the
-GMN stays permutation invariant. Without them the GMN stays at chance on this benchmark.
+``gmn`` and ``gmn_noaug`` read the parameter graph alone, with :class:`gmn.nn.GMN`'s own
+defaults (the best weights-only configuration, ``docs/accuracy.md``). ``gmn_probe`` also
+gets **probe features**: each neuron's values at the H×W pixel-centre coordinates the INRs
+were fitted on (``gmn.models.siren.image_grid``), appended to the node features ``x`` by
+``gmn.features.neuron_activations``: K = H·W extra columns. They are computed from the
+parameters and permute with the hidden neurons (the GMN stays permutation invariant), but
+they are function samples: the output neuron's probe features are the image itself.
 
-The GMN trains with weight-space augmentation (:func:`gmn_augmentation`): every INR of a
-training batch is moved by up to ``shift_pixels`` whole pixels (its first-layer bias, see
-``gmn.data.augment.RandomPixelShift``), and ``gmn`` (not ``gmn_noaug``) also permutes its
-hidden neurons at random. ``"auto"`` shifts by one pixel per 28 pixels of the shorter image
-side: 1 on MNIST and CIFAR-10, 0 on 8×8 digits, where one pixel is an eighth of the picture
-and a shifted INR shows a row it was never fitted on (GMN test accuracy 95.4 → 80.7 % there,
-mean of 3 seeds).
+Every GMN family trains with weight-space augmentation (:func:`gmn_augmentation`): every INR
+of a training batch is moved by up to ``shift_pixels`` whole pixels (its first-layer bias,
+see ``gmn.data.augment.RandomPixelShift``), and ``gmn``/``gmn_probe`` (not ``gmn_noaug``)
+also permute its hidden neurons at random. ``"auto"`` shifts by one pixel per 28 pixels of
+the shorter image side: 1 on MNIST and CIFAR-10, 0 on 8×8 digits, where one pixel is an
+eighth of the picture and a shifted INR shows a row it was never fitted on.
 
-``--gmn-config`` overrides the defaults below: ``probe_features`` (bool) switches the probe
-features, keys of :class:`gmn.nn.GMNConfig` configure the model, keys of
-``GMN_TRAIN_DEFAULTS`` its training.
+``--gmn-config`` overrides the defaults below for every GMN family: keys of
+:class:`gmn.nn.GMNConfig` configure the model, keys of ``GMN_TRAIN_DEFAULTS`` its training.
+Whether probe features are used is decided by the family, never by ``--gmn-config``.
 """
 
 from __future__ import annotations
@@ -89,13 +89,13 @@ def probe_points(template, image_size: tuple[int, int] | None) -> Tensor | None:
     except UnsupportedArchitectureError as error:
         raise ValueError(
             f"probe features need an INR made of nn.Linear layers with elementwise "
-            f"activations ({error}); pass --gmn-config '{{\"probe_features\": false}}' to "
-            "train the GMN on the parameter graph alone"
+            f"activations ({error}); leave out the gmn_probe family (gmn reads the "
+            "parameter graph alone)"
         ) from error
     if spec.in_features != 2:
         raise ValueError(
             f"probe features evaluate the INR on a 2-d pixel grid, but it reads "
-            f"{spec.in_features} coordinates; pass --gmn-config '{{\"probe_features\": false}}'"
+            f"{spec.in_features} coordinates; leave out the gmn_probe family"
         )
     height, width = image_size
     return image_grid(height, width)
