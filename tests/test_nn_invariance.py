@@ -92,3 +92,18 @@ def test_template_batch_equals_graphs_alone():
     with torch.no_grad():
         alone = torch.cat([model(gmn.from_state_dict(n)) for n in networks])
         torch.testing.assert_close(model(batch), alone, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["mlp", "siren"])
+def test_rank_embedding_keeps_invariance_when_biases_differ(name):
+    """Ranks of the biases within a layer permute with the neurons (no two biases equal)."""
+    network = BUILDERS[name](seed=1, dtype=torch.float64)
+    original, permuted, old_node_of = permuted_batch(network, seed=2)
+    torch.manual_seed(0)
+    model = GMN(out_dim=3, hidden_dim=16, edge_dim=8, num_layers=2, rank_embedding=True,
+                readout=("node_mean", "output_mean")).double().eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(permuted), model(original), rtol=1e-5, atol=1e-5)
+        states, states_permuted = model.encode(original), model.encode(permuted)
+    torch.testing.assert_close(states_permuted.node, states.node[old_node_of],
+                               rtol=1e-5, atol=1e-5)

@@ -51,6 +51,9 @@ class GMNConfig:
             (``docs/accuracy.md``).
         fourier_min, fourier_max: range of ω (radians per standard deviation of the feature).
         edge_message: ``"additive"`` or ``"gated"`` (:class:`gmn.nn.EdgeUpdate`).
+        rank_embedding: add to each hidden neuron an embedding of the rank of its bias within
+            its layer (:mod:`gmn.nn.rank`; equivariant as long as no two biases of a layer
+            are equal).
     """
 
     out_dim: int = 10
@@ -75,6 +78,7 @@ class GMNConfig:
     fourier_min: float = 1.0
     fourier_max: float = 300.0
     edge_message: str = "additive"
+    rank_embedding: bool = False
 
     def __post_init__(self):
         if self.edge_dim is None:
@@ -131,7 +135,8 @@ class GMN(nn.Module):
         d = c.hidden_dim
         fourier = (c.fourier_frequencies, c.fourier_min, c.fourier_max)
         self.node_encoder = NodeEncoder(c.node_in_dim, d, c.num_node_types, c.num_activations,
-                                        c.max_layers, c.max_io_positions, fourier)
+                                        c.max_layers, c.max_io_positions, fourier,
+                                        c.rank_embedding)
         self.edge_encoder = EdgeEncoder(c.edge_in_dim, c.edge_dim, c.num_edge_types, fourier)
         reads_global = "global" in c.readout
         self.layers = nn.ModuleList(
