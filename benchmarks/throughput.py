@@ -16,6 +16,7 @@ shows how loaded the machine was: compare figures only between runs with similar
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import torch
@@ -83,9 +84,11 @@ def reference_add_ms(device: torch.device) -> float:
 
 
 def measure(width: int, layers: int, batch, device: torch.device, steps: int, warmup: int,
-            compile_model: bool, bf16: bool, edge_dim: int | None) -> dict:
+            compile_model: bool, bf16: bool, edge_dim: int | None,
+            options: dict | None = None) -> dict:
     torch.manual_seed(0)
-    model = GMN(hidden_dim=width, edge_dim=edge_dim, num_layers=layers, out_dim=10).to(device)
+    model = GMN(hidden_dim=width, edge_dim=edge_dim, num_layers=layers, out_dim=10,
+                **(options or {})).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     forward = torch.compile(model) if compile_model else model
 
@@ -122,11 +125,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    parser.add_argument("--gmn-config", type=json.loads, default={}, metavar="JSON",
+                        help="other gmn.nn.GMN options, e.g. '{\"fourier_frequencies\": 0}'")
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"device={device} threads={torch.get_num_threads()} layers={args.layers} "
           f"edge_dim={args.edge_dim or 'width//2 (default)'} "
-          f"compile={args.compile} bf16={args.bf16} "
+          f"compile={args.compile} bf16={args.bf16} gmn_config={args.gmn_config} "
           f"reference_add_ms={reference_add_ms(device):.1f}")
     print(f"{'batch':>6} {'width':>6} {'graphs/s':>9} {'ms/step':>8} {'cpu ms/step':>11} "
           f"{'peak MB':>8}")
@@ -134,7 +139,7 @@ def main() -> None:
         batch = siren_batch(batch_size, device)
         for width in args.width:
             r = measure(width, args.layers, batch, device, args.steps, args.warmup,
-                        args.compile, args.bf16, args.edge_dim)
+                        args.compile, args.bf16, args.edge_dim, args.gmn_config)
             print(f"{batch_size:>6} {width:>6} {r['graphs_per_s']:>9.1f} {r['ms_per_step']:>8.0f} "
                   f"{r['cpu_ms_per_step']:>11.0f} {r['peak_mb']:>8.0f}", flush=True)
 

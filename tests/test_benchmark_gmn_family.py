@@ -1,5 +1,5 @@
-"""The benchmark's GMN family: probe features on the INR pixel grid, their switch, the
-defaults and the cache key."""
+"""The benchmark's GMN families: ``gmn``/``gmn_noaug`` read the parameter graph alone,
+``gmn_probe`` adds probe features on the INR pixel grid; the defaults and the cache key."""
 
 import pytest
 import torch
@@ -7,6 +7,7 @@ from torch import nn
 
 from benchmarks.inr_classification.config import BenchmarkConfig
 from benchmarks.inr_classification.data import BenchmarkData
+from benchmarks.inr_classification.families import plan_family
 from benchmarks.inr_classification.gmn_family import (
     build_gmn,
     gmn_augmentation,
@@ -27,15 +28,23 @@ def siren_params():
 
 
 def test_defaults_and_overrides():
+    from gmn.nn import GMNConfig
+
     model, train = split_gmn_config({})
-    assert model["probe_features"] is True
-    assert (model["hidden_dim"], model["num_layers"], model["dropout"]) == (64, 2, 0.2)
-    assert tuple(model["readout"]) == ("output_mean", "node_mean")
+    assert model == {"probe_features": False}  # gmn: gmn.nn.GMN's own defaults, no probes
     assert (train["lr"], train["weight_decay"], train["shift_pixels"]) == (3e-3, 0.05, "auto")
-    model, train = split_gmn_config({"probe_features": False, "hidden_dim": 16, "lr": 0.01})
-    assert (model["probe_features"], model["hidden_dim"], train["lr"]) == (False, 16, 0.01)
-    with pytest.raises(ValueError, match="probe_features"):
-        split_gmn_config({"probe_features": "yes"})
+    assert split_gmn_config({}, "gmn_noaug")[0] == model
+    probe, _ = split_gmn_config({}, "gmn_probe")
+    assert probe["probe_features"] is True
+    assert (probe["hidden_dim"], probe["num_layers"], probe["dropout"]) == (64, 2, 0.2)
+    assert (probe["fourier_frequencies"], probe["edge_message"]) == (0, "additive")
+    assert GMNConfig().fourier_frequencies > 0  # the weights-only default encodes scalars
+    model, train = split_gmn_config({"hidden_dim": 16, "lr": 0.01}, "gmn_probe")
+    assert (model["probe_features"], model["hidden_dim"], train["lr"]) == (True, 16, 0.01)
+    with pytest.raises(ValueError, match="probe_features is decided by the family"):
+        split_gmn_config({"probe_features": True})
+    with pytest.raises(ValueError, match="not a GMN family"):
+        split_gmn_config({}, "mlp")
 
 
 def test_probe_features_are_the_neurons_on_the_pixel_grid(siren_params):
@@ -43,7 +52,7 @@ def test_probe_features_are_the_neurons_on_the_pixel_grid(siren_params):
     # the benchmark feeds standardised parameters; the probes must undo that
     scale, shift = torch.full((raw.shape[1],), 2.0), torch.full((raw.shape[1],), 0.5)
     params = (raw - shift) / scale
-    options = split_gmn_config({"hidden_dim": 8})[0]
+    options = split_gmn_config({"hidden_dim": 8}, "gmn_probe")[0]
     model = build_gmn(template, 3, params, options, (5, 4), raw_affine=(scale, shift))
     assert model.gmn.config.node_in_dim == 5 + 20
     graphs = model.graph(params)
@@ -94,20 +103,30 @@ def test_augmentation_moves_the_standardised_inrs_by_whole_pixels(siren_params, 
         gmn_augmentation(template, (28, 28), -1, False)
 
 
-def test_probe_features_can_be_switched_off(siren_params):
+@pytest.mark.parametrize("family", ["gmn", "gmn_noaug"])
+def test_weights_only_families_get_no_probe_features(siren_params, family):
     template, params, _ = siren_params
-    options = split_gmn_config({"hidden_dim": 8, "probe_features": False})[0]
-    model = build_gmn(template, 3, params, options, (5, 4))
+    data = BenchmarkData(
+        name="tiny", images=torch.zeros(4, 1, 5, 4), labels=torch.arange(4) % 2,
+        params=params[:, None], psnr=torch.full((4, 1), 40.0),
+        split={"train": torch.arange(2), "val": torch.tensor([2]), "test": torch.tensor([3])},
+        template=template, num_classes=2, key={"d": 1}, description="", inr_description="",
+    )
+    model = plan_family(family, data, BenchmarkConfig(gmn_config={"hidden_dim": 8})).build()
+    assert model.graph.points is None
     assert model.gmn.config.node_in_dim == 5
-    assert model.graph(params).x.shape[1] == 5
+    graphs = model.graph(params)
+    assert torch.equal(graphs.x, template.batch(params).x)
+    probe = plan_family("gmn_probe", data, BenchmarkConfig(gmn_config={"hidden_dim": 8})).build()
+    assert probe.gmn.config.node_in_dim == 5 + 5 * 4
 
 
 def test_unsupported_architecture_is_refused_clearly():
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
     template = GraphTemplate.from_module(net)
     params = template.matrix([net.state_dict()])
-    with pytest.raises(ValueError, match="probe_features"):
-        build_gmn(template, 3, params, split_gmn_config({})[0], (6, 6))
+    with pytest.raises(ValueError, match="gmn_probe family"):
+        build_gmn(template, 3, params, split_gmn_config({}, "gmn_probe")[0], (6, 6))
 
 
 def test_cache_key_holds_the_architecture_and_the_resolved_gmn_options(siren_params):
@@ -119,10 +138,19 @@ def test_cache_key_holds_the_architecture_and_the_resolved_gmn_options(siren_par
         template=template, num_classes=2, key={"d": 1}, description="", inr_description="",
     )
     key = run_key("gmn", 0, BenchmarkConfig(), data)
-    assert key["gmn_options"]["probe_features"] is True
-    assert key["gmn_options"]["hidden_dim"] == 64
-    off = run_key("gmn", 0, BenchmarkConfig(gmn_config={"probe_features": False}), data)
-    assert off["gmn_options"]["probe_features"] is False
+    assert key["gmn_options"]["probe_features"] is False
+    probe = run_key("gmn_probe", 0, BenchmarkConfig(), data)
+    assert probe["gmn_options"]["probe_features"] is True
+    assert probe["gmn_options"]["hidden_dim"] == 64
+    wide = run_key("gmn", 0, BenchmarkConfig(gmn_config={"hidden_dim": 32}), data)
+    assert wide["gmn_options"]["hidden_dim"] == 32
+    # defaults of gmn.nn.GMNConfig are part of the key, resolved
+    from gmn.nn import GMNConfig
+
+    resolved = key["architecture"]["config"]
+    assert resolved["fourier_frequencies"] == GMNConfig().fourier_frequencies
+    assert resolved["readout"] == list(GMNConfig().readout)
+    assert wide["architecture"]["config"]["hidden_dim"] == 32
     cnn = run_key("cnn", 0, BenchmarkConfig(), data)
     assert "gmn_options" not in cnn
     assert cnn["architecture"] == {"model": "CNN", "channels": [32, 64, 128]}

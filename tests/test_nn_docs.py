@@ -16,7 +16,8 @@ def test_docs_examples_run():
     namespace: dict = {}
     exec(quick_start, namespace)
     types = len(vocab.NODE_TYPES)
-    assert namespace["hidden"]["layers.3/node_type_mean"].shape == (8, types * 64)
-    assert namespace["hidden"]["readout"].shape == (8, 64 + 32)  # node_mean + edge_mean
+    assert namespace["hidden"]["layers.1/node_type_mean"].shape == (8, types * 64)
+    assert "layers.2/node_mean" not in namespace["hidden"]  # 2 layers by default
+    assert namespace["hidden"]["readout"].shape == (8, 64 + 64)  # output_mean + node_mean
     exec(custom, namespace)
     assert namespace["MyGMN"]()(namespace["batch"]).shape == (8, 10)

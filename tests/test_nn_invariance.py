@@ -16,11 +16,18 @@ from tests.architectures import make_cnn, make_mlp, make_resnet, make_siren
 BUILDERS = {"mlp": make_mlp, "cnn_bn": make_cnn, "resnet": make_resnet, "siren": make_siren}
 
 
-def full_gmn(seed: int = 0) -> GMN:
+# the scalar encodings and edge messages: linear + additive, and Fourier features + gated
+ENCODINGS = {
+    "linear_additive": {"fourier_frequencies": 0, "edge_message": "additive"},
+    "fourier_gated": {"fourier_frequencies": 8, "fourier_max": 300.0, "edge_message": "gated"},
+}
+
+
+def full_gmn(seed: int = 0, encoding: str = "linear_additive") -> GMN:
     """Every pooling, the graph state, two aggregations, narrower edges: all code paths."""
     torch.manual_seed(seed)
     model = GMN(out_dim=3, hidden_dim=16, edge_dim=8, num_layers=2, use_global=True,
-                aggregations=("mean", "max"), readout=POOLINGS)
+                aggregations=("mean", "max"), readout=POOLINGS, **ENCODINGS[encoding])
     return model.double().eval()
 
 
@@ -35,11 +42,12 @@ def permuted_batch(network, seed: int):
     return template.batch(flat), template.batch(moved), old_node_of
 
 
+@pytest.mark.parametrize("encoding", list(ENCODINGS))
 @pytest.mark.parametrize("name", list(BUILDERS))
-def test_graph_output_invariant_and_node_states_equivariant(name):
+def test_graph_output_invariant_and_node_states_equivariant(name, encoding):
     network = BUILDERS[name](seed=1, dtype=torch.float64)
     original, permuted, old_node_of = permuted_batch(network, seed=2)
-    model = full_gmn()
+    model = full_gmn(encoding=encoding)
     with torch.no_grad():
         torch.testing.assert_close(model(permuted), model(original), rtol=1e-5, atol=1e-5)
         states, states_permuted = model.encode(original), model.encode(permuted)
@@ -49,10 +57,11 @@ def test_graph_output_invariant_and_node_states_equivariant(name):
     torch.testing.assert_close(states_permuted.graph, states.graph, rtol=1e-5, atol=1e-5)
 
 
-def test_output_depends_on_the_weights_and_on_input_neuron_order():
+@pytest.mark.parametrize("encoding", list(ENCODINGS))
+def test_output_depends_on_the_weights_and_on_input_neuron_order(encoding):
     """The invariance above is not vacuous: other weights, or a reordering of the input
     neurons (which are not interchangeable), change the output."""
-    model = full_gmn()
+    model = full_gmn(encoding=encoding)
     network = make_mlp(seed=1, dtype=torch.float64)
     graph = gmn.from_state_dict(network)
     other = gmn.from_state_dict(make_mlp(seed=2, dtype=torch.float64))
@@ -65,8 +74,9 @@ def test_output_depends_on_the_weights_and_on_input_neuron_order():
         assert (model(swapped) - out).abs().max() > 1e-4
 
 
-def test_batch_equals_each_graph_alone():
-    model = full_gmn()
+@pytest.mark.parametrize("encoding", list(ENCODINGS))
+def test_batch_equals_each_graph_alone(encoding):
+    model = full_gmn(encoding=encoding)
     graphs = [gmn.from_state_dict(build(seed=4, dtype=torch.float64))
               for build in (make_siren, make_mlp, make_cnn)]
     with torch.no_grad():
@@ -82,3 +92,18 @@ def test_template_batch_equals_graphs_alone():
     with torch.no_grad():
         alone = torch.cat([model(gmn.from_state_dict(n)) for n in networks])
         torch.testing.assert_close(model(batch), alone, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["mlp", "siren"])
+def test_rank_embedding_keeps_invariance_when_biases_differ(name):
+    """Ranks of the biases within a layer permute with the neurons (no two biases equal)."""
+    network = BUILDERS[name](seed=1, dtype=torch.float64)
+    original, permuted, old_node_of = permuted_batch(network, seed=2)
+    torch.manual_seed(0)
+    model = GMN(out_dim=3, hidden_dim=16, edge_dim=8, num_layers=2, rank_embedding=True,
+                readout=("node_mean", "output_mean")).double().eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(permuted), model(original), rtol=1e-5, atol=1e-5)
+        states, states_permuted = model.encode(original), model.encode(permuted)
+    torch.testing.assert_close(states_permuted.node, states.node[old_node_of],
+                               rtol=1e-5, atol=1e-5)

@@ -7,18 +7,28 @@ from torch import Tensor
 from . import findings
 from .analysis import ensemble_study, mean_std, prediction_overlap
 
-BEYOND_PAPER = (("gmn", "weight_mlp"), ("gmn", "gmn_noaug"), ("vit", "cnn"))
+BEYOND_PAPER = (
+    ("gmn", "weight_mlp"),
+    ("gmn", "gmn_noaug"),
+    ("gmn", "gmn_probe"),
+    ("gmn_probe", "weight_mlp"),
+    ("vit", "cnn"),
+)
+PROBE_FAMILY = "gmn_probe"  # the paper's claims are also reported for it, separately
 
 
 def overlaps(predictions: dict[str, list[Tensor]], labels: Tensor) -> dict[str, list[dict]]:
-    """Prediction overlap of the GMN with each image family (seed i vs seed i), and of CNN
-    seed i with CNN seed i + 1: how much a new initialisation alone changes."""
+    """Prediction overlap of each GMN (``gmn``, and ``gmn_probe`` when trained) with each image
+    family (seed i vs seed i), and of CNN seed i with CNN seed i + 1: how much a new
+    initialisation alone changes."""
     seeds = len(predictions["cnn"])
     out = {
-        f"gmn-{image}": [
-            prediction_overlap(predictions["gmn"][i], predictions[image][i], labels)
+        f"{gmn}-{image}": [
+            prediction_overlap(predictions[gmn][i], predictions[image][i], labels)
             for i in range(seeds)
         ]
+        for gmn in ("gmn", PROBE_FAMILY)
+        if gmn in predictions
         for image in ("mlp", "cnn", "vit")
         if image in predictions
     }
@@ -72,6 +82,15 @@ def assemble_results(
         for a, b in BEYOND_PAPER
         if a in predictions and b in predictions
     ]
+    probe_findings = {}
+    if PROBE_FAMILY in predictions:
+        probe_ensembles = ensemble_study(probabilities, labels, base="cnn", other=PROBE_FAMILY)
+        probe_findings = {
+            "probe_ensembles": probe_ensembles,
+            "probe_findings": findings.all_findings(
+                within, between, overlap, probe_ensembles, gmn=PROBE_FAMILY
+            ),
+        }
     return {
         "accuracy": {f: mean_std([r["test_accuracy"] for r in rs]) for f, rs in runs.items()},
         "val_accuracy": {
@@ -81,4 +100,5 @@ def assemble_results(
         "ensembles": ensembles,
         "comparisons": comparisons,
         "findings": findings.all_findings(within, between, overlap, ensembles),
+        **probe_findings,
     }

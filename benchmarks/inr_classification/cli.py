@@ -15,9 +15,10 @@ The INR-classification benchmark and the representation study of Yeom & Lee (202
 "On the Internal Representations of Graph Metanetworks", in one command.
 
 Images -> INRs (fitted here, or read from a public zoo) -> one seeded train/val/test split
-shared by every model -> S seeds each of a GMN on the INR parameter graphs, an MLP, a CNN
-and a ViT on the images, an MLP on the flattened INR weights, and the GMN without
-random permutations (gmn_noaug) -> best-validation checkpoint tested once -> probes on the test
+shared by every model -> S seeds each of a GMN on the INR parameter graphs alone (gmn), an
+MLP, a CNN and a ViT on the images, an MLP on the flattened INR weights, the GMN without
+random permutations (gmn_noaug) and a GMN that also sees probe features, the INR's values on
+the pixel grid (gmn_probe) -> best-validation checkpoint tested once -> probes on the test
 set -> CKA within and between families, prediction overlap, ensembles -> results.json,
 report.md and PNG figures in --out. Every stage is cached in --out: run the same command
 again to resume a killed run or to reuse fitted INRs and trained models.
@@ -30,6 +31,8 @@ examples:
   python -m benchmarks.inr_classification
   python -m benchmarks.inr_classification --dataset mnist --root ../shared/data/mnist-test-half \\
       --source-split test --epochs 30 --out results/inr-mnist-half
+  python -m benchmarks.inr_classification --inr-init independent \
+      --families gmn,gmn_probe,weight_mlp,mlp,cnn --out results/inr-digits-independent
   python -m benchmarks.inr_classification --zoo dwsnets-mnist /data/mnist-inrs --device cuda
   python -m benchmarks.inr_classification --gmn-config '{"hidden_dim": 128, "lr": 1e-3}'"""
 
@@ -210,12 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_json_object,
         default={},
         metavar="JSON",
-        help="GMN options as a JSON object or a .json file: probe_features "
-        "(default true: each neuron's values on the INR pixel grid as extra node "
-        "features; false: parameter graph only); keys of gmn.nn.GMNConfig "
-        "(defaults hidden_dim 64, num_layers 2, dropout 0.2, readout "
-        "[output_mean, node_mean]) configure the model; lr (3e-3), weight_decay "
-        "(0.05), batch_size (64), warmup_fraction (0.05) its training",
+        help="options of every GMN family as a JSON object or a .json file: keys of "
+        "gmn.nn.GMNConfig configure the model (gmn, gmn_noaug: GMNConfig's defaults; "
+        "gmn_probe: its own, see docs/benchmark.md); lr (3e-3), weight_decay (0.05), "
+        "batch_size (64), warmup_fraction (0.05), shift_pixels (auto) its training. "
+        "Probe features are decided by the family (gmn_probe), not here",
     )
 
     study = p.add_argument_group("representation study")

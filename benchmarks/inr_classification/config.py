@@ -7,17 +7,22 @@ from dataclasses import asdict, dataclass, field
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 ZOOS = ("dwsnets-mnist", "dwsnets-fmnist", "nfn")
-FAMILIES = ("gmn", "mlp", "cnn", "weight_mlp", "vit", "gmn_noaug")
+FAMILIES = ("gmn", "mlp", "cnn", "weight_mlp", "vit", "gmn_noaug", "gmn_probe")
 IMAGE_FAMILIES = ("mlp", "cnn", "vit")
-PARAMETER_FAMILIES = ("gmn", "gmn_noaug", "weight_mlp")
+GMN_FAMILIES = ("gmn", "gmn_noaug", "gmn_probe")
+PARAMETER_FAMILIES = (*GMN_FAMILIES, "weight_mlp")
 REQUIRED_FAMILIES = ("gmn", "mlp", "cnn")
 FAMILY_DESCRIPTIONS = {
-    "gmn": "GMN on the INR parameter graphs, random permutations (+ pixel shifts, shift_pixels)",
+    "gmn": "GMN on the INR parameter graph alone (weights and biases, no function samples); "
+    "random hidden-neuron permutations",
     "mlp": "MLP on the pixels",
     "cnn": "CNN on the pixels",
-    "weight_mlp": "MLP on the flattened INR weights",
+    "weight_mlp": "MLP on the flattened INR weights (per-coordinate standardised: reads "
+    "aligned neurons, not permutation invariant)",
     "vit": "ViT on the pixels",
-    "gmn_noaug": "the same GMN without the random permutations",
+    "gmn_noaug": "the weights-only GMN without the random permutations",
+    "gmn_probe": "GMN on the parameter graph + probe features: every neuron's values on the "
+    "pixel grid, i.e. function samples (its output neuron sees the image)",
 }
 
 # Options that change no number (where and how the run executes), left out of cache keys.

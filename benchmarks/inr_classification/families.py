@@ -1,9 +1,11 @@
 """The model families of the study: how each is built, what it reads, where it is probed.
 
 Image families (``mlp``, ``cnn``, ``vit``) read standardised images [B, C, H, W];
-parameter families (``gmn``, ``gmn_noaug``, ``weight_mlp``) read flat INR parameters
-[B, P]. ``gmn`` trains with random hidden-neuron permutations of its INRs, ``gmn_noaug``
-without (the only difference between the two; both move their INRs by whole pixels).
+parameter families (``gmn``, ``gmn_noaug``, ``gmn_probe``, ``weight_mlp``) read flat INR
+parameters [B, P]. ``gmn`` reads the parameter graph alone and trains with random
+hidden-neuron permutations of its INRs, ``gmn_noaug`` without (the only difference between
+the two). ``gmn_probe`` also reads probe features, each neuron's values on the pixel grid:
+function samples, so its output neuron sees the image itself.
 """
 
 from __future__ import annotations
@@ -82,10 +84,11 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
             _block_layers,
             {"model": "WeightMLP", "hidden": hidden, "dropout": dropout},
         )
-    model_options, train_options = split_gmn_config(config.gmn_config)
+    model_options, train_options = split_gmn_config(config.gmn_config, family)
     raw_affine = (data.param_scale, data.param_shift)
     transform = gmn_augmentation(
-        data.template, shape[1:], train_options.pop("shift_pixels"), family == "gmn", raw_affine
+        data.template, shape[1:], train_options.pop("shift_pixels"), family != "gmn_noaug",
+        raw_affine,
     )
     return FamilyPlan(
         lambda: build_gmn(
@@ -100,5 +103,19 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
         train_options,
         transform,
         _gmn_layers,
-        {"model": "GMN"},  # its options are in the run key's gmn_options
+        {"model": "GMN", "config": _resolved_gmn_config(model_options)},
     )
+
+
+def _resolved_gmn_config(model_options: dict) -> dict:
+    """Every :class:`gmn.nn.GMNConfig` field the options leave at its default, resolved, so a
+    cached run is not reused after a default of ``gmn.nn`` changed (JSON-able)."""
+    from dataclasses import asdict
+
+    from gmn.nn import GMNConfig
+
+    options = {k: v for k, v in model_options.items() if k != "probe_features"}
+    resolved = asdict(GMNConfig.from_kwargs(**options))
+    for size in ("out_dim", "node_in_dim"):  # set by build_gmn from the data
+        resolved.pop(size)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items()}

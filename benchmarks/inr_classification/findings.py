@@ -53,9 +53,15 @@ def _combine(parts: list[dict]) -> str:
     return "inconclusive"
 
 
-def seed_sensitivity(within: dict[str, list[float]]) -> dict:
-    """GMN cross-seed CKA far lower than MLP's and CNN's. ``within``: family → pair values."""
-    parts = [_far_lower("gmn", within["gmn"], f, within[f]) for f in ("mlp", "cnn")]
+def _between(between: dict[str, list[float]], a: str, b: str) -> list[float]:
+    """The values of the comparison of families ``a`` and ``b``, named "a-b" or "b-a"."""
+    return between[f"{a}-{b}"] if f"{a}-{b}" in between else between[f"{b}-{a}"]
+
+
+def seed_sensitivity(within: dict[str, list[float]], gmn: str = "gmn") -> dict:
+    """GMN cross-seed CKA far lower than MLP's and CNN's. ``within``: family → pair values;
+    ``gmn``: the GMN family the claim is tested on."""
+    parts = [_far_lower(gmn, within[gmn], f, within[f]) for f in ("mlp", "cnn")]
     return {
         "claim": "Random initialisation changes GMN representations far more than MLP or CNN "
         "representations (GMN cross-seed CKA far lower).",
@@ -64,10 +70,11 @@ def seed_sensitivity(within: dict[str, list[float]]) -> dict:
     }
 
 
-def gmn_image_dissimilarity(between: dict[str, list[float]]) -> dict:
+def gmn_image_dissimilarity(between: dict[str, list[float]], gmn: str = "gmn") -> dict:
     """GMN–MLP and GMN–CNN CKA far lower than MLP–CNN. ``between``: "a-b" → pair values."""
     parts = [
-        _far_lower(k, between[k], "mlp-cnn", between["mlp-cnn"]) for k in ("gmn-mlp", "gmn-cnn")
+        _far_lower(f"{gmn}-{f}", _between(between, gmn, f), "mlp-cnn", between["mlp-cnn"])
+        for f in ("mlp", "cnn")
     ]
     return {
         "claim": "CKA between a GMN and an MLP/CNN is far lower than between an MLP and a CNN.",
@@ -76,10 +83,12 @@ def gmn_image_dissimilarity(between: dict[str, list[float]]) -> dict:
     }
 
 
-def gmn_only_samples(overlaps: dict[str, list[dict]]) -> dict:
-    """Some samples only the GMN classifies correctly. ``overlaps``: "gmn-x" → per-seed dicts
-    from :func:`analysis.prediction_overlap` with the GMN as model A."""
-    fractions = {k: [o["only_a"] / o["n"] for o in overlaps[k]] for k in ("gmn-mlp", "gmn-cnn")}
+def gmn_only_samples(overlaps: dict[str, list[dict]], gmn: str = "gmn") -> dict:
+    """Some samples only the GMN classifies correctly. ``overlaps``: "GMN-x" → per-seed dicts
+    from :func:`analysis.prediction_overlap` with the GMN family ``gmn`` as model A."""
+    fractions = {
+        k: [o["only_a"] / o["n"] for o in overlaps[k]] for k in (f"{gmn}-mlp", f"{gmn}-cnn")
+    }
     values = [f for per_seed in fractions.values() for f in per_seed]
     if min(values) >= MIN_ONLY_FRACTION:
         verdict = "reproduced"
@@ -136,11 +145,14 @@ def accuracy_comparison(name_a: str, name_b: str, overlaps: list[dict]) -> dict:
     }
 
 
-def all_findings(within: dict, between: dict, overlaps: dict, ensemble: dict) -> list[dict]:
-    """The four claims of the paper, in the paper's order."""
+def all_findings(
+    within: dict, between: dict, overlaps: dict, ensemble: dict, gmn: str = "gmn"
+) -> list[dict]:
+    """The four claims of the paper, in the paper's order, for the GMN family ``gmn``
+    (``ensemble``: that family's :func:`analysis.ensemble_study` with the CNN)."""
     return [
-        seed_sensitivity(within),
-        gmn_image_dissimilarity(between),
-        gmn_only_samples(overlaps),
+        seed_sensitivity(within, gmn),
+        gmn_image_dissimilarity(between, gmn),
+        gmn_only_samples(overlaps, gmn),
         complementarity(ensemble),
     ]

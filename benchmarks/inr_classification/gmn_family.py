@@ -1,27 +1,27 @@
-"""The GMN family: the one place that decides how the benchmark builds and trains a GMN.
+"""The GMN families: the one place that decides how the benchmark builds and trains a GMN.
 
 A GMN reads a batch of flat INR parameter vectors [B, P]; :class:`ParamsToGraph` turns them
 into a batch of parameter graphs with ``GraphTemplate`` (vectorised, no per-sample Python
 work), so the GMN and the weight-space MLP share one dataset and one augmentation.
 
-By default every node also gets **probe features** (``docs/accuracy.md``): the neuron's
-values at the H×W pixel-centre coordinates the INRs were fitted on
-(``gmn.models.siren.image_grid``, the grid ``gmn.data`` fits and renders on), appended to
-the node features ``x`` by ``gmn.features.with_neuron_activations``: K = H·W extra columns.
-They are computed from the parameters alone and permute with the hidden neurons, so the
-GMN stays permutation invariant. Without them the GMN stays at chance on this benchmark.
+``gmn`` and ``gmn_noaug`` read the parameter graph alone, with :class:`gmn.nn.GMN`'s own
+defaults (the best weights-only configuration, ``docs/accuracy.md``). ``gmn_probe`` also
+gets **probe features**: each neuron's values at the H×W pixel-centre coordinates the INRs
+were fitted on (``gmn.models.siren.image_grid``), appended to the node features ``x`` by
+``gmn.features.neuron_activations``: K = H·W extra columns. They are computed from the
+parameters and permute with the hidden neurons (the GMN stays permutation invariant), but
+they are function samples: the output neuron's probe features are the image itself.
 
-The GMN trains with weight-space augmentation (:func:`gmn_augmentation`): every INR of a
-training batch is moved by up to ``shift_pixels`` whole pixels (its first-layer bias, see
-``gmn.data.augment.RandomPixelShift``), and ``gmn`` (not ``gmn_noaug``) also permutes its
-hidden neurons at random. ``"auto"`` shifts by one pixel per 28 pixels of the shorter image
-side: 1 on MNIST and CIFAR-10, 0 on 8×8 digits, where one pixel is an eighth of the picture
-and a shifted INR shows a row it was never fitted on (GMN test accuracy 95.4 → 80.7 % there,
-mean of 3 seeds).
+Every GMN family trains with weight-space augmentation (:func:`gmn_augmentation`): every INR
+of a training batch is moved by up to ``shift_pixels`` whole pixels (its first-layer bias,
+see ``gmn.data.augment.RandomPixelShift``), and ``gmn``/``gmn_probe`` (not ``gmn_noaug``)
+also permute its hidden neurons at random. ``"auto"`` shifts by one pixel per 28 pixels of
+the shorter image side: 1 on MNIST and CIFAR-10, 0 on 8×8 digits, where one pixel is an
+eighth of the picture and a shifted INR shows a row it was never fitted on.
 
-``--gmn-config`` overrides the defaults below: ``probe_features`` (bool) switches the probe
-features, keys of :class:`gmn.nn.GMNConfig` configure the model, keys of
-``GMN_TRAIN_DEFAULTS`` its training.
+``--gmn-config`` overrides the defaults below for every GMN family: keys of
+:class:`gmn.nn.GMNConfig` configure the model, keys of ``GMN_TRAIN_DEFAULTS`` its training.
+Whether probe features are used is decided by the family, never by ``--gmn-config``.
 """
 
 from __future__ import annotations
@@ -32,12 +32,14 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
-GMN_FEATURE_DEFAULTS = {"probe_features": True}
-GMN_MODEL_DEFAULTS = {
+GMN_MODEL_DEFAULTS = {}  # the weights-only GMN: gmn.nn.GMNConfig's defaults
+GMN_PROBE_MODEL_DEFAULTS = {  # the probe-feature GMN as measured before the weights-only one
     "hidden_dim": 64,
     "num_layers": 2,
     "dropout": 0.2,
     "readout": ["output_mean", "node_mean"],
+    "fourier_frequencies": 0,
+    "edge_message": "additive",
 }
 GMN_TRAIN_DEFAULTS = {
     "lr": 3e-3,
@@ -48,20 +50,27 @@ GMN_TRAIN_DEFAULTS = {
 }
 
 
-def split_gmn_config(overrides: dict) -> tuple[dict, dict]:
-    """``--gmn-config`` → (GMN build options, training options), each over its defaults.
+def split_gmn_config(overrides: dict, family: str = "gmn") -> tuple[dict, dict]:
+    """``--gmn-config`` → (GMN build options, training options) of ``family``, each over its
+    defaults.
 
-    The build options are ``probe_features`` plus the GMN keyword options; unknown model
-    keys are rejected by ``GMNConfig.from_kwargs`` with the valid list.
+    The build options are ``probe_features`` (decided by the family: true for ``gmn_probe``
+    only) plus the GMN keyword options; unknown model keys are rejected by
+    ``GMNConfig.from_kwargs`` with the valid list.
     """
+    if family not in ("gmn", "gmn_noaug", "gmn_probe"):
+        raise ValueError(f"{family!r} is not a GMN family (gmn, gmn_noaug, gmn_probe)")
+    if "probe_features" in overrides:
+        raise ValueError(
+            "--gmn-config probe_features is decided by the family: gmn and gmn_noaug read the "
+            "parameter graph alone, gmn_probe adds probe features (choose with --families)"
+        )
     train = {k: v for k, v in overrides.items() if k in GMN_TRAIN_DEFAULTS}
     model = {k: v for k, v in overrides.items() if k not in GMN_TRAIN_DEFAULTS}
-    if not isinstance(model.get("probe_features", True), bool):
-        raise ValueError(
-            f"--gmn-config probe_features must be true or false, got {model['probe_features']!r}"
-        )
+    probes = family == "gmn_probe"
+    defaults = GMN_PROBE_MODEL_DEFAULTS if probes else GMN_MODEL_DEFAULTS
     return (
-        {**GMN_FEATURE_DEFAULTS, **GMN_MODEL_DEFAULTS, **model},
+        {"probe_features": probes, **defaults, **model},
         {**GMN_TRAIN_DEFAULTS, **train},
     )
 
@@ -80,13 +89,13 @@ def probe_points(template, image_size: tuple[int, int] | None) -> Tensor | None:
     except UnsupportedArchitectureError as error:
         raise ValueError(
             f"probe features need an INR made of nn.Linear layers with elementwise "
-            f"activations ({error}); pass --gmn-config '{{\"probe_features\": false}}' to "
-            "train the GMN on the parameter graph alone"
+            f"activations ({error}); leave out the gmn_probe family (gmn reads the "
+            "parameter graph alone)"
         ) from error
     if spec.in_features != 2:
         raise ValueError(
             f"probe features evaluate the INR on a 2-d pixel grid, but it reads "
-            f"{spec.in_features} coordinates; pass --gmn-config '{{\"probe_features\": false}}'"
+            f"{spec.in_features} coordinates; leave out the gmn_probe family"
         )
     height, width = image_size
     return image_grid(height, width)
@@ -143,7 +152,7 @@ def build_gmn(
     from gmn.nn import GMN
 
     options = dict(model_options)
-    probes = options.pop("probe_features", GMN_FEATURE_DEFAULTS["probe_features"])
+    probes = options.pop("probe_features", False)
     if probes and image_size is None:
         raise ValueError("probe features need the image size (H, W) the INRs were fitted on")
     points = probe_points(template, tuple(image_size) if probes else None)

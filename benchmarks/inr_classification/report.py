@@ -31,6 +31,15 @@ def _p(p: float | None) -> str:
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
+PROBE_LABEL = "gmn_probe (sees function samples on the pixel grid: the image)"
+
+
+def _label(name: str) -> str:
+    """A table's name of a family, comparison or model: ``gmn_probe`` always says what it sees
+    (its probe features are the INR's values on the pixel grid)."""
+    return name.replace("gmn_probe", PROBE_LABEL)
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -79,7 +88,7 @@ def _finding_evidence(finding: dict) -> str:
             for k, v in finding["only_gmn_fraction"].items()
         ]
         return (
-            "Fraction of test samples right only for the GMN, per seed: "
+            "Fraction of test samples right only for the GMN (first family named), per seed: "
             + "; ".join(parts)
             + f". Rule: reproduced when every value ≥ {_pct(finding['threshold'])}."
         )
@@ -96,19 +105,36 @@ def _finding_evidence(finding: dict) -> str:
     )
 
 
+def _finding_lines(claims: list[dict]) -> list[str]:
+    lines = []
+    for i, finding in enumerate(claims, 1):
+        lines += [
+            f"{i}. **{finding['claim']}** — {VERDICT_MARK[finding['verdict']]}.",
+            f"   {_finding_evidence(finding)}",
+            "",
+        ]
+    return lines
+
+
 def _findings_section(results: dict) -> list[str]:
     lines = [
         "## Findings",
         "",
         "Each claim of Yeom & Lee (2025) is tested on this run's numbers; the verdict is "
-        "computed, with the rule stated.",
+        "computed, with the rule stated. The GMN is `gmn`: "
+        f"{FAMILY_DESCRIPTIONS['gmn']}.",
         "",
+        *_finding_lines(results["findings"]),
     ]
-    for i, finding in enumerate(results["findings"], 1):
+    if "probe_findings" in results:
         lines += [
-            f"{i}. **{finding['claim']}** — {VERDICT_MARK[finding['verdict']]}.",
-            f"   {_finding_evidence(finding)}",
+            "### The same claims for `gmn_probe` (it sees function samples on the pixel grid, "
+            "i.e. the image)",
             "",
+            f"`gmn_probe`: {FAMILY_DESCRIPTIONS['gmn_probe']}. Not a weights-only model: "
+            "read these verdicts as a GMN that also sees the image.",
+            "",
+            *_finding_lines(results["probe_findings"]),
         ]
     return lines
 
@@ -120,7 +146,7 @@ def _cka_rows(groups: dict) -> list[list[str]]:
         ci = stats.get("ci")
         rows.append(
             [
-                f"`{name}`",
+                f"`{_label(name)}`",
                 str(len(group["pairs"])),
                 _pm(group["headline_debiased"], 1, 3),
                 _pm(group["headline_biased"], 1, 3),
@@ -171,7 +197,7 @@ def _overlap_section(results: dict) -> list[str]:
         for seed, o in enumerate(per_seed):
             rows.append(
                 [
-                    f"`{a}` vs `{b}`",
+                    f"`{_label(a)}` vs `{_label(b)}`",
                     str(seed),
                     _pct(o["both_right"] / o["n"]),
                     _pct(o["only_a"] / o["n"]),
@@ -203,8 +229,7 @@ def _overlap_section(results: dict) -> list[str]:
     return lines
 
 
-def _ensemble_section(results: dict) -> list[str]:
-    ens = results["ensembles"]
+def _ensemble_lines(ens: dict) -> list[str]:
     rows = [
         [
             p["mixed"],
@@ -217,9 +242,7 @@ def _ensemble_section(results: dict) -> list[str]:
         for p in ens["pairings"]
     ]
     return [
-        "## Ensembles",
-        "",
-        f"Averaged probabilities. Mean accuracy: {ens['base']} + {ens['other']} "
+        f"Averaged probabilities. Mean accuracy: {ens['base']} + {_label(ens['other'])} "
         f"{_pm(ens['mixed_accuracy'])}%, {ens['base']} + {ens['base']} "
         f"{_pm(ens['same_accuracy'])}%.",
         "",
@@ -228,12 +251,19 @@ def _ensemble_section(results: dict) -> list[str]:
     ]
 
 
+def _ensemble_section(results: dict) -> list[str]:
+    lines = ["## Ensembles", "", *_ensemble_lines(results["ensembles"])]
+    if "probe_ensembles" in results:
+        lines += _ensemble_lines(results["probe_ensembles"])
+    return lines
+
+
 def _beyond_section(results: dict) -> list[str]:
     if not results["comparisons"]:
         return []
     rows = [
         [
-            f"`{c['a']}` vs `{c['b']}`",
+            f"`{_label(c['a'])}` vs `{_label(c['b'])}`",
             ", ".join(f"{100 * d:+.1f}" for d in c["accuracy_difference"]),
             ", ".join(_p(p) for p in c["mcnemar_p"]),
             c["verdict"],

@@ -16,7 +16,7 @@ from gmn.files import IntegrityError
 from gmn.train import TrainConfig, Trainer
 
 from .cache import digests, load_json, load_tensors, save_json, save_tensors, verify_digests
-from .config import BenchmarkConfig
+from .config import GMN_FAMILIES, BenchmarkConfig
 from .data import BenchmarkData
 from .families import FamilyPlan, plan_family
 from .gmn_family import split_gmn_config
@@ -58,8 +58,8 @@ def run_key(family: str, seed: int, config: BenchmarkConfig, data: BenchmarkData
         **config.key("epochs", "batch_size", "lr", "gmn_config", "probe_samples"),
         "architecture": plan.architecture,
     }
-    if family in ("gmn", "gmn_noaug"):
-        model_options, train_options = split_gmn_config(config.gmn_config)
+    if family in GMN_FAMILIES:
+        model_options, train_options = split_gmn_config(config.gmn_config, family)
         key["gmn_options"] = {**model_options, **train_options}
     return json.loads(json.dumps(key))
 

@@ -7,6 +7,7 @@ Compose your own metanetwork from the encoders, :class:`EdgeUpdate`, :class:`Nod
 from gmn.nn.context import GraphContext, GraphFieldError, graph_context
 from gmn.nn.edge_update import EdgeUpdate
 from gmn.nn.encoders import EdgeEncoder, NodeEncoder
+from gmn.nn.fourier import ScalarFourierFeatures
 from gmn.nn.global_update import GlobalUpdate
 from gmn.nn.layer import GMNLayer
 from gmn.nn.model import GMN, GMNConfig, GraphStates
@@ -27,6 +28,7 @@ __all__ = [
     "GlobalUpdate",
     "NodeEncoder",
     "EdgeEncoder",
+    "ScalarFourierFeatures",
     "Standardize",
     "Readout",
     "AttentionPooling",

@@ -5,9 +5,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+EDGE_MESSAGES = ("additive", "gated")
+
 
 class EdgeUpdate(nn.Module):
-    """``m_ij = σ(A h_i + B h_j + C e_ij + b)`` for the edge i -> j.
+    """``m_ij = σ(A h_i + B h_j + C e_ij + b)`` for the edge i -> j (``"additive"``), or
+    ``m_ij = σ(A h_i + B h_j + C e_ij + b) ⊙ (A' h_i + B' h_j + C' e_ij + b')`` (``"gated"``):
+    a product of two such maps, so an edge's value and its end neurons' states combine
+    multiplicatively (the INR itself multiplies each weight by its source's activation).
 
     This is a dense layer on ``[h_i, h_j, e_ij]``, but ``A h`` and ``B h`` are computed once
     per node ([N, edge_dim]) and gathered per edge, so the only per-edge matmul is ``C e``:
@@ -20,15 +25,21 @@ class EdgeUpdate(nn.Module):
         node_dim: width of node states.
         edge_dim: width of edge states (and of the output).
         activation: module class for σ.
+        message: ``"additive"`` or ``"gated"``.
 
     Shapes: ``forward(h [N, node_dim], e [E, edge_dim], edge_index [2, E]) -> [E, edge_dim]``.
     """
 
-    def __init__(self, node_dim: int, edge_dim: int, activation: type[nn.Module] = nn.SiLU):
+    def __init__(self, node_dim: int, edge_dim: int, activation: type[nn.Module] = nn.SiLU,
+                 message: str = "additive"):
         super().__init__()
-        self.source = nn.Linear(node_dim, edge_dim)  # its bias is b
-        self.target = nn.Linear(node_dim, edge_dim, bias=False)
-        self.edge = nn.Linear(edge_dim, edge_dim, bias=False)
+        if message not in EDGE_MESSAGES:
+            raise ValueError(f"edge message must be one of {EDGE_MESSAGES}, got {message!r}")
+        self.gated = message == "gated"
+        width = 2 * edge_dim if self.gated else edge_dim
+        self.source = nn.Linear(node_dim, width)  # its bias is b
+        self.target = nn.Linear(node_dim, width, bias=False)
+        self.edge = nn.Linear(edge_dim, width, bias=False)
         self.act = activation()
 
     def forward(self, h: Tensor, e: Tensor, edge_index: Tensor) -> Tensor:
@@ -36,4 +47,8 @@ class EdgeUpdate(nn.Module):
         projections = torch.cat([self.source(h), self.target(h)])  # [2N, edge_dim]
         rows = torch.stack([source, target + h.shape[0]], dim=1)  # [E, 2]
         from_nodes = nn.functional.embedding_bag(rows, projections, mode="sum")
-        return self.act(torch.addmm(from_nodes, e, self.edge.weight.t()))
+        pre = torch.addmm(from_nodes, e, self.edge.weight.t())
+        if self.gated:
+            value, gate = pre.chunk(2, dim=-1)
+            return self.act(value) * gate
+        return self.act(pre)

@@ -11,6 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from gmn.nn.context import GraphFieldError, is_output_neuron
+from gmn.nn.fourier import ScalarFourierFeatures
+from gmn.nn.rank import rank_within_layer
 from gmn.nn.standardize import Standardize
 
 
@@ -26,6 +28,16 @@ def check_index_range(
         raise GraphFieldError(
             f"field {name!r} has values in [{low}, {high}] but the model's {config_key}={size}"
         )
+
+
+def scalar_encoder(in_dim: int, dim: int, fourier: tuple[int, float, float]) -> nn.Module:
+    """[n, in_dim] standardised scalars -> [n, dim]: a linear map, or with ``fourier`` =
+    (K > 0, lowest, highest frequency) :class:`ScalarFourierFeatures` then a linear map."""
+    k, low, high = fourier
+    if not k:
+        return nn.Linear(in_dim, dim)
+    encoding = ScalarFourierFeatures(in_dim, k, low, high)
+    return nn.Sequential(encoding, nn.Linear(encoding.out_dim, dim))
 
 
 class NodeEncoder(nn.Module):
@@ -48,11 +60,15 @@ class NodeEncoder(nn.Module):
         num_activations: int,
         max_layers: int,
         max_io_positions: int,
+        fourier: tuple[int, float, float] = (0, 1.0, 1.0),
+        rank_embedding: bool = False,
     ):
         super().__init__()
         self.max_io_positions = max_io_positions
+        # hidden neurons: embedding of the rank of their bias within their layer (gmn.nn.rank)
+        self.node_rank = nn.Embedding(max_io_positions, dim) if rank_embedding else None
         self.standardize = Standardize(in_dim)
-        self.features = nn.Linear(in_dim, dim)
+        self.features = scalar_encoder(in_dim, dim, fourier)
         self.node_type = nn.Embedding(num_node_types, dim)
         self.node_act = nn.Embedding(num_activations, dim)
         self.node_layer = nn.Embedding(max_layers, dim)
@@ -74,13 +90,24 @@ class NodeEncoder(nn.Module):
             torch.zeros_like(graph.node_io_pos),
             1 + graph.node_io_pos + self.max_io_positions * is_output,
         )
-        return (
+        h = (
             self.features(self.standardize(graph.x))
             + self.node_type(graph.node_type)
             + self.node_act(graph.node_act)
             + self.node_layer(graph.node_layer)
             + self.node_io_pos(io_row)
         )
+        if self.node_rank is not None:
+            batch = getattr(graph, "batch", None)
+            if batch is None:
+                batch = torch.zeros_like(graph.node_layer)
+            group = batch * (int(graph.node_layer.max()) + 1) + graph.node_layer
+            rank = rank_within_layer(graph.x[:, 0], group)
+            check_index_range("neuron rank", rank, self.node_rank.num_embeddings,
+                              "max_io_positions")
+            hidden = (graph.node_io_pos < 0).unsqueeze(-1)
+            h = h + torch.where(hidden, self.node_rank(rank), torch.zeros_like(h))
+        return h
 
 
 class EdgeEncoder(nn.Module):
@@ -89,10 +116,11 @@ class EdgeEncoder(nn.Module):
     Shapes: ``forward(graph) -> [E, d]``.
     """
 
-    def __init__(self, in_dim: int, dim: int, num_edge_types: int):
+    def __init__(self, in_dim: int, dim: int, num_edge_types: int,
+                 fourier: tuple[int, float, float] = (0, 1.0, 1.0)):
         super().__init__()
         self.standardize = Standardize(in_dim)
-        self.features = nn.Linear(in_dim, dim)
+        self.features = scalar_encoder(in_dim, dim, fourier)
         self.edge_type = nn.Embedding(num_edge_types, dim)
 
     def forward(self, graph) -> Tensor:

@@ -39,6 +39,7 @@ class GMNLayer(nn.Module):
         activation: module class used inside the updates.
         edge_dim: width of edge states (default ``dim``; narrower edges are cheaper, as
             edges outnumber nodes).
+        edge_message: ``"additive"`` or ``"gated"`` (:class:`EdgeUpdate`).
 
     Shapes: ``forward(h [N, d], e [E, edge_dim], ctx, u [B, d] | None) -> (h, e, u)``.
     """
@@ -46,10 +47,10 @@ class GMNLayer(nn.Module):
     def __init__(self, dim: int, aggregations: tuple[str, ...] = ("mean",),
                  use_global: bool = False, norm: str = "layer", dropout: float = 0.0,
                  activation: type[nn.Module] = nn.SiLU, update_global: bool | None = None,
-                 edge_dim: int | None = None):
+                 edge_dim: int | None = None, edge_message: str = "additive"):
         super().__init__()
         edge_dim = edge_dim or dim
-        self.edge_update = EdgeUpdate(dim, edge_dim, activation=activation)
+        self.edge_update = EdgeUpdate(dim, edge_dim, activation, edge_message)
         self.node_update = NodeUpdate(dim, edge_dim, aggregations, activation)
         self.edge_norm = make_norm(norm, edge_dim)
         self.node_norm = make_norm(norm, dim)

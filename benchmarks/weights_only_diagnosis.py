@@ -1,0 +1,157 @@
+"""Diagnosis of the weights-only GMN on the benchmark's cached digits INRs (docs/accuracy.md).
+
+Loads (or fits, ~20 s) the default benchmark's INRs once and trains one GMN variant on the
+parameter graph alone (no probe features), printing one JSON line:
+
+    python -m benchmarks.weights_only_diagnosis --spread             # deviation scales
+    python -m benchmarks.weights_only_diagnosis --overfit 150 \\
+        --opts '{"fourier_frequencies": 0, "edge_message": "additive", "dropout": 0}'
+    python -m benchmarks.weights_only_diagnosis --epochs 20 --opts '{}'
+
+``--overfit N``: N full-batch AdamW steps on the first 64 training INRs (the loss every
+N/8 steps, and the gradient norm of each block at the first and last step); otherwise
+``--epochs`` of minibatch training with warm-up + cosine, reporting the test accuracy at the
+best validation epoch. ``--opts``: keyword options of ``gmn.nn.GMN``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from benchmarks.inr_classification.config import BenchmarkConfig
+from benchmarks.inr_classification.data import prepare_data
+from benchmarks.inr_classification.gmn_family import ParamsToGraph
+from gmn.graph.permutation import permute as permute_hidden
+from gmn.nn import GMN
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--init", default="shared", choices=("shared", "independent"))
+    ap.add_argument("--out", default=None, help="default: results/inr-digits-INIT")
+    ap.add_argument("--opts", default="{}", help="GMN options, JSON")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--wd", type=float, default=0.05)
+    ap.add_argument("--bs", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--overfit", type=int, default=0)
+    ap.add_argument("--permute", action="store_true", help="random hidden-neuron permutations")
+    ap.add_argument("--spread", action="store_true", help="print deviation scales and exit")
+    return ap.parse_args(argv)
+
+
+def spread(data) -> dict:
+    """Per layer tensor: median and max over its entries of (std across training INRs) /
+    (std of the whole tensor), on the per-layer standardised parameters the GMN reads."""
+    stacked = data.template.to_stacked(data.params[data.split["train"], 0])
+    out = {}
+    for key, value in stacked.items():
+        value = value.flatten(1)
+        ratio = value.std(0) / value.std()
+        out[key] = {"median": round(float(ratio.median()), 4), "max": round(float(ratio.max()), 4)}
+    return out
+
+
+def grad_norms(model: GMN) -> dict[str, float]:
+    blocks = [("node_encoder", model.node_encoder), ("edge_encoder", model.edge_encoder),
+              *[(f"layers.{i}", layer) for i, layer in enumerate(model.layers)],
+              ("head", model.head)]
+    out = {}
+    for name, block in blocks:
+        squares = [p.grad.norm() ** 2 for p in block.parameters() if p.grad is not None]
+        out[name] = float(sum(squares) ** 0.5) if squares else 0.0
+    return out
+
+
+def main(argv=None) -> None:
+    a = parse_args(argv)
+    torch.manual_seed(a.seed)
+    config = BenchmarkConfig(inr_init=a.init, out=a.out or f"results/inr-digits-{a.init}",
+                             progress=False)
+    data = prepare_data(config, Path(config.out))
+    if a.spread:
+        print(json.dumps({"init": a.init, "spread": spread(data)}))
+        return
+    params, labels = data.params[:, 0], data.labels
+    train, val, test = (data.split[k] for k in ("train", "val", "test"))
+    options = json.loads(a.opts)
+    to_graph = ParamsToGraph(data.template)
+    model = GMN(out_dim=data.num_classes, **options)
+    with torch.no_grad():
+        g = to_graph(params[train][:512])
+        model.set_feature_statistics(g.x.mean(0), g.x.std(0), g.edge_attr.mean(0),
+                                     g.edge_attr.std(0))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
+    loss_fn = nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(a.seed)
+    start = time.time()
+    if a.overfit:
+        xb, yb = params[train[:64]], labels[train[:64]]
+        losses, norms = [], {}
+        for step in range(a.overfit):
+            model.train()
+            loss = loss_fn(model(to_graph(xb)), yb)
+            optimizer.zero_grad()
+            loss.backward()
+            if step in (0, a.overfit - 1):
+                norms[step] = {k: float(f"{v:.2e}") for k, v in grad_norms(model).items()}
+            optimizer.step()
+            losses.append(round(loss.item(), 4))
+        every = max(1, a.overfit // 8)
+        print(json.dumps({"overfit_steps": a.overfit, "opts": options, "lr": a.lr,
+                          "loss": losses[::every] + [losses[-1]], "grad_norms": norms,
+                          "seconds": round(time.time() - start, 1)}))
+        return
+    total = a.epochs * math.ceil(len(train) / a.bs)
+    warm = max(1, int(0.05 * total))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min(1, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1, s / total))),
+    )
+
+    @torch.no_grad()
+    def accuracy(idx):
+        model.eval()
+        right = 0
+        for i in range(0, len(idx), 256):
+            j = idx[i:i + 256]
+            right += (model(to_graph(params[j])).argmax(1) == labels[j]).sum().item()
+        return right / len(idx)
+
+    best, history = (-1.0, 0.0, -1), []
+    for epoch in range(a.epochs):
+        model.train()
+        order = train[torch.randperm(len(train), generator=generator)]
+        total_loss = 0.0
+        for i in range(0, len(order), a.bs):
+            j = order[i:i + a.bs]
+            xb = permute_hidden(data.template, params[j], generator) if a.permute else params[j]
+            loss = loss_fn(model(to_graph(xb)), labels[j])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total_loss += loss.item() * len(j)
+        v, t = accuracy(val), accuracy(test)
+        history.append([round(total_loss / len(train), 3), round(v, 3), round(t, 3)])
+        print(f"epoch {epoch}: train loss, val, test {history[-1]}", file=sys.stderr, flush=True)
+        if v > best[0]:
+            best = (v, t, epoch)
+    print(json.dumps({"opts": options, "init": a.init, "lr": a.lr, "epochs": a.epochs,
+                      "permute": a.permute, "seed": a.seed, "best_val": best[0],
+                      "test_at_best_val": best[1], "best_epoch": best[2],
+                      "history_train_loss_val_test": history,
+                      "seconds": round(time.time() - start, 1)}))
+
+
+if __name__ == "__main__":
+    main()
