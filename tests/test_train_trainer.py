@@ -181,6 +181,39 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path):
     assert [e["train_loss"] for e in epochs] == [e["train_loss"] for e in ref_epochs]
 
 
+def test_a_model_built_in_eval_mode_trains_with_dropout_and_resumes_exactly(tmp_path):
+    """Dropout is on from the first step even when the factory returns an eval-mode model,
+    so a run resumed from an end-of-epoch checkpoint matches the uninterrupted one."""
+    masks = []
+
+    def eval_mode_mlp():
+        model = mlp().eval()
+        model[2].register_forward_hook(
+            lambda module, args, out: masks.append(bool(module.training))
+        )
+        return model
+
+    def crash_at_step_7(batch, generator):
+        crash_at_step_7.calls += 1
+        if crash_at_step_7.calls == 7:
+            raise KeyboardInterrupt
+        return noise(batch, generator)
+
+    data = (tensor_data(96, 0), tensor_data(40, 1))
+    reference = Trainer(eval_mode_mlp, *data, transform=noise, config=config(tmp_path, "ref"))
+    reference.fit()
+    steps = reference.progress.step
+    assert all(masks[:steps // reference.epochs]), "the first epoch trained without dropout"
+    crash_at_step_7.calls = 0
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(eval_mode_mlp, *data, transform=crash_at_step_7, config=config(tmp_path)).fit()
+    resumed = Trainer(eval_mode_mlp, *data, transform=noise,
+                      config=config(tmp_path, resume=True))
+    resumed.fit()
+    assert resumed.summary["resumed_from"]["step"] == 6
+    assert_same_weights(weights(resumed.model), weights(reference.model))
+
+
 def test_resume_refuses_a_changed_config(tmp_path):
     Trainer(mlp, tensor_data(32, 0), config=config(tmp_path, epochs=1)).fit()
     changed = Trainer(mlp, tensor_data(32, 0), config=config(tmp_path, epochs=1, resume=True,

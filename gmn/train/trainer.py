@@ -232,6 +232,8 @@ class Trainer:
 
     def _train_epoch(self) -> None:
         p, c = self.progress, self.config
+        self.model.train()  # a model handed over in eval mode would otherwise train without
+        # dropout until the first validation switches it, and a resumed run would not match
         self.sampler.set_epoch(p.epoch, skip_batches=p.batch_in_epoch)
         loader = self.train_spec.loader(
             self.sampler, seed=derive_seed(c.seed, p.epoch, self.dist.rank)
