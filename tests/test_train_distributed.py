@@ -32,7 +32,8 @@ class ParamsToGMN(nn.Module):
         from gmn.nn import GMN
 
         self.template = template
-        self.gmn = GMN(out_dim=3, hidden_dim=16, num_layers=2)
+        # no dropout: two ranks draw other masks than one process over the combined batch
+        self.gmn = GMN(out_dim=3, hidden_dim=16, num_layers=2, dropout=0.0)
 
     def forward(self, params: Tensor) -> Tensor:
         return self.gmn(self.template.batch(params))
