@@ -87,9 +87,8 @@ def main(argv=None) -> None:
     to_graph = ParamsToGraph(data.template)
     model = GMN(out_dim=data.num_classes, **options)
     with torch.no_grad():
-        g = to_graph(params[train][:512])
-        model.set_feature_statistics(g.x.mean(0), g.x.std(0), g.edge_attr.mean(0),
-                                     g.edge_attr.std(0))
+        g = to_graph(params[train])
+        model.fit_feature_statistics(g)
     optimizer = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(a.seed)

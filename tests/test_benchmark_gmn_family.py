@@ -32,13 +32,16 @@ def test_defaults_and_overrides():
 
     model, train = split_gmn_config({})
     assert model == {"probe_features": False}  # gmn: gmn.nn.GMN's own defaults, no probes
-    assert (train["lr"], train["weight_decay"], train["shift_pixels"]) == (3e-3, 0.05, "auto")
+    assert (train["lr"], train["weight_decay"], train["shift_pixels"]) == (1e-2, 0.05, "auto")
+    assert (train["batch_size"], train["epochs"]) == (32, 40)
     assert split_gmn_config({}, "gmn_noaug")[0] == model
-    probe, _ = split_gmn_config({}, "gmn_probe")
+    probe, probe_train = split_gmn_config({}, "gmn_probe")
+    assert (probe_train["lr"], probe_train["batch_size"], probe_train["epochs"]) == (3e-3, 64, None)
     assert probe["probe_features"] is True
     assert (probe["hidden_dim"], probe["num_layers"], probe["dropout"]) == (64, 2, 0.2)
     assert (probe["fourier_frequencies"], probe["edge_message"]) == (0, "additive")
-    assert GMNConfig().fourier_frequencies > 0  # the weights-only default encodes scalars
+    assert (probe["canonical_standardization"], probe["rank_embedding"]) == (False, False)
+    assert GMNConfig().canonical_standardization  # the weights-only default
     model, train = split_gmn_config({"hidden_dim": 16, "lr": 0.01}, "gmn_probe")
     assert (model["probe_features"], model["hidden_dim"], train["lr"]) == (True, 16, 0.01)
     with pytest.raises(ValueError, match="probe_features is decided by the family"):

@@ -138,14 +138,15 @@ def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
            run_dir: Path, plan: FamilyPlan, key: dict) -> tuple[dict, dict[str, torch.Tensor]]:
     """Train (or resume), test and probe one run; store its outputs, then its record."""
     options = {"batch_size": config.batch_size, "lr": config.lr, **plan.train_options}
+    epochs = options.pop("epochs", None) or config.epochs
     sets = _datasets(data, plan.inputs)
     if "warmup_fraction" in options:
-        steps = config.epochs * -(-len(sets["train"]) // options["batch_size"])
+        steps = epochs * -(-len(sets["train"]) // options["batch_size"])
         options["warmup_steps"] = int(options.pop("warmup_fraction") * steps)
     train_config = TrainConfig(
         run_dir=str(run_dir),
         seed=seed,
-        epochs=config.epochs,
+        epochs=epochs,
         monitor="val_accuracy",
         resume=config.resume,
         progress=config.progress,

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from gmn.nn.context import GraphFieldError, is_output_neuron
 from gmn.nn.fourier import ScalarFourierFeatures
-from gmn.nn.rank import rank_within_layer
+from gmn.nn.canonical import neuron_slots
 from gmn.nn.standardize import Standardize
 
 
@@ -40,6 +40,10 @@ def scalar_encoder(in_dim: int, dim: int, fourier: tuple[int, float, float]) -> 
     return nn.Sequential(encoding, nn.Linear(encoding.out_dim, dim))
 
 
+def with_extra(features: Tensor, extra: Tensor | None) -> Tensor:
+    return features if extra is None else torch.cat([features, extra.to(features.dtype)], -1)
+
+
 class NodeEncoder(nn.Module):
     """Node features + embeddings of type, activation, layer and input/output position.
 
@@ -62,20 +66,24 @@ class NodeEncoder(nn.Module):
         max_io_positions: int,
         fourier: tuple[int, float, float] = (0, 1.0, 1.0),
         rank_embedding: bool = False,
+        extra_dim: int = 0,
     ):
         super().__init__()
         self.max_io_positions = max_io_positions
         # hidden neurons: embedding of the rank of their bias within their layer (gmn.nn.rank)
         self.node_rank = nn.Embedding(max_io_positions, dim) if rank_embedding else None
         self.standardize = Standardize(in_dim)
-        self.features = scalar_encoder(in_dim, dim, fourier)
+        self.features = scalar_encoder(in_dim + extra_dim, dim, fourier)
         self.node_type = nn.Embedding(num_node_types, dim)
         self.node_act = nn.Embedding(num_activations, dim)
         self.node_layer = nn.Embedding(max_layers, dim)
         # row 0: hidden neuron; 1..P: input positions; P+1..2P: output positions
         self.node_io_pos = nn.Embedding(1 + 2 * max_io_positions, dim)
 
-    def forward(self, graph) -> Tensor:
+    def forward(self, graph, extra: Tensor | None = None, slots: Tensor | None = None) -> Tensor:
+        """``extra`` [N, extra_dim]: more standardised scalars per node (canonical ones);
+        ``slots`` [N]: canonical slots (``gmn.nn.canonical``) for the rank embedding, which
+        otherwise ranks hidden neurons by bias."""
         check_index_range("node_type", graph.node_type, self.node_type.num_embeddings,
                           "num_node_types")
         check_index_range("node_act", graph.node_act, self.node_act.num_embeddings,
@@ -91,18 +99,14 @@ class NodeEncoder(nn.Module):
             1 + graph.node_io_pos + self.max_io_positions * is_output,
         )
         h = (
-            self.features(self.standardize(graph.x))
+            self.features(with_extra(self.standardize(graph.x), extra))
             + self.node_type(graph.node_type)
             + self.node_act(graph.node_act)
             + self.node_layer(graph.node_layer)
             + self.node_io_pos(io_row)
         )
         if self.node_rank is not None:
-            batch = getattr(graph, "batch", None)
-            if batch is None:
-                batch = torch.zeros_like(graph.node_layer)
-            group = batch * (int(graph.node_layer.max()) + 1) + graph.node_layer
-            rank = rank_within_layer(graph.x[:, 0], group)
+            rank = neuron_slots(graph) if slots is None else slots
             check_index_range("neuron rank", rank, self.node_rank.num_embeddings,
                               "max_io_positions")
             hidden = (graph.node_io_pos < 0).unsqueeze(-1)
@@ -117,13 +121,15 @@ class EdgeEncoder(nn.Module):
     """
 
     def __init__(self, in_dim: int, dim: int, num_edge_types: int,
-                 fourier: tuple[int, float, float] = (0, 1.0, 1.0)):
+                 fourier: tuple[int, float, float] = (0, 1.0, 1.0), extra_dim: int = 0):
         super().__init__()
         self.standardize = Standardize(in_dim)
-        self.features = scalar_encoder(in_dim, dim, fourier)
+        self.features = scalar_encoder(in_dim + extra_dim, dim, fourier)
         self.edge_type = nn.Embedding(num_edge_types, dim)
 
-    def forward(self, graph) -> Tensor:
+    def forward(self, graph, extra: Tensor | None = None) -> Tensor:
+        """``extra`` [E, extra_dim]: more standardised scalars per edge (canonical ones)."""
         check_index_range("edge_type", graph.edge_type, self.edge_type.num_embeddings,
                           "num_edge_types")
-        return self.features(self.standardize(graph.edge_attr)) + self.edge_type(graph.edge_type)
+        features = with_extra(self.standardize(graph.edge_attr), extra)
+        return self.features(features) + self.edge_type(graph.edge_type)

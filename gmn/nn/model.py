@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import NamedTuple
 
+import torch
 from torch import Tensor, nn
 
 from gmn.graph import vocab
 from gmn.graph.parameter_graph import NODE_FEATURES
+from gmn.nn.canonical import CanonicalStandardize
 from gmn.nn.context import GraphContext, graph_context
 from gmn.nn.encoders import EdgeEncoder, NodeEncoder
 from gmn.nn.layer import GMNLayer
@@ -47,19 +49,22 @@ class GMNConfig:
         fourier_frequencies: K; every standardised node and edge feature is encoded as
             ``[x, sin(ω_k x), cos(ω_k x)]`` for K log-spaced ω in ``[fourier_min,
             fourier_max]`` before the encoders' linear map (0: a linear map of the raw
-            features). Without it the weights-only GMN cannot fit its training set
-            (``docs/accuracy.md``).
+            features).
         fourier_min, fourier_max: range of ω (radians per standard deviation of the feature).
         edge_message: ``"additive"`` or ``"gated"`` (:class:`gmn.nn.EdgeUpdate`).
-        rank_embedding: add to each hidden neuron an embedding of the rank of its bias within
-            its layer (:mod:`gmn.nn.rank`; equivariant as long as no two biases of a layer
-            are equal).
+        rank_embedding: add to each hidden neuron an embedding of its slot within its layer
+            (canonical slot with ``canonical_standardization``, else its rank by bias; see
+            :mod:`gmn.nn.canonical`; equivariant as long as no two neurons of a layer tie).
+        canonical_standardization: also give the encoders every node and edge feature
+            standardised by the training statistics of its canonical position
+            (:mod:`gmn.nn.canonical`; set by :meth:`GMN.fit_feature_statistics`). Without it
+            the weights-only GMN stays near chance on shared-initialisation INRs.
     """
 
     out_dim: int = 10
     hidden_dim: int = 64
     edge_dim: int | None = None
-    num_layers: int = 2
+    num_layers: int = 1
     node_in_dim: int = len(NODE_FEATURES)
     edge_in_dim: int = 3
     num_node_types: int = len(vocab.NODE_TYPES)
@@ -72,13 +77,14 @@ class GMNConfig:
     norm: str = "layer"
     dropout: float = 0.2
     activation: str = "silu"
-    readout: tuple[str, ...] = field(default=("output_mean", "node_mean"))
+    readout: tuple[str, ...] = field(default=("output_mean", "node_mean", "edge_mean"))
     attention_heads: int = 4
-    fourier_frequencies: int = 16
+    fourier_frequencies: int = 0
     fourier_min: float = 1.0
     fourier_max: float = 300.0
-    edge_message: str = "additive"
-    rank_embedding: bool = False
+    edge_message: str = "gated"
+    rank_embedding: bool = True
+    canonical_standardization: bool = True
 
     def __post_init__(self):
         if self.edge_dim is None:
@@ -134,10 +140,13 @@ class GMN(nn.Module):
         activation = ACTIVATIONS[c.activation]
         d = c.hidden_dim
         fourier = (c.fourier_frequencies, c.fourier_min, c.fourier_max)
+        canonical = c.canonical_standardization
+        self.canonical = CanonicalStandardize(c.node_in_dim, c.edge_in_dim) if canonical else None
         self.node_encoder = NodeEncoder(c.node_in_dim, d, c.num_node_types, c.num_activations,
                                         c.max_layers, c.max_io_positions, fourier,
-                                        c.rank_embedding)
-        self.edge_encoder = EdgeEncoder(c.edge_in_dim, c.edge_dim, c.num_edge_types, fourier)
+                                        c.rank_embedding, c.node_in_dim if canonical else 0)
+        self.edge_encoder = EdgeEncoder(c.edge_in_dim, c.edge_dim, c.num_edge_types, fourier,
+                                        c.edge_in_dim if canonical else 0)
         reads_global = "global" in c.readout
         self.layers = nn.ModuleList(
             GMNLayer(d, c.aggregations, c.use_global, c.norm, c.dropout, activation,
@@ -155,8 +164,12 @@ class GMN(nn.Module):
         """Validate ``batch`` and run encoders and layers; see :class:`GraphStates`."""
         c = self.config
         ctx = graph_context(batch, c.node_in_dim, c.edge_in_dim, c.num_node_types)
-        h = self.node_encoder(batch)
-        e = self.edge_encoder(batch)
+        node_extra = edge_extra = slots = None
+        if self.canonical is not None:
+            slots = self.canonical.slots(batch)
+            node_extra, edge_extra = self.canonical(batch, slots)
+        h = self.node_encoder(batch, node_extra, slots)
+        e = self.edge_encoder(batch, edge_extra)
         u = scatter(h, ctx.batch, ctx.num_graphs, "mean") if c.use_global else None
         for layer in self.layers:
             h, e, u = layer(h, e, ctx, u)
@@ -172,6 +185,16 @@ class GMN(nn.Module):
         """Standardise ``x`` ([node_in_dim] stats) and ``edge_attr`` ([edge_in_dim] stats)."""
         self.node_encoder.standardize.set_statistics(x_mean, x_std)
         self.edge_encoder.standardize.set_statistics(edge_mean, edge_std)
+
+    @torch.no_grad()
+    def fit_feature_statistics(self, graphs) -> None:
+        """Set every input statistic from a batch of training graphs: the column statistics
+        of ``x`` and ``edge_attr`` and, with ``canonical_standardization``, those of each
+        canonical position."""
+        self.set_feature_statistics(graphs.x.mean(0), graphs.x.std(0),
+                                    graphs.edge_attr.mean(0), graphs.edge_attr.std(0))
+        if self.canonical is not None:
+            self.canonical.fit(graphs)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in asdict(self.config).items())
