@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from gmn.nn.canonical import neuron_slots
 from gmn.nn.context import GraphFieldError, is_output_neuron
 from gmn.nn.fourier import ScalarFourierFeatures
-from gmn.nn.canonical import neuron_slots
 from gmn.nn.standardize import Standardize
 
 
