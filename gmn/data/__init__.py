@@ -17,9 +17,10 @@ from gmn.data.batched_siren import render
 from gmn.data.build import build_dataset
 from gmn.data.dataset import INRDataset
 from gmn.data.fit import FitRecipe, FitResult, fit_inrs
-from gmn.data.images import ImageSet, from_tensor, load_digits, load_images, resize
+from gmn.data.images import ImageSet, from_tensor, load_digits, resize
 from gmn.data.model_zoo import ModelZoo, split_models
 from gmn.data.normalize import Normalize, layer_statistics
+from gmn.data.sources import load_images
 from gmn.data.split import split_images
 from gmn.data.zoo import read_dwsnets_fmnist, read_dwsnets_mnist, read_nfn_siren
 

@@ -123,7 +123,7 @@ def plan_jobs(config: ZooConfig) -> tuple[dict[str, dict], list[dict]]:
 
 def load_split_images(config: ZooConfig):
     """((train images, labels), (test images, labels)), standardised with train statistics."""
-    from gmn.data.images import load_images
+    from gmn.data.sources import load_images
 
     images = load_images(config.dataset, config.root, size=config.size, download=False)
     if config.train_images >= len(images):
