@@ -25,9 +25,9 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from gmn.batches import is_graph_data, move_to
 from gmn.nn.context import GraphContext
 from gmn.scatter import scatter
-from gmn.train.batch import is_graph_data, move_to
 
 
 def default_layers(model: nn.Module) -> list[str]:
@@ -147,7 +147,7 @@ class Probe:
         return {key: torch.cat(parts) for key, parts in self._records.items()}
 
     def run(self, batch, forward: Callable = default_forward) -> dict[str, Tensor]:
-        """The states of one batch (e.g. as ``fn`` for ``gmn.train.sharded.map_in_order``)."""
+        """The states of one batch (e.g. as ``fn`` for ``gmn.train.map_in_order``)."""
         self.clear()
         forward(self.model, batch)
         for name in self.layers:

@@ -88,8 +88,7 @@ def worker(out_dir: str) -> None:
     import torch.distributed as dist
 
     from gmn.cka import CKAAccumulator
-    from gmn.train import save_atomic, shutdown
-    from gmn.train.sharded import map_in_order
+    from gmn.train import map_in_order, save_atomic, shutdown
 
     trainer, eval_set = train(str(Path(out_dir) / "run"), PER_RANK_BATCH)
     model = trainer.model.eval()

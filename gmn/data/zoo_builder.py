@@ -36,7 +36,7 @@ from gmn.data.model_zoo import (
     write_zoo_shard,
 )
 from gmn.data.storage import IntegrityError, shard_name, write_json
-from gmn.train.seed import derive_seed
+from gmn.seeding import derive_seed
 
 BUILD_CONFIG = "build.json"
 REFERENCE = {"channels": [8, 8, 8], "kernel": 3, "activation": "relu", "batchnorm": False,
