@@ -14,7 +14,7 @@ from gmn.graph.parameter_graph import (
     GraphFieldError,
     validate_graph,
 )
-from tests.architectures import make_cnn, make_siren
+from gmn.testing import make_cnn, make_siren
 
 
 def test_converted_graphs_and_mixed_batches_are_valid():

@@ -19,7 +19,7 @@ from torch.utils.data import TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests` when run by torchrun
 
-from tests.architectures import make_siren  # noqa: E402
+from gmn.testing import make_siren  # noqa: E402
 
 NUM_TRAIN, NUM_EVAL, PER_RANK_BATCH, STEPS = 24, 7, 4, 3
 
