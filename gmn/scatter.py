@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-try:  # optional extra; ~9 minutes to compile, no PyPI wheels
+try:  # optional extra: no PyPI wheels, slow to compile (README)
     import torch_scatter as _torch_scatter
 except Exception:  # noqa: BLE001 - any import failure means "not available"
     _torch_scatter = None
