@@ -1,5 +1,7 @@
 """`probe`: record the hidden states of any model, one row per input sample.
 
+May import: gmn.nn, gmn.scatter, gmn.batches.
+
 ``with gmn.probe(model, layers=[...]) as p: model(inputs)`` hooks the named modules; after
 the forward, ``p.states()`` is ``{name: Tensor[n_samples, d]}``. Two kinds of module:
 

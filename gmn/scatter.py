@@ -1,5 +1,7 @@
 """The package's single scatter entry point.
 
+May import: nothing of gmn.
+
 Every aggregation in gmn goes through :func:`scatter`. It uses torch-scatter when
 that package imports (``pip install gmn[scatter]``) and PyTorch Geometric's native
 scatter (``torch.Tensor.scatter_reduce_``) otherwise; both give the same numbers.

@@ -1,5 +1,7 @@
 """Seeding: one seed fixes initialisation, data order, augmentation and INR fitting.
 
+May import: nothing of gmn.
+
 :func:`derive_seed` is the one way gmn derives a seed from several integers. Training (data
 order, dropout, augmentation per step and rank) and INR fitting (each INR's initialisation
 from the run seed, image id and view) both use it, so "seed 3, image 7, view 1" means one

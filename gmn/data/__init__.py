@@ -1,5 +1,9 @@
 """INR data: image sources, batched SIREN fitting, dataset folders, public zoo readers and
-augmentations on stacked parameters. See docs/data.md."""
+augmentations on stacked parameters. See docs/data.md.
+
+Owns images, INR fitting and storage, zoo readers and weight-space augmentations.
+May import: gmn.graph, gmn.models, gmn.files, gmn.seeding.
+"""
 
 from gmn.data.augment import (
     Compose,

@@ -1,8 +1,8 @@
 """Networks as typed parameter graphs.
 
-Owns the ``ParameterGraph`` contract and everything that turns a network into one and back.
-Imports nothing of ``gmn`` outside ``gmn.graph``: no ``nn``, ``data``, ``train``, ``models``,
-``features``, ``cka`` or ``probing`` (checked by ``tests/test_import_rules.py``).
+Owns the ``ParameterGraph`` contract and everything that turns a network into one and back;
+it stands alone, below ``nn``, ``data``, ``train`` and ``models``.
+May import: nothing of gmn.
 
 * :mod:`~gmn.graph.parameter_graph`: the contract, ``ParameterGraph``, ``REQUIRED_FIELDS``,
   ``validate_graph`` and ``GraphFieldError``;

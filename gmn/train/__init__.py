@@ -1,5 +1,8 @@
 """One trainer for every model family: seeded, resumable, mixed precision, DDP.
 
+Owns the training loop and its run folder; knows nothing of graphs or models.
+May import: gmn.files, gmn.seeding, gmn.batches.
+
 ``Trainer`` and ``TrainConfig`` cover training; the ``distributed`` helpers
 (``map_in_order``, ``gather_in_order``, ``all_reduce_sum``, ...) let probes and CKA run
 under ``torchrun``.
