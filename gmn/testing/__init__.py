@@ -7,36 +7,5 @@ BatchNorm, ResNets, residual MLPs and a transformer block, each built from ``see
 ``dtype`` with randomised norm statistics.
 """
 
-from gmn.testing.architectures import (
-    FEED_FORWARD_BUILDERS,
-    BasicBlock,
-    ResidualMLP,
-    SmallCNN,
-    SmallResNet,
-    TransformerBlock,
-    example_input,
-    make_cnn,
-    make_mlp,
-    make_residual_mlp,
-    make_resnet,
-    make_siren,
-    make_transformer,
-    randomise_norm_stats,
-)
-
-__all__ = [
-    "FEED_FORWARD_BUILDERS",
-    "BasicBlock",
-    "ResidualMLP",
-    "SmallCNN",
-    "SmallResNet",
-    "TransformerBlock",
-    "example_input",
-    "make_cnn",
-    "make_mlp",
-    "make_residual_mlp",
-    "make_resnet",
-    "make_siren",
-    "make_transformer",
-    "randomise_norm_stats",
-]
+from gmn.testing.architectures import *  # noqa: F403 (its __all__)
+from gmn.testing.architectures import __all__  # noqa: F401

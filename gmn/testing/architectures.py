@@ -12,6 +12,23 @@ from torch import Tensor, nn
 
 from gmn.models.siren import Siren
 
+__all__ = [
+    "FEED_FORWARD_BUILDERS",
+    "BasicBlock",
+    "ResidualMLP",
+    "SmallCNN",
+    "SmallResNet",
+    "TransformerBlock",
+    "example_input",
+    "make_cnn",
+    "make_mlp",
+    "make_residual_mlp",
+    "make_resnet",
+    "make_siren",
+    "make_transformer",
+    "randomise_norm_stats",
+]
+
 
 def randomise_norm_stats(model: nn.Module, generator: torch.Generator) -> None:
     """Give every BatchNorm random running statistics and affine parameters."""
