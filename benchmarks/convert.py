@@ -19,7 +19,7 @@ import torch
 
 import gmn
 from gmn.graph.convert import from_state_dict  # imported before timing: PyG takes seconds
-from tests.architectures import make_cnn, make_resnet, make_siren
+from gmn.testing import make_cnn, make_resnet, make_siren
 
 ANCHORS = {"siren": 1540, "cnn": 480, "resnet": 170}
 

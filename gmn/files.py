@@ -1,5 +1,7 @@
 """Files that are complete or absent, and checked before they are believed.
 
+May import: nothing of gmn.
+
 * :func:`atomic_write` is the one way gmn writes a file: to a temporary name in the same
   folder, flushed to disk, then renamed over the target (atomic on POSIX and Windows). A
   process killed at any moment leaves the old file or the new one, never a mix; the stray

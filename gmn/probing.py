@@ -1,5 +1,7 @@
 """`probe`: record the hidden states of any model, one row per input sample.
 
+May import: gmn.nn, gmn.scatter, gmn.batches.
+
 ``with gmn.probe(model, layers=[...]) as p: model(inputs)`` hooks the named modules; after
 the forward, ``p.states()`` is ``{name: Tensor[n_samples, d]}``. Two kinds of module:
 
@@ -25,9 +27,9 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from gmn.batches import is_graph_data, move_to
 from gmn.nn.context import GraphContext
 from gmn.scatter import scatter
-from gmn.train.batch import is_graph_data, move_to
 
 
 def default_layers(model: nn.Module) -> list[str]:
@@ -147,7 +149,7 @@ class Probe:
         return {key: torch.cat(parts) for key, parts in self._records.items()}
 
     def run(self, batch, forward: Callable = default_forward) -> dict[str, Tensor]:
-        """The states of one batch (e.g. as ``fn`` for ``gmn.train.sharded.map_in_order``)."""
+        """The states of one batch (e.g. as ``fn`` for ``gmn.train.map_in_order``)."""
         self.clear()
         forward(self.model, batch)
         for name in self.layers:

@@ -1,5 +1,7 @@
 """The package's single scatter entry point.
 
+May import: nothing of gmn.
+
 Every aggregation in gmn goes through :func:`scatter`. It uses torch-scatter when
 that package imports (``pip install gmn[scatter]``) and PyTorch Geometric's native
 scatter (``torch.Tensor.scatter_reduce_``) otherwise; both give the same numbers.
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-try:  # optional extra; ~9 minutes to compile, no PyPI wheels
+try:  # optional extra: no PyPI wheels, slow to compile (README)
     import torch_scatter as _torch_scatter
 except Exception:  # noqa: BLE001 - any import failure means "not available"
     _torch_scatter = None

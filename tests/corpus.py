@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tests.architectures import _randomise_norm_stats
+from gmn.testing import randomise_norm_stats
 
 CONVERTS = "converts"
 
@@ -42,7 +42,7 @@ def _seeded(build: Callable[[], nn.Module], seed: int) -> Callable[[], nn.Module
     def make() -> nn.Module:
         torch.manual_seed(seed)
         model = build()
-        _randomise_norm_stats(model, torch.Generator().manual_seed(seed + 1))
+        randomise_norm_stats(model, torch.Generator().manual_seed(seed + 1))
         return model.eval()
 
     return make

@@ -1,11 +1,11 @@
-"""benchmarks.cuda_checks runs on the CPU (CPU against itself): every check passes, the JSON
+"""tests.cuda_checks runs on the CPU (CPU against itself): every check passes, the JSON
 holds one entry per check, and a crashing check is a FAIL that sets the exit status."""
 
 from __future__ import annotations
 
 import json
 
-from benchmarks import cuda_checks
+from tests import cuda_checks
 
 
 def test_every_check_passes_on_the_cpu(tmp_path, capsys):

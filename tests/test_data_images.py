@@ -12,7 +12,8 @@ import torch
 from gmn.data.cifar import load_cifar10, read_batch
 from gmn.data.download import ChecksumError, RemoteFile, fetch
 from gmn.data.idx import load_mnist, read_idx
-from gmn.data.images import from_tensor, load_digits, load_images, resize
+from gmn.data.images import from_tensor, load_digits, resize
+from gmn.data.sources import load_images
 
 
 def write_idx(path, array: np.ndarray, compress: bool) -> None:

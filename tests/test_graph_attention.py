@@ -11,7 +11,7 @@ from torch import nn
 import gmn
 from gmn.graph.permutation import permute
 from gmn.graph.vocab import EDGE_TYPE, NODE_TYPE
-from tests.architectures import example_input, make_transformer
+from gmn.testing import example_input, make_transformer
 from tests.test_graph_convert import assert_same_state_dict, is_dag, is_weakly_connected
 
 

@@ -13,7 +13,7 @@ from gmn.graph.convert import template_for
 from gmn.graph.parameter_graph import REQUIRED_FIELDS
 from gmn.graph.vocab import ACTIVATION, EDGE_TYPE, NODE_TYPE
 from gmn.models.siren import Sine
-from tests.architectures import (
+from gmn.testing import (
     FEED_FORWARD_BUILDERS,
     example_input,
     make_resnet,

@@ -23,3 +23,20 @@ def test_convert_resnet_example_runs(capsys):
     assert "inverse is exact: True" in out
     change = float(re.search(r"max output change: (\S+)", out).group(1))
     assert change < 1e-5
+
+
+def test_gmn_graph_exports_the_names_its_docstring_documents():
+    import importlib
+
+    import gmn.graph
+
+    packages = {"gmn", "graph", "nn", "data", "train", "models", "features", "cka", "probing"}
+    documented = set(re.findall(r"``(\w+)[`(]", gmn.graph.__doc__)) - packages
+    modules = re.findall(r":mod:`~gmn\.graph\.(\w+)`", gmn.graph.__doc__)
+    for name in modules:
+        importlib.import_module(f"gmn.graph.{name}")
+    exported = set(gmn.graph.__all__)
+    assert documented == exported, documented ^ exported
+    for name in exported:
+        assert getattr(gmn.graph, name) is getattr(
+            importlib.import_module(gmn.graph._LAZY[name]), name)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import gmn
-from tests.architectures import make_cnn, make_mlp
+from gmn.testing import make_cnn, make_mlp
 
 
 class OwnWeight(nn.Module):

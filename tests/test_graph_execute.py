@@ -10,7 +10,7 @@ from torch import nn
 import gmn
 from gmn.graph import builder
 from gmn.graph.vocab import EDGE_TYPE
-from tests.architectures import FEED_FORWARD_BUILDERS, example_input, make_mlp, make_transformer
+from gmn.testing import FEED_FORWARD_BUILDERS, example_input, make_mlp, make_transformer
 
 
 @pytest.mark.parametrize("encoding", ["position", "padded"])

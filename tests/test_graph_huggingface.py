@@ -16,7 +16,7 @@ from transformers import (
 
 import gmn
 from gmn.graph.permutation import permute
-from tests.architectures import _randomise_norm_stats
+from gmn.testing import randomise_norm_stats
 from tests.test_graph_corpus import assert_same_function
 
 
@@ -26,7 +26,7 @@ def test_hf_resnet_runs_as_its_graph(layer_type):
     config = ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 2],
                           layer_type=layer_type, num_labels=4)
     model = ResNetForImageClassification(config)
-    _randomise_norm_stats(model, torch.Generator().manual_seed(1))
+    randomise_norm_stats(model, torch.Generator().manual_seed(1))
     model.eval()
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():

@@ -8,7 +8,7 @@ from torch import nn
 
 import gmn
 from gmn.graph.vocab import ACTIVATION, EDGE_TYPE, NODE_TYPE
-from tests.architectures import make_cnn, make_mlp, make_siren
+from gmn.testing import make_cnn, make_mlp, make_siren
 
 
 class NestedNet(nn.Module):

@@ -14,7 +14,7 @@ from gmn.graph.convert import template_for
 from gmn.graph.errors import ConversionError
 from gmn.graph.mixed import batch_groups, concat_batches, to_state_dicts
 from gmn.graph.parameter_graph import REQUIRED_FIELDS
-from tests.architectures import make_cnn, make_mlp, make_resnet, make_siren
+from gmn.testing import make_cnn, make_mlp, make_resnet, make_siren
 
 # BN CNN and ResNet have num_batches_tracked (K = 2 and 4), the MLP and SIREN have none
 MODELS = {

@@ -11,7 +11,7 @@ from torch import nn
 import gmn
 from gmn.graph.convert import template_for
 from gmn.graph.permutation import node_permutation, permute, sample_permutations
-from tests.architectures import (
+from gmn.testing import (
     FEED_FORWARD_BUILDERS,
     example_input,
     make_cnn,

@@ -10,7 +10,7 @@ from torch import nn
 
 import gmn
 from gmn.graph.vocab import ACTIVATION, EDGE_TYPE
-from tests.architectures import make_mlp, make_residual_mlp, make_resnet
+from gmn.testing import make_mlp, make_residual_mlp, make_resnet
 
 
 class FunctionAct(nn.Module):

@@ -8,7 +8,7 @@ from torch_geometric.data import Batch
 
 import gmn
 from gmn.graph.parameter_graph import REQUIRED_FIELDS
-from tests.architectures import make_cnn, make_resnet, make_siren
+from gmn.testing import make_cnn, make_resnet, make_siren
 
 BUILDERS = {"siren": make_siren, "cnn": make_cnn, "resnet": make_resnet}
 

@@ -6,7 +6,7 @@ import torch
 
 import gmn
 from gmn.nn import GMN
-from tests.architectures import make_mlp
+from gmn.testing import make_mlp
 
 
 def small_model_and_graph():

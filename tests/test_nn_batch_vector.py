@@ -8,7 +8,7 @@ from torch_geometric.data import Batch
 
 import gmn
 from gmn.nn import GMN, GraphFieldError
-from tests.architectures import make_siren
+from gmn.testing import make_siren
 
 
 def test_a_batch_without_its_batch_vector_is_refused():

@@ -11,7 +11,7 @@ import gmn
 from gmn.graph.convert import template_for
 from gmn.graph.permutation import node_permutation, parameter_permutation, sample_permutations
 from gmn.nn import GMN, POOLINGS
-from tests.architectures import make_cnn, make_mlp, make_resnet, make_siren
+from gmn.testing import make_cnn, make_mlp, make_resnet, make_siren
 
 BUILDERS = {"mlp": make_mlp, "cnn_bn": make_cnn, "resnet": make_resnet, "siren": make_siren}
 

@@ -9,7 +9,7 @@ from torch_geometric.data import Batch
 import gmn
 from gmn.graph.parameter_graph import REQUIRED_FIELDS
 from gmn.nn import GMN, POOLINGS, GraphFieldError
-from tests.architectures import make_cnn, make_siren
+from gmn.testing import make_cnn, make_siren
 
 
 def siren_batch(n: int = 3, dtype=torch.float32) -> Batch:

@@ -7,7 +7,7 @@ from torch_geometric.loader import DataLoader
 
 import gmn
 from gmn.nn import GMN
-from tests.architectures import make_siren
+from gmn.testing import make_siren
 
 
 def model_and_graphs(n: int = 5):

@@ -19,7 +19,7 @@ from torch.utils.data import TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests` when run by torchrun
 
-from tests.architectures import make_siren  # noqa: E402
+from gmn.testing import make_siren  # noqa: E402
 
 NUM_TRAIN, NUM_EVAL, PER_RANK_BATCH, STEPS = 24, 7, 4, 3
 
@@ -88,8 +88,7 @@ def worker(out_dir: str) -> None:
     import torch.distributed as dist
 
     from gmn.cka import CKAAccumulator
-    from gmn.train import save_atomic, shutdown
-    from gmn.train.sharded import map_in_order
+    from gmn.train import map_in_order, save_atomic, shutdown
 
     trainer, eval_set = train(str(Path(out_dir) / "run"), PER_RANK_BATCH)
     model = trainer.model.eval()

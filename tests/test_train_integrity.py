@@ -12,7 +12,7 @@ from torch import nn
 
 from gmn.files import CorruptFileError, atomic_write
 from gmn.train import CheckpointError, NonFiniteLossError, Trainer, load_checkpoint, save_atomic
-from gmn.train.log import MetricLog
+from gmn.train.run_folder import MetricLog
 from tests.test_train_trainer import config, mlp, tensor_data
 
 

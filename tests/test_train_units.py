@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
+from gmn.seeding import capture_rng_state, derive_seed, restore_rng_state, seed_everything
 from gmn.train import (
     CheckpointError,
     TrainConfig,
@@ -20,8 +21,7 @@ from gmn.train import (
     split_batch,
     warmup_cosine,
 )
-from gmn.train.sampler import EpochSampler, shard_indices
-from gmn.train.seed import capture_rng_state, derive_seed, restore_rng_state, seed_everything
+from gmn.train.loaders import EpochSampler, shard_indices
 
 
 def test_checkpoint_round_trip_is_weights_only_and_leaves_no_temp_file(tmp_path):

@@ -62,7 +62,7 @@ def _inverse_normalization(template, normalization, example: dict) -> tuple[Tens
 
 def load_source_images(config: BenchmarkConfig):
     """The images of ``--dataset`` (``--limit`` of them: a seeded random subset)."""
-    from gmn.data.images import load_images
+    from gmn.data.sources import load_images
 
     images = load_images(
         config.dataset, config.root, split=config.source_split, size=config.image_size

@@ -1,5 +1,11 @@
 """Centred kernel alignment (CKA): exact, streaming and debiased, with statistics.
 
+Owns representation similarity: pure tensor math on [n, d] matrices, no models.
+May import: nothing of gmn.
+Exception: gmn.cka.comparison may import: gmn.probing, gmn.batches.
+(``compare`` runs two models over a loader, so it captures their states with
+``gmn.probe``; every other module of ``gmn.cka`` is tensor math.)
+
 - :func:`cka`, :func:`linear_cka`, :func:`rbf_cka`: one pair of representations.
 - :class:`CKAAccumulator`: exact linear CKA streamed from minibatches.
 - :class:`MinibatchCKA`: Nguyen et al.'s minibatch approximation.

@@ -71,8 +71,8 @@ def stream(
     biased and the debiased matrix from the same state), ``"minibatch"`` a
     :class:`~gmn.cka.minibatch.MinibatchGrid`.
     """
+    from gmn.batches import move_to
     from gmn.probing import default_forward, probe
-    from gmn.train.batch import move_to
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

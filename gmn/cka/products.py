@@ -4,8 +4,8 @@ Float32 matrix products are several times faster than float64 ones on CPUs, and 
 upcasting reduction (``x.sum(dtype=torch.float64)``) is an order of magnitude slower
 than either. So each block of at most ``BLOCK`` rows (or columns) is reduced in the
 input's own dtype and the block results are summed in float64: no float32 sum runs
-over more than ``BLOCK`` terms. The blocks are of equal size: a short last block (10,000
-rows as 8,192 + 1,808) made the product ~25 % slower than one call.
+over more than ``BLOCK`` terms. The blocks are of equal size, because a short last block
+slows the product down (measured in docs/cka.md).
 """
 
 from __future__ import annotations

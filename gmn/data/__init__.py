@@ -1,5 +1,9 @@
 """INR data: image sources, batched SIREN fitting, dataset folders, public zoo readers and
-augmentations on stacked parameters. See docs/data.md."""
+augmentations on stacked parameters. See docs/data.md.
+
+Owns images, INR fitting and storage, zoo readers and weight-space augmentations.
+May import: gmn.graph, gmn.models, gmn.files, gmn.seeding.
+"""
 
 from gmn.data.augment import (
     Compose,
@@ -17,9 +21,10 @@ from gmn.data.batched_siren import render
 from gmn.data.build import build_dataset
 from gmn.data.dataset import INRDataset
 from gmn.data.fit import FitRecipe, FitResult, fit_inrs
-from gmn.data.images import ImageSet, from_tensor, load_digits, load_images, resize
+from gmn.data.images import ImageSet, from_tensor, load_digits, resize
 from gmn.data.model_zoo import ModelZoo, split_models
 from gmn.data.normalize import Normalize, layer_statistics
+from gmn.data.sources import load_images
 from gmn.data.split import split_images
 from gmn.data.zoo import read_dwsnets_fmnist, read_dwsnets_mnist, read_nfn_siren
 

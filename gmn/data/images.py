@@ -1,8 +1,8 @@
-"""Image sources for INR fitting: an ``ImageSet`` is images [N, C, H, W] in [0, 1] with labels.
+"""Images for INR fitting: an ``ImageSet`` is images [N, C, H, W] in [0, 1] with labels.
 
-``load_images(name, root)`` names every source: ``"digits"`` (scikit-learn's 1,797 bundled
-8×8 handwritten digits, no network), ``"mnist"``, ``"fashion-mnist"`` (idx files, ``gmn.data.idx``)
-and ``"cifar10"`` (python batches, ``gmn.data.cifar``).
+This module holds the container, tensor input, resizing and scikit-learn's bundled digits;
+the file readers (``gmn.data.idx``, ``gmn.data.cifar``) build on it, and
+``gmn.data.sources.load_images`` picks a source by name.
 """
 
 from __future__ import annotations
@@ -78,36 +78,4 @@ def load_digits(size: int | tuple[int, int] | None = None) -> ImageSet:
 
     digits = sklearn_digits()
     images = from_tensor(torch.tensor(digits.images), digits.target, scale=16.0, source="digits")
-    return resize(images, size) if size is not None else images
-
-
-def load_images(
-    name: str,
-    root=None,
-    *,
-    split: str = "train",
-    size: int | tuple[int, int] | None = None,
-    download: bool = True,
-) -> ImageSet:
-    """Any named image source: ``"digits"``, ``"mnist"``, ``"fashion-mnist"``, ``"cifar10"``.
-
-    ``root`` is the folder holding the files (not needed for ``digits``); ``split`` is
-    ``"train"`` or ``"test"``; missing files are downloaded when ``download`` and a network allow.
-    """
-    if name == "digits":
-        return load_digits(size)
-    if root is None:
-        raise ValueError(f"image source {name!r} needs root=<folder holding its files>")
-    if name in ("mnist", "fashion-mnist"):
-        from gmn.data.idx import load_mnist
-
-        images = load_mnist(root, split=split, kind=name, download=download)
-    elif name == "cifar10":
-        from gmn.data.cifar import load_cifar10
-
-        images = load_cifar10(root, split=split, download=download)
-    else:
-        raise ValueError(
-            f"unknown image source {name!r}; choose digits, mnist, fashion-mnist or cifar10"
-        )
     return resize(images, size) if size is not None else images

@@ -36,7 +36,7 @@ from gmn.data.model_zoo import (
     write_zoo_shard,
 )
 from gmn.data.storage import IntegrityError, shard_name, write_json
-from gmn.train.seed import derive_seed
+from gmn.seeding import derive_seed
 
 BUILD_CONFIG = "build.json"
 REFERENCE = {"channels": [8, 8, 8], "kernel": 3, "activation": "relu", "batchnorm": False,
@@ -123,7 +123,7 @@ def plan_jobs(config: ZooConfig) -> tuple[dict[str, dict], list[dict]]:
 
 def load_split_images(config: ZooConfig):
     """((train images, labels), (test images, labels)), standardised with train statistics."""
-    from gmn.data.images import load_images
+    from gmn.data.sources import load_images
 
     images = load_images(config.dataset, config.root, size=config.size, download=False)
     if config.train_images >= len(images):

@@ -1,5 +1,8 @@
 """Extra node features computed from a network's parameters (see each module).
 
+Owns features derived from parameters and a template's structure.
+May import: gmn.graph.
+
 ``neuron_activations``: probe features, every neuron's values at K fixed inputs.
 """
 

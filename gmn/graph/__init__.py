@@ -1,28 +1,64 @@
 """Networks as typed parameter graphs.
 
-* :mod:`~gmn.graph.parameter_graph`: the ``ParameterGraph`` field contract;
+Owns the ``ParameterGraph`` contract and everything that turns a network into one and back;
+it stands alone, below ``nn``, ``data``, ``train`` and ``models``.
+May import: nothing of gmn.
+
+* :mod:`~gmn.graph.parameter_graph`: the contract, ``ParameterGraph``, ``REQUIRED_FIELDS``,
+  ``validate_graph`` and ``GraphFieldError``;
 * :mod:`~gmn.graph.vocab`: node, edge and activation vocabularies;
 * :mod:`~gmn.graph.convert`: ``from_state_dict`` (cached templates);
 * :mod:`~gmn.graph.inverse`: ``to_state_dict``;
 * :mod:`~gmn.graph.template`: ``GraphTemplate`` (batched conversion, no per-sample loop);
 * :mod:`~gmn.graph.trace`, :mod:`~gmn.graph.converters`, :mod:`~gmn.graph.registry`:
-  dataflow tracing and the per-module converters;
-* :mod:`~gmn.graph.infer`: layouts of plain sequential state_dicts from their keys;
-* :mod:`~gmn.graph.permutation`: hidden-neuron permutations (function-preserving);
+  dataflow tracing and the per-module converters (``register_converter``);
+* :mod:`~gmn.graph.errors`: ``ConversionError``, ``UnsupportedModuleError``;
+* :mod:`~gmn.graph.infer`: layouts of plain sequential state_dicts from their keys
+  (``infer_module``);
+* :mod:`~gmn.graph.permutation`: hidden-neuron permutations (function-preserving), ``permute``;
+* :mod:`~gmn.graph.mixed`: batches of mixed architectures (``batch_groups``,
+  ``concat_batches``, ``to_state_dicts``);
 * :mod:`~gmn.graph.activations`: the one activation table (``register_activation``);
 * :mod:`~gmn.graph.executor`: ``execute(graph, inputs)``, a graph run as its network;
 * :mod:`~gmn.graph.substitutes`, :mod:`~gmn.graph.huggingface`: traceable equivalents of
   forwards torch.fx cannot trace (transformer encoders, Hugging Face ResNets).
+
+The names above are importable from ``gmn.graph`` directly; each is loaded on first use, so
+``import gmn.graph`` stays fast.
 """
 
 from __future__ import annotations
 
 import importlib
 
-_LAZY = {"execute": "gmn.graph.executor", "register_activation": "gmn.graph.activations"}
+_LAZY = {
+    "ParameterGraph": "gmn.graph.parameter_graph",
+    "REQUIRED_FIELDS": "gmn.graph.parameter_graph",
+    "validate_graph": "gmn.graph.parameter_graph",
+    "GraphFieldError": "gmn.graph.parameter_graph",
+    "from_state_dict": "gmn.graph.convert",
+    "to_state_dict": "gmn.graph.inverse",
+    "GraphTemplate": "gmn.graph.template",
+    "register_converter": "gmn.graph.registry",
+    "ConversionError": "gmn.graph.errors",
+    "UnsupportedModuleError": "gmn.graph.errors",
+    "infer_module": "gmn.graph.infer",
+    "permute": "gmn.graph.permutation",
+    "batch_groups": "gmn.graph.mixed",
+    "concat_batches": "gmn.graph.mixed",
+    "to_state_dicts": "gmn.graph.mixed",
+    "register_activation": "gmn.graph.activations",
+    "execute": "gmn.graph.executor",
+}
+
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'gmn.graph' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

@@ -44,21 +44,19 @@ order (every graph carries the same fields; see :mod:`gmn.graph.mixed` for group
 
 from __future__ import annotations
 
+import torch
+from torch import Tensor
 from torch_geometric.data import Data
 
 NODE_FEATURES = ("bias", "norm_weight", "norm_bias", "running_mean", "running_var")
 
-REQUIRED_FIELDS = (
-    "x",
-    "edge_index",
-    "edge_attr",
-    "node_type",
-    "edge_type",
-    "node_layer",
-    "edge_layer",
-    "node_io_pos",
-    "node_act",
-)
+NODE_INDEX_FIELDS = ("node_type", "node_layer", "node_io_pos", "node_act")  # [N] long each
+EDGE_INDEX_FIELDS = ("edge_type", "edge_layer")  # [E] long each
+REQUIRED_FIELDS = ("x", "edge_index", "edge_attr", *NODE_INDEX_FIELDS, *EDGE_INDEX_FIELDS)
+
+
+class GraphFieldError(ValueError):
+    """A graph lacks a field of the contract, or a field has the wrong shape or dtype."""
 
 
 class ParameterGraph(Data):
@@ -68,3 +66,92 @@ class ParameterGraph(Data):
         if key == "int_buffers":  # [1, K] with K per architecture: concatenate the columns
             return -1
         return super().__cat_dim__(key, value, *args, **kwargs)
+
+    def validate(self, node_in_dim: int | None = None, edge_in_dim: int | None = None,
+                 optional: tuple[str, ...] = ()) -> tuple[Tensor, int]:
+        """:func:`validate_graph` on this graph (or on a ``Batch`` of them)."""
+        return validate_graph(self, node_in_dim, edge_in_dim, optional)
+
+
+def validate_graph(graph, node_in_dim: int | None = None, edge_in_dim: int | None = None,
+                   optional: tuple[str, ...] = ()) -> tuple[Tensor, int]:
+    """Check ``graph`` (a ``ParameterGraph`` or a PyG ``Batch`` of them) against the contract.
+
+    Args:
+        graph: any object with the fields as attributes (a plain ``Data`` works too).
+        node_in_dim, edge_in_dim: the widths ``x`` and ``edge_attr`` must have (``None``:
+            any width); a model passes its configured widths, named in the error.
+        optional: index fields the caller does not read, left unchecked.
+
+    Returns:
+        ``(batch, num_graphs)``: the [N] long graph index of each node (zeros for a single
+        graph) and the number of graphs B.
+
+    Raises:
+        GraphFieldError: naming the missing or malformed field.
+    """
+    x = _check_features(graph, "x", None, node_in_dim, "node_in_dim")
+    num_nodes = x.shape[0]
+    edge_index = _field(graph, "edge_index")
+    if edge_index.dtype != torch.long or edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise GraphFieldError(
+            f"field 'edge_index' must be a [2, E] long tensor, got shape "
+            f"{tuple(edge_index.shape)} and dtype {edge_index.dtype}"
+        )
+    num_edges = edge_index.shape[1]
+    _check_features(graph, "edge_attr", num_edges, edge_in_dim, "edge_in_dim")
+    for names, length in ((NODE_INDEX_FIELDS, num_nodes), (EDGE_INDEX_FIELDS, num_edges)):
+        for name in names:
+            if name not in optional:
+                _check_index(graph, name, length)
+
+    batch = getattr(graph, "batch", None)
+    if batch is None:
+        graphs = getattr(graph, "num_graphs", 1)  # a Batch still knows its size (from ptr)
+        if getattr(graph, "ptr", None) is not None or graphs != 1:
+            raise GraphFieldError(
+                f"graph is a batch of {graphs} graphs without its 'batch' vector; a GMN "
+                "would read it as one graph. Keep the batch's 'batch' field"
+            )
+        return torch.zeros(num_nodes, dtype=torch.long, device=x.device), 1
+    return _check_index(graph, "batch", num_nodes), int(graph.num_graphs)
+
+
+def _field(graph, name: str) -> Tensor:
+    value = getattr(graph, name, None)
+    if value is None:
+        raise GraphFieldError(
+            f"graph is missing field {name!r}; a GMN needs the ParameterGraph fields "
+            "(see gmn.graph.parameter_graph)"
+        )
+    if not isinstance(value, Tensor):
+        raise GraphFieldError(f"field {name!r} must be a Tensor, got {type(value).__name__}")
+    return value
+
+
+def _check_features(graph, name: str, rows: int | None, width: int | None,
+                    config_key: str) -> Tensor:
+    value = _field(graph, name)
+    if value.dim() != 2 or not value.is_floating_point():
+        raise GraphFieldError(
+            f"field {name!r} must be a 2-D float tensor, got shape {tuple(value.shape)} "
+            f"and dtype {value.dtype}"
+        )
+    if width is not None and value.shape[1] != width:
+        raise GraphFieldError(
+            f"field {name!r} has {value.shape[1]} feature columns but the model expects "
+            f"{config_key}={width}"
+        )
+    if rows is not None and value.shape[0] != rows:
+        raise GraphFieldError(f"field {name!r} has {value.shape[0]} rows, expected {rows}")
+    return value
+
+
+def _check_index(graph, name: str, length: int) -> Tensor:
+    value = _field(graph, name)
+    if value.dtype != torch.long or value.dim() != 1 or value.shape[0] != length:
+        raise GraphFieldError(
+            f"field {name!r} must be a 1-D long tensor of length {length}, got shape "
+            f"{tuple(value.shape)} and dtype {value.dtype}"
+        )
+    return value

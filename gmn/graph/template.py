@@ -25,11 +25,14 @@ from torch_geometric.data import Batch
 
 from .builder import GraphBuilder
 from .errors import ConversionError
-from .parameter_graph import NODE_FEATURES, ParameterGraph
+from .parameter_graph import (
+    EDGE_INDEX_FIELDS,
+    NODE_FEATURES,
+    NODE_INDEX_FIELDS,
+    ParameterGraph,
+)
 from .trace import trace_into
 
-STATIC_NODE_FIELDS = ("node_type", "node_layer", "node_io_pos", "node_act")
-STATIC_EDGE_FIELDS = ("edge_type", "edge_layer")
 BATCH_CACHE_SIZE = 4  # batch sizes whose structure tensors are kept
 
 
@@ -88,7 +91,7 @@ class GraphTemplate:
             placed["node_act_arg"] = placed["node_act_arg"].to(dtype)
             placed["x_index"] = self.structure["x_src"].reshape(-1).to(device)
             placed["edge_attr_index"] = self.structure["edge_src"].reshape(-1).to(device)
-            static = {k: placed[k] for k in STATIC_NODE_FIELDS + STATIC_EDGE_FIELDS}
+            static = {k: placed[k] for k in NODE_INDEX_FIELDS + EDGE_INDEX_FIELDS}
             self._prototypes[key] = ParameterGraph(
                 edge_index=placed["edge_index"], node_act_arg=placed["node_act_arg"],
                 template=self, **static)
@@ -322,14 +325,14 @@ class GraphTemplate:
         s = self._structure_on(device, dtype)
         graphs = torch.arange(n, device=device)
         node_offsets = graphs * self.num_nodes
-        fields = {k: s[k].repeat(n) for k in STATIC_NODE_FIELDS + STATIC_EDGE_FIELDS}
+        fields = {k: s[k].repeat(n) for k in NODE_INDEX_FIELDS + EDGE_INDEX_FIELDS}
         fields["node_act_arg"] = s["node_act_arg"].repeat(n)
         fields["edge_index"] = (s["edge_index"].unsqueeze(1)
                                 + node_offsets.view(1, n, 1)).reshape(2, -1)
         counts = {"x": self.num_nodes, "edge_index": self.num_edges, "template": 1,
                   "edge_attr": self.num_edges, "node_act_arg": self.num_nodes}
-        counts.update({k: self.num_nodes for k in STATIC_NODE_FIELDS})
-        counts.update({k: self.num_edges for k in STATIC_EDGE_FIELDS})
+        counts.update({k: self.num_nodes for k in NODE_INDEX_FIELDS})
+        counts.update({k: self.num_edges for k in EDGE_INDEX_FIELDS})
         ends = torch.arange(n + 1, device=device)
         static = dict(fields=fields, counts=counts, ends=ends, node_offsets=node_offsets,
                       zeros=torch.zeros(n, dtype=torch.long, device=device),

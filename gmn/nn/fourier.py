@@ -2,7 +2,7 @@
 
 A linear map of one scalar is rank one: the first layers of a GMN cannot then form
 nonlinear functions of a weight's value. INRs fitted from a shared initialisation differ
-from it by 0.5–7 % of a layer's spread (``docs/accuracy.md``), so telling their neurons apart
+from it by a small fraction of a layer's spread (``docs/accuracy.md``), so telling them apart
 and reading their small deviations needs a high-resolution encoding of each scalar.
 """
 

@@ -21,10 +21,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import get_total_norm
 from tqdm.auto import tqdm
 
+from gmn.batches import move_to, split_batch
 from gmn.files import remove_stale_temporaries
-from gmn.train.batch import move_to, split_batch
-from gmn.train.checkpoint import load_checkpoint, save_atomic
-from gmn.train.config import RUNTIME_ONLY, TrainConfig
+from gmn.seeding import capture_rng_state, derive_seed, restore_rng_state, seed_everything
+from gmn.train.config import RUNTIME_ONLY, TrainConfig, warmup_cosine
 from gmn.train.distributed import (
     all_reduce_sum,
     broadcast_module,
@@ -32,12 +32,9 @@ from gmn.train.distributed import (
     gather_objects,
     init_distributed,
 )
-from gmn.train.evaluate import evaluate
-from gmn.train.loading import LoaderSpec
-from gmn.train.log import MetricLog, write_json_atomic
-from gmn.train.sampler import EpochSampler, shard_indices
-from gmn.train.schedule import warmup_cosine
-from gmn.train.seed import capture_rng_state, derive_seed, restore_rng_state, seed_everything
+from gmn.train.evaluation import evaluate
+from gmn.train.loaders import EpochSampler, LoaderSpec, shard_indices
+from gmn.train.run_folder import MetricLog, load_checkpoint, save_atomic, write_json_atomic
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -202,7 +199,7 @@ class Trainer:
     def evaluate(self, data, return_outputs: bool = False) -> dict:
         """Metrics of the current model on a dataset or loader, each sample counted once
         across ranks; with ``return_outputs`` also per-sample outputs (and class
-        probabilities/predictions) in input order. See :func:`gmn.train.evaluate.evaluate`."""
+        probabilities/predictions) in input order. See :func:`gmn.train.evaluation.evaluate`."""
         spec = (
             data
             if isinstance(data, LoaderSpec)

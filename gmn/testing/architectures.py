@@ -1,4 +1,4 @@
-"""Small, seeded networks used across the test suite.
+"""Small, seeded networks used across the test suite and the benchmarks.
 
 Every builder takes ``seed`` (the same seed gives the same parameters on CPU) and
 ``dtype``. Batch-norm running statistics are randomised too, so that round trips
@@ -12,8 +12,25 @@ from torch import Tensor, nn
 
 from gmn.models.siren import Siren
 
+__all__ = [
+    "FEED_FORWARD_BUILDERS",
+    "BasicBlock",
+    "ResidualMLP",
+    "SmallCNN",
+    "SmallResNet",
+    "TransformerBlock",
+    "example_input",
+    "make_cnn",
+    "make_mlp",
+    "make_residual_mlp",
+    "make_resnet",
+    "make_siren",
+    "make_transformer",
+    "randomise_norm_stats",
+]
 
-def _randomise_norm_stats(model: nn.Module, generator: torch.Generator) -> None:
+
+def randomise_norm_stats(model: nn.Module, generator: torch.Generator) -> None:
     """Give every BatchNorm random running statistics and affine parameters."""
     with torch.no_grad():
         for module in model.modules():
@@ -28,7 +45,7 @@ def _randomise_norm_stats(model: nn.Module, generator: torch.Generator) -> None:
 
 
 def _finish(model: nn.Module, seed: int, dtype: torch.dtype) -> nn.Module:
-    _randomise_norm_stats(model, torch.Generator().manual_seed(seed + 1))
+    randomise_norm_stats(model, torch.Generator().manual_seed(seed + 1))
     return model.to(dtype).eval()
 
 

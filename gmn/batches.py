@@ -1,4 +1,8 @@
-"""Batches: moving them to a device and splitting them into (inputs, targets)."""
+"""Batches: moving them to a device and splitting them into (inputs, targets).
+
+Owns the batch conventions shared by training, probes and CKA.
+May import: nothing of gmn.
+"""
 
 from __future__ import annotations
 

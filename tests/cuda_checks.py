@@ -1,6 +1,6 @@
 """Correctness of gmn on an accelerator, measured against the CPU.
 
-    python -m benchmarks.cuda_checks --device cuda [--out checks.json]
+    python -m tests.cuda_checks --device cuda [--out checks.json]
 
 Every check runs the same seeded computation on the CPU and on ``--device`` and prints one
 line, ``PASS|FAIL name: measured numbers (tolerance)``. A check that raises is a FAIL with

@@ -1,4 +1,13 @@
-"""Evaluation over a sharded dataset: full-set metrics, outputs in input order."""
+"""Per-sample work over a dataset split across processes, reduced or gathered in input order.
+
+``evaluate`` gives the trainer full-set metrics (and every output); ``map_in_order`` runs any
+``fn`` (a probe returning hidden states, a prediction) on each rank's shard and gathers the
+results in dataset order under ``torchrun``.
+
+For CKA no gathering is needed: each rank feeds its shard to a
+``gmn.cka.CKAAccumulator`` and ``accumulator.all_reduce()`` gives every rank the
+full-data value.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +17,9 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
-from gmn.train.batch import move_to, split_batch
-from gmn.train.distributed import all_reduce_sum, gather_in_order
+from gmn.batches import move_to, split_batch
+from gmn.train.distributed import all_reduce_sum, current_context, gather_in_order
+from gmn.train.loaders import LoaderSpec, shard_indices
 
 
 def is_classification(outputs: Tensor, targets: Tensor) -> bool:
@@ -80,3 +90,40 @@ def evaluate(
             result["probabilities"] = result["outputs"].softmax(-1)
             result["predictions"] = result["outputs"].argmax(-1)
     return result
+
+
+@torch.no_grad()
+def map_in_order(
+    fn: Callable[[object], Tensor | dict[str, Tensor]],
+    data,
+    batch_size: int | None = None,
+    device: str | torch.device = "cpu",
+) -> Tensor | dict[str, Tensor]:
+    """Apply ``fn`` to this rank's shard of ``data`` and gather all ranks' results.
+
+    Args:
+        fn: ``batch -> Tensor [b, ...]`` or ``{name: Tensor [b, ...]}`` (e.g. a probe
+            returning every hidden state); it sees batches on ``device``.
+        data: a dataset (``batch_size`` required) or a ``DataLoader`` (its batch size and
+            collate function are used; its order is not).
+        device: where batches are sent.
+
+    Returns:
+        ``Tensor [len(data), ...]`` (or a dict of them) in dataset order, on every rank.
+    """
+    ctx = current_context()
+    spec = LoaderSpec.of(data, batch_size)
+    if len(spec) < ctx.world_size:
+        raise ValueError(f"{len(spec)} samples cannot be split over {ctx.world_size} ranks")
+    indices = shard_indices(len(spec), ctx.rank, ctx.world_size)
+    results = [
+        fn(move_to(batch, torch.device(device)))
+        for batch in spec.loader(indices, 0, drop_last=False)
+    ]
+    order = torch.tensor(indices)
+    if isinstance(results[0], Tensor):
+        return gather_in_order(torch.cat(results), order, len(spec))
+    return {
+        name: gather_in_order(torch.cat([r[name] for r in results]), order, len(spec))
+        for name in results[0]
+    }

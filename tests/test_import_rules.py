@@ -1,0 +1,134 @@
+"""Which parts of gmn may import which, as each part's docstring states it.
+
+Every package (``gmn/NAME/__init__.py``) and top-level module (``gmn/NAME.py``) says on one
+line of its docstring ``May import: gmn.A, gmn.B.`` (or ``May import: nothing of gmn.``); a
+documented exception reads ``Exception: gmn.NAME.MODULE may import: gmn.C.``. These tests
+parse the imports of every module (top-level ones and those inside functions, absolute and
+relative) and check them against those lines; the façade ``gmn/__init__.py`` (lazy names
+only) is exempt.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+GMN = Path(__file__).resolve().parents[1] / "gmn"
+RULE = re.compile(r"^May import: (.*)\.$", re.M)
+EXCEPTION = re.compile(r"^Exception: gmn\.([\w.]+) may import: (.*)\.$", re.M)
+
+
+def units() -> dict[str, Path]:
+    """{unit name: the file whose docstring states its rules}."""
+    found = {p.stem: p for p in GMN.glob("*.py") if p.name != "__init__.py"}
+    found.update({p.parent.name: p for p in GMN.glob("*/__init__.py")})
+    return dict(sorted(found.items()))
+
+
+def parse_targets(text: str) -> set[str]:
+    return set() if text == "nothing of gmn" else set(re.findall(r"gmn\.(\w+)", text))
+
+
+def rules(unit: str) -> tuple[set[str], dict[str, set[str]]]:
+    """(units ``unit`` may import, {module: extra units it may import})."""
+    doc = ast.get_docstring(ast.parse(units()[unit].read_text())) or ""
+    stated = RULE.findall(doc)
+    assert len(stated) == 1, f"{units()[unit]}: state one 'May import: ...' line"
+    exceptions = {f"gmn.{module}": parse_targets(text) for module, text in EXCEPTION.findall(doc)}
+    return parse_targets(stated[0]), exceptions
+
+
+def module_name(path: Path, root: Path = GMN) -> str:
+    parts = ["gmn", *path.relative_to(root).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_units(path: Path, root: Path = GMN) -> list[tuple[int, str]]:
+    """(line, unit) of every import of another part of gmn in the file at ``path``."""
+    name = module_name(path, root)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    names = set(units()) if root == GMN else {p.stem for p in root.iterdir()}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules = [(alias.name, ()) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            modules = [(module, tuple(alias.name for alias in node.names))]
+        else:
+            continue
+        for module, imported in modules:
+            parts = module.split(".")
+            if parts[0] != "gmn":
+                continue
+            if len(parts) > 1:
+                found.append((node.lineno, parts[1]))
+            else:  # ``from gmn import files``: the names that are parts of gmn
+                found.extend((node.lineno, n) for n in imported if n in names)
+    unit = name.split(".")[1] if "." in name else None
+    return [(line, target) for line, target in found if target != unit]
+
+
+def violations(unit: str) -> list[str]:
+    allowed, exceptions = rules(unit)
+    path = units()[unit]
+    files = [path] if path.name != "__init__.py" else sorted(path.parent.rglob("*.py"))
+    wrong = []
+    for file in files:
+        extra = exceptions.get(module_name(file), set())
+        for line, target in imported_units(file):
+            if target not in allowed | extra:
+                wrong.append(f"{file.relative_to(GMN.parent)}:{line} imports gmn.{target}")
+    return wrong
+
+
+@pytest.mark.parametrize("unit", list(units()))
+def test_imports_follow_the_stated_rules(unit):
+    assert violations(unit) == []
+
+
+@pytest.mark.parametrize("unit", list(units()))
+def test_rules_name_existing_parts_and_modules(unit):
+    allowed, exceptions = rules(unit)
+    assert allowed <= set(units()), allowed - set(units())
+    for module, extra in exceptions.items():
+        assert module.startswith(f"gmn.{unit}."), module
+        path = GMN.parent / (module.replace(".", "/") + ".py")
+        assert path.is_file(), f"exception for a missing module {module}"
+        assert extra <= set(units()) and not extra <= allowed, (module, extra)
+
+
+def test_the_layering_the_readme_promises():
+    """Rules that may not be loosened by editing a docstring."""
+    assert not rules("graph")[0] & {"nn", "data", "train", "models", "features", "cka",
+                                    "probing", "testing"}
+    assert rules("cka")[0] == set()  # pure tensor math
+    assert set(rules("cka")[1]) == {"gmn.cka.comparison"}
+    assert rules("models")[0] == set()
+    assert not rules("train")[0] & {"graph", "nn", "data", "models", "features", "cka"}
+    for foundation in ("files", "seeding", "scatter", "batches"):
+        assert rules(foundation)[0] == set(), foundation
+
+
+def test_the_checker_sees_relative_lazy_and_from_gmn_imports(tmp_path):
+    """Known answer on a made-up package: every import form is attributed to its part."""
+    root = tmp_path / "gmn"
+    (root / "graph").mkdir(parents=True)
+    (root / "files.py").write_text("")
+    (root / "nn").mkdir()
+    source = (
+        "import torch\n"
+        "from . import vocab\n"  # inside graph: not another part
+        "from ..nn import layer\n"
+        "from gmn import files, __version__\n"
+        "def f():\n"
+        "    import gmn.data.fit\n"
+        "    from gmn.graph.template import GraphTemplate\n"
+    )
+    (root / "graph" / "convert.py").write_text(source)
+    found = imported_units(root / "graph" / "convert.py", root)
+    assert found == [(3, "nn"), (4, "files"), (6, "data")]
