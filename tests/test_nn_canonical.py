@@ -13,7 +13,7 @@ from gmn.graph.template import GraphTemplate
 from gmn.models.siren import Siren
 from gmn.nn import GMN
 from gmn.nn.canonical import CanonicalStandardize, KeyedStandardize, neuron_slots
-from tests.architectures import make_cnn, make_mlp, make_resnet, make_siren
+from gmn.testing import make_cnn, make_mlp, make_resnet, make_siren
 from tests.test_nn_invariance import permuted_batch
 
 BUILDERS = {"mlp": make_mlp, "cnn_bn": make_cnn, "resnet": make_resnet, "siren": make_siren}

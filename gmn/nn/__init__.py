@@ -7,6 +7,7 @@ Compose your own metanetwork from the encoders, :class:`EdgeUpdate`, :class:`Nod
 :class:`GlobalUpdate`, :class:`GMNLayer` and :class:`Readout`, or use :class:`GMN`.
 """
 
+from gmn.nn.canonical import CanonicalStandardize
 from gmn.nn.context import GraphContext, GraphFieldError, graph_context
 from gmn.nn.edge_update import EdgeUpdate
 from gmn.nn.encoders import EdgeEncoder, NodeEncoder
@@ -19,6 +20,7 @@ from gmn.nn.readout import POOLINGS, AttentionPooling, Readout
 from gmn.nn.standardize import Standardize
 
 __all__ = [
+    "CanonicalStandardize",
     "GMN",
     "GMNConfig",
     "GMNLayer",
