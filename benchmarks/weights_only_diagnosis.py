@@ -7,11 +7,15 @@ parameter graph alone (no probe features), printing one JSON line:
     python -m benchmarks.weights_only_diagnosis --overfit 150 \\
         --opts '{"fourier_frequencies": 0, "edge_message": "additive", "dropout": 0}'
     python -m benchmarks.weights_only_diagnosis --epochs 20 --opts '{}'
+    python -m benchmarks.weights_only_diagnosis --linear-probe      # what canonicalisation keeps
 
 ``--overfit N``: N full-batch AdamW steps on the first 64 training INRs (the loss every
 N/8 steps, and the gradient norm of each block at the first and last step); otherwise
 ``--epochs`` of minibatch training with warm-up + cosine, reporting the test accuracy at the
-best validation epoch. ``--opts``: keyword options of ``gmn.nn.GMN``.
+best validation epoch. ``--opts``: keyword options of ``gmn.nn.GMN``. ``--linear-probe``:
+test accuracy of a logistic regression on per-coordinate standardised weights (what the weight
+MLP reads; not permutation invariant) and on the canonically standardised weights of
+``gmn.nn.canonical`` (invariant), with slots by bias rank only and with signatures.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from benchmarks.inr_classification.config import BenchmarkConfig
 from benchmarks.inr_classification.data import prepare_data
@@ -46,6 +50,8 @@ def parse_args(argv=None):
     ap.add_argument("--overfit", type=int, default=0)
     ap.add_argument("--permute", action="store_true", help="random hidden-neuron permutations")
     ap.add_argument("--spread", action="store_true", help="print deviation scales and exit")
+    ap.add_argument("--linear-probe", action="store_true",
+                    help="logistic regression on standardised weights, then exit")
     return ap.parse_args(argv)
 
 
@@ -59,6 +65,44 @@ def spread(data) -> dict:
         ratio = value.std(0) / value.std()
         out[key] = {"median": round(float(ratio.median()), 4), "max": round(float(ratio.max()), 4)}
     return out
+
+
+def logistic_regression_accuracy(features: Tensor, labels: Tensor, split: dict) -> float:
+    """Test accuracy of a logistic regression (400 full-batch Adam steps, seeded) on [N, F]
+    features standardised with training statistics."""
+    train, test = split["train"], split["test"]
+    mean, std = features[train].mean(0), features[train].std(0).clamp_min(1e-8)
+    features = (features - mean) / std
+    torch.manual_seed(0)
+    classifier = nn.Linear(features.shape[1], int(labels.max()) + 1)
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=1e-2, weight_decay=1e-4)
+    for _ in range(400):
+        loss = nn.functional.cross_entropy(classifier(features[train]), labels[train])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return float((classifier(features[test]).argmax(1) == labels[test]).float().mean())
+
+
+def canonical_features(template, params: Tensor, train: Tensor, refinements: int) -> Tensor:
+    """[N, E + N_nodes]: every INR's canonically standardised weights and biases
+    (:class:`gmn.nn.CanonicalStandardize` fitted on ``train``), ordered by canonical key."""
+    from gmn.nn.canonical import CanonicalStandardize, canonical_keys
+
+    canonical = CanonicalStandardize(template.batch(params[:1]).x.shape[1],
+                                     template.batch(params[:1]).edge_attr.shape[1],
+                                     refinements=refinements)
+    canonical.fit(template.batch(params[train]))
+    graphs = template.batch(params)
+    slots = canonical.slots(graphs)
+    node_z, edge_z = canonical(graphs, slots)
+    node_key, edge_key = canonical_keys(graphs, slots)
+    n = len(params)
+    columns = []
+    for z, key in ((edge_z[:, 0], edge_key), (node_z[:, 0], node_key)):
+        z, key = z.view(n, -1), key.view(n, -1)
+        columns.append(torch.gather(z, 1, key.argsort(1)))
+    return torch.cat(columns, 1)
 
 
 def grad_norms(model: GMN) -> dict[str, float]:
@@ -80,6 +124,16 @@ def main(argv=None) -> None:
     data = prepare_data(config, Path(config.out))
     if a.spread:
         print(json.dumps({"init": a.init, "spread": spread(data)}))
+        return
+    if a.linear_probe:
+        params, labels, split = data.params[:, 0], data.labels, data.split
+        result = {"init": a.init,
+                  "per_coordinate": logistic_regression_accuracy(params, labels, split)}
+        for name, refinements in (("canonical_bias_rank", 0), ("canonical_signatures", 2)):
+            features = canonical_features(data.template, params, split["train"], refinements)
+            result[name] = logistic_regression_accuracy(features, labels, split)
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
+                          for k, v in result.items()}))
         return
     params, labels = data.params[:, 0], data.labels
     train, val, test = (data.split[k] for k in ("train", "val", "test"))
