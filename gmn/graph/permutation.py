@@ -20,9 +20,9 @@ from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.data.data import BaseData
 
 from .template import GraphTemplate
+from .weights import Weights
 
 
 def _template(template_or_module) -> GraphTemplate:
@@ -107,37 +107,16 @@ def parameter_permutation(template, permutations: Mapping[int, Tensor]) -> Tenso
     return torch.cat(parts, dim=1)
 
 
-def permute(template, params, generator: torch.Generator | None = None):
-    """Apply an independent random hidden-neuron permutation to each parameter set.
+def permute(weights: Weights, generator: torch.Generator | None = None) -> Weights:
+    """Apply an independent random hidden-neuron permutation to each of the N networks.
 
     Args:
-        template: the architecture, a :class:`GraphTemplate` or an ``nn.Module``.
-        params: one state_dict, a stacked dict ``{key: Tensor[N, *shape]}``, an [N, P]
-            matrix (see :class:`GraphTemplate`), or a graph or batch of graphs of the template.
+        weights: the networks (see :class:`~gmn.graph.weights.Weights`).
         generator: seeds the permutations (the same seed gives the same result).
 
     Returns:
-        the same kind of object as ``params`` (a ``Batch`` for a graph or batch, with its
-        ``y``), computing the same functions.
+        the permuted networks, computing the same functions (integer buffers kept).
     """
-    template = _template(template)
-    if isinstance(params, BaseData):
-        moved = permute(template, template.params_of(params), generator)
-        out = template.batch(moved, y=params.get("y"), allow_nonfinite=True)
-        if "int_buffers" in params:  # buffers are not permuted: keep them
-            out.int_buffers = params.int_buffers
-        return out
-    single = isinstance(params, Mapping) and all(
-        k in params and params[k].shape == s for k, s in zip(template.keys, template.shapes))
-    stacked = {k: v.unsqueeze(0) for k, v in params.items()} if single else params
-    flat = template.matrix(stacked, allow_nonfinite=True)
-    permutations = sample_permutations(template, flat.shape[0], generator)
-    index = parameter_permutation(template, permutations).to(flat.device)
-    moved = flat.gather(1, index)
-    if isinstance(params, Tensor):
-        return moved
-    out = template.to_stacked(moved)
-    for key in template.int_entries:  # buffers are not permuted: keep them
-        if key in stacked:
-            out[key] = stacked[key]
-    return {k: v[0] for k, v in out.items()} if single else out
+    permutations = sample_permutations(weights.template, len(weights), generator)
+    index = parameter_permutation(weights.template, permutations).to(weights.device)
+    return weights.with_params(weights.params.gather(1, index))
