@@ -365,13 +365,12 @@ def check_trainer(device: torch.device) -> Report:
 
 def check_augment(device: torch.device) -> Report:
     from gmn.data import augment
-    from gmn.data.batched_siren import forward
-    from gmn.models.siren import SirenLayout, image_grid
+    from gmn.graph.neuron_activations import network_outputs
+    from gmn.models.siren import image_grid
 
     r = Report()
     template, flat = _siren_params(16)
     params = Weights(template, flat)
-    layout = SirenLayout()
     transforms = {
         "permutation": augment.RandomPermutation(),
         "noise": augment.GaussianNoise(0.01),
@@ -394,8 +393,8 @@ def check_augment(device: torch.device) -> Report:
         r.true(f"{name} device generator", drawn.device == on_device.device)
     coords = image_grid(8, 8, device=device)
     permuted = transforms["permutation"](on_device, torch.Generator().manual_seed(4))
-    r.close("permuted SIREN output", forward(layout, permuted.stacked(), coords),
-            forward(layout, on_device.stacked(), coords), 1e-4, relative=True)
+    r.close("permuted SIREN output", network_outputs(permuted, coords),
+            network_outputs(on_device, coords), 1e-4, relative=True)
     moved = permute(Weights(template, flat.to(device)), torch.Generator().manual_seed(5)).params
     r.true("permute [N,P] on device", moved.device.type == device.type)
     want = permute(Weights(template, flat), torch.Generator().manual_seed(5)).params

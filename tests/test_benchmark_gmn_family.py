@@ -14,7 +14,7 @@ from gmn.data.batched_siren import render
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
 from gmn.models.params_to_gmn import build_gmn
-from gmn.models.siren import Siren, SirenLayout, image_grid
+from gmn.models.siren import Siren, image_grid
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +78,8 @@ def test_augmentation_moves_the_standardised_inrs_by_whole_pixels(siren_params, 
     transform = gmn_augmentation(template, (7, 7), 1, permute, (scale, shift))
     moved, same_labels = transform((params, labels), torch.Generator().manual_seed(0))
     assert torch.equal(same_labels, labels)
-    layout = SirenLayout(hidden=(8, 8))
-    before = render(layout, Weights(template, raw).stacked(), 7, 7)
-    after = render(layout, Weights(template, moved * scale + shift).stacked(), 7, 7)
+    before = render(Weights(template, raw), 7, 7)
+    after = render(Weights(template, moved * scale + shift), 7, 7)
     inner = (slice(None), slice(None), slice(1, 6), slice(1, 6))
     shifted = [
         torch.stack([before[b].roll((dy, dx), (-2, -1))[inner[1:]] for b in range(len(raw))])

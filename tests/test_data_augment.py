@@ -32,7 +32,7 @@ def sirens(stacked: dict) -> Weights:
 
 
 def draw(weights: Weights, height: int, width: int) -> torch.Tensor:
-    return render(LAYOUT, weights.stacked(), height, width)
+    return render(weights, height, width)
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ def prepare_zoo_data(config: BenchmarkConfig) -> BenchmarkData:
     dataset = readers[config.zoo](config.zoo_dir, progress=config.progress)
     raw = dataset.weights()
     size = config.image_size or ZOO_IMAGE_SIZE[config.zoo]
-    images = render(dataset.layout, raw.stacked(), size, size).clamp(0.0, 1.0)
+    images = render(raw, size, size).clamp(0.0, 1.0)
     template = dataset.template
     split = dict(dataset.splits)
     layout = dataset.layout

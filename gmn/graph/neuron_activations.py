@@ -24,6 +24,7 @@ so the features can be concatenated to ``Batch.x`` column-wise.
 
 from __future__ import annotations
 
+import collections
 import copy
 import weakref
 from collections.abc import Callable
@@ -142,6 +143,42 @@ def sequential_spec(template) -> SequentialSpec:
     return spec
 
 
+def _layers(weights: Weights, points: Tensor):
+    """The network evaluated layer by layer at ``points`` [K, in]: first the inputs
+    [B, K, in], then per layer ``(z, h)`` [B, K, width] (pre- and post-activation; the last
+    layer's ``h`` includes ``output_offset``). The one evaluation of a SIREN or MLP from its
+    parameters (the module's own ``forward`` aside)."""
+    spec = sequential_spec(weights.template)
+    flat_params = weights.params
+    if points.dim() != 2 or points.shape[1] != spec.in_features:
+        raise ValueError(f"points must be [K, {spec.in_features}], got {list(points.shape)}")
+    points = points.to(flat_params)
+    b, k = flat_params.shape[0], points.shape[0]
+    h = points.unsqueeze(0).expand(b, k, spec.in_features)  # [B, K, in]
+    yield h
+    last = len(spec.steps) - 1
+    for i, step in enumerate(spec.steps):
+        size = step.fan_out * step.fan_in
+        weight = flat_params[:, step.weight_offset:step.weight_offset + size]
+        weight = weight.reshape(b, step.fan_out, step.fan_in)
+        if step.bias_offset is None:
+            z = torch.bmm(h, weight.transpose(1, 2))
+        else:
+            bias = flat_params[:, step.bias_offset:step.bias_offset + step.fan_out]
+            z = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+        h = _activation(step.activation, step.activation_arg)(z)
+        if i == last:
+            h = h + spec.output_offset
+        yield z, h
+
+
+def network_outputs(weights: Weights, points: Tensor) -> Tensor:
+    """The B networks' outputs at K query ``points`` [K, in_features]: [B, K, out_features]
+    (equal to ``model(points)``, ``output_offset`` included)."""
+    (_, outputs), = collections.deque(_layers(weights, points), maxlen=1)  # the last layer
+    return outputs
+
+
 def neuron_activations(weights: Weights, points: Tensor, *, pre_activation: bool = False,
                        flat: bool = True) -> Tensor:
     """Each neuron's value at K query points, for the B networks of ``weights``.
@@ -158,32 +195,14 @@ def neuron_activations(weights: Weights, points: Tensor, *, pre_activation: bool
         neurons: the network's output at the points (including ``output_offset``), so the
         output rows equal ``model(points)``.
     """
-    spec = sequential_spec(weights.template)
-    flat_params = weights.params
-    if points.dim() != 2 or points.shape[1] != spec.in_features:
-        raise ValueError(f"points must be [K, {spec.in_features}], got {list(points.shape)}")
-    points = points.to(flat_params)
-    b, k = flat_params.shape[0], points.shape[0]
-    h = points.unsqueeze(0).expand(b, k, spec.in_features)  # [B, K, in]
-    values = [h]
-    last = len(spec.steps) - 1
-    for i, step in enumerate(spec.steps):
-        size = step.fan_out * step.fan_in
-        weight = flat_params[:, step.weight_offset:step.weight_offset + size]
-        weight = weight.reshape(b, step.fan_out, step.fan_in)
-        if step.bias_offset is None:
-            z = torch.bmm(h, weight.transpose(1, 2))
-        else:
-            bias = flat_params[:, step.bias_offset:step.bias_offset + step.fan_out]
-            z = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
-        h = _activation(step.activation, step.activation_arg)(z)
-        if i == last:
-            h = h + spec.output_offset
-            values.append(h)
-        else:
-            values.append(z if pre_activation else h)
+    layers = _layers(weights, points)
+    values = [next(layers)]
+    num_steps = len(sequential_spec(weights.template).steps)
+    for i, (z, h) in enumerate(layers):
+        values.append(z if pre_activation and i < num_steps - 1 else h)
     out = torch.cat(values, dim=2).transpose(1, 2)  # [B, N, K] in node order
-    return out.reshape(b * spec.num_nodes, k) if flat else out
+    b, n, k = out.shape
+    return out.reshape(b * n, k) if flat else out
 
 
 def random_query_points(count: int, dim: int, seed: int = 0, low: float = -1.0,
