@@ -1,7 +1,7 @@
 """Diagnosis of the weights-only GMN on the benchmark's cached digits INRs (docs/accuracy.md).
 
 Loads (or fits, ~20 s) the default benchmark's INRs once and trains one GMN variant on the
-parameter graph alone (no probe features), printing one JSON line:
+parameter graph alone (no function samples), printing one JSON line:
 
     python -m benchmarks.weights_only_diagnosis --spread             # deviation scales
     python -m benchmarks.weights_only_diagnosis --overfit 150 \\

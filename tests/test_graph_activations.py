@@ -28,7 +28,7 @@ def test_each_record_computes_what_its_module_computes(module):
 
 @pytest.mark.parametrize("module", [nn.Softplus(beta=3.0), nn.LeakyReLU(0.0), nn.ELU(0.2)],
                          ids=repr)
-def test_probe_features_use_the_argument_as_recorded(module):
+def test_function_samples_use_the_argument_as_recorded(module):
     model = nn.Sequential(nn.Linear(2, 4), module, nn.Linear(4, 1)).double()
     template = gmn.GraphTemplate.from_module(model)
     points = torch.randn(9, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))

@@ -32,7 +32,7 @@ class BenchmarkData:
     key: what decides the data (part of every later cache key).
     param_scale, param_shift: [P] undo that standardisation,
     ``raw = params * param_scale + param_shift`` (the INRs' own parameters, which the GMN's
-    probe features evaluate).
+    function samples evaluate).
     """
 
     name: str

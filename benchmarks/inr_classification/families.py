@@ -4,8 +4,8 @@ Image families (``mlp``, ``cnn``, ``vit``) read standardised images [B, C, H, W]
 parameter families (``gmn``, ``gmn_noaug``, ``gmn_probe``, ``weight_mlp``) read flat INR
 parameters [B, P]. ``gmn`` reads the parameter graph alone and trains with random
 hidden-neuron permutations of its INRs, ``gmn_noaug`` without (the only difference between
-the two). ``gmn_probe`` also reads probe features, each neuron's values on the pixel grid:
-function samples, so its output neuron sees the image itself.
+the two). ``gmn_probe`` also reads function samples, each neuron's values on the pixel grid,
+so its output neuron sees the image itself.
 """
 
 from __future__ import annotations
