@@ -57,6 +57,8 @@ def test_indexing_selects_networks():
         part = weights[index]
         assert isinstance(part, Weights) and part.template is template
         assert_states_equal(part.state_dicts(), [states[r] for r in rows])
+    with pytest.raises(IndexError, match="network 5 of 5"):
+        weights[5]
     with pytest.raises(IndexError, match="1-d index"):
         weights[torch.zeros(2, 2, dtype=torch.long)]
 

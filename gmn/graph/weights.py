@@ -187,7 +187,9 @@ class Weights:
 
     def __getitem__(self, index) -> Weights:
         if isinstance(index, int):
-            index = slice(index, index + 1 if index != -1 else None)
+            if not -len(self) <= index < len(self):
+                raise IndexError(f"network {index} of {len(self)}")
+            index = slice(index % len(self), index % len(self) + 1)
         elif not isinstance(index, slice):
             index = torch.as_tensor(index, device=self.params.device)
             if not index.dtype == torch.bool:
