@@ -19,18 +19,10 @@ import math
 from collections.abc import Mapping
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .template import GraphTemplate
 from .weights import Weights
-
-
-def _template(template_or_module) -> GraphTemplate:
-    if isinstance(template_or_module, nn.Module):
-        from .convert import template_for
-
-        return template_for(template_or_module)
-    return template_or_module
 
 
 def _classes(template: GraphTemplate) -> list[list[int]]:
@@ -51,7 +43,7 @@ def _classes(template: GraphTemplate) -> list[list[int]]:
     return list(classes.values())
 
 
-def sample_permutations(template, n: int, generator: torch.Generator | None = None
+def sample_permutations(template: GraphTemplate, n: int, generator: torch.Generator | None = None
                         ) -> dict[int, Tensor]:
     """Random neuron permutations for ``n`` samples.
 
@@ -59,7 +51,6 @@ def sample_permutations(template, n: int, generator: torch.Generator | None = No
         ``{gid: Tensor[n, size]}`` for every neuron group: row ``i`` says which old neuron
         becomes neuron ``j`` of sample ``i``; the identity for groups that cannot move.
     """
-    template = _template(template)
     out = {}
     for members in _classes(template):
         size = template.groups[members[0]][1]
@@ -79,16 +70,14 @@ def sample_permutations(template, n: int, generator: torch.Generator | None = No
     return out
 
 
-def node_permutation(template, permutations: Mapping[int, Tensor]) -> Tensor:
+def node_permutation(template: GraphTemplate, permutations: Mapping[int, Tensor]) -> Tensor:
     """[n, num_nodes]: the old node id that becomes each node id, for graph-level checks."""
-    template = _template(template)
     parts = [start + permutations[gid] for gid, (start, _) in enumerate(template.groups)]
     return torch.cat(parts, dim=1)
 
 
-def parameter_permutation(template, permutations: Mapping[int, Tensor]) -> Tensor:
+def parameter_permutation(template: GraphTemplate, permutations: Mapping[int, Tensor]) -> Tensor:
     """[n, P]: the old parameter index that moves to each index (``flat.gather(1, ·)``)."""
-    template = _template(template)
     n = next(iter(permutations.values())).shape[0]
     parts = []
     for key, shape, offset in zip(template.keys, template.shapes, template.offsets):
