@@ -19,6 +19,7 @@ import torch
 
 import gmn
 from gmn.graph.convert import from_state_dict  # imported before timing: PyG takes seconds
+from gmn.graph.weights import Weights
 from gmn.testing import make_cnn, make_resnet, make_siren
 
 ANCHORS = {"siren": 1540, "cnn": 480, "resnet": 170}
@@ -72,10 +73,12 @@ def main() -> None:
     template = gmn.GraphTemplate.from_module(models["siren"])
     for n in args.batch:
         matrix = torch.randn(n, template.num_params, device=device)
-        stacked = template.to_stacked(matrix)
-        for form, params in ((f"[{n}, {template.num_params}] matrix", matrix),
-                             (f"{n} stacked state_dicts", stacked)):
-            wall, cpu = rate(lambda p=params: template.batch(p), args.seconds, device)
+        stacked = Weights(template, matrix).stacked()
+        forms = {f"[{n}, {template.num_params}] matrix": (Weights, matrix),
+                 f"{n} stacked state_dicts": (Weights.from_stacked, stacked)}
+        for form, (make, params) in forms.items():
+            wall, cpu = rate(lambda m=make, p=params: m(template, p).graphs(), args.seconds,
+                             device)
             print(f"GraphTemplate.batch siren, {form:24s}: {n * wall:9,.0f} models/s "
                   f"(per CPU second {n * cpu:9,.0f}; goal 200,000)")
 

@@ -17,6 +17,7 @@ from gmn.data.architectures import build_architecture
 from gmn.data.zoo_builder import ZooConfig, sample_architectures
 from gmn.graph.convert import template_for
 from gmn.graph.mixed import batch_groups, to_state_dicts
+from gmn.graph.weights import Weights
 
 
 def best_of(repeats: int, function) -> float:
@@ -41,7 +42,7 @@ def main(argv=None) -> None:
     modules = [build_architecture(s).eval() for s in specs]
     states = [[build_architecture(s).state_dict() for _ in range(per_arch)] for s in specs]
     templates = [template_for(m) for m in modules]
-    stacked = [t.stack(group) for t, group in zip(templates, states)]
+    weights = [Weights.from_state_dicts(t, group) for t, group in zip(templates, states)]
     flat = [state for group in states for state in group]
     likes = [m for m, group in zip(modules, states) for _ in group]
 
@@ -49,7 +50,7 @@ def main(argv=None) -> None:
         return Batch.from_data_list([gmn.from_state_dict(s, like=m) for s, m in zip(flat, likes)])
 
     def grouped():
-        return batch_groups(list(zip(templates, stacked)))
+        return batch_groups(weights)
 
     batch = grouped()
     assert all(torch.equal(a[k], b[k]) for a, b in zip(to_state_dicts(batch), flat) for k in b)

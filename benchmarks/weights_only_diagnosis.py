@@ -1,7 +1,7 @@
 """Diagnosis of the weights-only GMN on the benchmark's cached digits INRs (docs/accuracy.md).
 
 Loads (or fits, ~20 s) the default benchmark's INRs once and trains one GMN variant on the
-parameter graph alone (no probe features), printing one JSON line:
+parameter graph alone (no function samples), printing one JSON line:
 
     python -m benchmarks.weights_only_diagnosis --spread             # deviation scales
     python -m benchmarks.weights_only_diagnosis --overfit 150 \\
@@ -32,8 +32,9 @@ from torch import Tensor, nn
 
 from benchmarks.inr_classification.config import BenchmarkConfig
 from benchmarks.inr_classification.data import prepare_data
-from benchmarks.inr_classification.gmn_family import ParamsToGraph
 from gmn.graph.permutation import permute as permute_hidden
+from gmn.graph.weights import Weights
+from gmn.models.params_to_gmn import ParamsToGraph
 from gmn.nn import GMN
 
 
@@ -58,7 +59,7 @@ def parse_args(argv=None):
 def spread(data) -> dict:
     """Per layer tensor: median and max over its entries of (std across training INRs) /
     (std of the whole tensor), on the per-layer standardised parameters the GMN reads."""
-    stacked = data.template.to_stacked(data.params[data.split["train"], 0])
+    stacked = Weights(data.template, data.params[data.split["train"], 0]).stacked()
     out = {}
     for key, value in stacked.items():
         value = value.flatten(1)

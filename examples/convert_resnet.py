@@ -11,6 +11,7 @@ from torch import nn
 import gmn
 from gmn.graph.permutation import permute
 from gmn.graph.vocab import EDGE_TYPES, NODE_TYPES
+from gmn.graph.weights import Weights
 
 
 class Block(nn.Module):
@@ -64,7 +65,7 @@ def main() -> None:
     # a zoo of 8 models of this architecture → one PyG Batch, no per-model Python work
     template = gmn.GraphTemplate.from_module(model)
     zoo = [ResNet().eval().state_dict() for _ in range(8)]
-    batch = template.batch(zoo, y=torch.arange(8))
+    batch = Weights.from_state_dicts(template, zoo).graphs(y=torch.arange(8))
     print(
         f"batch: {batch.num_graphs} graphs, x {list(batch.x.shape)}, "
         f"edge_attr {list(batch.edge_attr.shape)}"
@@ -73,7 +74,8 @@ def main() -> None:
     # hidden-neuron permutations keep the function (the basis of GMN invariance)
     permuted = ResNet().eval()
     generator = torch.Generator().manual_seed(0)
-    permuted.load_state_dict(permute(template, model.state_dict(), generator))
+    moved = permute(Weights.from_state_dicts(template, [model.state_dict()]), generator)
+    permuted.load_state_dict(moved.state_dicts()[0])
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         change = (permuted(x) - model(x)).abs().max().item()

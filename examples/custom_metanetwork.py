@@ -22,6 +22,7 @@ from gmn.data.images import load_digits
 from gmn.data.normalize import Normalize, layer_statistics
 from gmn.graph import vocab
 from gmn.graph.template import GraphTemplate
+from gmn.graph.weights import Weights
 from gmn.models.siren import Siren, SirenLayout
 from gmn.nn import EdgeEncoder, GMNLayer, NodeEncoder, Readout, graph_context
 from gmn.train import TrainConfig, Trainer
@@ -73,8 +74,9 @@ def main() -> None:
     template = GraphTemplate.from_module(Siren(**layout.to_dict()))
     n_train, n_val = int(0.7 * len(labels)), int(0.15 * len(labels))
     # standardise each layer's weights and biases with training-set statistics
-    normalize = Normalize(layer_statistics({k: v[:n_train] for k, v in fitted.params.items()}))
-    params = template.matrix(normalize(fitted.params))  # [N, P]
+    inrs = Weights.from_stacked(template, fitted.params)
+    normalize = Normalize(layer_statistics(inrs[:n_train]))
+    params = normalize(inrs).params  # [N, P]
     print(f"fitted {len(params)} INRs, mean PSNR {fitted.psnr.mean():.1f} dB")
 
     parts = torch.split(torch.arange(len(params)), [n_train, n_val, len(params) - n_train - n_val])

@@ -16,6 +16,7 @@ _LAZY = {
     "from_state_dict": "gmn.graph.convert",
     "to_state_dict": "gmn.graph.inverse",
     "GraphTemplate": "gmn.graph.template",
+    "Weights": "gmn.graph.weights",
     "UnsupportedModuleError": "gmn.graph.errors",
     "ConversionError": "gmn.graph.errors",
     "register_converter": "gmn.graph.registry",

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 import gmn
 from gmn.graph.permutation import permute
+from gmn.graph.weights import Weights
 from gmn.scatter import BACKEND, scatter
 
 CPU = torch.device("cpu")
@@ -81,7 +82,7 @@ def _siren_params(n: int, seed: int = 0) -> tuple[gmn.GraphTemplate, Tensor]:
 
     template = _siren_template()
     params = init_params(SirenLayout(), [seed * 1000 + i for i in range(n)])
-    return template, template.matrix(params)
+    return template, Weights.from_stacked(template, params).params
 
 
 def _small_cnn() -> nn.Module:
@@ -123,8 +124,8 @@ def check_graph_roundtrip(device: torch.device) -> Report:
     r.true("batch on device", all(t.device.type == device.type for t in fields))
     for field in ("x", "edge_attr", "edge_index", "batch", "ptr", "node_type", "edge_type"):
         r.true(f"{field} == cpu", torch.equal(batch[field].cpu(), want[field]))
-    states = template.to_state_dicts(batch)
-    back = template.matrix(states)
+    states = Weights.from_graphs(batch).state_dicts()
+    back = Weights.from_state_dicts(template, states).params
     r.true("to_state_dicts bit-exact", torch.equal(back, flat.to(device)))
     r.true("params_of bit-exact", torch.equal(template.params_of(batch), flat.to(device)))
     from gmn.models.siren import Siren
@@ -181,7 +182,8 @@ def check_gmn_invariance_and_bf16(device: torch.device) -> Report:
     template, flat = _siren_params(32)
     batch = template.batch(flat.to(device), y=(torch.arange(32) % 10).to(device))
     model = _gmn().to(device)
-    moved = permute(template, batch, torch.Generator().manual_seed(1))
+    moved = permute(Weights.from_graphs(batch), torch.Generator().manual_seed(1)).graphs(
+        y=batch.y)
     r.true("permuted on device", moved.x.device.type == device.type)
     r.true("permutation moved weights", not torch.equal(moved.edge_attr, batch.edge_attr))
     with torch.no_grad():
@@ -216,17 +218,18 @@ def check_probe(device: torch.device) -> Report:
 
 
 def check_neuron_activations(device: torch.device) -> Report:
-    from gmn.features import neuron_activations, probe_grid, with_neuron_activations
+    from gmn.graph.neuron_activations import neuron_activations, with_neuron_activations
+    from gmn.models.siren import image_grid
 
     r = Report()
     template, flat = _siren_params(16)
-    points = probe_grid(7)
-    want = neuron_activations(template, flat, points)
-    got = neuron_activations(template, flat.to(device), points)
+    points = image_grid(7, 7)
+    want = neuron_activations(Weights(template, flat), points)
+    got = neuron_activations(Weights(template, flat.to(device)), points)
     r.true("on device", got.device.type == device.type)
     r.close("activations", got, want, 1e-4, relative=True)
     batch = template.batch(flat.to(device))
-    extended = with_neuron_activations(batch, template, points)
+    extended = with_neuron_activations(batch, Weights.from_graphs(batch), points)
     r.close("with_neuron_activations", extended.x[:, -points.shape[0]:], want, 1e-4,
             relative=True)
     return r
@@ -292,7 +295,7 @@ def check_fit_inrs(device: torch.device) -> Report:
 
 def _graph_classifier(template) -> nn.Module:
     """[B, P] SIREN parameters → GMN logits [B, 4]: the benchmark's GMN family in miniature."""
-    from benchmarks.inr_classification.gmn_family import ParamsToGraph
+    from gmn.models.params_to_gmn import ParamsToGraph
 
     return nn.Sequential(ParamsToGraph(template), _gmn(out_dim=4, hidden_dim=16, num_layers=1))
 
@@ -315,7 +318,7 @@ def check_trainer(device: torch.device) -> Report:
 
     def augment(batch, generator):  # the trainer's generator lives on its device
         params, targets = batch
-        return permute(template, params, generator), targets
+        return permute(Weights(template, params), generator).params, targets
 
     def crash_at_call_5(batch, generator):
         crash_at_call_5.calls += 1
@@ -362,41 +365,39 @@ def check_trainer(device: torch.device) -> Report:
 
 def check_augment(device: torch.device) -> Report:
     from gmn.data import augment
-    from gmn.data.batched_siren import forward
-    from gmn.models.siren import SirenLayout, image_grid
+    from gmn.graph.neuron_activations import network_outputs
+    from gmn.models.siren import image_grid
 
     r = Report()
     template, flat = _siren_params(16)
-    params = template.to_stacked(flat)
-    layout = SirenLayout()
+    params = Weights(template, flat)
     transforms = {
-        "permutation": augment.RandomPermutation(layout),
+        "permutation": augment.RandomPermutation(),
         "noise": augment.GaussianNoise(0.01),
         "dropout": augment.WeightDropout(0.1),
         "scale": augment.RandomScale(),
         "rotation": augment.RandomRotation(),
         "translation": augment.RandomTranslation(),
         "pixel shift": augment.RandomPixelShift(28, 28, 2),
-        "compose": augment.Compose([augment.RandomPermutation(layout), augment.RandomScale()]),
+        "compose": augment.Compose([augment.RandomPermutation(), augment.RandomScale()]),
     }
-    on_device = {k: v.to(device) for k, v in params.items()}
+    on_device = params.to(device)
     for name, transform in transforms.items():
         want = transform(params, torch.Generator().manual_seed(3))
         got = transform(on_device, torch.Generator().manual_seed(3))
-        r.true(f"{name} on device", all(v.device.type == device.type for v in got.values()))
-        worst = max((got[k].cpu() - want[k]).abs().max().item() for k in want)
+        r.true(f"{name} on device", got.device.type == device.type)
+        worst = (got.params.cpu() - want.params).abs().max().item()
         r.items.append(dict(label=f"{name} cpu-generator vs cpu", value=worst, tol=1e-5,
                             ok=worst <= 1e-5))
         drawn = transform(on_device, torch.Generator(device=device).manual_seed(3))
-        r.true(f"{name} device generator", all(v.device == on_device[k].device
-                                               for k, v in drawn.items()))
+        r.true(f"{name} device generator", drawn.device == on_device.device)
     coords = image_grid(8, 8, device=device)
     permuted = transforms["permutation"](on_device, torch.Generator().manual_seed(4))
-    r.close("permuted SIREN output", forward(layout, permuted, coords),
-            forward(layout, on_device, coords), 1e-4, relative=True)
-    moved = permute(template, flat.to(device), torch.Generator().manual_seed(5))
+    r.close("permuted SIREN output", network_outputs(permuted, coords),
+            network_outputs(on_device, coords), 1e-4, relative=True)
+    moved = permute(Weights(template, flat.to(device)), torch.Generator().manual_seed(5)).params
     r.true("permute [N,P] on device", moved.device.type == device.type)
-    want = permute(template, flat, torch.Generator().manual_seed(5))
+    want = permute(Weights(template, flat), torch.Generator().manual_seed(5)).params
     r.close("permute [N,P] == cpu", moved, want, 0.0)
     _check_benchmark_augmentation(r, template, flat, device)
     return r

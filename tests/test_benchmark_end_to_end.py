@@ -97,7 +97,7 @@ def test_accuracies_beat_chance_on_an_easy_split(runs):
     for family in ("mlp", "cnn"):
         assert results["accuracy"][family]["mean"] > 0.9, results["accuracy"]
     # metanetworks on the INR parameters (shared initialisation) beat chance (0.5) too; the
-    # GMN with probe features reached 100% and 69% (16 test INRs) at this size, 3 epochs.
+    # GMN with function samples reached 100% and 69% (16 test INRs) at this size, 3 epochs.
     # The weights-only gmn gets 12 steps here, too few to bound (docs/accuracy.md).
     assert results["accuracy"]["weight_mlp"]["mean"] > 0.7, results["accuracy"]
     assert results["accuracy"]["gmn_probe"]["mean"] > 0.6, results["accuracy"]

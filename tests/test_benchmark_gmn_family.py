@@ -1,5 +1,5 @@
 """The benchmark's GMN families: ``gmn``/``gmn_noaug`` read the parameter graph alone,
-``gmn_probe`` adds probe features on the INR pixel grid; the defaults and the cache key."""
+``gmn_probe`` adds function samples on the INR pixel grid; the defaults and the cache key."""
 
 import pytest
 import torch
@@ -8,15 +8,13 @@ from torch import nn
 from benchmarks.inr_classification.config import BenchmarkConfig
 from benchmarks.inr_classification.data import BenchmarkData
 from benchmarks.inr_classification.families import plan_family
-from benchmarks.inr_classification.gmn_family import (
-    build_gmn,
-    gmn_augmentation,
-    split_gmn_config,
-)
+from benchmarks.inr_classification.gmn_family import gmn_augmentation, split_gmn_config
 from benchmarks.inr_classification.training import run_key
 from gmn.data.batched_siren import render
 from gmn.graph.template import GraphTemplate
-from gmn.models.siren import Siren, SirenLayout, image_grid
+from gmn.graph.weights import Weights
+from gmn.models.params_to_gmn import build_gmn
+from gmn.models.siren import Siren, image_grid
 
 
 @pytest.fixture(scope="module")
@@ -24,35 +22,35 @@ def siren_params():
     torch.manual_seed(0)
     nets = [Siren(hidden=(8, 8)) for _ in range(4)]
     template = GraphTemplate.from_module(nets[0])
-    return template, template.matrix([n.state_dict() for n in nets]), nets
+    return template, Weights.from_state_dicts(template, [n.state_dict() for n in nets]).params, nets
 
 
 def test_defaults_and_overrides():
     from gmn.nn import GMNConfig
 
     model, train = split_gmn_config({})
-    assert model == {"probe_features": False}  # gmn: gmn.nn.GMN's own defaults, no probes
+    assert model == {"function_samples": False}  # gmn: gmn.nn.GMN's own defaults, no samples
     assert (train["lr"], train["weight_decay"], train["shift_pixels"]) == (1e-2, 0.05, "auto")
     assert (train["batch_size"], train["epochs"]) == (32, 40)
     assert split_gmn_config({}, "gmn_noaug")[0] == model
     probe, probe_train = split_gmn_config({}, "gmn_probe")
     assert (probe_train["lr"], probe_train["batch_size"], probe_train["epochs"]) == (3e-3, 64, None)
-    assert probe["probe_features"] is True
+    assert probe["function_samples"] is True
     assert (probe["hidden_dim"], probe["num_layers"], probe["dropout"]) == (64, 2, 0.2)
     assert (probe["fourier_frequencies"], probe["edge_message"]) == (0, "additive")
     assert (probe["canonical_standardization"], probe["rank_embedding"]) == (False, False)
     assert GMNConfig().canonical_standardization  # the weights-only default
     model, train = split_gmn_config({"hidden_dim": 16, "lr": 0.01}, "gmn_probe")
-    assert (model["probe_features"], model["hidden_dim"], train["lr"]) == (True, 16, 0.01)
-    with pytest.raises(ValueError, match="probe_features is decided by the family"):
-        split_gmn_config({"probe_features": True})
+    assert (model["function_samples"], model["hidden_dim"], train["lr"]) == (True, 16, 0.01)
+    with pytest.raises(ValueError, match="function_samples is decided by the family"):
+        split_gmn_config({"function_samples": True})
     with pytest.raises(ValueError, match="not a GMN family"):
         split_gmn_config({}, "mlp")
 
 
-def test_probe_features_are_the_neurons_on_the_pixel_grid(siren_params):
+def test_function_samples_are_the_neurons_on_the_pixel_grid(siren_params):
     template, raw, nets = siren_params
-    # the benchmark feeds standardised parameters; the probes must undo that
+    # the benchmark feeds standardised parameters; the function samples must undo that
     scale, shift = torch.full((raw.shape[1],), 2.0), torch.full((raw.shape[1],), 0.5)
     params = (raw - shift) / scale
     options = split_gmn_config({"hidden_dim": 8}, "gmn_probe")[0]
@@ -61,7 +59,7 @@ def test_probe_features_are_the_neurons_on_the_pixel_grid(siren_params):
     graphs = model.graph(params)
     torch.testing.assert_close(graphs.x[:, :5], template.batch(params).x)
     assert graphs.x.shape == (params.shape[0] * template.num_nodes, 25)
-    # the output neuron's probe features are the INR's image on the pixel grid
+    # the output neuron's function samples are the INR's image on the pixel grid
     out_rows = graphs.x.view(params.shape[0], template.num_nodes, 25)[:, -1, 5:]
     with torch.no_grad():
         expected = torch.stack([n(image_grid(5, 4)).squeeze(-1) for n in nets])
@@ -75,17 +73,16 @@ def test_augmentation_moves_the_standardised_inrs_by_whole_pixels(siren_params, 
     most one pixel; without permutation only the first-layer biases changed. The benchmark
     standardises per key, so the scale is constant within a layer's weight or bias."""
     template, raw, _ = siren_params
-    stacked = template.to_stacked(raw[:1])
+    stacked = Weights(template, raw[:1]).stacked()
     per_key = {k: torch.full_like(v, 0.5 + i) for i, (k, v) in enumerate(stacked.items())}
-    scale = template.matrix(per_key)[0]
+    scale = Weights.from_stacked(template, per_key).params[0]
     shift = torch.full((raw.shape[1],), 0.3)
     params, labels = (raw - shift) / scale, torch.arange(len(raw))
     transform = gmn_augmentation(template, (7, 7), 1, permute, (scale, shift))
     moved, same_labels = transform((params, labels), torch.Generator().manual_seed(0))
     assert torch.equal(same_labels, labels)
-    layout = SirenLayout(hidden=(8, 8))
-    before = render(layout, template.to_stacked(raw), 7, 7)
-    after = render(layout, template.to_stacked(moved * scale + shift), 7, 7)
+    before = render(Weights(template, raw), 7, 7)
+    after = render(Weights(template, moved * scale + shift), 7, 7)
     inner = (slice(None), slice(None), slice(1, 6), slice(1, 6))
     shifted = [
         torch.stack([before[b].roll((dy, dx), (-2, -1))[inner[1:]] for b in range(len(raw))])
@@ -97,7 +94,8 @@ def test_augmentation_moves_the_standardised_inrs_by_whole_pixels(siren_params, 
     assert (errors.argmin(0) != unmoved).any(), "some INR was really moved"
     if not permute:
         changed = (moved != params).any(0).nonzero().squeeze(1)
-        bias = template.to_stacked(torch.arange(raw.shape[1])[None].float())["seq.0.bias"][0]
+        positions = torch.arange(raw.shape[1])[None].float()
+        bias = Weights(template, positions).stacked()["seq.0.bias"][0]
         assert 0 < len(changed) and set(changed.tolist()) <= set(bias.long().tolist())
     assert gmn_augmentation(template, (7, 7), 0, False) is None
     assert gmn_augmentation(template, (8, 8), "auto", False) is None  # under 28 px: no shift
@@ -107,7 +105,7 @@ def test_augmentation_moves_the_standardised_inrs_by_whole_pixels(siren_params, 
 
 
 @pytest.mark.parametrize("family", ["gmn", "gmn_noaug"])
-def test_weights_only_families_get_no_probe_features(siren_params, family):
+def test_weights_only_families_get_no_function_samples(siren_params, family):
     template, params, _ = siren_params
     data = BenchmarkData(
         name="tiny", images=torch.zeros(4, 1, 5, 4), labels=torch.arange(4) % 2,
@@ -127,7 +125,7 @@ def test_weights_only_families_get_no_probe_features(siren_params, family):
 def test_unsupported_architecture_is_refused_clearly():
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
     template = GraphTemplate.from_module(net)
-    params = template.matrix([net.state_dict()])
+    params = Weights.from_state_dicts(template, [net.state_dict()]).params
     with pytest.raises(ValueError, match="gmn_probe family"):
         build_gmn(template, 3, params, split_gmn_config({}, "gmn_probe")[0], (6, 6))
 
@@ -141,9 +139,9 @@ def test_cache_key_holds_the_architecture_and_the_resolved_gmn_options(siren_par
         template=template, num_classes=2, key={"d": 1}, description="", inr_description="",
     )
     key = run_key("gmn", 0, BenchmarkConfig(), data)
-    assert key["gmn_options"]["probe_features"] is False
+    assert key["gmn_options"]["function_samples"] is False
     probe = run_key("gmn_probe", 0, BenchmarkConfig(), data)
-    assert probe["gmn_options"]["probe_features"] is True
+    assert probe["gmn_options"]["function_samples"] is True
     assert probe["gmn_options"]["hidden_dim"] == 64
     wide = run_key("gmn", 0, BenchmarkConfig(gmn_config={"hidden_dim": 32}), data)
     assert wide["gmn_options"]["hidden_dim"] == 32

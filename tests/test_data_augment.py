@@ -19,14 +19,25 @@ from gmn.data.augment import (
     translate_inputs,
 )
 from gmn.data.batched_siren import init_params, render
+from gmn.graph.template import GraphTemplate
+from gmn.graph.weights import Weights
 from gmn.models.siren import SirenLayout
 
 LAYOUT = SirenLayout(w0=5.0)  # smooth enough that a shifted grid is a shifted picture
+TEMPLATE = GraphTemplate.from_module(LAYOUT.build())
+
+
+def sirens(stacked: dict) -> Weights:
+    return Weights.from_stacked(TEMPLATE, stacked)
+
+
+def draw(weights: Weights, height: int, width: int) -> torch.Tensor:
+    return render(weights, height, width)
 
 
 @pytest.fixture
 def params():
-    return init_params(LAYOUT, [1, 2, 3, 4])
+    return sirens(init_params(LAYOUT, [1, 2, 3, 4]))
 
 
 def generator(seed=0):
@@ -34,26 +45,26 @@ def generator(seed=0):
 
 
 def test_permutation_keeps_the_image_and_moves_the_weights(params):
-    permuted = RandomPermutation(LAYOUT)(params, generator())
-    assert torch.allclose(render(LAYOUT, permuted, 9, 9), render(LAYOUT, params, 9, 9), atol=1e-5)
-    assert not torch.equal(permuted["seq.1.weight"], params["seq.1.weight"])
-    again = RandomPermutation(LAYOUT)(params, generator())
-    assert torch.equal(again["seq.1.weight"], permuted["seq.1.weight"]), "seeded"
+    permuted = RandomPermutation()(params, generator())
+    assert torch.allclose(draw(permuted, 9, 9), draw(params, 9, 9), atol=1e-5)
+    assert not torch.equal(permuted.stacked()["seq.1.weight"], params.stacked()["seq.1.weight"])
+    again = RandomPermutation()(params, generator())
+    assert torch.equal(again.params, permuted.params), "seeded"
 
 
 def test_translation_shifts_the_image_by_whole_pixels(params):
     height, k = 11, 3
     shift = torch.tensor([[2 * k / (height - 1), 0.0]]).repeat(4, 1)  # k rows along y
-    before = render(LAYOUT, params, height, height)
-    after = render(LAYOUT, translate_inputs(params, shift), height, height)
+    before = draw(params, height, height)
+    after = draw(translate_inputs(params, shift), height, height)
     assert torch.allclose(after[:, :, : height - k], before[:, :, k:], atol=1e-5)
     assert not torch.allclose(after, before, atol=1e-3)
 
 
 def test_random_pixel_shift_moves_each_image_by_whole_pixels_within_the_range(params):
     height, width, reach = 9, 12, 2
-    before = render(LAYOUT, params, height, width)
-    after = render(LAYOUT, RandomPixelShift(height, width, reach)(
+    before = draw(params, height, width)
+    after = draw(RandomPixelShift(height, width, reach)(
         params, torch.Generator().manual_seed(3)), height, width)
     seen = set()
     for b in range(len(before)):  # find the (dy, dx) whose overlap agrees: exactly one does
@@ -75,39 +86,40 @@ def test_random_pixel_shift_moves_each_image_by_whole_pixels_within_the_range(pa
 
 
 def test_scaling_by_minus_one_flips_and_a_quarter_turn_rotates(params):
-    before = render(LAYOUT, params, 8, 8)
-    flipped = render(LAYOUT, scale_inputs(params, -torch.ones(4)), 8, 8)
+    before = draw(params, 8, 8)
+    flipped = draw(scale_inputs(params, -torch.ones(4)), 8, 8)
     assert torch.allclose(flipped, before.flip(-1, -2), atol=1e-5)
-    turned = render(LAYOUT, rotate_inputs(params, torch.full((4,), math.pi / 2)), 8, 8)
+    turned = draw(rotate_inputs(params, torch.full((4,), math.pi / 2)), 8, 8)
     # pixel (y, x) shows the old (−x, y): new[i, j] = old[H−1−j, i], a clockwise quarter turn
     assert torch.allclose(turned, torch.rot90(before, -1, dims=(-2, -1)), atol=1e-5)
 
 
 def test_gaussian_noise_is_random_with_the_requested_std():
-    params = {k: torch.zeros(64, *v.shape[1:]) for k, v in init_params(LAYOUT, [0]).items()}
+    params = sirens({k: torch.zeros(64, *v.shape[1:]) for k, v in init_params(LAYOUT, [0]).items()})
     noise = GaussianNoise(0.05)
     shared = generator()
     first, second = noise(params, shared), noise(params, shared)
-    assert not torch.equal(first["seq.1.weight"], second["seq.1.weight"])
-    values = torch.cat([v.flatten() for v in first.values()])
+    assert not torch.equal(first.stacked()["seq.1.weight"], second.stacked()["seq.1.weight"])
+    values = first.params.flatten()
     assert abs(values.std().item() - 0.05) < 0.002 and abs(values.mean().item()) < 0.002
 
 
 def test_weight_dropout_zeroes_weights_only_and_keeps_the_mean(params):
-    ones = {k: torch.ones(256, *v.shape[1:]) for k, v in params.items()}
+    ones = Weights(TEMPLATE, torch.ones(256, TEMPLATE.num_params))
     dropped = WeightDropout(0.3)(ones, generator())
-    weights = dropped["seq.1.weight"]
+    weights = dropped.stacked()["seq.1.weight"]
     assert abs((weights == 0).float().mean().item() - 0.3) < 0.01
     assert abs(weights.mean().item() - 1.0) < 0.02
-    assert torch.equal(dropped["seq.1.bias"], ones["seq.1.bias"])
+    assert torch.equal(dropped.stacked()["seq.1.bias"], ones.stacked()["seq.1.bias"])
     with pytest.raises(ValueError, match="probability"):
         WeightDropout(1.0)
 
 
 def test_random_input_transforms_differ_per_inr_and_follow_the_seed(params):
     augment = Compose([RandomScale(0.5, 1.5), RandomRotation(30), RandomTranslation(0.2)])
-    first = augment(params, generator(5))
-    assert torch.equal(first["seq.0.bias"], augment(params, generator(5))["seq.0.bias"])
-    assert torch.equal(first["seq.1.weight"], params["seq.1.weight"]), "first layer only"
-    norms = first["seq.0.weight"].norm(dim=(1, 2)) / params["seq.0.weight"].norm(dim=(1, 2))
+    first = augment(params, generator(5)).stacked()
+    assert torch.equal(first["seq.0.bias"], augment(params, generator(5)).stacked()["seq.0.bias"])
+    before = params.stacked()
+    assert torch.equal(first["seq.1.weight"], before["seq.1.weight"]), "first layer only"
+    norms = first["seq.0.weight"].norm(dim=(1, 2)) / before["seq.0.weight"].norm(dim=(1, 2))
     assert len(set(norms.round(decimals=4).tolist())) == 4

@@ -6,6 +6,7 @@ import torch
 from gmn.data.augment import GaussianNoise
 from gmn.data.batched_siren import init_params
 from gmn.data.dataset import INRDataset
+from gmn.graph.weights import Weights
 from gmn.models.siren import SirenLayout
 
 
@@ -21,20 +22,21 @@ def test_loader_batches_with_one_template_call(dataset, monkeypatch):
     calls = []
     batch_of = dataset.template.batch
     monkeypatch.setattr(dataset.template, "batch",
-                        lambda params, y=None: calls.append(len(y)) or batch_of(params, y=y))
+                        lambda params, y=None, **kwargs: calls.append(len(y))
+                        or batch_of(params, y=y, **kwargs))
     batches = list(dataset.loader("train", batch_size=4, shuffle=False, normalize=False))
     assert calls == [4, 2]
     first = batches[0]
     assert first.y.tolist() == [0, 1, 2, 0]
-    stacked = dataset.template.to_stacked(first)
-    for key, value in dataset.params(torch.arange(4)).items():
+    stacked = Weights.from_graphs(first).stacked()
+    for key, value in dataset.weights(torch.arange(4)).stacked().items():
         assert torch.equal(stacked[key], value), key
 
 
 def test_loader_normalises_with_train_statistics_and_shuffles_by_seed(dataset):
     batch = next(iter(dataset.loader("test", batch_size=2)))
-    stacked = dataset.template.to_stacked(batch)
-    expected = dataset.normalization(dataset.params(torch.tensor([8, 9])))
+    stacked = Weights.from_graphs(batch).stacked()
+    expected = dataset.normalization(dataset.weights(torch.tensor([8, 9]))).stacked()
     assert all(torch.allclose(stacked[k], expected[k]) for k in expected)
     order = [next(iter(dataset.loader("train", batch_size=6, seed=s))).y.tolist() for s in (1, 1)]
     assert order[0] == order[1]
@@ -42,7 +44,7 @@ def test_loader_normalises_with_train_statistics_and_shuffles_by_seed(dataset):
 
 def test_augmentation_is_applied_per_minibatch(dataset):
     loader = dataset.loader("val", batch_size=2, transform=GaussianNoise(0.1), normalize=False)
-    first, second = (dataset.template.to_stacked(next(iter(loader))) for _ in range(2))
+    first, second = (Weights.from_graphs(next(iter(loader))).stacked() for _ in range(2))
     assert not torch.equal(first["seq.1.weight"], second["seq.1.weight"])
 
 
@@ -50,4 +52,4 @@ def test_unknown_split_and_wrong_labels_are_named(dataset):
     with pytest.raises(KeyError, match="validation"):
         dataset.split_indices("validation")
     with pytest.raises(ValueError, match="10 INRs but labels"):
-        INRDataset(dataset.params(), torch.zeros(3), dataset.layout, dataset.splits)
+        INRDataset(dataset.weights().stacked(), torch.zeros(3), dataset.layout, dataset.splits)

@@ -57,7 +57,7 @@ def test_stored_parameters_equal_a_direct_fit(built):
     dataset = INRDataset.open(folder)
     direct = fit_inrs(images, recipe=RECIPE, views=2, seed=3, progress=False)
     assert len(dataset) == 20
-    for key, value in dataset.params().items():
+    for key, value in dataset.weights().stacked().items():
         assert torch.equal(value, direct.params[key]), key
     assert torch.equal(dataset.info["psnr"], direct.psnr)
     assert dataset.labels.tolist() == images.labels.repeat_interleave(2).tolist()
@@ -65,7 +65,7 @@ def test_stored_parameters_equal_a_direct_fit(built):
     assert manifest["fit"]["steps"] == 20 and manifest["seed"] == 3 and manifest["views"] == 2
     assert manifest["gmn_version"] and manifest["source"]["name"] == "digits"
     assert [s["stop"] - s["start"] for s in manifest["shards"]] == [6, 6, 6, 2]
-    subset = dataset.params(torch.tensor([13, 0, 7]))
+    subset = dataset.weights(torch.tensor([13, 0, 7])).stacked()
     assert torch.equal(subset["seq.1.bias"], direct.params["seq.1.bias"][[13, 0, 7]])
 
 
@@ -84,15 +84,15 @@ def test_split_keeps_all_views_of_an_image_together_and_is_seeded(built):
 
 def test_normalisation_uses_the_train_split(built):
     dataset = INRDataset.open(built[0])
-    train = dataset.params(dataset.split_indices("train"))
+    train = dataset.weights(dataset.split_indices("train"))
     stats = read_manifest(built[0])["normalization"]["stats"]
     expected = layer_statistics(train)
-    assert all(stats[k] == pytest.approx(expected[k]) for k in train)
+    assert all(stats[k] == pytest.approx(expected[k]) for k in train.stacked())
     normalized = dataset.normalization(train)
-    for key, value in normalized.items():
+    for key, value in normalized.stacked().items():
         assert abs(value.mean().item()) < 1e-5 and abs(value.std().item() - 1) < 1e-4, key
     back = Normalize(stats).inverse(normalized)
-    assert all(torch.allclose(back[k], train[k], atol=1e-6) for k in train)
+    assert torch.allclose(back.params, train.params, atol=1e-6)
 
 
 def test_a_corrupted_shard_is_named(built, tmp_path):
@@ -105,9 +105,9 @@ def test_a_corrupted_shard_is_named(built, tmp_path):
     data[-1] ^= 0xFF
     shard.write_bytes(bytes(data))
     dataset = INRDataset.open(folder)
-    dataset.params(torch.arange(6))  # shard 0 is intact
+    dataset.weights(torch.arange(6))  # shard 0 is intact
     with pytest.raises(IntegrityError, match="shard-00001.safetensors"):
-        dataset.params(torch.tensor([7]))
+        dataset.weights(torch.tensor([7]))
 
 
 def _copy(folder, to):
@@ -128,7 +128,7 @@ def test_a_corrupted_shard_is_refitted_on_rebuild_never_rehashed(built, tmp_path
         build_dataset(built[1], folder, recipe=RECIPE, views=2, seed=3, shard_size=6,
                       split=(6, 2, 2), progress=False)
     assert folder_contents(folder) == before  # refitted bit-identically, manifest unchanged
-    INRDataset.open(folder).params()  # every shard matches the manifest
+    INRDataset.open(folder).weights()  # every shard matches the manifest
 
 
 @pytest.mark.parametrize("name", ["manifest.json", "build.json"])
@@ -170,7 +170,7 @@ def test_a_truncated_shard_is_named(built, tmp_path):
     shard = folder / "shard-00000.safetensors"
     shard.write_bytes(shard.read_bytes()[:100])
     with pytest.raises(IntegrityError, match="shard-00000.safetensors"):
-        INRDataset.open(folder, verify=False).params()
+        INRDataset.open(folder, verify=False).weights()
     with pytest.warns(UserWarning, match="shard-00000.safetensors"):  # a rebuild refits it
         build_dataset(built[1], folder, recipe=RECIPE, views=2, seed=3, shard_size=6,
                       split=(6, 2, 2), progress=False)

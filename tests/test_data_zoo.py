@@ -47,7 +47,7 @@ def test_dwsnets_mnist_reader(tmp_path):
     assert len(dataset) == 5 and dataset.labels.tolist() == [3, 5, 3, 7, 1]
     assert {k: v.tolist() for k, v in dataset.splits.items()} == {
         "train": [0, 1, 2], "val": [3], "test": [4]}
-    assert torch.equal(dataset.params()["seq.1.weight"][3], states[3]["seq.1.weight"])
+    assert torch.equal(dataset.weights().stacked()["seq.1.weight"][3], states[3]["seq.1.weight"])
     assert dataset.layout.style == "dwsnets" and dataset.layout.hidden == (32, 32)
     batch = dataset.graphs([0, 4])
     assert batch.num_graphs == 2 and batch.y.tolist() == [3, 1]
@@ -74,7 +74,7 @@ def test_dwsnets_fmnist_reader_takes_labels_from_the_files(tmp_path):
     dataset = read_dwsnets_fmnist(tmp_path, progress=False)
     assert dataset.labels.tolist() == [4, 5, 6, 7]
     assert dataset.split_indices("val").tolist() == [2]
-    assert torch.equal(dataset.params()["seq.0.bias"][1], siren_state(1)["seq.0.bias"])
+    assert torch.equal(dataset.weights().stacked()["seq.0.bias"][1], siren_state(1)["seq.0.bias"])
 
 
 def nfn_state(seed):
@@ -96,7 +96,7 @@ def test_nfn_reader_renames_keys_and_splits_by_index(tmp_path):
         "train": [0, 1, 2], "val": [3, 4], "test": [5]}
     assert dataset.layout.out_features == 3 and dataset.layout.style == "standard"
     expected = siren_state(4, out_features=3, style="standard")
-    assert all(torch.equal(dataset.params()[k][4], expected[k]) for k in expected)
+    assert all(torch.equal(dataset.weights().stacked()[k][4], expected[k]) for k in expected)
 
 
 class RunsCode:

@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 import gmn
-from gmn.features.neuron_activations import neuron_activations
 from gmn.graph import activations, vocab
 from gmn.graph.activations import ARG
+from gmn.graph.neuron_activations import neuron_activations
+from gmn.graph.weights import Weights
 
 MODULES = [nn.ReLU(), nn.LeakyReLU(0.0), nn.LeakyReLU(0.3), nn.GELU(), nn.GELU("tanh"),
            nn.Tanh(), nn.Sigmoid(), nn.SiLU(), nn.ELU(0.7), nn.Softplus(beta=2.5), nn.Hardswish(),
@@ -27,11 +28,12 @@ def test_each_record_computes_what_its_module_computes(module):
 
 @pytest.mark.parametrize("module", [nn.Softplus(beta=3.0), nn.LeakyReLU(0.0), nn.ELU(0.2)],
                          ids=repr)
-def test_probe_features_use_the_argument_as_recorded(module):
+def test_function_samples_use_the_argument_as_recorded(module):
     model = nn.Sequential(nn.Linear(2, 4), module, nn.Linear(4, 1)).double()
     template = gmn.GraphTemplate.from_module(model)
     points = torch.randn(9, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    out = neuron_activations(template, [model.state_dict()], points, flat=False)
+    out = neuron_activations(Weights.from_state_dicts(template, [model.state_dict()]), points,
+                             flat=False)
     torch.testing.assert_close(out[0, -1], model(points)[:, 0], rtol=0, atol=1e-12)
 
 

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import gmn
+from gmn.graph.weights import Weights
 from gmn.testing import make_cnn, make_mlp
 
 
@@ -128,9 +129,9 @@ def test_state_dict_key_and_shape_errors_name_the_key():
     with pytest.raises(gmn.ConversionError, match=r"'fc1.bias' has dtype torch.float64, expected"):
         gmn.from_state_dict({**state, "fc1.bias": torch.zeros(16, dtype=torch.float64)}, like=like)
     template = gmn.GraphTemplate.from_module(like)
-    stacked = template.stack([state, state])
+    stacked = Weights.from_state_dicts(template, [state, state]).stacked()
     with pytest.raises(gmn.ConversionError, match=r"'conv1.weight' has shape \(8, 1, 3\)"):
-        template.batch({**stacked, "conv1.weight": torch.zeros(2, 8, 1, 3)})
+        Weights.from_stacked(template, {**stacked, "conv1.weight": torch.zeros(2, 8, 1, 3)})
 
 
 def test_empty_integer_and_zero_dim_inputs():
@@ -169,7 +170,7 @@ def test_wrong_argument_types_and_encoding():
     with pytest.raises(gmn.ConversionError, match=r"must be \[N, "):
         template.batch(torch.zeros(2, 3))
     with pytest.raises(gmn.ConversionError, match="nodes"):
-        template.to_state_dicts(gmn.from_state_dict(make_cnn()))
+        Weights.from_graphs(gmn.from_state_dict(make_cnn()), template)
 
 
 def test_untraceable_forward_is_reported():

@@ -10,6 +10,7 @@ from torch import nn
 import gmn
 from gmn.graph import builder
 from gmn.graph.vocab import EDGE_TYPE
+from gmn.graph.weights import Weights
 from gmn.testing import FEED_FORWARD_BUILDERS, example_input, make_mlp, make_transformer
 
 
@@ -28,7 +29,7 @@ def test_execute_equals_the_model(build, encoding):
 def test_execute_runs_each_graph_of_a_batch():
     models = [make_mlp(seed=s) for s in range(3)]
     template = gmn.GraphTemplate.from_module(models[0])
-    batch = template.batch([m.state_dict() for m in models])
+    batch = Weights.from_state_dicts(template, [m.state_dict() for m in models]).graphs()
     x = example_input(models[0])
     with torch.no_grad():
         out = gmn.graph.execute(batch, x)

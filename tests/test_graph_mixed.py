@@ -14,6 +14,7 @@ from gmn.graph.convert import template_for
 from gmn.graph.errors import ConversionError
 from gmn.graph.mixed import batch_groups, concat_batches, to_state_dicts
 from gmn.graph.parameter_graph import REQUIRED_FIELDS
+from gmn.graph.weights import Weights
 from gmn.testing import make_cnn, make_mlp, make_resnet, make_siren
 
 # BN CNN and ResNet have num_batches_tracked (K = 2 and 4), the MLP and SIREN have none
@@ -56,8 +57,8 @@ def test_num_batches_tracked_survives_when_the_first_graph_has_none():
     assert int(cnn.bn1.num_batches_tracked) > 0
     batch = Batch.from_data_list([gmn.from_state_dict(mlp), gmn.from_state_dict(cnn)])
     assert batch.int_buffers.shape == (1, 2)
-    assert_state_equal(batch.to_data_list()[1].template.to_state_dicts(
-        batch.to_data_list()[1])[0], cnn.state_dict())
+    assert_state_equal(Weights.from_graphs(batch.to_data_list()[1]).state_dicts()[0],
+                       cnn.state_dict())
 
 
 def test_shuffled_dataloader_over_a_mixed_list():
@@ -80,7 +81,7 @@ def test_grouped_batch_equals_from_data_list():
         template = template_for(nets[0])
         group_states = [m.state_dict() for m in nets]
         labels = torch.arange(len(states), len(states) + count)
-        groups.append((template, group_states, labels))
+        groups.append((Weights.from_state_dicts(template, group_states), labels))
         graphs += [gmn.from_state_dict(m, y=int(y)) for m, y in zip(nets, labels)]
         states += group_states
     batch = batch_groups(groups)
@@ -96,7 +97,8 @@ def test_grouped_batch_equals_from_data_list():
 def test_joined_batches_join_again():
     cnn = [make_cnn(seed=s) for s in range(2)]
     mlp = [make_mlp(seed=s) for s in range(2)]
-    first = batch_groups([(template_for(cnn[0]), [m.state_dict() for m in cnn])])
+    first = batch_groups([Weights.from_state_dicts(template_for(cnn[0]),
+                                                  [m.state_dict() for m in cnn])])
     second = Batch.from_data_list([gmn.from_state_dict(m) for m in mlp])
     joined = concat_batches([second, first])
     expected = Batch.from_data_list([gmn.from_state_dict(m) for m in mlp + cnn])

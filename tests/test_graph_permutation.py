@@ -11,6 +11,7 @@ from torch import nn
 import gmn
 from gmn.graph.convert import template_for
 from gmn.graph.permutation import node_permutation, permute, sample_permutations
+from gmn.graph.weights import Weights
 from gmn.testing import (
     FEED_FORWARD_BUILDERS,
     example_input,
@@ -22,6 +23,12 @@ from gmn.testing import (
 )
 
 BUILDERS = FEED_FORWARD_BUILDERS
+
+
+def permute_state(model: nn.Module, state: dict, generator: torch.Generator) -> dict:
+    """One state_dict of ``model``'s architecture, its hidden neurons permuted."""
+    weights = Weights.from_state_dicts(template_for(model), [state])
+    return permute(weights, generator).state_dicts()[0]
 
 
 def groupnorm_net() -> nn.Module:
@@ -50,7 +57,7 @@ def test_permuted_state_dict_computes_the_same_function(build):
     model = build(seed=3, dtype=torch.float64) if build in BUILDERS else build()
     x = example_input(model, size=8).double()
     state = model.state_dict()
-    permuted = permute(model, state, torch.Generator().manual_seed(0))
+    permuted = permute_state(model, state, torch.Generator().manual_seed(0))
     assert any(not torch.equal(permuted[k], state[k]) for k in state)
     torch.testing.assert_close(outputs(model, permuted, x), model(x), rtol=1e-12, atol=1e-12)
 
@@ -67,8 +74,9 @@ def test_groupnorm_channels_stay_in_their_group():
 def test_stacked_batch_gets_one_permutation_per_sample():
     model = make_siren(dtype=torch.float64)
     template = template_for(model)
-    stacked = template.stack([model.state_dict()] * 6)
-    permuted = permute(template, stacked, torch.Generator().manual_seed(0))
+    stacked = {k: torch.stack([v] * 6) for k, v in model.state_dict().items()}
+    weights = Weights.from_stacked(template, stacked)
+    permuted = permute(weights, torch.Generator().manual_seed(0)).stacked()
     rows = permuted["seq.0.bias"]
     assert len({tuple(r.tolist()) for r in rows}) == 6  # all different
     x = example_input(model).double()
@@ -81,9 +89,10 @@ def test_matrix_input_and_seeding():
     model = make_resnet(dtype=torch.float64)
     template = template_for(model)
     matrix = torch.stack([template.flatten(model.state_dict())] * 3)
-    a = permute(template, matrix, torch.Generator().manual_seed(5))
-    b = permute(template, matrix, torch.Generator().manual_seed(5))
-    c = permute(template, matrix, torch.Generator().manual_seed(6))
+    weights = Weights(template, matrix)
+    a = permute(weights, torch.Generator().manual_seed(5)).params
+    b = permute(weights, torch.Generator().manual_seed(5)).params
+    c = permute(weights, torch.Generator().manual_seed(6)).params
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert torch.equal(a.sort(dim=1).values, matrix.sort(dim=1).values)
 
@@ -119,12 +128,14 @@ def test_permuting_hidden_neurons_gives_an_isomorphic_graph(build, encoding):
 def test_permuting_a_batch_of_graphs():
     nets = [make_cnn(seed=s) for s in range(3)]
     template = template_for(nets[0])
-    batch = template.batch([m.state_dict() for m in nets], y=torch.tensor([0, 1, 2]))
-    permuted = permute(template, batch, torch.Generator().manual_seed(0))
+    batch = Weights.from_state_dicts(template, [m.state_dict() for m in nets]).graphs(
+        y=torch.tensor([0, 1, 2]))
+    permuted = permute(Weights.from_graphs(batch), torch.Generator().manual_seed(0)).graphs(
+        y=batch.y)
     assert permuted.y.tolist() == [0, 1, 2]
     assert torch.equal(permuted.int_buffers, batch.int_buffers)
     assert torch.equal(permuted.edge_index, batch.edge_index)
     assert not torch.equal(permuted.edge_attr, batch.edge_attr)
     x = example_input(nets[0])
-    for model, state in zip(nets, template.to_state_dicts(permuted)):
+    for model, state in zip(nets, Weights.from_graphs(permuted).state_dicts()):
         torch.testing.assert_close(outputs(model, state, x), model(x), rtol=1e-4, atol=1e-5)

@@ -8,6 +8,7 @@ from torch_geometric.data import Batch
 
 import gmn
 from gmn.graph.parameter_graph import REQUIRED_FIELDS
+from gmn.graph.weights import Weights
 from gmn.testing import make_cnn, make_resnet, make_siren
 
 BUILDERS = {"siren": make_siren, "cnn": make_cnn, "resnet": make_resnet}
@@ -32,8 +33,9 @@ def test_batch_equals_converting_each_model(name, encoding):
     template = gmn.GraphTemplate.from_module(nets[0], encoding=encoding)
     states = [m.state_dict() for m in nets]
     expected = Batch.from_data_list([gmn.from_state_dict(m, encoding=encoding) for m in nets])
-    assert_batches_equal(template.batch(states), expected)
-    assert_batches_equal(template.batch(template.stack(states)), expected)
+    assert_batches_equal(Weights.from_state_dicts(template, states).graphs(), expected)
+    stacked = {k: torch.stack([s[k] for s in states]) for k in states[0]}
+    assert_batches_equal(Weights.from_stacked(template, stacked).graphs(), expected)
     matrix = torch.stack([template.flatten(s) for s in states])
     from_matrix = template.batch(matrix)
     for field in (*REQUIRED_FIELDS, "batch", "ptr"):
@@ -54,9 +56,9 @@ def test_batch_round_trips_through_to_state_dicts():
     nets = models("resnet")
     template = gmn.GraphTemplate.from_module(nets[0])
     states = [m.state_dict() for m in nets]
-    batch = template.batch(states, y=torch.tensor([3, 1, 4]))
+    batch = Weights.from_state_dicts(template, states).graphs(y=torch.tensor([3, 1, 4]))
     assert batch.y.tolist() == [3, 1, 4]
-    for got, expected in zip(template.to_state_dicts(batch), states):
+    for got, expected in zip(Weights.from_graphs(batch).state_dicts(), states):
         assert list(got) == list(expected)
         assert all(torch.equal(got[k], expected[k]) for k in expected)
     for graph, expected in zip(batch.to_data_list(), states):
@@ -70,7 +72,7 @@ def test_matrix_batch_round_trips_and_zeroes_integer_buffers():
     matrix = torch.stack([template.flatten(m.state_dict()) for m in nets])
     batch = template.batch(matrix)
     assert torch.equal(template.params_of(batch), matrix)
-    restored = template.to_state_dicts(batch)
+    restored = Weights.from_graphs(batch).state_dicts()
     assert int(restored[0]["bn1.num_batches_tracked"]) == 0
     nets[0].load_state_dict(restored[1], strict=True)
 
@@ -80,9 +82,9 @@ def test_stacked_dict_of_a_siren_dataset():
     generator = torch.Generator().manual_seed(0)
     stacked = {k: torch.randn(5, *s, generator=generator)
                for k, s in zip(template.keys, template.shapes)}
-    batch = template.batch(stacked)
+    batch = Weights.from_stacked(template, stacked).graphs()
     assert batch.num_graphs == 5
-    back = template.to_stacked(batch)
+    back = Weights.from_graphs(batch).stacked()
     assert all(torch.equal(back[k], stacked[k]) for k in stacked)
 
 

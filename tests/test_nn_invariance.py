@@ -10,6 +10,7 @@ from torch_geometric.data import Batch
 import gmn
 from gmn.graph.convert import template_for
 from gmn.graph.permutation import node_permutation, parameter_permutation, sample_permutations
+from gmn.graph.weights import Weights
 from gmn.nn import GMN, POOLINGS
 from gmn.testing import make_cnn, make_mlp, make_resnet, make_siren
 
@@ -88,7 +89,8 @@ def test_batch_equals_each_graph_alone(encoding):
 def test_template_batch_equals_graphs_alone():
     model = full_gmn()
     networks = [make_siren(seed=s, dtype=torch.float64) for s in range(3)]
-    batch = template_for(networks[0]).batch([n.state_dict() for n in networks])
+    batch = Weights.from_state_dicts(template_for(networks[0]),
+                                     [n.state_dict() for n in networks]).graphs()
     with torch.no_grad():
         alone = torch.cat([model(gmn.from_state_dict(n)) for n in networks])
         torch.testing.assert_close(model(batch), alone, rtol=1e-10, atol=1e-10)

@@ -76,7 +76,7 @@ def test_wrong_widths_dtypes_and_ranges_are_named():
     deep.node_layer = graph.node_layer + 100
     with pytest.raises(GraphFieldError, match="'node_layer'.*max_layers=64"):
         model(deep)
-    # the configured width is accepted (extra node features, e.g. probe features)
+    # the configured width is accepted (extra node features, e.g. function samples)
     assert GMN(hidden_dim=8, num_layers=1, node_in_dim=6)(wide).shape == (1, 10)
 
 

@@ -20,7 +20,7 @@ NUM_GRAPHS, NUM_CLASSES, STEPS = 32, 4, 100
 def shared_init_batch():
     torch.manual_seed(0)
     template = GraphTemplate.from_module(Siren(2, (8, 8), 1))
-    base = template.matrix([Siren(2, (8, 8), 1).state_dict()])
+    base = template.flatten(Siren(2, (8, 8), 1).state_dict()).unsqueeze(0)
     noise = torch.randn(NUM_GRAPHS, base.shape[1]) * 0.01 * base.abs().mean()
     labels = torch.randint(0, NUM_CLASSES, (NUM_GRAPHS,))
     return template.batch(base + noise), labels

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gmn.data.model_zoo import ModelZoo
-from gmn.features.weight_statistics import weight_statistics
+from gmn.graph.weight_statistics import weight_statistics
 from gmn.nn import GMN
 from gmn.train import TrainConfig, Trainer
 
@@ -22,8 +22,8 @@ def _features(zoo: ModelZoo, indices: Tensor, layers: str) -> np.ndarray:
     blocks = []
     position = {int(m): i for i, m in enumerate(indices)}
     start = 0
-    for _, members, stacked in zoo.grouped(indices):
-        blocks.append(weight_statistics(stacked, layers))
+    for _, members, weights in zoo.grouped(indices):
+        blocks.append(weight_statistics(weights.stacked(), layers))
         rows[[position[int(m)] for m in members]] = torch.arange(start, start + len(members))
         start += len(members)
     return torch.cat(blocks)[rows].numpy()
@@ -51,9 +51,8 @@ def flat_mlp(zoo, split, targets, seed, options) -> np.ndarray | None:
     normalization = zoo.normalization(split["train"])  # per layer, from the train split
 
     def matrix(indices):
-        (arch, members, stacked), = zoo.grouped(indices)
-        floating = {k: v for k, v in stacked.items() if v.is_floating_point()}
-        return zoo.template(arch).matrix(normalization[arch](floating)).numpy()
+        (arch, members, weights), = zoo.grouped(indices)
+        return normalization[arch](weights).params.numpy()
 
     model = MLPRegressor(hidden_layer_sizes=(64,), alpha=1e-1, early_stopping=True,
                          max_iter=500, random_state=seed)

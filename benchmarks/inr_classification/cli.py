@@ -17,8 +17,8 @@ The INR-classification benchmark and the representation study of Yeom & Lee (202
 Images -> INRs (fitted here, or read from a public zoo) -> one seeded train/val/test split
 shared by every model -> S seeds each of a GMN on the INR parameter graphs alone (gmn), an
 MLP, a CNN and a ViT on the images, an MLP on the flattened INR weights, the GMN without
-random permutations (gmn_noaug) and a GMN that also sees probe features, the INR's values on
-the pixel grid (gmn_probe) -> best-validation checkpoint tested once -> probes on the test
+random permutations (gmn_noaug) and a GMN that also sees function samples, the INR's values
+on the pixel grid (gmn_probe) -> best-validation checkpoint tested once -> probes on the test
 set -> CKA within and between families, prediction overlap, ensembles -> results.json,
 report.md and PNG figures in --out. Every stage is cached in --out: run the same command
 again to resume a killed run or to reuse fitted INRs and trained models.
@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gmn.nn.GMNConfig configure the model (gmn, gmn_noaug: GMNConfig's defaults; "
         "gmn_probe: its own, see docs/benchmark.md); lr (3e-3), weight_decay (0.05), "
         "batch_size (64), warmup_fraction (0.05), shift_pixels (auto) its training. "
-        "Probe features are decided by the family (gmn_probe), not here",
+        "Function samples are decided by the family (gmn_probe), not here",
     )
 
     study = p.add_argument_group("representation study")

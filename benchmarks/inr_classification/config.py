@@ -23,8 +23,8 @@ FAMILY_DESCRIPTIONS = {
     "aligned neurons, not permutation invariant)",
     "vit": "ViT on the pixels",
     "gmn_noaug": "the weights-only GMN without the random permutations",
-    "gmn_probe": "GMN on the parameter graph + probe features: every neuron's values on the "
-    "pixel grid, i.e. function samples (its output neuron sees the image)",
+    "gmn_probe": "GMN on the parameter graph + function samples: every neuron's values on the "
+    "pixel grid (its output neuron sees the image)",
 }
 
 # Options that change no number (where and how the run executes), left out of cache keys.

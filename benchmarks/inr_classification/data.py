@@ -32,7 +32,7 @@ class BenchmarkData:
     key: what decides the data (part of every later cache key).
     param_scale, param_shift: [P] undo that standardisation,
     ``raw = params * param_scale + param_shift`` (the INRs' own parameters, which the GMN's
-    probe features evaluate).
+    function samples evaluate).
     """
 
     name: str
@@ -50,13 +50,13 @@ class BenchmarkData:
     param_shift: Tensor | None = None
 
 
-def _inverse_normalization(template, normalization, example: dict) -> tuple[Tensor, Tensor]:
-    """[P] scale and shift with ``template.matrix(normalization.inverse(p)) ==
-    template.matrix(p) * scale + shift`` (per-key affine maps; ``example`` gives the shapes)."""
-    zeros = {k: torch.zeros_like(v[:1]) for k, v in example.items()}
-    ones = {k: torch.ones_like(v[:1]) for k, v in example.items()}
-    shift = template.matrix(normalization.inverse(zeros))[0]
-    scale = template.matrix(normalization.inverse(ones))[0] - shift
+def _inverse_normalization(normalization, example) -> tuple[Tensor, Tensor]:
+    """[P] scale and shift with ``normalization.inverse(w).params == w.params * scale + shift``
+    (per-key affine maps; ``example``, a ``Weights``, gives the template and dtype)."""
+    zeros = example[:1].with_params(torch.zeros_like(example.params[:1]))
+    ones = example[:1].with_params(torch.ones_like(example.params[:1]))
+    shift = normalization.inverse(zeros).params[0]
+    scale = normalization.inverse(ones).params[0] - shift
     return scale, shift
 
 
@@ -114,18 +114,18 @@ def prepare_zoo_data(config: BenchmarkConfig) -> BenchmarkData:
         "nfn": zoo.read_nfn_siren,
     }
     dataset = readers[config.zoo](config.zoo_dir, progress=config.progress)
-    raw = dataset.params()
+    raw = dataset.weights()
     size = config.image_size or ZOO_IMAGE_SIZE[config.zoo]
-    images = render(dataset.layout, raw, size, size).clamp(0.0, 1.0)
+    images = render(raw, size, size).clamp(0.0, 1.0)
     template = dataset.template
     split = dict(dataset.splits)
     layout = dataset.layout
-    scale, shift = _inverse_normalization(template, dataset.normalization, raw)
+    scale, shift = _inverse_normalization(dataset.normalization, raw)
     return BenchmarkData(
         name=config.zoo,
         images=standardise_images(images, split["train"]),
         labels=dataset.labels,
-        params=template.matrix(dataset.normalization(raw)).unsqueeze(1),
+        params=dataset.normalization(raw).params.unsqueeze(1),
         psnr=torch.full((len(dataset), 1), float("nan")),
         split=split,
         template=template,
@@ -175,9 +175,9 @@ def prepare_data(config: BenchmarkConfig, out: Path) -> BenchmarkData:
     dataset = INRDataset.open(folder)
     n, views = len(images), config.views
     template = dataset.template
-    raw = dataset.params()
-    params = template.matrix(dataset.normalization(raw)).reshape(n, views, -1)
-    scale, shift = _inverse_normalization(template, dataset.normalization, raw)
+    raw = dataset.weights()
+    params = dataset.normalization(raw).params.reshape(n, views, -1)
+    scale, shift = _inverse_normalization(dataset.normalization, raw)
     psnr = dataset.info["psnr"].reshape(n, views)
     split = _image_split(dataset)
     manifest = dataset.info["manifest"]

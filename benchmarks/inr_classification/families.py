@@ -4,8 +4,8 @@ Image families (``mlp``, ``cnn``, ``vit``) read standardised images [B, C, H, W]
 parameter families (``gmn``, ``gmn_noaug``, ``gmn_probe``, ``weight_mlp``) read flat INR
 parameters [B, P]. ``gmn`` reads the parameter graph alone and trains with random
 hidden-neuron permutations of its INRs, ``gmn_noaug`` without (the only difference between
-the two). ``gmn_probe`` also reads probe features, each neuron's values on the pixel grid:
-function samples, so its output neuron sees the image itself.
+the two). ``gmn_probe`` also reads function samples, each neuron's values on the pixel grid,
+so its output neuron sees the image itself.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from torch import nn
 
 from gmn.models.cnn import CNN
 from gmn.models.mlp import MLP
+from gmn.models.params_to_gmn import build_gmn
 from gmn.models.vit import ViT
 from gmn.models.weight_mlp import WeightMLP
 
 from .config import IMAGE_FAMILIES, BenchmarkConfig
 from .data import BenchmarkData
-from .gmn_family import build_gmn, gmn_augmentation, split_gmn_config
+from .gmn_family import gmn_augmentation, split_gmn_config
 
 
 @dataclass
@@ -114,7 +115,7 @@ def _resolved_gmn_config(model_options: dict) -> dict:
 
     from gmn.nn import GMNConfig
 
-    options = {k: v for k, v in model_options.items() if k != "probe_features"}
+    options = {k: v for k, v in model_options.items() if k != "function_samples"}
     resolved = asdict(GMNConfig.from_kwargs(**options))
     for size in ("out_dim", "node_in_dim"):  # set by build_gmn from the data
         resolved.pop(size)

@@ -36,7 +36,7 @@ PROBE_LABEL = "gmn_probe (sees function samples on the pixel grid: the image)"
 
 def _label(name: str) -> str:
     """A table's name of a family, comparison or model: ``gmn_probe`` always says what it sees
-    (its probe features are the INR's values on the pixel grid)."""
+    (its function samples are the INR's values on the pixel grid)."""
     return name.replace("gmn_probe", PROBE_LABEL)
 
 

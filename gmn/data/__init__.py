@@ -1,5 +1,5 @@
 """INR data: image sources, batched SIREN fitting, dataset folders, public zoo readers and
-augmentations on stacked parameters. See docs/data.md.
+augmentations of :class:`gmn.graph.weights.Weights`. See docs/data.md.
 
 Owns images, INR fitting and storage, zoo readers and weight-space augmentations.
 May import: gmn.graph, gmn.models, gmn.files, gmn.seeding.

@@ -1,6 +1,6 @@
-"""Augmentations of stacked SIREN parameters ``{key: Tensor[B, *shape]}``, vectorised over B.
+"""Augmentations of B SIRENs held in a :class:`gmn.graph.weights.Weights`, vectorised over B.
 
-Every random transform is a callable ``(params, generator) -> params`` drawing from the given
+Every random transform is a callable ``(weights, generator) -> weights`` drawing from the given
 ``torch.Generator`` (one draw per INR), so a seeded loader gives the same augmentations.
 The input-space transforms act on the first layer only, which sees the coordinates (y, x):
 with W, b the first layer, ``scale_inputs``/``rotate_inputs``/``translate_inputs`` make the INR
@@ -15,14 +15,16 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from gmn.models.siren import SirenLayout
+from gmn.graph.permutation import permute
+from gmn.graph.weights import Weights
 
-Params = dict[str, Tensor]
 FIRST_WEIGHT, FIRST_BIAS = "seq.0.weight", "seq.0.bias"
 
 
-def _batch(params: Params) -> int:
-    return params[FIRST_WEIGHT].shape[0]
+def _first_layer(weights: Weights) -> tuple[Tensor, Tensor]:
+    """The first layer's weight [B, hidden, in] and bias [B, hidden] (views)."""
+    stacked = weights.stacked()
+    return stacked[FIRST_WEIGHT], stacked[FIRST_BIAS]
 
 
 def _on(generator: torch.Generator | None) -> torch.device | None:
@@ -36,45 +38,35 @@ def _uniform(n: int, low: float, high: float, like: Tensor, generator) -> Tensor
     return (low + (high - low) * draw).to(like.device)
 
 
-def scale_inputs(params: Params, factor: Tensor) -> Params:
+def scale_inputs(weights: Weights, factor: Tensor) -> Weights:
     """f(x) → f(factor·x): first-layer weights times ``factor`` [B]."""
-    out = dict(params)
-    out[FIRST_WEIGHT] = params[FIRST_WEIGHT] * factor.view(-1, 1, 1)
-    return out
+    weight, _ = _first_layer(weights)
+    return weights.replace({FIRST_WEIGHT: weight * factor.view(-1, 1, 1)})
 
 
-def rotate_inputs(params: Params, angle: Tensor) -> Params:
+def rotate_inputs(weights: Weights, angle: Tensor) -> Weights:
     """f(x) → f(R(angle) x) for 2-D coordinates; ``angle`` [B] in radians (W ← W R)."""
     cos, sin = torch.cos(angle), torch.sin(angle)
     rotation = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
-    out = dict(params)
-    out[FIRST_WEIGHT] = params[FIRST_WEIGHT] @ rotation.to(params[FIRST_WEIGHT])
-    return out
+    weight, _ = _first_layer(weights)
+    return weights.replace({FIRST_WEIGHT: weight @ rotation.to(weight)})
 
 
-def translate_inputs(params: Params, shift: Tensor) -> Params:
+def translate_inputs(weights: Weights, shift: Tensor) -> Weights:
     """f(x) → f(x + shift), ``shift`` [B, in_features] in coordinate units (b ← b + W shift).
 
     On an H×W ``image_grid`` a shift of 2k/(H−1) along y moves the picture up by k rows.
     """
-    out = dict(params)
-    weight = params[FIRST_WEIGHT]
-    out[FIRST_BIAS] = params[FIRST_BIAS] + (weight @ shift.to(weight).unsqueeze(-1)).squeeze(-1)
-    return out
+    weight, bias = _first_layer(weights)
+    return weights.replace(
+        {FIRST_BIAS: bias + (weight @ shift.to(weight).unsqueeze(-1)).squeeze(-1)})
 
 
 class RandomPermutation:
     """An independent random hidden-neuron permutation per INR (the function is unchanged)."""
 
-    def __init__(self, layout: SirenLayout):
-        from gmn.graph.template import GraphTemplate
-
-        self.template = GraphTemplate.from_module(layout.build())
-
-    def __call__(self, params: Params, generator: torch.Generator | None) -> Params:
-        from gmn.graph.permutation import permute
-
-        return permute(self.template, params, generator)
+    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+        return permute(weights, generator)
 
 
 class GaussianNoise:
@@ -83,12 +75,14 @@ class GaussianNoise:
     def __init__(self, std: float):
         self.std = float(std)
 
-    def __call__(self, params: Params, generator: torch.Generator | None) -> Params:
-        return {
-            k: v + self.std * torch.randn(v.shape, generator=generator, dtype=v.dtype,
-                                        device=_on(generator)).to(v.device)
-            for k, v in params.items()
-        }
+    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+        stacked = weights.stacked()
+        return weights.replace({
+            k: stacked[k] + self.std * torch.randn(stacked[k].shape, generator=generator,
+                                                   dtype=weights.dtype,
+                                                   device=_on(generator)).to(weights.device)
+            for k in weights.template.keys
+        })
 
 
 class WeightDropout:
@@ -99,14 +93,14 @@ class WeightDropout:
             raise ValueError(f"dropout probability must be in [0, 1), got {p}")
         self.p = float(p)
 
-    def __call__(self, params: Params, generator: torch.Generator | None) -> Params:
-        out = {}
-        for key, value in params.items():
+    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+        stacked, out = weights.stacked(), {}
+        for key in weights.template.keys:
             if key.endswith("weight"):
+                value = stacked[key]
                 keep = torch.rand(value.shape, generator=generator, device=_on(generator)) >= self.p
-                value = value * keep.to(value) / (1.0 - self.p)
-            out[key] = value
-        return out
+                out[key] = value * keep.to(value) / (1.0 - self.p)
+        return weights.replace(out)
 
 
 class RandomScale:
@@ -115,9 +109,9 @@ class RandomScale:
     def __init__(self, low: float = 0.8, high: float = 1.2):
         self.low, self.high = low, high
 
-    def __call__(self, params: Params, generator: torch.Generator | None) -> Params:
-        like = params[FIRST_WEIGHT]
-        return scale_inputs(params, _uniform(_batch(params), self.low, self.high, like, generator))
+    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+        like = weights.params
+        return scale_inputs(weights, _uniform(len(weights), self.low, self.high, like, generator))
 
 
 class RandomRotation:
@@ -126,10 +120,10 @@ class RandomRotation:
     def __init__(self, max_degrees: float = 15.0):
         self.max_radians = math.radians(max_degrees)
 
-    def __call__(self, params: Params, generator: torch.Generator | None) -> Params:
-        like = params[FIRST_WEIGHT]
-        angle = _uniform(_batch(params), -self.max_radians, self.max_radians, like, generator)
-        return rotate_inputs(params, angle)
+    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+        angle = _uniform(len(weights), -self.max_radians, self.max_radians, weights.params,
+                         generator)
+        return rotate_inputs(weights, angle)
 
 
 class RandomTranslation:
@@ -138,11 +132,10 @@ class RandomTranslation:
     def __init__(self, max_shift: float = 0.1):
         self.max_shift = max_shift
 
-    def __call__(self, params: Params, generator: torch.Generator | None) -> Params:
-        like = params[FIRST_WEIGHT]
-        n, dims = _batch(params), like.shape[-1]
-        shift = _uniform(n * dims, -self.max_shift, self.max_shift, like, generator)
-        return translate_inputs(params, shift.view(n, dims))
+    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+        n, dims = len(weights), _first_layer(weights)[0].shape[-1]
+        shift = _uniform(n * dims, -self.max_shift, self.max_shift, weights.params, generator)
+        return translate_inputs(weights, shift.view(n, dims))
 
 
 class RandomPixelShift:
@@ -159,11 +152,11 @@ class RandomPixelShift:
         self.pixel = (2.0 / (height - 1), 2.0 / (width - 1))
         self.max_pixels = int(max_pixels)
 
-    def __call__(self, params: Params, generator: torch.Generator | None) -> Params:
-        like = params[FIRST_WEIGHT]
-        k = torch.randint(-self.max_pixels, self.max_pixels + 1, (_batch(params), 2),
+    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+        like = weights.params
+        k = torch.randint(-self.max_pixels, self.max_pixels + 1, (len(weights), 2),
                           generator=generator, device=_on(generator))
-        return translate_inputs(params, k.to(like) * like.new_tensor(self.pixel))
+        return translate_inputs(weights, k.to(like) * like.new_tensor(self.pixel))
 
 
 class Compose:
@@ -172,7 +165,7 @@ class Compose:
     def __init__(self, transforms: Sequence):
         self.transforms = list(transforms)
 
-    def __call__(self, params: Params, generator: torch.Generator | None) -> Params:
+    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
         for transform in self.transforms:
-            params = transform(params, generator)
-        return params
+            weights = transform(weights, generator)
+        return weights

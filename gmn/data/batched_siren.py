@@ -1,7 +1,9 @@
-"""Many SIRENs evaluated at once: stacked parameters, batched matmuls, a hand-written backward.
+"""Many SIRENs fitted at once: stacked parameters, batched matmuls, a hand-written backward.
 
 Stacked parameters are ``{state_dict key: Tensor[B, *shape]}`` with the keys of
-``SirenLayout.shapes()``; ``B`` SIRENs share the coordinates ``coords`` [P, in_features].
+``SirenLayout.shapes()`` (the fitting engine's working form; :class:`gmn.graph.weights.Weights`
+is the library's currency, ``Weights.from_stacked`` converts). :func:`render` draws SIRENs
+through the one batched evaluation, :func:`gmn.graph.neuron_activations.network_outputs`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gmn.models.siren import SirenLayout, image_grid
+from gmn.graph.neuron_activations import network_outputs
+from gmn.graph.weights import Weights
+from gmn.models.siren import SirenLayout, grid_axes, image_grid
 
 Params = dict[str, Tensor]
 
@@ -42,23 +46,12 @@ def init_params(layout: SirenLayout, seeds: list[int], dtype=torch.float32) -> P
     return {key: value[index] for key, value in drawn.items()}
 
 
-def forward(layout: SirenLayout, params: Params, coords: Tensor) -> Tensor:
-    """Outputs of B SIRENs at shared coordinates: coords [P, in] → [B, P, out_features]."""
-    h = coords.expand(params["seq.0.weight"].shape[0], *coords.shape)
-    last = layout.num_layers - 1
-    for i in range(layout.num_layers):
-        weight, bias = params[f"seq.{i}.weight"], params[f"seq.{i}.bias"]
-        z = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
-        h = z if i == last else torch.sin(layout.w0 * z)
-    return h + layout.output_offset
-
-
-def render(layout: SirenLayout, params: Params, height: int, width: int) -> Tensor:
-    """Images drawn by B SIRENs on the pixel grid of ``image_grid``: [B, out_features, H, W]."""
-    weight = params["seq.0.weight"]
-    coords = image_grid(height, width, device=weight.device, dtype=weight.dtype)
-    out = forward(layout, params, coords)
-    return out.transpose(1, 2).reshape(out.shape[0], layout.out_features, height, width)
+def render(weights: Weights, height: int, width: int) -> Tensor:
+    """Images drawn by B SIRENs on the pixel grid of ``image_grid``: [B, out_features, H, W]
+    (evaluated by :func:`gmn.graph.neuron_activations.network_outputs`)."""
+    coords = image_grid(height, width, device=weights.device, dtype=weights.dtype)
+    out = network_outputs(weights, coords)  # [B, H*W, out_features]
+    return out.transpose(1, 2).reshape(out.shape[0], out.shape[2], height, width)
 
 
 class Workspace:
@@ -142,13 +135,6 @@ def mse_and_grads(
     return mse, grads
 
 
-def _grid_axes(height: int, width: int, like: Tensor) -> tuple[Tensor, Tensor]:
-    """The y [H] and x [W] coordinates of ``image_grid``."""
-    ys = torch.linspace(-1.0, 1.0, height, device=like.device, dtype=like.dtype)
-    xs = torch.linspace(-1.0, 1.0, width, device=like.device, dtype=like.dtype)
-    return ys, xs
-
-
 def _first_layer(layout: SirenLayout, params: Params, height: int, width: int,
                  workspace: Workspace):
     """sin(ω₀ z) and cos(ω₀ z) of the first layer on the grid: two [B, H*W, K] tensors.
@@ -159,7 +145,7 @@ def _first_layer(layout: SirenLayout, params: Params, height: int, width: int,
     if layout.in_features != 2:
         raise ValueError(f"fitting needs 2-D coordinates, got in_features={layout.in_features}")
     weight, bias = params["seq.0.weight"], params["seq.0.bias"]  # [B, K, 2], [B, K]
-    ys, xs = _grid_axes(height, width, weight)
+    ys, xs = grid_axes(height, width, device=weight.device, dtype=weight.dtype)
     w0 = layout.w0
     row = torch.addcmul(bias.unsqueeze(1), ys[:, None], weight[:, None, :, 0]).mul_(w0)
     col = torch.mul(xs[:, None], weight[:, None, :, 1]).mul_(w0)  # [B, W, K]
@@ -178,7 +164,7 @@ def _first_layer_grads(grad_z: Tensor, height: int, width: int) -> Params:
     """First-layer weight/bias gradients from dL/dz [B, H*W, K] (z before ω₀) on the grid."""
     batch, _, hidden = grad_z.shape
     grid = grad_z.view(batch, height, width, hidden)
-    ys, xs = _grid_axes(height, width, grad_z)
+    ys, xs = grid_axes(height, width, device=grad_z.device, dtype=grad_z.dtype)
     per_row = grid.sum(dim=2)  # [B, H, K]
     per_col = grid.sum(dim=1)  # [B, W, K]
     weight_grad = torch.stack(

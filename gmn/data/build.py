@@ -37,6 +37,8 @@ from gmn.data.storage import (
     write_shard,
 )
 from gmn.files import IntegrityError, read_json, remove_stale_temporaries, verify_sha256
+from gmn.graph.template import GraphTemplate
+from gmn.graph.weights import Weights
 
 BUILD_CONFIG = "build.json"
 
@@ -177,7 +179,9 @@ def _manifest(folder, images, config, recipe, image_index, view, num_shards, spl
     by_image = split_images(len(images), split, split_seed)
     inr_split = {name: inrs_of_images(image_index, by_image[name]) for name in SPLITS}
     keys = list(recipe.layout.shapes())
-    train_params = ShardStore(folder, shards, keys, verify=False).gather(inr_split["train"])
+    train_params = Weights.from_stacked(
+        GraphTemplate.from_module(recipe.layout.build()),
+        ShardStore(folder, shards, keys, verify=False).gather(inr_split["train"]))
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

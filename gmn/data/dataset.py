@@ -1,7 +1,8 @@
 """``INRDataset``: one API for fitted INR folders and the public INR zoos.
 
-It holds N INRs of one SIREN layout: labels, split indices, raw stacked parameters, and
-``ParameterGraph`` batches made by ONE ``GraphTemplate.batch`` call per minibatch.
+It holds N INRs of one SIREN layout: labels, split indices, the raw parameters (as
+:class:`gmn.graph.weights.Weights`), and ``ParameterGraph`` batches made by ONE
+``GraphTemplate.batch`` call per minibatch.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from torch.utils.data import DataLoader
 
 from gmn.data.normalize import Normalize, layer_statistics
 from gmn.data.storage import ShardStore, read_manifest
+from gmn.graph.template import GraphTemplate
+from gmn.graph.weights import Weights
 from gmn.models.siren import SirenLayout
 
-Transform = Callable[[dict[str, Tensor], torch.Generator], dict[str, Tensor]]
+Transform = Callable[[Weights, torch.Generator], Weights]
 
 
 class _MemoryStore:
@@ -38,7 +41,8 @@ class INRDataset:
     """N SIRENs with labels and a train/val/test split.
 
     Args:
-        params: ``{state_dict key: Tensor[N, *shape]}`` or a ``ShardStore``.
+        params: ``{state_dict key: Tensor[N, *shape]}`` (as the zoo files hold them) or a
+            ``ShardStore``; :meth:`weights` gives them as ``Weights``.
         labels: [N] long.
         layout: the ``SirenLayout`` of every INR.
         splits: ``{"train" | "val" | "test": Tensor of INR indices}``.
@@ -89,7 +93,7 @@ class INRDataset:
         """sha256 of everything the INRs say: every parameter (keys in sorted order), the
         labels and the split indices. Two datasets with one digest hold the same data."""
         digest = hashlib.sha256()
-        params = self.params()
+        params = self.weights().stacked()
         for key in sorted(params):
             digest.update(key.encode())
             digest.update(params[key].contiguous().numpy().tobytes())
@@ -104,25 +108,25 @@ class INRDataset:
             raise KeyError(f"no split {split!r}; this dataset has {sorted(self.splits)}")
         return self.splits[split]
 
-    def params(self, indices=None) -> dict[str, Tensor]:
-        """Raw stacked parameters ``{key: Tensor[n, *shape]}`` of ``indices`` (default all)."""
+    def weights(self, indices=None) -> Weights:
+        """The raw parameters of the INRs ``indices`` (default all)."""
         if indices is None:
             indices = torch.arange(len(self))
-        return self.store.gather(torch.as_tensor(indices, dtype=torch.long))
+        stacked = self.store.gather(torch.as_tensor(indices, dtype=torch.long))
+        return Weights.from_stacked(self.template, stacked)
 
     @property
     def normalization(self) -> Normalize:
         """Per-layer normalisation with statistics of the train split."""
         if self._normalization is None:
-            self._normalization = layer_statistics(self.params(self.split_indices("train")))
+            self._normalization = layer_statistics(
+                self.weights(self.split_indices("train")))
         return Normalize(self._normalization)
 
     @property
     def template(self):
         """The ``GraphTemplate`` of the layout (built once)."""
         if self._template is None:
-            from gmn.graph.template import GraphTemplate
-
             self._template = GraphTemplate.from_module(self.layout.build())
         return self._template
 
@@ -130,12 +134,12 @@ class INRDataset:
                generator: torch.Generator | None = None, normalize: bool = False):
         """A PyG ``Batch`` of the INRs ``indices`` (with ``y``), from one ``template.batch``."""
         indices = torch.as_tensor(indices, dtype=torch.long)
-        params = self.params(indices)
+        weights = self.weights(indices)
         if transform is not None:
-            params = transform(params, generator)
+            weights = transform(weights, generator)
         if normalize:
-            params = self.normalization(params)
-        return self.template.batch(params, y=self.labels[indices])
+            weights = self.normalization(weights)
+        return weights.graphs(y=self.labels[indices])
 
     def loader(self, split: str, batch_size: int = 64, *, shuffle: bool | None = None,
                seed: int = 0, transform: Transform | None = None, normalize: bool = True,

@@ -33,6 +33,7 @@ from gmn.data.normalize import Normalize, layer_statistics
 from gmn.data.storage import MANIFEST, IntegrityError, ShardStore, sha256, write_json
 from gmn.graph.mixed import batch_groups
 from gmn.graph.template import GraphTemplate
+from gmn.graph.weights import Weights
 
 ZOO_FORMAT = "gmn.model-zoo"
 ZOO_FORMAT_VERSION = 1
@@ -148,9 +149,9 @@ class ModelZoo:
         return torch.tensor([i for i, a in enumerate(self.architecture_of) if a == arch],
                             dtype=torch.long)
 
-    def grouped(self, indices) -> list[tuple[str, Tensor, dict[str, Tensor]]]:
-        """``[(architecture, model indices [n], {key: Tensor[n, *shape]}), …]`` for
-        ``indices``, one entry per architecture (in order of first appearance)."""
+    def grouped(self, indices) -> list[tuple[str, Tensor, Weights]]:
+        """``[(architecture, model indices [n], their Weights), …]`` for ``indices``, one entry
+        per architecture (in order of first appearance)."""
         indices = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
         groups: dict[str, list[int]] = {}
         for i in indices.tolist():
@@ -158,13 +159,15 @@ class ModelZoo:
         out = []
         for arch, members in groups.items():
             rows = torch.tensor([self.row_of[i] for i in members])
-            out.append((arch, torch.tensor(members), self._stores[arch].gather(rows)))
+            stacked = self._stores[arch].gather(rows)
+            out.append((arch, torch.tensor(members),
+                        Weights.from_stacked(self.template(arch), stacked)))
         return out
 
     def state_dict(self, index: int) -> dict[str, Tensor]:
         """Model ``index``'s state_dict (loads into :meth:`module` with ``strict=True``)."""
-        (_, _, stacked), = self.grouped([index])
-        return {k: v[0] for k, v in stacked.items()}
+        (_, _, weights), = self.grouped([index])
+        return weights.state_dicts()[0]
 
     def module(self, index: int) -> nn.Module:
         """Model ``index`` as a module with its trained weights, in eval mode."""
@@ -186,24 +189,20 @@ class ModelZoo:
         architecture to a :class:`Normalize` applied to its raw parameters first.
         """
         groups, order = [], []
-        for arch, members, stacked in self.grouped(indices):
+        for arch, members, weights in self.grouped(indices):
             if normalization is not None:
                 if arch not in normalization:
                     raise KeyError(f"no normalisation statistics for architecture {arch!r}")
-                floating = {k: v for k, v in stacked.items() if v.is_floating_point()}
-                stacked = dict(stacked, **normalization[arch](floating))
-            groups.append((self.template(arch), stacked))
+                weights = normalization[arch](weights)
+            groups.append(weights)
             order.append(members)
         return batch_groups(groups), torch.cat(order)
 
     def normalization(self, train: Tensor) -> dict[str, Normalize]:
         """Per architecture with models in ``train``: a :class:`Normalize` from the layer
         statistics (mean, std of each state_dict entry) of its train models."""
-        out = {}
-        for arch, _, stacked in self.grouped(train):
-            floating = {k: v for k, v in stacked.items() if v.is_floating_point()}
-            out[arch] = Normalize(layer_statistics(floating))
-        return out
+        return {arch: Normalize(layer_statistics(weights))
+                for arch, _, weights in self.grouped(train)}
 
 
 def split_models(zoo: ModelZoo, fractions=(0.7, 0.15, 0.15), seed: int = 0,

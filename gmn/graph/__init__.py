@@ -10,6 +10,11 @@ May import: nothing of gmn.
 * :mod:`~gmn.graph.convert`: ``from_state_dict`` (cached templates);
 * :mod:`~gmn.graph.inverse`: ``to_state_dict``;
 * :mod:`~gmn.graph.template`: ``GraphTemplate`` (batched conversion, no per-sample loop);
+* :mod:`~gmn.graph.weights`: ``Weights``, N networks of one architecture (template, [N, P]
+  parameters, integer buffers): the currency of augmentations, permutations and datasets;
+* :mod:`~gmn.graph.neuron_activations`: function samples (every neuron's values at query
+  points) and ``network_outputs``, the batched evaluation of MLPs and SIRENs;
+* :mod:`~gmn.graph.weight_statistics`: per-layer weight statistics (Unterthiner et al.);
 * :mod:`~gmn.graph.trace`, :mod:`~gmn.graph.converters`, :mod:`~gmn.graph.registry`:
   dataflow tracing and the per-module converters (``register_converter``);
 * :mod:`~gmn.graph.errors`: ``ConversionError``, ``UnsupportedModuleError``;

@@ -7,6 +7,7 @@ from torch import Tensor
 from .errors import ConversionError
 from .parameter_graph import ParameterGraph
 from .template import GraphTemplate
+from .weights import Weights
 
 
 def to_state_dict(graph: ParameterGraph, template: GraphTemplate | None = None
@@ -19,13 +20,13 @@ def to_state_dict(graph: ParameterGraph, template: GraphTemplate | None = None
 
     Args:
         graph: a single :class:`ParameterGraph` (for a batch use
-            ``GraphTemplate.to_state_dicts``).
+            ``Weights.from_graphs(batch).state_dicts()``).
         template: the graph's template; defaults to ``graph.template``.
     """
     template = template if template is not None else getattr(graph, "template", None)
     if isinstance(template, list):
-        raise ConversionError("graph is a batch; use GraphTemplate.to_state_dicts(batch)")
+        raise ConversionError("graph is a batch; use Weights.from_graphs(batch).state_dicts()")
     if not isinstance(template, GraphTemplate):
         raise ConversionError("graph carries no template; pass template= (the GraphTemplate "
                               "it was built with)")
-    return template.to_state_dicts(graph)[0]
+    return Weights.from_graphs(graph, template).state_dicts()[0]

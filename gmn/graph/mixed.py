@@ -3,8 +3,8 @@
 PyG's ``Batch.from_data_list`` already batches graphs of any mix of architectures (every
 ``ParameterGraph`` carries the same fields). The functions here do it per architecture:
 
-* :func:`batch_groups`: M models over T architectures → one ``Batch`` with T gathers
-  (one ``GraphTemplate.batch`` per architecture), not M conversions;
+* :func:`batch_groups`: M models over T architectures (one :class:`Weights` per
+  architecture) → one ``Batch`` with T gathers, not M conversions;
 * :func:`concat_batches`: join batches as ``Batch.from_data_list`` would join their graphs;
 * :func:`to_state_dicts`: any batch → its M state_dicts, one gather per architecture.
 """
@@ -19,20 +19,19 @@ from torch_geometric.data import Batch
 
 from .errors import ConversionError
 from .parameter_graph import ParameterGraph
+from .weights import Weights
 
 
-def batch_groups(groups: Sequence[tuple]) -> Batch:
-    """``[(template, params) or (template, params, y), …]`` → one ``Batch``.
-
-    ``params`` is anything ``GraphTemplate.batch`` takes (an [n, P] matrix, n state_dicts or a
-    stacked dict). The graphs come group after group, in the order given.
+def batch_groups(groups: Sequence[Weights | tuple[Weights, Tensor]]) -> Batch:
+    """``[weights or (weights, y), …]`` (one :class:`Weights` per architecture, labels
+    ``y`` [n] optional) → one ``Batch``. The graphs come group after group, in the order given.
     """
     if not groups:
         raise ConversionError("no groups to batch")
     batches = []
     for group in groups:
-        template, params, *rest = group
-        batches.append(template.batch(params, y=rest[0] if rest else None))
+        weights, y = (group, None) if isinstance(group, Weights) else group
+        batches.append(weights.graphs(y=y))
     return concat_batches(batches)
 
 
@@ -103,13 +102,6 @@ def _ranges(starts: Tensor, ends: Tensor) -> Tensor:
         starts - offsets, lengths)
 
 
-class _Rows:
-    """The fields ``GraphTemplate.to_stacked`` reads, for some graphs of a batch."""
-
-    def __init__(self, x: Tensor, edge_attr: Tensor, int_buffers: Tensor):
-        self.x, self.edge_attr, self.int_buffers = x, edge_attr, int_buffers
-
-
 def to_state_dicts(batch: Batch) -> list[dict[str, Tensor]]:
     """Every model of ``batch`` (any mix of architectures, any order), as a state_dict,
     bit for bit; one gather per architecture."""
@@ -126,9 +118,13 @@ def to_state_dicts(batch: Batch) -> list[dict[str, Tensor]]:
     for members in groups.values():
         template = templates[members[0]]
         index = torch.tensor(members)
-        rows = _Rows(batch.x[_ranges(node_ptr[index], node_ptr[index + 1])],
-                     batch.edge_attr[_ranges(edge_ptr[index], edge_ptr[index + 1])],
-                     batch.int_buffers[0, _ranges(int_ptr[index], int_ptr[index + 1])])
-        for i, state in zip(members, template.to_state_dicts(rows)):
+        rows = ParameterGraph(x=batch.x[_ranges(node_ptr[index], node_ptr[index + 1])],
+                              edge_attr=batch.edge_attr[_ranges(edge_ptr[index],
+                                                                edge_ptr[index + 1])])
+        int_buffers = batch.int_buffers[0, _ranges(int_ptr[index], int_ptr[index + 1])]
+        weights = Weights(template, template.params_of(rows),
+                          int_buffers.reshape(len(members), template.int_width),
+                          allow_nonfinite=True)
+        for i, state in zip(members, weights.state_dicts()):
             out[i] = state
     return out

@@ -19,18 +19,10 @@ import math
 from collections.abc import Mapping
 
 import torch
-from torch import Tensor, nn
-from torch_geometric.data.data import BaseData
+from torch import Tensor
 
 from .template import GraphTemplate
-
-
-def _template(template_or_module) -> GraphTemplate:
-    if isinstance(template_or_module, nn.Module):
-        from .convert import template_for
-
-        return template_for(template_or_module)
-    return template_or_module
+from .weights import Weights
 
 
 def _classes(template: GraphTemplate) -> list[list[int]]:
@@ -51,7 +43,7 @@ def _classes(template: GraphTemplate) -> list[list[int]]:
     return list(classes.values())
 
 
-def sample_permutations(template, n: int, generator: torch.Generator | None = None
+def sample_permutations(template: GraphTemplate, n: int, generator: torch.Generator | None = None
                         ) -> dict[int, Tensor]:
     """Random neuron permutations for ``n`` samples.
 
@@ -59,7 +51,6 @@ def sample_permutations(template, n: int, generator: torch.Generator | None = No
         ``{gid: Tensor[n, size]}`` for every neuron group: row ``i`` says which old neuron
         becomes neuron ``j`` of sample ``i``; the identity for groups that cannot move.
     """
-    template = _template(template)
     out = {}
     for members in _classes(template):
         size = template.groups[members[0]][1]
@@ -79,16 +70,14 @@ def sample_permutations(template, n: int, generator: torch.Generator | None = No
     return out
 
 
-def node_permutation(template, permutations: Mapping[int, Tensor]) -> Tensor:
+def node_permutation(template: GraphTemplate, permutations: Mapping[int, Tensor]) -> Tensor:
     """[n, num_nodes]: the old node id that becomes each node id, for graph-level checks."""
-    template = _template(template)
     parts = [start + permutations[gid] for gid, (start, _) in enumerate(template.groups)]
     return torch.cat(parts, dim=1)
 
 
-def parameter_permutation(template, permutations: Mapping[int, Tensor]) -> Tensor:
+def parameter_permutation(template: GraphTemplate, permutations: Mapping[int, Tensor]) -> Tensor:
     """[n, P]: the old parameter index that moves to each index (``flat.gather(1, ·)``)."""
-    template = _template(template)
     n = next(iter(permutations.values())).shape[0]
     parts = []
     for key, shape, offset in zip(template.keys, template.shapes, template.offsets):
@@ -107,37 +96,16 @@ def parameter_permutation(template, permutations: Mapping[int, Tensor]) -> Tenso
     return torch.cat(parts, dim=1)
 
 
-def permute(template, params, generator: torch.Generator | None = None):
-    """Apply an independent random hidden-neuron permutation to each parameter set.
+def permute(weights: Weights, generator: torch.Generator | None = None) -> Weights:
+    """Apply an independent random hidden-neuron permutation to each of the N networks.
 
     Args:
-        template: the architecture, a :class:`GraphTemplate` or an ``nn.Module``.
-        params: one state_dict, a stacked dict ``{key: Tensor[N, *shape]}``, an [N, P]
-            matrix (see :class:`GraphTemplate`), or a graph or batch of graphs of the template.
+        weights: the networks (see :class:`~gmn.graph.weights.Weights`).
         generator: seeds the permutations (the same seed gives the same result).
 
     Returns:
-        the same kind of object as ``params`` (a ``Batch`` for a graph or batch, with its
-        ``y``), computing the same functions.
+        the permuted networks, computing the same functions (integer buffers kept).
     """
-    template = _template(template)
-    if isinstance(params, BaseData):
-        moved = permute(template, template.params_of(params), generator)
-        out = template.batch(moved, y=params.get("y"), allow_nonfinite=True)
-        if "int_buffers" in params:  # buffers are not permuted: keep them
-            out.int_buffers = params.int_buffers
-        return out
-    single = isinstance(params, Mapping) and all(
-        k in params and params[k].shape == s for k, s in zip(template.keys, template.shapes))
-    stacked = {k: v.unsqueeze(0) for k, v in params.items()} if single else params
-    flat = template.matrix(stacked, allow_nonfinite=True)
-    permutations = sample_permutations(template, flat.shape[0], generator)
-    index = parameter_permutation(template, permutations).to(flat.device)
-    moved = flat.gather(1, index)
-    if isinstance(params, Tensor):
-        return moved
-    out = template.to_stacked(moved)
-    for key in template.int_entries:  # buffers are not permuted: keep them
-        if key in stacked:
-            out[key] = stacked[key]
-    return {k: v[0] for k, v in out.items()} if single else out
+    permutations = sample_permutations(weights.template, len(weights), generator)
+    index = parameter_permutation(weights.template, permutations).to(weights.device)
+    return weights.with_params(weights.params.gather(1, index))

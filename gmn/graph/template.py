@@ -10,6 +10,8 @@ models of the architecture is one gather on an [N, P] matrix plus index arithmet
 flattened and concatenated in state_dict order. Integer buffers (``num_batches_tracked``)
 are not parameters: a graph keeps them in ``int_buffers`` ([1, K], a batch [1, N·K]) so that
 ``to_state_dict`` restores them, and a batch built from an [N, P] matrix sets them to 0.
+N parameter sets travel as a :class:`gmn.graph.weights.Weights` (template, [N, P] matrix,
+integer buffers), whose ``graphs()`` calls :meth:`GraphTemplate.batch`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import bisect
 import copy
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -154,59 +156,6 @@ class GraphTemplate:
                          else tensor.reshape(-1).to(self.dtype))
         return parts
 
-    def stack(self, state_dicts: Sequence[Mapping[str, Tensor]]) -> dict[str, Tensor]:
-        """Stack N state_dicts into ``{key: Tensor[N, *shape]}`` (all state_dict entries)."""
-        if not state_dicts:
-            raise ConversionError("no state_dicts to stack")
-        for state_dict in state_dicts:
-            self._check_keys(state_dict.keys())
-        return {key: torch.stack([sd[key] for sd in state_dicts]) for key in self.key_order}
-
-    def matrix(self, params, allow_nonfinite: bool = False) -> Tensor:
-        """The [N, P] parameter matrix of ``params``: an [N, P] tensor, a list of
-        state_dicts, or a dict ``{key: Tensor[N, *shape]}``."""
-        if isinstance(params, Tensor):
-            if params.dim() != 2 or params.shape[1] != self.num_params:
-                raise ConversionError(f"a parameter matrix must be [N, {self.num_params}], got "
-                                      f"{list(params.shape)}")
-            if not params.is_floating_point():
-                raise ConversionError(f"the parameter matrix has dtype {params.dtype}; a "
-                                      "floating point tensor is expected")
-            flat = params
-        elif isinstance(params, Mapping):
-            flat = self._stacked_matrix(params)
-        else:
-            flat = torch.stack([self.flatten(sd, allow_nonfinite=True) for sd in params])
-        if not allow_nonfinite:
-            self._check_finite(flat)
-        return flat
-
-    def _stacked_matrix(self, stacked: Mapping[str, Tensor]) -> Tensor:
-        self._check_keys(stacked.keys(), allow_missing_int=True)
-        n = len(stacked[self.keys[0]])
-        parts = []
-        for key in self.keys:
-            tensor = stacked[key]
-            if len(tensor) != n:
-                raise ConversionError(f"stacked entry {key!r} holds {len(tensor)} samples, "
-                                      f"{self.keys[0]!r} holds {n}")
-            self._check_entry(key, tensor[0])
-            parts.append(tensor.reshape(n, -1).to(self.dtype))
-        return torch.cat(parts, dim=1)
-
-    def _int_buffers(self, params, n: int, device) -> Tensor | None:
-        """[N, K] integer buffers of ``params`` (0 where ``params`` does not carry them)."""
-        if not self.int_entries:
-            return torch.zeros(n, 0, dtype=torch.long, device=device)
-        if isinstance(params, Mapping) and all(k in params for k in self.int_entries):
-            columns = [params[k].reshape(n, -1).long() for k in self.int_entries]
-        elif isinstance(params, Sequence) and not isinstance(params, Tensor):
-            columns = [torch.stack([sd[k].reshape(-1).long() for sd in params])
-                       for k in self.int_entries]
-        else:
-            return torch.zeros(n, self.int_width, dtype=torch.long, device=device)
-        return torch.cat(columns, dim=1).to(device)
-
     def _check_entry(self, key: str, tensor: Tensor) -> None:
         if not tensor.is_floating_point():
             raise ConversionError(f"state_dict entry {key!r} has dtype {tensor.dtype}; "
@@ -276,13 +225,15 @@ class GraphTemplate:
             graph.y = torch.as_tensor(y, device=key[0]).reshape(1)
         return graph
 
-    def batch(self, params, y: Tensor | None = None, allow_nonfinite: bool = False) -> Batch:
+    def batch(self, params: Tensor, y: Tensor | None = None, int_buffers: Tensor | None = None,
+              allow_nonfinite: bool = False) -> Batch:
         """N parameter sets → one PyG ``Batch`` of N graphs, without a per-sample loop.
 
         Args:
-            params: an [N, P] tensor (see the module docstring), a list of N state_dicts, or a
-                dict ``{state_dict key: Tensor[N, *shape]}``.
+            params: the [N, P] parameter matrix (see the module docstring); other forms of
+                weights go through :class:`gmn.graph.weights.Weights` (``.graphs()``).
             y: optional labels [N].
+            int_buffers: [N, K] integer buffers (default: zeros).
             allow_nonfinite: accept NaN/inf parameters.
 
         Returns:
@@ -292,7 +243,18 @@ class GraphTemplate:
             layers, ``batch``, ``ptr``) are shared between batches of the same size: clone a
             field before modifying it in place.
         """
-        flat = self.matrix(params, allow_nonfinite)
+        if not isinstance(params, Tensor) or params.dim() != 2 or (
+                params.shape[1] != self.num_params):
+            raise ConversionError(
+                f"a parameter matrix must be [N, {self.num_params}], got "
+                + (str(list(params.shape)) if isinstance(params, Tensor) else type(params).__name__)
+                + " (Weights.from_state_dicts/from_stacked(...).graphs() batch the other forms)")
+        if not params.is_floating_point():
+            raise ConversionError(f"the parameter matrix has dtype {params.dtype}; a "
+                                  "floating point tensor is expected")
+        if not allow_nonfinite:
+            self._check_finite(params)
+        flat = params
         n, device = flat.shape[0], flat.device
         constants = self._structure_on(device, flat.dtype)["constants"]
         x, edge_attr = self._features(torch.cat([flat, constants.expand(n, -1)], dim=1))
@@ -301,7 +263,9 @@ class GraphTemplate:
                     **static["fields"])
         counts = dict(static["counts"])
         # [1, N*K]: int_buffers concatenate along dim 1 (ParameterGraph.__cat_dim__)
-        out.int_buffers = self._int_buffers(params, n, device).reshape(1, -1)
+        if int_buffers is None:
+            int_buffers = torch.zeros(n, self.int_width, dtype=torch.long, device=device)
+        out.int_buffers = int_buffers.to(device).reshape(1, -1)
         counts["int_buffers"] = self.int_width
         if y is not None:
             out.y = torch.as_tensor(y, device=device).reshape(n)
@@ -355,33 +319,6 @@ class GraphTemplate:
             )
         features = torch.cat([graphs.x.reshape(n, -1), graphs.edge_attr.reshape(n, -1)], dim=1)
         return features.index_select(1, self.inverse_index.to(features.device))
-
-    def to_stacked(self, params) -> dict[str, Tensor]:
-        """A graph, a batch or an [N, P] matrix → ``{key: Tensor[N, *shape]}`` (all entries)."""
-        flat = params if isinstance(params, Tensor) else self.params_of(params)
-        n = flat.shape[0]
-        pieces = flat.split(self._numels, dim=1)
-        out = {key: piece.reshape(n, *shape).to(dtype)
-               for key, piece, shape, dtype in zip(self.keys, pieces, self.shapes, self.dtypes)}
-        int_buffers = getattr(params, "int_buffers", None) if not isinstance(
-            params, Tensor) else None
-        if int_buffers is None:
-            int_buffers = torch.zeros(n, self.int_width, dtype=torch.long, device=flat.device)
-        if int_buffers.numel() != n * self.int_width:
-            raise ConversionError(f"int_buffers holds {int_buffers.numel()} values; {n} graphs "
-                                  f"of this template hold {n * self.int_width}")
-        int_buffers = int_buffers.reshape(n, self.int_width)
-        start = 0
-        for key, (shape, dtype) in self.int_entries.items():
-            out[key] = int_buffers[:, start:start + shape.numel()].reshape(n, *shape).to(dtype)
-            start += shape.numel()
-        return {key: out[key] for key in self.key_order}
-
-    def to_state_dicts(self, params) -> list[dict[str, Tensor]]:
-        """A graph, a batch or an [N, P] matrix → N state_dicts (loadable with strict=True)."""
-        stacked = self.to_stacked(params)
-        n = len(next(iter(stacked.values())))
-        return [{key: value[i] for key, value in stacked.items()} for i in range(n)]
 
     def __repr__(self) -> str:
         return (f"GraphTemplate(nodes={self.num_nodes}, edges={self.num_edges}, "

@@ -128,8 +128,16 @@ class SirenLayout:
         return Siren(**asdict(self))
 
 
-def image_grid(height: int, width: int, device=None, dtype=torch.float32) -> Tensor:
-    """Pixel-centre coordinates in [-1, 1]², row-major: [height * width, 2] as (y, x)."""
+def grid_axes(height: int, width: int, device=None, dtype=torch.float32) -> tuple[Tensor, Tensor]:
+    """The pixel-centre coordinates of each axis in [-1, 1]: y [height] and x [width] (both
+    ends included)."""
     ys = torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype)
     xs = torch.linspace(-1.0, 1.0, width, device=device, dtype=dtype)
+    return ys, xs
+
+
+def image_grid(height: int, width: int, device=None, dtype=torch.float32) -> Tensor:
+    """Pixel-centre coordinates in [-1, 1]², row-major: [height * width, 2] as (y, x): the one
+    grid INRs are fitted, rendered and sampled on (:func:`grid_axes` per axis)."""
+    ys, xs = grid_axes(height, width, device=device, dtype=dtype)
     return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2)

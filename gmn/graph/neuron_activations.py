@@ -1,13 +1,14 @@
-"""Probe features: every neuron's activations at K fixed inputs, as extra node features.
+"""Function samples: every neuron's values at K query points, as extra node features.
 
 A network's parameters decide what each neuron computes; evaluating the network at K fixed
-input points ("probes") and giving each neuron its own K activations describes that function
+input points (*query points*) and giving each neuron its own K values describes that function
 directly (Kofinas et al. 2024 and Lim et al. 2024 use such features). The features are computed
 from the parameters alone and are *equivariant*: permuting the hidden neurons of the network
-permutes their rows, so a permutation-invariant GMN stays invariant.
+permutes their rows, so a permutation-invariant GMN stays invariant. (Not to be confused with
+``gmn.probe``, which captures a model's hidden states.)
 
-Everything is batched over the networks (one ``baddbmm`` per layer on stacked parameters);
-there is no Python loop over networks.
+Everything is batched over the networks (one ``baddbmm`` per layer on the [B, P] parameter
+matrix of a :class:`~gmn.graph.weights.Weights`); there is no Python loop over networks.
 
 **Supported architectures** (checked by :class:`SequentialSpec`, which raises
 ``UnsupportedArchitectureError`` otherwise): a chain of ``nn.Linear`` layers with an
@@ -23,14 +24,17 @@ so the features can be concatenated to ``Batch.x`` column-wise.
 
 from __future__ import annotations
 
+import collections
 import copy
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from gmn.graph import activations, vocab
+from . import activations, vocab
+from .weights import Weights
 
 
 class UnsupportedArchitectureError(ValueError):
@@ -128,51 +132,30 @@ class SequentialSpec:
         self.output_offset = float(template.metadata.get("output_offset", 0.0))
 
 
-_SPECS: dict[int, SequentialSpec] = {}
+_SPECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # template → its spec
 
 
 def sequential_spec(template) -> SequentialSpec:
-    """The (cached) :class:`SequentialSpec` of ``template``."""
-    spec = _SPECS.get(id(template))
-    if spec is None or getattr(spec, "_template", None) is not template:
-        spec = SequentialSpec(template)
-        spec._template = template
-        _SPECS[id(template)] = spec
+    """The :class:`SequentialSpec` of ``template`` (cached while the template lives)."""
+    spec = _SPECS.get(template)
+    if spec is None:
+        spec = _SPECS[template] = SequentialSpec(template)
     return spec
 
 
-def _param_matrix(template, params) -> Tensor:
-    if hasattr(params, "edge_attr"):  # a ParameterGraph or a Batch of them
-        return template.params_of(params)
-    return template.matrix(params)
-
-
-def neuron_activations(template, params, points: Tensor, *, pre_activation: bool = False,
-                       flat: bool = True) -> Tensor:
-    """Each neuron's value at K input points, for B networks of ``template``'s architecture.
-
-    Args:
-        template: a :class:`gmn.GraphTemplate` of a supported architecture (module docstring).
-        params: the B networks: an [B, P] parameter matrix, ``{key: Tensor[B, *shape]}``, a list
-            of state_dicts, or a ``ParameterGraph``/``Batch`` of this template.
-        points: [K, in_features] probe inputs (for an image SIREN, e.g.
-            ``gmn.features.probe_grid(7)``: coordinates in [-1, 1]²).
-        pre_activation: give hidden neurons their pre-activation ``z`` instead of ``act(z)``.
-        flat: return [B*N, K] (rows in ``Batch.x`` order) instead of [B, N, K].
-
-    Returns:
-        input neurons: the probe coordinates; hidden neurons: their activations; output
-        neurons: the network's output at the points (including ``output_offset``), so the
-        output rows equal ``model(points)``.
-    """
-    spec = sequential_spec(template)
-    flat_params = _param_matrix(template, params)
+def _layers(weights: Weights, points: Tensor):
+    """The network evaluated layer by layer at ``points`` [K, in]: first the inputs
+    [B, K, in], then per layer ``(z, h)`` [B, K, width] (pre- and post-activation; the last
+    layer's ``h`` includes ``output_offset``). The one evaluation of a SIREN or MLP from its
+    parameters (the module's own ``forward`` aside)."""
+    spec = sequential_spec(weights.template)
+    flat_params = weights.params
     if points.dim() != 2 or points.shape[1] != spec.in_features:
         raise ValueError(f"points must be [K, {spec.in_features}], got {list(points.shape)}")
     points = points.to(flat_params)
     b, k = flat_params.shape[0], points.shape[0]
     h = points.unsqueeze(0).expand(b, k, spec.in_features)  # [B, K, in]
-    values = [h]
+    yield h
     last = len(spec.steps) - 1
     for i, step in enumerate(spec.steps):
         size = step.fan_out * step.fan_in
@@ -186,33 +169,59 @@ def neuron_activations(template, params, points: Tensor, *, pre_activation: bool
         h = _activation(step.activation, step.activation_arg)(z)
         if i == last:
             h = h + spec.output_offset
-            values.append(h)
-        else:
-            values.append(z if pre_activation else h)
+        yield z, h
+
+
+def network_outputs(weights: Weights, points: Tensor) -> Tensor:
+    """The B networks' outputs at K query ``points`` [K, in_features]: [B, K, out_features]
+    (equal to ``model(points)``, ``output_offset`` included)."""
+    (_, outputs), = collections.deque(_layers(weights, points), maxlen=1)  # the last layer
+    return outputs
+
+
+def neuron_activations(weights: Weights, points: Tensor, *, pre_activation: bool = False,
+                       flat: bool = True) -> Tensor:
+    """Each neuron's value at K query points, for the B networks of ``weights``.
+
+    Args:
+        weights: B networks of a supported architecture (module docstring).
+        points: [K, in_features] query points (for an image SIREN, e.g. the pixel centres
+            ``gmn.models.siren.image_grid(H, W)``: coordinates in [-1, 1]²).
+        pre_activation: give hidden neurons their pre-activation ``z`` instead of ``act(z)``.
+        flat: return [B*N, K] (rows in ``Batch.x`` order) instead of [B, N, K].
+
+    Returns:
+        input neurons: the query coordinates; hidden neurons: their activations; output
+        neurons: the network's output at the points (including ``output_offset``), so the
+        output rows equal ``model(points)``.
+    """
+    layers = _layers(weights, points)
+    values = [next(layers)]
+    num_steps = len(sequential_spec(weights.template).steps)
+    for i, (z, h) in enumerate(layers):
+        values.append(z if pre_activation and i < num_steps - 1 else h)
     out = torch.cat(values, dim=2).transpose(1, 2)  # [B, N, K] in node order
-    return out.reshape(b * spec.num_nodes, k) if flat else out
+    b, n, k = out.shape
+    return out.reshape(b * n, k) if flat else out
 
 
-def probe_grid(size: int, low: float = -1.0, high: float = 1.0) -> Tensor:
-    """A ``size × size`` grid of 2-d probe points in [low, high]², row-major (y, x): [size², 2].
-
-    ``size`` points per axis, including both ends, like ``gmn.models.siren.image_grid``."""
-    axis = torch.linspace(low, high, size)
-    return torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1).reshape(-1, 2)
-
-
-def random_probes(count: int, dim: int, seed: int = 0, low: float = -1.0,
-                  high: float = 1.0) -> Tensor:
-    """``count`` seeded uniform probe points in [low, high]^dim: [count, dim]."""
+def random_query_points(count: int, dim: int, seed: int = 0, low: float = -1.0,
+                        high: float = 1.0) -> Tensor:
+    """``count`` seeded uniform query points in [low, high]^dim: [count, dim]."""
     generator = torch.Generator().manual_seed(seed)
     return low + (high - low) * torch.rand(count, dim, generator=generator)
 
 
-def with_neuron_activations(batch, template, points: Tensor, **kwargs):
+def with_neuron_activations(batch, weights: Weights, points: Tensor, **kwargs):
     """A shallow copy of ``batch`` (PyG's ``copy.copy``: tensors shared, fields not) whose
-    ``x`` has the K probe features appended: [B*N, F] → [B*N, F + K]. ``batch`` is unchanged.
-    ``kwargs`` go to :func:`neuron_activations`."""
-    features = neuron_activations(template, batch, points, **kwargs).to(batch.x.dtype)
+    ``x`` has the function samples of ``weights`` at the K query ``points`` appended:
+    [B*N, F] → [B*N, F + K]. ``batch`` is unchanged; ``weights`` are usually the batch's own
+    (``Weights.from_graphs(batch)``) or, for a batch of standardised parameters, the raw
+    networks. ``kwargs`` go to :func:`neuron_activations`."""
+    features = neuron_activations(weights, points, **kwargs).to(batch.x.dtype)
+    if features.shape[0] != batch.x.shape[0]:
+        raise ValueError(f"the weights give {features.shape[0]} neuron rows, the batch has "
+                         f"{batch.x.shape[0]} nodes (not the same networks)")
     out = copy.copy(batch)
     out.x = torch.cat([batch.x, features], dim=1)
     return out

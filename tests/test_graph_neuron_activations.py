@@ -1,4 +1,4 @@
-"""Probe features (gmn.features.neuron_activations): known answers and equivariance."""
+"""Function samples (gmn.graph.neuron_activations): known answers and equivariance."""
 
 from __future__ import annotations
 
@@ -6,15 +6,20 @@ import pytest
 import torch
 from torch import nn
 
-from gmn.features import (
+from gmn.graph.neuron_activations import (
     UnsupportedArchitectureError,
     neuron_activations,
-    probe_grid,
-    random_probes,
+    random_query_points,
     with_neuron_activations,
 )
 from gmn.graph.template import GraphTemplate
-from gmn.models.siren import Siren
+from gmn.graph.weights import Weights
+from gmn.models.siren import Siren, image_grid
+
+
+def weights(template, models_or_states) -> Weights:
+    return Weights.from_state_dicts(template, [m if isinstance(m, dict) else m.state_dict()
+                                               for m in models_or_states])
 
 
 def sirens(n: int, seed: int = 0, **kwargs) -> list[Siren]:
@@ -36,26 +41,29 @@ def hidden_outputs(model: nn.Module, points: torch.Tensor) -> list[torch.Tensor]
 def test_siren_output_neuron_equals_forward(style):
     models = sirens(4, style=style)
     template = GraphTemplate.from_module(models[0])
-    points = probe_grid(6)
-    feats = neuron_activations(template, [m.state_dict() for m in models], points, flat=False)
+    points = image_grid(6, 6)
+    feats = neuron_activations(weights(template, models), points, flat=False)
     assert feats.shape == (4, template.num_nodes, 36)
     with torch.no_grad():
         for b, model in enumerate(models):
             expected = torch.cat([points.T, *(o.T for o in hidden_outputs(model, points))])
             torch.testing.assert_close(feats[b], expected, atol=1e-5, rtol=1e-5)
-            # the output neuron is the SIREN's own output at the probe points (incl. +0.5)
+            # the output neuron is the SIREN's own output at the query points (incl. +0.5)
             torch.testing.assert_close(feats[b, -1], model(points)[:, 0], atol=1e-5, rtol=1e-5)
 
 
 def test_all_parameter_forms_agree():
     models = sirens(3)
     template = GraphTemplate.from_module(models[0])
-    points = random_probes(10, 2, seed=3)
+    points = random_query_points(10, 2, seed=3)
     state_dicts = [m.state_dict() for m in models]
-    from_list = neuron_activations(template, state_dicts, points)
-    from_stacked = neuron_activations(template, template.stack(state_dicts), points)
-    from_matrix = neuron_activations(template, template.matrix(state_dicts), points)
-    from_batch = neuron_activations(template, template.batch(state_dicts), points)
+    from_list = neuron_activations(weights(template, state_dicts), points)
+    stacked = {k: torch.stack([sd[k] for sd in state_dicts]) for k in state_dicts[0]}
+    from_stacked = neuron_activations(Weights.from_stacked(template, stacked), points)
+    matrix = torch.stack([template.flatten(sd) for sd in state_dicts])
+    from_matrix = neuron_activations(Weights(template, matrix), points)
+    batch = weights(template, state_dicts).graphs()
+    from_batch = neuron_activations(Weights.from_graphs(batch), points)
     for other in (from_stacked, from_matrix, from_batch):
         torch.testing.assert_close(from_list, other)
     assert from_list.shape == (3 * template.num_nodes, 10)
@@ -66,8 +74,8 @@ def test_plain_mlp_with_several_activations():
     model = nn.Sequential(nn.Linear(3, 6), nn.LeakyReLU(0.2), nn.Linear(6, 5), nn.Tanh(),
                           nn.Linear(5, 4), nn.GELU(), nn.Linear(4, 2))
     template = GraphTemplate.from_module(model)
-    points = random_probes(7, 3, seed=0)
-    feats = neuron_activations(template, [model.state_dict()], points, flat=False)[0]
+    points = random_query_points(7, 3, seed=0)
+    feats = neuron_activations(weights(template, [model]), points, flat=False)[0]
     expected, h = [points.T], points
     with torch.no_grad():
         for module in model:
@@ -80,8 +88,8 @@ def test_plain_mlp_with_several_activations():
 def test_pre_activation_option():
     models = sirens(2)
     template = GraphTemplate.from_module(models[0])
-    points = probe_grid(3)
-    feats = neuron_activations(template, [m.state_dict() for m in models], points,
+    points = image_grid(3, 3)
+    feats = neuron_activations(weights(template, models), points,
                                pre_activation=True, flat=False)
     with torch.no_grad():
         z = models[1].seq[0](points)
@@ -93,7 +101,7 @@ def test_equivariant_under_hidden_neuron_permutation():
     function unchanged and permutes exactly those neurons' feature rows."""
     model = sirens(1, seed=5)[0]
     template = GraphTemplate.from_module(model)
-    points = probe_grid(5)
+    points = image_grid(5, 5)
     state = model.state_dict()
     perm1, perm2 = torch.randperm(32), torch.randperm(32)
     permuted = dict(state)
@@ -102,7 +110,7 @@ def test_equivariant_under_hidden_neuron_permutation():
     permuted["seq.1.weight"] = state["seq.1.weight"][perm2][:, perm1]
     permuted["seq.1.bias"] = state["seq.1.bias"][perm2]
     permuted["seq.2.weight"] = state["seq.2.weight"][:, perm2]
-    a, b = neuron_activations(template, [state, permuted], points, flat=False)
+    a, b = neuron_activations(weights(template, [state, permuted]), points, flat=False)
     node_perm = torch.cat([torch.arange(2), 2 + perm1, 34 + perm2, torch.tensor([66])])
     torch.testing.assert_close(b, a[node_perm], atol=1e-5, rtol=1e-5)
 
@@ -110,9 +118,9 @@ def test_equivariant_under_hidden_neuron_permutation():
 def test_with_neuron_activations_appends_columns_and_leaves_batch_alone():
     models = sirens(3)
     template = GraphTemplate.from_module(models[0])
-    batch = template.batch([m.state_dict() for m in models])
+    batch = weights(template, models).graphs()
     x_before = batch.x.clone()
-    out = with_neuron_activations(batch, template, probe_grid(4))
+    out = with_neuron_activations(batch, Weights.from_graphs(batch), image_grid(4, 4))
     assert out.x.shape == (batch.x.shape[0], 5 + 16)
     torch.testing.assert_close(out.x[:, :5], x_before)
     assert torch.equal(batch.x, x_before) and batch.x.shape[1] == 5
@@ -122,8 +130,8 @@ def test_with_neuron_activations_appends_columns_and_leaves_batch_alone():
 def test_gradients_flow_to_parameters():
     models = sirens(2)
     template = GraphTemplate.from_module(models[0])
-    flat = template.matrix([m.state_dict() for m in models]).requires_grad_(True)
-    neuron_activations(template, flat, probe_grid(3)).sum().backward()
+    flat = weights(template, models).params.requires_grad_(True)
+    neuron_activations(Weights(template, flat), image_grid(3, 3)).sum().backward()
     assert flat.grad is not None and bool(flat.grad.abs().sum() > 0)
 
 
@@ -134,17 +142,11 @@ def test_gradients_flow_to_parameters():
 def test_unsupported_architectures_raise(model):
     template = GraphTemplate.from_module(model)
     with pytest.raises(UnsupportedArchitectureError):
-        neuron_activations(template, [model.state_dict()], torch.zeros(2, 3))
+        neuron_activations(weights(template, [model]), torch.zeros(2, 3))
 
 
 def test_wrong_point_width_raises():
     models = sirens(1)
     template = GraphTemplate.from_module(models[0])
     with pytest.raises(ValueError, match="points must be"):
-        neuron_activations(template, [models[0].state_dict()], torch.zeros(4, 3))
-
-
-def test_probe_grid_matches_image_grid_layout():
-    from gmn.models.siren import image_grid
-
-    torch.testing.assert_close(probe_grid(5), image_grid(5, 5))
+        neuron_activations(weights(template, models), torch.zeros(4, 3))
