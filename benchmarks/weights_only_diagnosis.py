@@ -34,8 +34,8 @@ from benchmarks.inr_classification.config import BenchmarkConfig
 from benchmarks.inr_classification.data import prepare_data
 from gmn.graph.permutation import permute as permute_hidden
 from gmn.graph.weights import Weights
-from gmn.models.params_to_gmn import ParamsToGraph
 from gmn.nn import GMN
+from gmn.nn.params_to_gmn import ParamsToGraph
 
 
 def parse_args(argv=None):

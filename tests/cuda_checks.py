@@ -295,7 +295,7 @@ def check_fit_inrs(device: torch.device) -> Report:
 
 def _graph_classifier(template) -> nn.Module:
     """[B, P] SIREN parameters → GMN logits [B, 4]: the benchmark's GMN family in miniature."""
-    from gmn.models.params_to_gmn import ParamsToGraph
+    from gmn.nn.params_to_gmn import ParamsToGraph
 
     return nn.Sequential(ParamsToGraph(template), _gmn(out_dim=4, hidden_dim=16, num_layers=1))
 

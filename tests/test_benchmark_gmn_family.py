@@ -13,8 +13,8 @@ from benchmarks.inr_classification.training import run_key
 from gmn.data.batched_siren import render
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
-from gmn.models.params_to_gmn import build_gmn
 from gmn.models.siren import Siren, image_grid
+from gmn.nn.params_to_gmn import build_gmn
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from transformers import (
 )
 
 import gmn
-from gmn.graph.permutation import permute
 from gmn.testing import randomise_norm_stats
 from tests.test_graph_corpus import assert_same_function
 from tests.test_graph_permutation import permute_state

@@ -10,6 +10,7 @@ from torch_geometric.data import Batch
 
 from gmn.graph.convert import template_for
 from gmn.graph.template import GraphTemplate
+from gmn.graph.weights import Weights
 from gmn.models.siren import Siren
 from gmn.nn import GMN
 from gmn.nn.canonical import CanonicalStandardize, KeyedStandardize, neuron_slots
@@ -80,19 +81,19 @@ def test_signatures_recover_neurons_whose_bias_rank_is_wrong():
     (bias and incoming weights) keeps every neuron's slot."""
     torch.manual_seed(0)
     template = GraphTemplate.from_module(Siren(2, (8, 8), 1))
-    base = template.matrix([Siren(2, (8, 8), 1).state_dict()])
+    base = Weights.from_state_dicts(template, [Siren(2, (8, 8), 1).state_dict()]).params
     train = base + 1e-3 * torch.randn(64, base.shape[1])
     canonical = CanonicalStandardize(5, 3)
     canonical.fit(template.batch(train))
     expected = canonical.slots(template.batch(base))
 
-    stacked = template.to_stacked(base)
+    stacked = Weights(template, base).stacked()
     bias = stacked["seq.1.bias"][0]
     low, high = bias.argsort()[:2].tolist()
     swapped = {k: v.clone() for k, v in stacked.items()}
     gap = bias[high] - bias[low]
     swapped["seq.1.bias"][0, low] += 1.5 * gap  # now above `high`, but otherwise unchanged
-    graph = template.batch(template.matrix(swapped))
+    graph = template.batch(Weights.from_stacked(template, swapped).params)
     layer2 = (graph.node_layer == 2) & (graph.node_io_pos < 0)
     assert not torch.equal(neuron_slots(graph)[layer2], expected[layer2])
     assert torch.equal(canonical.slots(graph)[layer2], expected[layer2])
@@ -101,7 +102,7 @@ def test_signatures_recover_neurons_whose_bias_rank_is_wrong():
 def test_batched_slots_equal_each_graph_alone():
     torch.manual_seed(0)
     template = GraphTemplate.from_module(Siren(2, (8, 8), 1))
-    base = template.matrix([Siren(2, (8, 8), 1).state_dict()])
+    base = Weights.from_state_dicts(template, [Siren(2, (8, 8), 1).state_dict()]).params
     train = base + 1e-2 * torch.randn(16, base.shape[1])
     canonical = CanonicalStandardize(5, 3)
     canonical.fit(template.batch(train))

@@ -17,9 +17,9 @@ from torch import nn
 
 from gmn.models.cnn import CNN
 from gmn.models.mlp import MLP
-from gmn.models.params_to_gmn import build_gmn
 from gmn.models.vit import ViT
 from gmn.models.weight_mlp import WeightMLP
+from gmn.nn.params_to_gmn import build_gmn
 
 from .config import IMAGE_FAMILIES, BenchmarkConfig
 from .data import BenchmarkData

@@ -1,6 +1,6 @@
 """The GMN families: the one place that decides how the benchmark builds and trains a GMN.
 
-A GMN reads a batch of flat INR parameter vectors [B, P] (``gmn.models.params_to_gmn``:
+A GMN reads a batch of flat INR parameter vectors [B, P] (``gmn.nn.params_to_gmn``:
 ``build_gmn``, ``ParamsToGraph`` turns them into a batch of parameter graphs), so the GMN
 and the weight-space MLP share one dataset and one augmentation.
 
@@ -61,7 +61,7 @@ def split_gmn_config(overrides: dict, family: str = "gmn") -> tuple[dict, dict]:
     """``--gmn-config`` → (GMN build options, training options) of ``family``, each over its
     defaults.
 
-    The build options (``gmn.models.params_to_gmn.build_gmn``'s) are ``function_samples``
+    The build options (``gmn.nn.params_to_gmn.build_gmn``'s) are ``function_samples``
     (decided by the family: true for ``gmn_probe`` only) plus the GMN keyword options; unknown
     model keys are rejected by ``GMNConfig.from_kwargs`` with the valid list.
     """

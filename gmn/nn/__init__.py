@@ -1,7 +1,7 @@
 """Graph metanetwork building blocks and the ready :class:`GMN` model.
 
 Owns the metanetwork blocks; reads graphs through the ``gmn.graph`` contract.
-May import: gmn.graph, gmn.scatter.
+May import: gmn.graph, gmn.scatter, gmn.models (the SIREN pixel grid of function samples).
 
 Compose your own metanetwork from the encoders, :class:`EdgeUpdate`, :class:`NodeUpdate`,
 :class:`GlobalUpdate`, :class:`GMNLayer` and :class:`Readout`, or use :class:`GMN`.
