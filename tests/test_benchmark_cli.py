@@ -7,13 +7,14 @@ import sys
 import pytest
 
 from benchmarks.inr_classification.cli import parse_config
-from benchmarks.inr_classification.config import FAMILIES
+from benchmarks.inr_classification.config import DEFAULT_FAMILIES, FAMILIES
 
 
 def test_defaults_are_the_quick_offline_run():
     config = parse_config([])
     assert config.dataset == "digits" and config.zoo is None and config.root is None
-    assert config.seeds == 3 and config.families == FAMILIES
+    assert config.seeds == 3 and config.families == DEFAULT_FAMILIES
+    assert "gmn_noaug" in FAMILIES and "gmn_noaug" not in DEFAULT_FAMILIES  # selectable
     assert config.inr_hidden == (16, 16) and config.out == "results/inr-digits"
     assert config.inr_init == "shared" and config.threads is None
     assert config.seed_list == [0, 1, 2]
