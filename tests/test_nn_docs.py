@@ -16,8 +16,9 @@ def test_docs_examples_run():
     namespace: dict = {}
     exec(quick_start, namespace)
     types = len(vocab.NODE_TYPES)
-    assert namespace["hidden"]["layers.1/node_type_mean"].shape == (8, types * 64)
-    assert "layers.2/node_mean" not in namespace["hidden"]  # 2 layers by default
-    assert namespace["hidden"]["readout"].shape == (8, 64 + 64)  # output_mean + node_mean
+    assert namespace["hidden"]["layers.0/node_type_mean"].shape == (8, types * 64)
+    assert "layers.1/node_mean" not in namespace["hidden"]  # 1 layer by default
+    # output_mean 64 + node_mean 64 + edge_mean 32 (edges are hidden_dim // 2 wide)
+    assert namespace["hidden"]["readout"].shape == (8, 64 + 64 + 32)
     exec(custom, namespace)
     assert namespace["MyGMN"]()(namespace["batch"]).shape == (8, 10)

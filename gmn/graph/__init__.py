@@ -54,6 +54,8 @@ _LAZY = {
     "to_state_dicts": "gmn.graph.mixed",
     "register_activation": "gmn.graph.activations",
     "execute": "gmn.graph.executor",
+    "Weights": "gmn.graph.weights",
+    "network_outputs": "gmn.graph.neuron_activations",
 }
 
 __all__ = sorted(_LAZY)
