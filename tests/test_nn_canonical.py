@@ -75,16 +75,23 @@ def test_canonical_gmn_is_invariant_and_its_features_are_informative(name):
     assert edge_z[:, 0].abs().max() > 0.1  # a weight is measured against its canonical peers
 
 
+def shared_init_fit(noise: float, count: int):
+    """(template, [1, P] base SIREN 2→8→8→1, [count, P] base + noise, fitted
+    CanonicalStandardize): networks trained from one shared initialisation."""
+    torch.manual_seed(0)
+    template = GraphTemplate.from_module(Siren(2, (8, 8), 1))
+    base = Weights.from_state_dicts(template, [Siren(2, (8, 8), 1).state_dict()]).params
+    train = base + noise * torch.randn(count, base.shape[1])
+    canonical = CanonicalStandardize(5, 3)
+    canonical.fit(template.batch(train))
+    return template, base, train, canonical
+
+
 def test_signatures_recover_neurons_whose_bias_rank_is_wrong():
     """Shared-initialisation networks; in a test network two second-layer biases are moved
     past each other. The bias rank swaps those neurons' slots, the nearest reference signature
     (bias and incoming weights) keeps every neuron's slot."""
-    torch.manual_seed(0)
-    template = GraphTemplate.from_module(Siren(2, (8, 8), 1))
-    base = Weights.from_state_dicts(template, [Siren(2, (8, 8), 1).state_dict()]).params
-    train = base + 1e-3 * torch.randn(64, base.shape[1])
-    canonical = CanonicalStandardize(5, 3)
-    canonical.fit(template.batch(train))
+    template, base, _, canonical = shared_init_fit(1e-3, 64)
     expected = canonical.slots(template.batch(base))
 
     stacked = Weights(template, base).stacked()
@@ -100,12 +107,7 @@ def test_signatures_recover_neurons_whose_bias_rank_is_wrong():
 
 
 def test_batched_slots_equal_each_graph_alone():
-    torch.manual_seed(0)
-    template = GraphTemplate.from_module(Siren(2, (8, 8), 1))
-    base = Weights.from_state_dicts(template, [Siren(2, (8, 8), 1).state_dict()]).params
-    train = base + 1e-2 * torch.randn(16, base.shape[1])
-    canonical = CanonicalStandardize(5, 3)
-    canonical.fit(template.batch(train))
+    template, _, train, canonical = shared_init_fit(1e-2, 16)
     graphs = [template.batch(train[i:i + 1]) for i in range(4)]
     together = canonical.slots(Batch.from_data_list([template.batch(train[:4])[i]
                                                      for i in range(4)]))

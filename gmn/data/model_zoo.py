@@ -19,7 +19,6 @@ normalisation statistics are per architecture, from the train split.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -31,6 +30,7 @@ from torch_geometric.data import Batch
 from gmn.data.architectures import build_architecture
 from gmn.data.normalize import Normalize, layer_statistics
 from gmn.data.storage import MANIFEST, IntegrityError, ShardStore, sha256, write_json
+from gmn.files import atomic_write
 from gmn.graph.mixed import batch_groups
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
@@ -56,14 +56,10 @@ def read_zoo_manifest(folder) -> dict:
 
 def write_zoo_shard(path, params: dict[str, Tensor], metadata: dict) -> None:
     """Write stacked ``params`` ``{key: Tensor[n, *shape]}`` with JSON ``metadata`` (which
-    holds the models' records) under a temporary name, then rename: a shard is whole or absent."""
-    path = Path(path)
-    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    save_file({k: v.contiguous() for k, v in params.items()}, str(temporary),
-              {"gmn-zoo": json.dumps(metadata)})
-    with open(temporary, "rb") as handle:  # on disk before the rename makes it visible
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    holds the models' records) atomically (``gmn.files.atomic_write``): whole or absent."""
+    tensors = {k: v.contiguous() for k, v in params.items()}
+    atomic_write(path, lambda temporary: save_file(tensors, str(temporary),
+                                                   {"gmn-zoo": json.dumps(metadata)}))
 
 
 def read_zoo_shard_metadata(path) -> dict:

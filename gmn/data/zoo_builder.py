@@ -36,6 +36,7 @@ from gmn.data.model_zoo import (
     write_zoo_shard,
 )
 from gmn.data.storage import IntegrityError, shard_name, write_json
+from gmn.files import remove_stale_temporaries
 from gmn.seeding import derive_seed
 
 BUILD_CONFIG = "build.json"
@@ -187,8 +188,7 @@ def build_zoo(folder, config: ZooConfig, workers: int = 1, threads: int = 1,
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     _check_config(folder, config)
-    for stale in folder.glob("*.tmp-*"):
-        stale.unlink()
+    remove_stale_temporaries(folder)  # of shards a killed build was writing
     names, jobs = plan_jobs(config)
     for job in jobs:  # a shard left by a build of another plan must not be reused
         path = folder / job["shard"]
