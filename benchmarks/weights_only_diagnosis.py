@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from benchmarks.inr_classification.config import BenchmarkConfig
+from benchmarks.inr_classification.cli import parse_config
 from benchmarks.inr_classification.data import prepare_data
 from gmn.graph.permutation import permute as permute_hidden
 from gmn.graph.weights import Weights
@@ -41,6 +42,8 @@ from gmn.nn.params_to_gmn import ParamsToGraph
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--init", default="shared", choices=("shared", "independent"))
+    ap.add_argument("--data", default="", help="more options of the benchmark's command line "
+                    "choosing the INRs, e.g. \"--dataset mnist --root DIR\" (default: digits)")
     ap.add_argument("--out", default=None, help="default: results/inr-digits-INIT")
     ap.add_argument("--opts", default="{}", help="GMN options, JSON")
     ap.add_argument("--epochs", type=int, default=10)
@@ -120,8 +123,9 @@ def grad_norms(model: GMN) -> dict[str, float]:
 def main(argv=None) -> None:
     a = parse_args(argv)
     torch.manual_seed(a.seed)
-    config = BenchmarkConfig(inr_init=a.init, out=a.out or f"results/inr-digits-{a.init}",
-                             progress=False)
+    data_options = ["--inr-init", a.init, "--out", a.out or f"results/inr-digits-{a.init}",
+                    "--no-progress", *shlex.split(a.data)]
+    config = parse_config(data_options)
     data = prepare_data(config, Path(config.out))
     if a.spread:
         print(json.dumps({"init": a.init, "spread": spread(data)}))

@@ -17,10 +17,12 @@ from gmn.testing import make_cnn, make_mlp, make_resnet, make_siren
 BUILDERS = {"mlp": make_mlp, "cnn_bn": make_cnn, "resnet": make_resnet, "siren": make_siren}
 
 
-# the scalar encodings and edge messages: linear + additive, and Fourier features + gated
+# the scalar encodings and edge messages: linear + additive, Fourier features + gated,
+# linear + bilinear
 ENCODINGS = {
     "linear_additive": {"fourier_frequencies": 0, "edge_message": "additive"},
     "fourier_gated": {"fourier_frequencies": 8, "fourier_max": 300.0, "edge_message": "gated"},
+    "linear_bilinear": {"fourier_frequencies": 0, "edge_message": "bilinear"},
 }
 
 

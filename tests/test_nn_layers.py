@@ -29,6 +29,21 @@ def test_factorised_edge_update_equals_a_dense_layer_on_the_concatenation():
     torch.testing.assert_close(update(h, e, ctx.edge_index), dense)
 
 
+def test_bilinear_edge_update_equals_its_formula_edge_by_edge():
+    """gated message + (P h_i) ⊙ (Q h_j) ⊙ (R e_ij), computed one edge at a time."""
+    torch.manual_seed(0)
+    update = EdgeUpdate(node_dim=3, edge_dim=4, activation=nn.Tanh, message="bilinear").double()
+    h, e = torch.randn(5, 3, dtype=torch.double), torch.randn(3, 4, dtype=torch.double)
+    edge_index = tiny_context().edge_index
+    weight = torch.cat([update.source.weight, update.target.weight, update.edge.weight], dim=1)
+    p, q, r = update.bilinear
+    for k, (i, j) in enumerate(edge_index.t().tolist()):
+        pre = torch.cat([h[i], h[j], e[k]]) @ weight.t() + update.source.bias
+        value, gate = pre[:4], pre[4:]
+        expected = torch.tanh(value) * gate + p(h[i]) * q(h[j]) * r(e[k])
+        torch.testing.assert_close(update(h, e, edge_index)[k], expected)
+
+
 def test_node_update_separates_incoming_and_outgoing_edges():
     torch.manual_seed(0)
     update = NodeUpdate(node_dim=2, edge_dim=1, aggregations=("mean", "sum")).double()

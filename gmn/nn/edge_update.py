@@ -5,14 +5,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-EDGE_MESSAGES = ("additive", "gated")
+EDGE_MESSAGES = ("additive", "gated", "bilinear")
 
 
 class EdgeUpdate(nn.Module):
     """``m_ij = σ(A h_i + B h_j + C e_ij + b)`` for the edge i -> j (``"additive"``), or
     ``m_ij = σ(A h_i + B h_j + C e_ij + b) ⊙ (A' h_i + B' h_j + C' e_ij + b')`` (``"gated"``):
     a product of two such maps, so an edge's value and its end neurons' states combine
-    multiplicatively (the INR itself multiplies each weight by its source's activation).
+    multiplicatively (the INR itself multiplies each weight by its source's activation), or
+    the gated message ``+ (P h_i) ⊙ (Q h_j) ⊙ (R e_ij)`` (``"bilinear"``): the edge times a
+    bilinear form of its two neurons' states, so that an edge can be weighed by any function
+    of the identities of its two ends (of rank ≤ edge_dim); a sum of sigmoids of
+    ``A h_i + B h_j`` cannot do that, and a linear read-out of aligned weights needs it
+    (``docs/accuracy.md``).
 
     This is a dense layer on ``[h_i, h_j, e_ij]``, but ``A h`` and ``B h`` are computed once
     per node ([N, edge_dim]) and gathered per edge, so the only per-edge matmul is ``C e``:
@@ -25,7 +30,7 @@ class EdgeUpdate(nn.Module):
         node_dim: width of node states.
         edge_dim: width of edge states (and of the output).
         activation: module class for σ.
-        message: ``"additive"`` or ``"gated"``.
+        message: ``"additive"``, ``"gated"`` or ``"bilinear"``.
 
     Shapes: ``forward(h [N, node_dim], e [E, edge_dim], edge_index [2, E]) -> [E, edge_dim]``.
     """
@@ -35,8 +40,13 @@ class EdgeUpdate(nn.Module):
         super().__init__()
         if message not in EDGE_MESSAGES:
             raise ValueError(f"edge message must be one of {EDGE_MESSAGES}, got {message!r}")
-        self.gated = message == "gated"
+        self.gated = message in ("gated", "bilinear")
         width = 2 * edge_dim if self.gated else edge_dim
+        self.bilinear = None
+        if message == "bilinear":  # P, Q, R
+            self.bilinear = nn.ModuleList([nn.Linear(node_dim, edge_dim),
+                                           nn.Linear(node_dim, edge_dim),
+                                           nn.Linear(edge_dim, edge_dim)])
         self.source = nn.Linear(node_dim, width)  # its bias is b
         self.target = nn.Linear(node_dim, width, bias=False)
         self.edge = nn.Linear(edge_dim, width, bias=False)
@@ -50,5 +60,9 @@ class EdgeUpdate(nn.Module):
         pre = torch.addmm(from_nodes, e, self.edge.weight.t())
         if self.gated:
             value, gate = pre.chunk(2, dim=-1)
-            return self.act(value) * gate
+            message = self.act(value) * gate
+            if self.bilinear is not None:
+                from_source, from_target, from_edge = self.bilinear
+                message = message + from_source(h)[source] * from_target(h)[target] * from_edge(e)
+            return message
         return self.act(pre)

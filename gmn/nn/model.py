@@ -51,7 +51,7 @@ class GMNConfig:
             fourier_max]`` before the encoders' linear map (0: a linear map of the raw
             features).
         fourier_min, fourier_max: range of ω (radians per standard deviation of the feature).
-        edge_message: ``"additive"`` or ``"gated"`` (:class:`gmn.nn.EdgeUpdate`).
+        edge_message: ``"additive"``, ``"gated"`` or ``"bilinear"`` (:class:`gmn.nn.EdgeUpdate`).
         rank_embedding: add to each hidden neuron an embedding of its slot within its layer
             (canonical slot with ``canonical_standardization``, else its rank by bias; see
             :mod:`gmn.nn.canonical`; equivariant as long as no two neurons of a layer tie).
@@ -82,7 +82,7 @@ class GMNConfig:
     fourier_frequencies: int = 0
     fourier_min: float = 1.0
     fourier_max: float = 300.0
-    edge_message: str = "gated"
+    edge_message: str = "bilinear"
     rank_embedding: bool = True
     canonical_standardization: bool = True
 
