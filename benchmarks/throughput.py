@@ -22,6 +22,7 @@ import time
 import torch
 
 from gmn.graph.template import GraphTemplate
+from gmn.graph.weights import Weights
 from gmn.models.siren import Siren
 from gmn.nn import GMN
 
@@ -29,12 +30,12 @@ from gmn.nn import GMN
 def siren_batch(batch_size: int, device: torch.device):
     """A ``Batch`` of ``batch_size`` seeded SIREN 2→32→32→1 graphs, with labels."""
     template = GraphTemplate.from_module(Siren(2, (32, 32), 1))
-    params = []
+    state_dicts = []
     for seed in range(batch_size):
         torch.manual_seed(seed)
-        params.append(Siren(2, (32, 32), 1).state_dict())
+        state_dicts.append(Siren(2, (32, 32), 1).state_dict())
     labels = torch.arange(batch_size) % 10
-    return template.batch(params, y=labels).to(device)
+    return Weights.from_state_dicts(template, state_dicts).graphs(y=labels).to(device)
 
 
 def reset_peak_memory(device: torch.device) -> None:
@@ -89,6 +90,7 @@ def measure(width: int, layers: int, batch, device: torch.device, steps: int, wa
     torch.manual_seed(0)
     model = GMN(hidden_dim=width, edge_dim=edge_dim, num_layers=layers, out_dim=10,
                 **(options or {})).to(device)
+    model.fit_feature_statistics(batch)  # as in training: canonical statistics are looked up
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     forward = torch.compile(model) if compile_model else model
 
