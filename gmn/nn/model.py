@@ -161,6 +161,12 @@ class GMN(nn.Module):
         ctx = graph_context(batch, c.node_in_dim, c.edge_in_dim, c.num_node_types)
         node_extra = edge_extra = slots = None
         if self.canonical is not None:
+            if self.training and not self.canonical.fitted:
+                raise RuntimeError(
+                    "GMN(canonical_standardization=True) is training without canonical "
+                    "statistics: call model.fit_feature_statistics(training_graphs) first (or "
+                    "build it with canonical_standardization=False)"
+                )
             slots = self.canonical.slots(batch)
             node_extra, edge_extra = self.canonical(batch, slots)
         h = self.node_encoder(batch, node_extra, slots)
