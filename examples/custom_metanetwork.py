@@ -24,7 +24,7 @@ from gmn.graph import vocab
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
 from gmn.models.siren import Siren, SirenLayout
-from gmn.nn import EdgeEncoder, GMNLayer, NodeEncoder, Readout, graph_context
+from gmn.nn import EdgeEncoder, GMNLayer, GraphState, NodeEncoder, Readout, graph_context
 from gmn.train import TrainConfig, Trainer
 
 
@@ -38,17 +38,18 @@ class TinyMetanetwork(nn.Module):
             5, dim, len(vocab.NODE_TYPES), len(vocab.ACTIVATIONS), max_layers=8, max_io_positions=8
         )
         self.edge_encoder = EdgeEncoder(template.edge_dim, dim, len(vocab.EDGE_TYPES))
-        self.layers = nn.ModuleList(GMNLayer(dim, aggregations=("sum", "max")) for _ in range(2))
-        self.readout = Readout(dim, poolings=("output_mean", "edge_mean"))
+        self.layers = nn.ModuleList(GMNLayer(dim=dim, aggregations=("sum", "max"))
+                                    for _ in range(2))
+        self.readout = Readout(dim=dim, poolings=("output_mean", "edge_mean"))
         self.head = nn.Linear(self.readout.out_dim, num_classes)
 
     def forward(self, params: torch.Tensor) -> torch.Tensor:
         graphs = self.template.batch(params)  # one gather, no loop over the batch
         ctx = graph_context(graphs, 5, self.template.edge_dim, len(vocab.NODE_TYPES))
-        h, e = self.node_encoder(graphs), self.edge_encoder(graphs)
+        state = GraphState(node=self.node_encoder(graphs), edge=self.edge_encoder(graphs))
         for layer in self.layers:
-            h, e, _ = layer(h, e, ctx)
-        return self.head(self.readout(h, e, None, ctx))
+            state = layer(state, ctx)  # every block: forward(state, ctx) -> GraphState
+        return self.head(self.readout(state, ctx))
 
 
 def main() -> None:

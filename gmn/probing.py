@@ -5,9 +5,10 @@ May import: gmn.nn, gmn.scatter, gmn.batches.
 ``with gmn.probe(model, layers=[...]) as p: model(inputs)`` hooks the named modules; after
 the forward, ``p.states()`` is ``{name: Tensor[n_samples, d]}``. Two kinds of module:
 
-* a module that takes a :class:`gmn.nn.GraphContext` and returns the triple of node, edge
-  and graph states (``(h [N, d], e [E, d], u [B, d] | None)``, e.g. each ``GMNLayer`` of a
-  ``gmn.nn.GMN``) gives per-graph pooled states, one row per input network:
+* a module that returns a :class:`gmn.nn.GraphState` (node [N, d], edge [E, d], graph
+  [B, d] | None) given a :class:`gmn.nn.GraphContext` (every block of :mod:`gmn.nn`, e.g.
+  each ``GMNLayer`` of a ``gmn.nn.GMN``) gives per-graph pooled states, one row per input
+  network:
   ``name/node_mean`` [B, d], ``name/edge_mean`` [B, d], ``name/node_type_mean``
   [B, num_node_types * d] (0 for types a graph lacks), ``name/graph`` [B, d] when the layer
   keeps a graph state, and with ``node_level=True`` ``name/nodes`` [N, d] and
@@ -29,6 +30,7 @@ from torch import Tensor, nn
 
 from gmn.batches import is_graph_data, move_to
 from gmn.nn.context import GraphContext
+from gmn.nn.state import GraphState
 from gmn.scatter import scatter
 
 
@@ -108,7 +110,10 @@ class Probe:
             self._calls[name] = self._calls.get(name, 0) + 1
             ctx = next((a for a in (*args, *kwargs.values()) if isinstance(a, GraphContext)),
                        None)
-            if ctx is not None and isinstance(output, tuple) and len(output) == 3:
+            if isinstance(output, GraphState):
+                if ctx is None:
+                    raise ValueError(f"probe: module {name!r} returned a GraphState but was "
+                                     "given no GraphContext to pool it per graph")
                 h, e, u = output
                 for kind, state in _pooled_graph_states(h, e, u, ctx).items():
                     self._record(f"{name}/{kind}", state)

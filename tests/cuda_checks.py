@@ -149,6 +149,7 @@ def _forward_backward(model: nn.Module, batch) -> tuple[Tensor, dict[str, Tensor
 
 
 def _compare_gmn(r: Report, name: str, model: nn.Module, batch, device: torch.device) -> None:
+    model.fit_feature_statistics(batch)  # canonical statistics: their lookups run on device
     logits_cpu, grads_cpu = _forward_backward(model, batch)
     on_device = copy.deepcopy(model).to(device)
     logits, grads = _forward_backward(on_device, batch.to(device))
@@ -181,7 +182,9 @@ def check_gmn_invariance_and_bf16(device: torch.device) -> Report:
     r = Report()
     template, flat = _siren_params(32)
     batch = template.batch(flat.to(device), y=(torch.arange(32) % 10).to(device))
-    model = _gmn().to(device)
+    model = _gmn()
+    model.fit_feature_statistics(template.batch(flat))
+    model = model.to(device)
     moved = permute(Weights.from_graphs(batch), torch.Generator().manual_seed(1)).graphs(
         y=batch.y)
     r.true("permuted on device", moved.x.device.type == device.type)
@@ -297,7 +300,10 @@ def _graph_classifier(template) -> nn.Module:
     """[B, P] SIREN parameters → GMN logits [B, 4]: the benchmark's GMN family in miniature."""
     from gmn.nn.params_to_gmn import ParamsToGraph
 
-    return nn.Sequential(ParamsToGraph(template), _gmn(out_dim=4, hidden_dim=16, num_layers=1))
+    graph = ParamsToGraph(template)
+    model = _gmn(out_dim=4, hidden_dim=16, num_layers=1)
+    model.fit_feature_statistics(graph(_siren_params(56)[1]))  # the check's training INRs
+    return nn.Sequential(graph, model)
 
 
 def _weights(model: nn.Module) -> Tensor:

@@ -68,7 +68,7 @@ def test_canonical_gmn_is_invariant_and_its_features_are_informative(name):
     original, permuted, old_node_of = permuted_batch(network, seed=2)
     with torch.no_grad():
         torch.testing.assert_close(model(permuted), model(original), rtol=1e-5, atol=1e-5)
-        states, states_permuted = model.encode(original), model.encode(permuted)
+        (states, _), (states_permuted, _) = model.encode(original), model.encode(permuted)
         node_z, edge_z = model.canonical(original)
     torch.testing.assert_close(states_permuted.node, states.node[old_node_of],
                                rtol=1e-5, atol=1e-5)

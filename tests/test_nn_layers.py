@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gmn.nn import AttentionPooling, EdgeUpdate, GraphContext, NodeUpdate, Readout
+from gmn.nn import AttentionPooling, EdgeUpdate, GraphContext, GraphState, NodeUpdate, Readout
 
 
 def tiny_context() -> GraphContext:
@@ -26,7 +26,9 @@ def test_factorised_edge_update_equals_a_dense_layer_on_the_concatenation():
     src, dst = ctx.edge_index
     weight = torch.cat([update.source.weight, update.target.weight, update.edge.weight], dim=1)
     dense = torch.tanh(torch.cat([h[src], h[dst], e], dim=1) @ weight.t() + update.source.bias)
-    torch.testing.assert_close(update(h, e, ctx.edge_index), dense)
+    out = update(GraphState(h, e), ctx)
+    torch.testing.assert_close(out.edge, dense)
+    assert out.node is h  # an edge update replaces the edge states only
 
 
 def test_bilinear_edge_update_equals_its_formula_edge_by_edge():
@@ -34,14 +36,15 @@ def test_bilinear_edge_update_equals_its_formula_edge_by_edge():
     torch.manual_seed(0)
     update = EdgeUpdate(node_dim=3, edge_dim=4, activation=nn.Tanh, message="bilinear").double()
     h, e = torch.randn(5, 3, dtype=torch.double), torch.randn(3, 4, dtype=torch.double)
-    edge_index = tiny_context().edge_index
+    ctx = tiny_context()
+    edge_index = ctx.edge_index
     weight = torch.cat([update.source.weight, update.target.weight, update.edge.weight], dim=1)
     p, q, r = update.bilinear
     for k, (i, j) in enumerate(edge_index.t().tolist()):
         pre = torch.cat([h[i], h[j], e[k]]) @ weight.t() + update.source.bias
         value, gate = pre[:4], pre[4:]
         expected = torch.tanh(value) * gate + p(h[i]) * q(h[j]) * r(e[k])
-        torch.testing.assert_close(update(h, e, edge_index)[k], expected)
+        torch.testing.assert_close(update(GraphState(h, e), ctx).edge[k], expected)
 
 
 def test_node_update_separates_incoming_and_outgoing_edges():
@@ -51,7 +54,7 @@ def test_node_update_separates_incoming_and_outgoing_edges():
     update.mlp[0].register_forward_hook(lambda m, args, out: captured.update(inp=args[0]))
     h = torch.zeros(5, 2, dtype=torch.double)
     e = torch.tensor([[1.0], [3.0], [5.0]], dtype=torch.double)
-    update(h, e, tiny_context().edge_index)
+    update(GraphState(h, e), tiny_context())
     # columns: h (2), in-mean, in-sum, out-mean, out-sum
     expected = torch.tensor([[0, 0, 0, 0, 1, 1],
                              [0, 0, 0, 0, 3, 3],
@@ -66,7 +69,7 @@ def test_readouts_known_answers():
     h = torch.tensor([[1.0], [2.0], [6.0], [4.0], [8.0]])
     e = torch.tensor([[1.0], [2.0], [7.0]])
     names = ("node_mean", "node_sum", "node_max", "edge_mean", "output_mean", "output_max")
-    pooled = Readout(1, names)(h, e, None, ctx)
+    pooled = Readout(dim=1, poolings=names)(GraphState(h, e), ctx)
     expected = torch.tensor([[3.0, 9.0, 6.0, 1.5, 6.0, 6.0],
                              [6.0, 12.0, 8.0, 7.0, 8.0, 8.0]])
     torch.testing.assert_close(pooled, expected)

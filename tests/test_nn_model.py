@@ -24,6 +24,7 @@ def test_gradients_reach_every_parameter():
     # SIREN first: PyG collates the first graph's keys, and only the CNN has int_buffers
     batch = Batch.from_data_list([gmn.from_state_dict(make_siren(seed=0)),
                                   gmn.from_state_dict(make_cnn(seed=0))])
+    model.fit_feature_statistics(batch)
     model(batch).square().sum().backward()
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None, name
@@ -44,6 +45,7 @@ def test_unknown_option_is_rejected_by_name():
 def test_missing_field_is_named(name):
     graph = gmn.from_state_dict(make_siren())
     model = GMN(hidden_dim=8, num_layers=1)
+    model.fit_feature_statistics(graph)
     if name == "edge_layer":  # not read by the GMN: a graph without it still works
         del graph[name]
         assert model(graph).shape == (1, 10)
@@ -56,6 +58,7 @@ def test_missing_field_is_named(name):
 def test_wrong_widths_dtypes_and_ranges_are_named():
     graph = gmn.from_state_dict(make_siren())
     model = GMN(hidden_dim=8, num_layers=1)
+    model.fit_feature_statistics(graph)
     wide = graph.clone()
     wide.x = torch.cat([graph.x, graph.x[:, :1]], dim=1)
     with pytest.raises(GraphFieldError, match="'x' has 6 feature columns.*node_in_dim=5"):
@@ -77,7 +80,19 @@ def test_wrong_widths_dtypes_and_ranges_are_named():
     with pytest.raises(GraphFieldError, match="'node_layer'.*max_layers=64"):
         model(deep)
     # the configured width is accepted (extra node features, e.g. function samples)
-    assert GMN(hidden_dim=8, num_layers=1, node_in_dim=6)(wide).shape == (1, 10)
+    wider = GMN(hidden_dim=8, num_layers=1, node_in_dim=6)
+    wider.fit_feature_statistics(wide)
+    assert wider(wide).shape == (1, 10)
+
+
+def test_training_without_canonical_statistics_is_refused_by_name():
+    graph = gmn.from_state_dict(make_siren())
+    model = GMN(hidden_dim=8, num_layers=1)
+    with pytest.raises(RuntimeError, match="fit_feature_statistics"):
+        model(graph)
+    assert model.eval()(graph).shape == (1, 10)  # inference (invariance tests, probes) runs
+    model.train().fit_feature_statistics(graph)
+    assert model(graph).shape == (1, 10)
 
 
 def test_feature_statistics_standardise_without_touching_the_batch():
@@ -104,7 +119,9 @@ def test_same_seed_same_model_and_output():
     outputs = []
     for seed in (0, 0, 1):
         torch.manual_seed(seed)
-        outputs.append(GMN(hidden_dim=8, num_layers=2)(batch))
+        model = GMN(hidden_dim=8, num_layers=2)
+        model.fit_feature_statistics(batch)
+        outputs.append(model(batch))
     assert torch.equal(outputs[0], outputs[1])
     assert not torch.equal(outputs[0], outputs[2])
 

@@ -38,7 +38,7 @@ def test_pooled_states_known_answers():
     batch = next(iter(DataLoader(graphs, batch_size=2)))
     with gmn.probe(model, layers=["layers.1"], node_level=True) as p:
         states = p.run(batch)
-    final = model.encode(batch)
+    final, _ = model.encode(batch)
     torch.testing.assert_close(states["layers.1/nodes"], final.node)
     torch.testing.assert_close(states["layers.1/edges"], final.edge)
     first = batch.batch == 0
@@ -48,3 +48,31 @@ def test_pooled_states_known_answers():
         rows = final.node[(batch.batch == 1) & (batch.node_type == t)]
         expected = rows.mean(0) if len(rows) else torch.zeros(8)
         torch.testing.assert_close(per_type[t], expected)
+
+
+def test_a_custom_block_with_the_state_signature_is_probed_like_a_gmn_layer():
+    """One protocol: any module ``forward(state, ctx) -> GraphState`` is pooled per graph."""
+    from torch import nn
+
+    from gmn.nn import GraphState, graph_context
+
+    class Doubling(nn.Module):
+        def forward(self, state, ctx):
+            return state._replace(node=2 * state.node)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = Doubling()
+
+        def forward(self, batch):
+            ctx = graph_context(batch, 5, 3, model.config.num_node_types)
+            return self.block(GraphState(batch.x, batch.edge_attr), ctx).node.sum()
+
+    model, graphs = model_and_graphs(n=3)
+    batch = next(iter(DataLoader(graphs, batch_size=3)))
+    with gmn.probe(Net(), layers=["block"]) as p:
+        states = p.run(batch)
+    expected = torch.stack([2 * batch.x[batch.batch == g].mean(0) for g in range(3)])
+    torch.testing.assert_close(states["block/node_mean"], expected)
+    assert states["block/edge_mean"].shape == (3, 3)

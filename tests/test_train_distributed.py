@@ -27,13 +27,14 @@ NUM_TRAIN, NUM_EVAL, PER_RANK_BATCH, STEPS = 24, 7, 4, 3
 class ParamsToGMN(nn.Module):
     """[B, P] flat SIREN parameters -> graphs (GraphTemplate) -> GMN -> [B, 3] logits."""
 
-    def __init__(self, template):
+    def __init__(self, template, train_params: Tensor):
         super().__init__()
         from gmn.nn import GMN
 
         self.template = template
         # no dropout: two ranks draw other masks than one process over the combined batch
         self.gmn = GMN(out_dim=3, hidden_dim=16, num_layers=2, dropout=0.0)
+        self.gmn.fit_feature_statistics(template.batch(train_params))
 
     def forward(self, params: Tensor) -> Tensor:
         return self.gmn(self.template.batch(params))
@@ -57,7 +58,7 @@ def train(run_dir: str, batch_size: int):
 
     template, train_set, eval_set = siren_data()
     trainer = Trainer(
-        lambda: ParamsToGMN(template),
+        lambda: ParamsToGMN(template, train_set.tensors[0]),
         train_set,
         eval_set,
         eval_set,

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch_geometric.data import Batch
 
 from gmn.data.model_zoo import ModelZoo
 from gmn.graph.weight_statistics import weight_statistics
@@ -75,20 +76,25 @@ def _mse(outputs: Tensor, targets: Tensor) -> Tensor:
     return F.mse_loss(outputs.squeeze(-1), targets)
 
 
+# The GMN measured on model zoos (docs/zoo.md), pinned: gmn.nn.GMN's defaults are the INR
+# benchmark's weights-only configuration, whose canonical features assume networks trained
+# from one shared initialisation (a zoo's CNNs start from their own seeds).
+ZOO_GMN = {"dropout": 0.0, "fourier_frequencies": 0, "edge_message": "additive",
+           "rank_embedding": False, "canonical_standardization": False}
+
+
 def gmn_predictor(zoo, split, targets, seed, options) -> np.ndarray:
     """A GMN on the raw parameter graphs (weights only), trained with MSE on standardised
     targets; the best validation epoch is kept."""
     mean, std = targets[split["train"]].mean(), targets[split["train"]].std()
     sets = {name: _graph_list(zoo, idx, (targets[idx] - mean) / std)
             for name, idx in split.items()}
-    x = torch.cat([g.x for g in sets["train"]]).double()
-    edges = torch.cat([g.edge_attr for g in sets["train"]]).double()
+    training_graphs = Batch.from_data_list(sets["train"])
 
     def build():
         model = GMN(out_dim=1, hidden_dim=options["hidden"], num_layers=options["layers"],
-                    readout=("node_mean", "edge_mean", "node_max"))
-        model.set_feature_statistics(x.mean(0).float(), x.std(0).float(),
-                                     edges.mean(0).float(), edges.std(0).float())
+                    readout=("node_mean", "edge_mean", "node_max"), **ZOO_GMN)
+        model.fit_feature_statistics(training_graphs)
         return model
 
     config = TrainConfig(run_dir=str(Path(options["run_dir"]) / f"gmn-{seed}"), seed=seed,

@@ -14,17 +14,18 @@ from gmn.nn.encoders import EdgeEncoder, NodeEncoder
 from gmn.nn.fourier import ScalarFourierFeatures
 from gmn.nn.global_update import GlobalUpdate
 from gmn.nn.layer import GMNLayer
-from gmn.nn.model import GMN, GMNConfig, GraphStates
+from gmn.nn.model import GMN, GMNConfig
 from gmn.nn.node_update import NodeUpdate
 from gmn.nn.readout import POOLINGS, AttentionPooling, Readout
 from gmn.nn.standardize import Standardize
+from gmn.nn.state import GraphState
 
 __all__ = [
     "CanonicalStandardize",
     "GMN",
     "GMNConfig",
     "GMNLayer",
-    "GraphStates",
+    "GraphState",
     "GraphContext",
     "GraphFieldError",
     "graph_context",

@@ -155,6 +155,11 @@ class CanonicalStandardize(nn.Module):
         self.edge = KeyedStandardize(edge_features)
         self.signature = KeyedStandardize(0)  # its ``mean``: the reference signature of a key
 
+    @property
+    def fitted(self) -> bool:
+        """Whether :meth:`fit` has set the statistics (unfitted, every feature is 0)."""
+        return bool(len(self.node.keys))
+
     def slots(self, graph) -> Tensor:
         """[N] long: every neuron's canonical slot."""
         slots = neuron_slots(graph)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import nn
+
+from gmn.nn.context import GraphContext
+from gmn.nn.state import GraphState
 
 EDGE_MESSAGES = ("additive", "gated", "bilinear")
 
@@ -32,11 +35,12 @@ class EdgeUpdate(nn.Module):
         activation: module class for σ.
         message: ``"additive"``, ``"gated"`` or ``"bilinear"``.
 
-    Shapes: ``forward(h [N, node_dim], e [E, edge_dim], edge_index [2, E]) -> [E, edge_dim]``.
+    Shapes: ``forward(state, ctx) -> state`` with ``state.edge`` replaced by the message
+    [E, edge_dim] (``state.node`` [N, node_dim], ``state.edge`` [E, edge_dim]).
     """
 
-    def __init__(self, node_dim: int, edge_dim: int, activation: type[nn.Module] = nn.SiLU,
-                 message: str = "additive"):
+    def __init__(self, *, node_dim: int, edge_dim: int,
+                 activation: type[nn.Module] = nn.SiLU, message: str = "additive"):
         super().__init__()
         if message not in EDGE_MESSAGES:
             raise ValueError(f"edge message must be one of {EDGE_MESSAGES}, got {message!r}")
@@ -52,17 +56,18 @@ class EdgeUpdate(nn.Module):
         self.edge = nn.Linear(edge_dim, width, bias=False)
         self.act = activation()
 
-    def forward(self, h: Tensor, e: Tensor, edge_index: Tensor) -> Tensor:
-        source, target = edge_index
+    def forward(self, state: GraphState, ctx: GraphContext) -> GraphState:
+        h, e = state.node, state.edge
+        source, target = ctx.edge_index
         projections = torch.cat([self.source(h), self.target(h)])  # [2N, edge_dim]
         rows = torch.stack([source, target + h.shape[0]], dim=1)  # [E, 2]
         from_nodes = nn.functional.embedding_bag(rows, projections, mode="sum")
         pre = torch.addmm(from_nodes, e, self.edge.weight.t())
-        if self.gated:
-            value, gate = pre.chunk(2, dim=-1)
-            message = self.act(value) * gate
-            if self.bilinear is not None:
-                from_source, from_target, from_edge = self.bilinear
-                message = message + from_source(h)[source] * from_target(h)[target] * from_edge(e)
-            return message
-        return self.act(pre)
+        if not self.gated:
+            return state._replace(edge=self.act(pre))
+        value, gate = pre.chunk(2, dim=-1)
+        message = self.act(value) * gate
+        if self.bilinear is not None:
+            from_source, from_target, from_edge = self.bilinear
+            message = message + from_source(h)[source] * from_target(h)[target] * from_edge(e)
+        return state._replace(edge=message)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn
 
 from gmn.nn.context import GraphContext
 from gmn.nn.edge_update import EdgeUpdate
 from gmn.nn.global_update import GlobalUpdate
 from gmn.nn.node_update import NodeUpdate
+from gmn.nn.state import GraphState
 
 NORMS = ("layer", "none")
 
@@ -41,17 +42,20 @@ class GMNLayer(nn.Module):
             edges outnumber nodes).
         edge_message: ``"additive"`` or ``"gated"`` (:class:`EdgeUpdate`).
 
-    Shapes: ``forward(h [N, d], e [E, edge_dim], ctx, u [B, d] | None) -> (h, e, u)``.
+    Shapes: ``forward(state, ctx) -> state``: ``state.node`` [N, d], ``state.edge``
+    [E, edge_dim], ``state.graph`` [B, d] (or None without ``use_global``).
     """
 
-    def __init__(self, dim: int, aggregations: tuple[str, ...] = ("mean",),
+    def __init__(self, *, dim: int, aggregations: tuple[str, ...] = ("mean",),
                  use_global: bool = False, norm: str = "layer", dropout: float = 0.0,
                  activation: type[nn.Module] = nn.SiLU, update_global: bool | None = None,
                  edge_dim: int | None = None, edge_message: str = "additive"):
         super().__init__()
         edge_dim = edge_dim or dim
-        self.edge_update = EdgeUpdate(dim, edge_dim, activation, edge_message)
-        self.node_update = NodeUpdate(dim, edge_dim, aggregations, activation)
+        self.edge_update = EdgeUpdate(node_dim=dim, edge_dim=edge_dim, activation=activation,
+                                      message=edge_message)
+        self.node_update = NodeUpdate(node_dim=dim, edge_dim=edge_dim,
+                                      aggregations=aggregations, activation=activation)
         self.edge_norm = make_norm(norm, edge_dim)
         self.node_norm = make_norm(norm, dim)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
@@ -62,17 +66,19 @@ class GMNLayer(nn.Module):
         if use_global:
             self.global_to_node = nn.Linear(dim, dim)
         if self.update_global:
-            self.global_update = GlobalUpdate(dim, activation, edge_dim)
+            self.global_update = GlobalUpdate(dim=dim, activation=activation, edge_dim=edge_dim)
             self.global_norm = make_norm(norm, dim)
 
-    def forward(self, h: Tensor, e: Tensor, ctx: GraphContext,
-                u: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+    def forward(self, state: GraphState, ctx: GraphContext) -> GraphState:
         if self.use_global:
-            if u is None:
-                raise ValueError("GMNLayer(use_global=True) needs the graph state u")
-            h = h + self.global_to_node(u)[ctx.batch]
-        e = self.edge_norm(e + self.dropout(self.edge_update(h, e, ctx.edge_index)))
-        h = self.node_norm(h + self.dropout(self.node_update(h, e, ctx.edge_index)))
+            if state.graph is None:
+                raise ValueError("GMNLayer(use_global=True) needs the graph state (state.graph)")
+            state = state._replace(node=state.node + self.global_to_node(state.graph)[ctx.batch])
+        message = self.edge_update(state, ctx).edge
+        state = state._replace(edge=self.edge_norm(state.edge + self.dropout(message)))
+        message = self.node_update(state, ctx).node
+        state = state._replace(node=self.node_norm(state.node + self.dropout(message)))
         if self.update_global:
-            u = self.global_norm(u + self.dropout(self.global_update(u, h, e, ctx)))
-        return h, e, u
+            message = self.global_update(state, ctx).graph
+            state = state._replace(graph=self.global_norm(state.graph + self.dropout(message)))
+        return state

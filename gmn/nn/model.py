@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -15,6 +14,7 @@ from gmn.nn.context import GraphContext, graph_context
 from gmn.nn.encoders import EdgeEncoder, NodeEncoder
 from gmn.nn.layer import GMNLayer
 from gmn.nn.readout import Readout
+from gmn.nn.state import GraphState
 from gmn.scatter import scatter
 
 ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU}
@@ -109,15 +109,6 @@ class GMNConfig:
         return cls(**kwargs)
 
 
-class GraphStates(NamedTuple):
-    """Hidden states after the last layer: node [N, d], edge [E, d], graph [B, d] or None."""
-
-    node: Tensor
-    edge: Tensor
-    graph: Tensor | None
-    context: GraphContext
-
-
 class GMN(nn.Module):
     """A graph metanetwork over ``ParameterGraph`` batches.
 
@@ -149,36 +140,47 @@ class GMN(nn.Module):
                                         c.edge_in_dim if canonical else 0)
         reads_global = "global" in c.readout
         self.layers = nn.ModuleList(
-            GMNLayer(d, c.aggregations, c.use_global, c.norm, c.dropout, activation,
+            GMNLayer(dim=d, aggregations=c.aggregations, use_global=c.use_global, norm=c.norm,
+                     dropout=c.dropout, activation=activation,
                      update_global=c.use_global and (i < c.num_layers - 1 or reads_global),
                      edge_dim=c.edge_dim, edge_message=c.edge_message)
             for i in range(c.num_layers)
         )
-        self.readout = Readout(d, c.readout, c.attention_heads, c.edge_dim)
+        self.readout = Readout(dim=d, poolings=c.readout, attention_heads=c.attention_heads,
+                               edge_dim=c.edge_dim)
         self.head = nn.Sequential(
             nn.Linear(self.readout.out_dim, d), activation(), nn.Dropout(c.dropout),
             nn.Linear(d, c.out_dim),
         )
 
-    def encode(self, batch) -> GraphStates:
-        """Validate ``batch`` and run encoders and layers; see :class:`GraphStates`."""
+    def encode(self, batch) -> tuple[GraphState, GraphContext]:
+        """Validate ``batch`` and run encoders and layers: the last layer's
+        :class:`GraphState` (node [N, d], edge [E, edge_dim], graph [B, d] or None) and the
+        batch's :class:`GraphContext`."""
         c = self.config
         ctx = graph_context(batch, c.node_in_dim, c.edge_in_dim, c.num_node_types)
         node_extra = edge_extra = slots = None
         if self.canonical is not None:
+            if self.training and not self.canonical.fitted:
+                raise RuntimeError(
+                    "GMN(canonical_standardization=True) is training without canonical "
+                    "statistics: call model.fit_feature_statistics(training_graphs) first (or "
+                    "build it with canonical_standardization=False)"
+                )
             slots = self.canonical.slots(batch)
             node_extra, edge_extra = self.canonical(batch, slots)
         h = self.node_encoder(batch, node_extra, slots)
         e = self.edge_encoder(batch, edge_extra)
         u = scatter(h, ctx.batch, ctx.num_graphs, "mean") if c.use_global else None
+        state = GraphState(h, e, u)
         for layer in self.layers:
-            h, e, u = layer(h, e, ctx, u)
-        return GraphStates(h, e, u, ctx)
+            state = layer(state, ctx)
+        return state, ctx
 
     def forward(self, batch) -> Tensor:
         """``batch``: a ``ParameterGraph`` or a PyG ``Batch`` of B of them -> [B, out_dim]."""
-        states = self.encode(batch)
-        return self.head(self.readout(states.node, states.edge, states.graph, states.context))
+        state, ctx = self.encode(batch)
+        return self.head(self.readout(state, ctx))
 
     def set_feature_statistics(self, x_mean: Tensor, x_std: Tensor, edge_mean: Tensor,
                                edge_std: Tensor) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
+from gmn.nn.context import GraphContext
+from gmn.nn.state import GraphState
 from gmn.scatter import scatter
 
 
@@ -21,10 +23,12 @@ class NodeUpdate(nn.Module):
         aggregations: reductions of :func:`gmn.scatter.scatter`, e.g. ``("mean",)``.
         activation: module class for the MLP's nonlinearity.
 
-    Shapes: ``forward(h [N, node_dim], e [E, edge_dim], edge_index [2, E]) -> [N, node_dim]``.
+    Shapes: ``forward(state, ctx) -> state`` with ``state.node`` replaced by the message
+    [N, node_dim] (``state.node`` [N, node_dim], ``state.edge`` [E, edge_dim]).
     """
 
-    def __init__(self, node_dim: int, edge_dim: int, aggregations: tuple[str, ...] = ("mean",),
+    def __init__(self, *, node_dim: int, edge_dim: int,
+                 aggregations: tuple[str, ...] = ("mean",),
                  activation: type[nn.Module] = nn.SiLU):
         super().__init__()
         self.aggregations = tuple(aggregations)
@@ -33,9 +37,10 @@ class NodeUpdate(nn.Module):
             nn.Linear(in_dim, node_dim), activation(), nn.Linear(node_dim, node_dim)
         )
 
-    def forward(self, h: Tensor, e: Tensor, edge_index: Tensor) -> Tensor:
-        source, target = edge_index
+    def forward(self, state: GraphState, ctx: GraphContext) -> GraphState:
+        h, e = state.node, state.edge
+        source, target = ctx.edge_index
         num_nodes = h.shape[0]
         incoming = [scatter(e, target, num_nodes, reduce) for reduce in self.aggregations]
         outgoing = [scatter(e, source, num_nodes, reduce) for reduce in self.aggregations]
-        return self.mlp(torch.cat([h, *incoming, *outgoing], dim=-1))
+        return state._replace(node=self.mlp(torch.cat([h, *incoming, *outgoing], dim=-1)))

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from gmn.nn.context import GraphContext
+from gmn.nn.state import GraphState
 from gmn.scatter import scatter
 
 REDUCTIONS = ("mean", "sum", "max")
@@ -45,7 +46,7 @@ class AttentionPooling(nn.Module):
     Shapes: ``forward(h [N, d], ctx) -> [B, d]``; ``d`` must divide by ``heads``.
     """
 
-    def __init__(self, dim: int, heads: int = 4):
+    def __init__(self, *, dim: int, heads: int = 4):
         super().__init__()
         if dim % heads:
             raise ValueError(f"attention pooling: dim={dim} is not divisible by heads={heads}")
@@ -69,10 +70,11 @@ class Readout(nn.Module):
     ``out_dim`` is ``dim`` per node, output, attention or global pooling plus ``edge_dim``
     (default ``dim``) per edge pooling.
 
-    Shapes: ``forward(h [N, d], e [E, edge_dim], u [B, d] | None, ctx) -> [B, out_dim]``.
+    Shapes: ``forward(state, ctx) -> [B, out_dim]`` (``state.node`` [N, d], ``state.edge``
+    [E, edge_dim], ``state.graph`` [B, d] or None).
     """
 
-    def __init__(self, dim: int, poolings: tuple[str, ...] = ("node_mean", "edge_mean"),
+    def __init__(self, *, dim: int, poolings: tuple[str, ...] = ("node_mean", "edge_mean"),
                  attention_heads: int = 4, edge_dim: int | None = None):
         super().__init__()
         unknown = [name for name in poolings if name not in POOLINGS]
@@ -82,9 +84,10 @@ class Readout(nn.Module):
         self.out_dim = sum((edge_dim or dim) if name.startswith("edge_") else dim
                            for name in self.poolings)
         if "attention" in self.poolings:
-            self.attention = AttentionPooling(dim, attention_heads)
+            self.attention = AttentionPooling(dim=dim, heads=attention_heads)
 
-    def forward(self, h: Tensor, e: Tensor, u: Tensor | None, ctx: GraphContext) -> Tensor:
+    def forward(self, state: GraphState, ctx: GraphContext) -> Tensor:
+        h, e, u = state
         return torch.cat([self._pool(name, h, e, u, ctx) for name in self.poolings], dim=-1)
 
     def _pool(self, name: str, h: Tensor, e: Tensor, u: Tensor | None,
