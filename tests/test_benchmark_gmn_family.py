@@ -30,11 +30,12 @@ def test_defaults_and_overrides():
 
     model, train = split_gmn_config({})
     assert model == {"function_samples": False}  # gmn: gmn.nn.GMN's own defaults, no samples
-    assert (train["lr"], train["weight_decay"], train["shift_pixels"]) == (1e-2, 0.05, "auto")
+    assert (train["lr"], train["weight_decay"], train["shift_pixels"]) == (1e-2, 0.05, 0)
     assert (train["batch_size"], train["epochs"]) == (32, 40)
     assert split_gmn_config({}, "gmn_noaug")[0] == model
     probe, probe_train = split_gmn_config({}, "gmn_probe")
     assert (probe_train["lr"], probe_train["batch_size"], probe_train["epochs"]) == (3e-3, 64, None)
+    assert probe_train["shift_pixels"] == "auto"
     assert probe["function_samples"] is True
     assert (probe["hidden_dim"], probe["num_layers"], probe["dropout"]) == (64, 2, 0.2)
     assert (probe["fourier_frequencies"], probe["edge_message"]) == (0, "additive")
