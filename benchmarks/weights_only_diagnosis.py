@@ -91,10 +91,10 @@ def logistic_regression_accuracy(features: Tensor, labels: Tensor, split: dict) 
 def canonical_features(template, params: Tensor, train: Tensor, refinements: int) -> Tensor:
     """[N, E + N_nodes]: every INR's canonically standardised weights and biases
     (:class:`gmn.nn.CanonicalStandardize` fitted on ``train``), ordered by canonical key."""
+    from gmn.graph.parameter_graph import NODE_FEATURES
     from gmn.nn.canonical import CanonicalStandardize, canonical_keys
 
-    canonical = CanonicalStandardize(template.batch(params[:1]).x.shape[1],
-                                     template.batch(params[:1]).edge_attr.shape[1],
+    canonical = CanonicalStandardize(len(NODE_FEATURES), template.edge_dim,
                                      refinements=refinements)
     canonical.fit(template.batch(params[train]))
     graphs = template.batch(params)

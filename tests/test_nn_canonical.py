@@ -113,3 +113,14 @@ def test_batched_slots_equal_each_graph_alone():
                                                      for i in range(4)]))
     alone = torch.cat([canonical.slots(g) for g in graphs])
     assert torch.equal(together, alone)
+
+
+def test_slots_of_a_batch_without_its_batch_vector_are_refused():
+    """Without the ``batch`` field two graphs' neurons would be ranked together."""
+    from gmn.graph.parameter_graph import GraphFieldError
+
+    template, _, train, _ = shared_init_fit(1e-2, 4)
+    graphs = template.batch(train[:2])
+    del graphs.batch
+    with pytest.raises(GraphFieldError, match="'batch' vector"):
+        neuron_slots(graphs)

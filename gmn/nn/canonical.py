@@ -21,25 +21,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from gmn.graph.parameter_graph import validate_graph
 from gmn.nn.rank import rank_within_layer
 
 SLOT_BITS = 20  # up to 2^20 neurons per layer
 NODE_KEY_BITS = 31  # and 2^11 layers: an edge key (two node keys) stays below 2^62
 
 
-def graph_index(graph) -> Tensor:
-    """[N] long: the graph of each node (zeros for a single ``ParameterGraph``)."""
-    batch = getattr(graph, "batch", None)
-    return torch.zeros_like(graph.node_layer) if batch is None else batch
-
-
-def neuron_slots(graph) -> Tensor:
+def neuron_slots(graph, batch: Tensor | None = None) -> Tensor:
     """[N] long: an input/output neuron's position, a hidden neuron's rank within its graph
     and layer by bias, then (ties, e.g. convolutions without bias) by its other node features,
     the sum and the sum of squares of its incoming weights. Permuting hidden neurons permutes
-    the slots."""
+    the slots. ``batch`` [N]: the graph of each node (default: the graph's validated
+    ``batch`` field, ``gmn.graph.parameter_graph.validate_graph``)."""
+    if batch is None:
+        batch = validate_graph(graph)[0]
     layers = int(graph.node_layer.max()) + 1 if graph.node_layer.numel() else 1
-    group = graph_index(graph) * layers + graph.node_layer
+    group = batch * layers + graph.node_layer
     weight = graph.edge_attr[:, 0]
     incoming = graph.x.new_zeros(len(graph.x), 2).index_add_(
         0, graph.edge_index[1], torch.stack([weight, weight * weight], 1).to(graph.x.dtype)
@@ -160,9 +158,9 @@ class CanonicalStandardize(nn.Module):
         """Whether :meth:`fit` has set the statistics (unfitted, every feature is 0)."""
         return bool(len(self.node.keys))
 
-    def slots(self, graph) -> Tensor:
-        """[N] long: every neuron's canonical slot."""
-        slots = neuron_slots(graph)
+    def slots(self, graph, batch: Tensor | None = None) -> Tensor:
+        """[N] long: every neuron's canonical slot (``batch``: as in :func:`neuron_slots`)."""
+        slots = neuron_slots(graph, batch)
         if not len(self.signature.keys):
             return slots
         for nodes in hidden_layers(graph):

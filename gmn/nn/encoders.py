@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gmn.nn.canonical import neuron_slots
 from gmn.nn.context import GraphFieldError, is_output_neuron
 from gmn.nn.fourier import ScalarFourierFeatures
 from gmn.nn.standardize import Standardize
@@ -82,8 +81,8 @@ class NodeEncoder(nn.Module):
 
     def forward(self, graph, extra: Tensor | None = None, slots: Tensor | None = None) -> Tensor:
         """``extra`` [N, extra_dim]: more standardised scalars per node (canonical ones);
-        ``slots`` [N]: canonical slots (``gmn.nn.canonical``) for the rank embedding, which
-        otherwise ranks hidden neurons by bias."""
+        ``slots`` [N]: every neuron's slot (``gmn.nn.canonical``), required by the rank
+        embedding."""
         check_index_range("node_type", graph.node_type, self.node_type.num_embeddings,
                           "num_node_types")
         check_index_range("node_act", graph.node_act, self.node_act.num_embeddings,
@@ -106,7 +105,10 @@ class NodeEncoder(nn.Module):
             + self.node_io_pos(io_row)
         )
         if self.node_rank is not None:
-            rank = neuron_slots(graph) if slots is None else slots
+            if slots is None:
+                raise ValueError("the rank embedding needs every neuron's slot: pass slots="
+                                 "gmn.nn.canonical.neuron_slots(graph, batch)")
+            rank = slots
             check_index_range("neuron rank", rank, self.node_rank.num_embeddings,
                               "max_io_positions")
             hidden = (graph.node_io_pos < 0).unsqueeze(-1)

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from gmn.graph import vocab
 from gmn.graph.parameter_graph import NODE_FEATURES
-from gmn.nn.canonical import CanonicalStandardize
+from gmn.nn.canonical import CanonicalStandardize, neuron_slots
 from gmn.nn.context import GraphContext, graph_context
 from gmn.nn.encoders import EdgeEncoder, NodeEncoder
 from gmn.nn.layer import GMNLayer
@@ -167,8 +167,10 @@ class GMN(nn.Module):
                     "statistics: call model.fit_feature_statistics(training_graphs) first (or "
                     "build it with canonical_standardization=False)"
                 )
-            slots = self.canonical.slots(batch)
+            slots = self.canonical.slots(batch, ctx.batch)
             node_extra, edge_extra = self.canonical(batch, slots)
+        elif c.rank_embedding:
+            slots = neuron_slots(batch, ctx.batch)
         h = self.node_encoder(batch, node_extra, slots)
         e = self.edge_encoder(batch, edge_extra)
         u = scatter(h, ctx.batch, ctx.num_graphs, "mean") if c.use_global else None
