@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
+from . import memory
 from .builder import GraphBuilder
 from .errors import ConversionError
 from .parameter_graph import (
@@ -199,8 +200,8 @@ class GraphTemplate:
         """[B, P + constants] → node features [B*N, 5] and edge features [B*E, F] (gathers)."""
         n = extended.shape[0]
         placed = self._structure_on(extended.device, extended.dtype)
-        x = extended.index_select(1, placed["x_index"])
-        edge_attr = extended.index_select(1, placed["edge_attr_index"])
+        x = memory.index_select(extended, 1, placed["x_index"])
+        edge_attr = memory.index_select(extended, 1, placed["edge_attr_index"])
         return (x.view(n * self.num_nodes, len(NODE_FEATURES)),
                 edge_attr.view(n * self.num_edges, self.edge_dim))
 
@@ -257,7 +258,7 @@ class GraphTemplate:
         flat = params
         n, device = flat.shape[0], flat.device
         constants = self._structure_on(device, flat.dtype)["constants"]
-        x, edge_attr = self._features(torch.cat([flat, constants.expand(n, -1)], dim=1))
+        x, edge_attr = self._features(memory.cat([flat, constants.expand(n, -1)], dim=1))
         static = self._batched_structure(n, device, flat.dtype)
         out = Batch(_base_cls=ParameterGraph, x=x, edge_attr=edge_attr, template=[self] * n,
                     **static["fields"])

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from . import memory
 from .errors import ConversionError
 from .template import GraphTemplate
 
@@ -98,7 +99,7 @@ class Weights:
                                       f"{template.keys[0]!r} holds {n}")
             template._check_entry(key, tensor[0])
             parts.append(tensor.reshape(n, -1).to(template.dtype))
-        params = torch.cat(parts, dim=1)
+        params = memory.cat(parts, dim=1)
         int_buffers = None
         if template.int_entries and all(k in stacked for k in template.int_entries):
             int_buffers = torch.cat([stacked[k].reshape(n, -1).long()
