@@ -101,7 +101,7 @@ def test_batch_has_no_per_sample_python_work(monkeypatch):
 
 def test_batches_above_the_huge_page_threshold_equal_each_graph():
     """Past 8 MiB the outputs come from ``gmn.graph.memory.empty`` (huge pages on Linux)."""
-    from gmn.graph import memory
+    from gmn import memory
 
     template = gmn.GraphTemplate.from_module(make_siren(hidden=(32, 32)))
     n = 1 + memory.MIN_BYTES // (4 * template.num_edges * template.edge_dim)
@@ -115,31 +115,3 @@ def test_batches_above_the_huge_page_threshold_equal_each_graph():
         assert torch.equal(batch.get_example(i).x, single.x)
         assert torch.equal(batch.get_example(i).edge_attr, single.edge_attr)
 
-
-@pytest.mark.parametrize("shape, dtype", [((3, 5), torch.float32), ((1 << 21, 3), torch.float64),
-                                          ((0, 4), torch.float32)])
-def test_memory_empty_gives_the_requested_tensor(shape, dtype):
-    from gmn.graph import memory
-
-    out = memory.empty(shape, dtype, torch.device("cpu"))
-    assert out.shape == shape and out.dtype == dtype and out.is_contiguous()
-    out.fill_(2.5)
-    assert bool((out == 2.5).all())
-
-
-@pytest.mark.parametrize("requires_grad", [False, True])
-def test_memory_cat_and_index_select_equal_torch_and_keep_autograd(requires_grad):
-    from gmn.graph import memory
-
-    generator = torch.Generator().manual_seed(0)
-    big = torch.randn(1 << 20, 3, generator=generator, requires_grad=requires_grad)
-    small = torch.randn(1 << 20, 2, generator=generator)
-    joined = memory.cat([big, small], dim=1)
-    assert torch.equal(joined, torch.cat([big, small], dim=1))
-    index = torch.tensor([4, 0, 0, 2])
-    picked = memory.index_select(joined, 1, index)
-    assert torch.equal(picked, joined.index_select(1, index))
-    assert picked.requires_grad == requires_grad
-    if requires_grad:
-        picked.sum().backward()
-        assert torch.equal(big.grad, torch.tensor([2.0, 0.0, 1.0]).expand(1 << 20, 3))

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from gmn import memory
+
 from .inputs import finite_column_sums
 from .products import column_sums
 
@@ -46,11 +48,13 @@ def centre(x: Tensor, name: str = "x") -> Centred:
     peak = float(spread.max())
     constant = bool(torch.equal(low, high))
     scale = 2.0 ** -math.frexp(peak)[1] if peak > 0 and not constant else 1.0
-    shifted = torch.add((mean.to(x.dtype) * scale).neg()[None, :], x, alpha=scale)
+    # fresh memory, or the first touch of its pages costs as much as the subtraction
+    out = None if memory.tracked(x) else memory.empty(tuple(x.shape), x.dtype, x.device)
+    shifted = torch.add((mean.to(x.dtype) * scale).neg()[None, :], x, alpha=scale, out=out)
     residual = column_sums(shifted) / n
     # The second pass matters only where the residual mean is not negligible against the
     # column's range (large offsets); elsewhere it would cost a pass for nothing.
     negligible = residual.detach().abs() <= RESIDUAL * scale * (high - low).double()
     if not bool(negligible.all()):
-        shifted = shifted - residual.to(x.dtype)[None, :]
+        shifted.sub_(residual.to(x.dtype)[None, :])
     return Centred(shifted, scale, constant)

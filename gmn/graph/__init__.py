@@ -2,7 +2,7 @@
 
 Owns the ``ParameterGraph`` contract and everything that turns a network into one and back;
 it stands alone, below ``nn``, ``data``, ``train`` and ``models``.
-May import: nothing of gmn.
+May import: gmn.memory.
 
 * :mod:`~gmn.graph.parameter_graph`: the contract, ``ParameterGraph``, ``REQUIRED_FIELDS``,
   ``validate_graph`` and ``GraphFieldError``;

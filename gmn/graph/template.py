@@ -25,7 +25,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
-from . import memory
+from gmn import memory
+
 from .builder import GraphBuilder
 from .errors import ConversionError
 from .parameter_graph import (

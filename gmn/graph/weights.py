@@ -23,7 +23,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from . import memory
+from gmn import memory
+
 from .errors import ConversionError
 from .template import GraphTemplate
 

@@ -7,6 +7,8 @@ tensor with 2 MiB pages (``madvise(MADV_HUGEPAGE)``) before anything touches it,
 that to 29 ms (``benchmarks/convert.py`` measures the effect on ``GraphTemplate.batch``).
 Elsewhere (other systems, other devices, small tensors) it is ``torch.empty``. :func:`cat`
 and :func:`index_select` write into such a tensor, unless autograd must see the operation.
+
+May import: nothing of gmn.
 """
 
 from __future__ import annotations
@@ -49,13 +51,14 @@ def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> t
     return out
 
 
-def _tracked(*tensors: torch.Tensor) -> bool:
+def tracked(*tensors: torch.Tensor) -> bool:
+    """Whether autograd records operations on ``tensors`` (then ``out=`` is not allowed)."""
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def cat(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
     """``torch.cat`` of same-dtype, same-device tensors into :func:`empty` memory."""
-    if _tracked(*tensors):
+    if tracked(*tensors):
         return torch.cat(tensors, dim)
     shape = list(tensors[0].shape)
     shape[dim] = sum(t.shape[dim] for t in tensors)
@@ -64,7 +67,7 @@ def cat(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
 
 def index_select(source: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
     """``torch.index_select`` into :func:`empty` memory."""
-    if _tracked(source):
+    if tracked(source):
         return source.index_select(dim, index)
     shape = list(source.shape)
     shape[dim] = len(index)
