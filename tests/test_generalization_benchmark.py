@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks.generalization.cli import main
 
 # easy: 60 models of the reference architecture, 20 of another (held out in the mixed split),
@@ -30,6 +32,9 @@ def test_tiny_run_ranks_cnns_and_reuses_its_zoo(tmp_path):
     shards = {p: p.stat().st_mtime_ns for p in zoo.glob("shard-*")}
     main(["--out", str(tmp_path), "--methods", "statistics_gbt"] + TINY)
     assert {p: p.stat().st_mtime_ns for p in zoo.glob("shard-*")} == shards
+    with pytest.raises(TypeError, match="unknown GMN option.*'bogus'"):  # --gmn-config reaches it
+        main(["--out", str(tmp_path), "--methods", "gmn", "--splits", "mixed",
+              "--gmn-config", '{"bogus": 1}'] + TINY)
 
 
 def test_a_zoo_with_its_own_split_is_scored_on_it(tmp_path):

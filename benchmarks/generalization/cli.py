@@ -43,6 +43,10 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, default=32, help="GMN width")
     parser.add_argument("--layers", type=int, default=3, help="GMN layers")
     parser.add_argument("--lr", type=float, default=3e-3, help="GMN learning rate")
+    parser.add_argument("--gmn-config", type=json.loads, default={},
+                        help="JSON: gmn.nn.GMNConfig fields over the pinned zoo GMN "
+                        "(benchmarks/generalization/methods.py ZOO_GMN), e.g. "
+                        "'{\"fourier_frequencies\": 16}'")
     parser.add_argument("--device", default=None)
     parser.add_argument("--workers", type=int, default=2, help="zoo-building processes")
     parser.add_argument("--threads", type=int, default=1,
@@ -74,7 +78,8 @@ def _run(args: argparse.Namespace) -> dict:
     built = time.perf_counter() - start
     targets = zoo.targets()
     options = {"hidden": args.hidden, "layers": args.layers, "epochs": args.epochs,
-               "lr": args.lr, "device": args.device, "run_dir": str(out / "runs")}
+               "lr": args.lr, "device": args.device, "run_dir": str(out / "runs"),
+               "gmn_config": args.gmn_config}
     runs = []
     for split_name in args.splits:
         for seed in args.seeds:

@@ -92,8 +92,10 @@ def gmn_predictor(zoo, split, targets, seed, options) -> np.ndarray:
     training_graphs = Batch.from_data_list(sets["train"])
 
     def build():
-        model = GMN(out_dim=1, hidden_dim=options["hidden"], num_layers=options["layers"],
-                    readout=("node_mean", "edge_mean", "node_max"), **ZOO_GMN)
+        model = GMN(**{"out_dim": 1, "hidden_dim": options["hidden"],
+                       "num_layers": options["layers"],
+                       "readout": ("node_mean", "edge_mean", "node_max"), **ZOO_GMN,
+                       **options.get("gmn_config", {})})
         model.fit_feature_statistics(training_graphs)
         return model
 
