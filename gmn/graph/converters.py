@@ -51,7 +51,7 @@ def convert_linear(builder: GraphBuilder, path: str, module: nn.Linear, value: V
     builder.connect(source, out, weight, edge_type, reads=value.reads)
     if module.bias is not None:
         out.features["bias"] = builder.param(_key(path, "bias"), (Axis(out.gid),))
-    return Value(out)
+    return Value(out, tokens=value.tokens)
 
 
 @register_converter(nn.Conv1d)
@@ -124,7 +124,7 @@ def normalise(builder: GraphBuilder, path: str, module: nn.Module, value: Value,
         if getattr(module, name, None) is not None:
             target.features[column] = builder.param(_key(path, name), (Axis(target.gid),))
     return Value(target, spatial=value.spatial, flattened=value.flattened,
-                 singleton=value.singleton)
+                 singleton=value.singleton, tokens=value.tokens)
 
 
 @register_converter(nn.modules.batchnorm._BatchNorm)
@@ -188,7 +188,7 @@ def convert_attention(builder: GraphBuilder, path: str, module: nn.MultiheadAtte
     builder.connect(v, out, out_proj.reshape(embed, embed, 1, 1), "linear")
     if module.out_proj.bias is not None:
         out.features["bias"] = builder.param(_key(path, "out_proj.bias"), (Axis(out.gid),))
-    return Value(out), None
+    return Value(out, tokens=value.tokens), None
 
 
 BUILTIN = {convert_linear, convert_conv, convert_batchnorm, convert_layernorm, convert_groupnorm,

@@ -184,6 +184,18 @@ class _Runner:
             return out[0]
         return out if spec["batch_first"] else out.transpose(0, 1)
 
+    @staticmethod
+    def activate(total: Tensor, acts: Tensor, args: Tensor, shape: list[int], gid: int
+                 ) -> Tensor:
+        """One activation per group; its argument per neuron (``args`` [size], viewed as
+        ``shape`` to broadcast over the neurons' dimension) when learned (PReLU)."""
+        record = by_index(int(acts[0]))
+        if bool((acts != acts[0]).any()) or not record.parameter and bool(
+                (args != args[0]).any()):
+            raise ConversionError(f"neuron group {gid} mixes activations; execute evaluates "
+                                  "one activation per layer")
+        return record.fn(total, args.view(shape) if record.parameter else float(args[0]))
+
     def run(self, inputs: Tensor) -> Tensor:
         g = self.graph
         values: dict[int, Tensor] = {}
@@ -215,12 +227,8 @@ class _Runner:
                 total = self.attention(values, spec["attention"], total)
             if residual is not None:
                 total = total + residual
-            acts = g.node_act[nodes]
-            args = g.node_act_arg[nodes]
-            if bool((acts != acts[0]).any()) or bool((args != args[0]).any()):
-                raise ConversionError(f"neuron group {gid} mixes activations; execute evaluates "
-                                      "one activation per layer")
-            values[gid] = by_index(int(acts[0])).fn(total, float(args[0]))
+            values[gid] = self.activate(total, g.node_act[nodes], g.node_act_arg[nodes], shape,
+                                        gid)
         out = _replay(values[self.program["output"]], self.program["output_reads"])
         offset = self.template.metadata.get("output_offset", 0.0)
         return out + offset if offset else out

@@ -27,8 +27,9 @@ Output neurons keep the type of the layer that produced them; ``node_io_pos >= 0
   (constant weight 1): the query-key products decide how the values are mixed.
 
 ``ACTIVATIONS`` (``ParameterGraph.node_act``, the function applied after the neuron; its argument,
-e.g. the SIREN ω₀ or the leaky-ReLU slope, is in ``node_act_arg``). ``unknown`` is recorded when
-a layout is inferred from state_dict keys, which do not say which activation the network used.
+e.g. the SIREN ω₀, the leaky-ReLU slope or a PReLU's learned slope, is in ``node_act_arg``).
+``unknown`` is recorded when a layout is inferred from state_dict keys, which do not say which
+activation the network used.
 The functions themselves are in :mod:`gmn.graph.activations` (one record per name);
 ``gmn.register_activation`` appends user-defined names at run time.
 """
@@ -74,6 +75,7 @@ ACTIVATIONS = (
     "mish",
     "relu6",
     "cosine",
+    "prelu",
 )
 
 NODE_TYPE = {name: i for i, name in enumerate(NODE_TYPES)}
