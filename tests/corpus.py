@@ -518,6 +518,25 @@ class ViTBlockBody(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+class TimmViT(nn.Module):
+    """timm's VisionTransformer: a class token and position embeddings held as parameters of
+    the model, ``torch.cat`` and ``x[:, 0]`` (refused: only Hugging Face's ``ViTEmbeddings``
+    has a converter that places them in the graph)."""
+
+    def __init__(self, embed: int = 8):
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, embed, 4, stride=4)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, embed))
+        self.pos_embed = nn.Parameter(torch.randn(1, 17, embed))
+        self.block = ViTBlockBody(embed, 2)
+        self.norm, self.head = nn.LayerNorm(embed), nn.Linear(embed, 5)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1) + self.pos_embed
+        return self.head(self.norm(self.block(x))[:, 0])
+
+
 class MixerBlock(nn.Module):
     """MLP-Mixer: token mixing transposes tokens and channels."""
 
@@ -670,6 +689,8 @@ def _entries() -> list[Entry]:
         (2, 6, 12), refuses("in module '0' (ViTBlock)"))
     add("vit conv patch embedding, mean over tokens (dim=1)", ConvPatchViT, (2, 3, 8, 8))
     add("vit timm-style PatchEmbed, global_pool='avg'", PatchViT, (2, 3, 16, 16))
+    add("vit timm-style class token and position embedding", wrapped(TimmViT), (2, 3, 16, 16),
+        refuses("its own parameter 'cls_token' in module '0' (TimmViT)"))
     add("mlp-mixer block", wrapped(MixerBlock), (2, 4, 6), refuses("in module '0' (MixerBlock)"))
     add("mobilenet block (depthwise, relu6, hardswish, hardsigmoid)", MobileNetLike,
         (2, 3, 16, 16))

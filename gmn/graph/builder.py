@@ -55,6 +55,9 @@ class NeuronGroup:
     features: dict[str, Tensor] = field(default_factory=dict)  # column -> [size] flat indices
     norm_spec: dict | None = None  # how ``gmn.graph.execute`` normalises (eps, groups, …)
     attention: dict | None = None  # value neurons of an attention: heads, q/k groups, layout
+    # a ``token`` group: the sequence length; its value is the one-hot indicator of the first
+    # ``size`` tokens of the sequence ([1, length, size]); it never moves
+    onehot: int | None = None
     start: int = -1  # first node id, set by ``GraphBuilder.finish``
 
     @property
@@ -89,7 +92,8 @@ class Value:
     ``reads``: ``(function or method name, args, kwargs)`` applied, in order, to the neurons'
     tensor to get this value (pooling, flatten); ``gmn.graph.execute`` replays them.
     ``tokens``: the tensor is known to be a sequence [B, T, features] (made by a patch
-    embedding ``conv(x).flatten(2).transpose(1, 2)``), so dimension 1 indexes tokens.
+    embedding ``conv(x).flatten(2).transpose(1, 2)`` or a ViT's embeddings), so dimension 1
+    indexes tokens.
     """
 
     group: NeuronGroup
@@ -255,7 +259,7 @@ class GraphBuilder:
             act_src[rows] = g.act_arg if isinstance(g.act_arg, Tensor) else const(g.act_arg)
             for column, index in g.features.items():
                 x_src[rows, NODE_FEATURES.index(column)] = index
-        for g in (inputs, outputs):
+        for g in (inputs, outputs, *(g for g in self.groups if g.onehot)):
             node_io_pos[g.start:g.start + g.size] = torch.arange(g.size)
 
         kernels = [b.weight.shape[1:] for b in self.blocks if b.weight is not None] or [(1, 1)]
@@ -314,8 +318,8 @@ class GraphBuilder:
                        edge_type=b.edge_type, reads=b.reads, op=b.op,
                        kernel=tuple(b.weight.shape[1:]) if b.weight is not None else (1, 1))
                   for i, b in enumerate(self.blocks)]
-        groups = [dict(start=g.start, size=g.size, norm=g.norm_spec, attention=g.attention)
-                  for g in self.groups]
+        groups = [dict(start=g.start, size=g.size, norm=g.norm_spec, attention=g.attention,
+                       onehot=g.onehot) for g in self.groups]
         return dict(blocks=blocks, groups=groups, input=inputs.gid, output=outputs.gid,
                     output_reads=self.metadata.pop("output_reads", ()), kernel_max=(kh_max, kw_max))
 

@@ -125,7 +125,7 @@ class _Runner:
         op = block["op"] or {}
         kind = block["edge_type"]
         weight = self.kernel(block, self.groups[block["src"]]["size"])
-        if kind in ("linear", "linear_from_spatial"):
+        if kind in ("linear", "linear_from_spatial", "token_embedding"):
             return F.linear(source, weight.reshape(weight.shape[0], -1))
         if kind == "conv":
             spatial = op["spatial"]
@@ -200,10 +200,14 @@ class _Runner:
         g = self.graph
         values: dict[int, Tensor] = {}
         for gid in self.order():
+            spec = self.groups[gid]
             if gid == self.program["input"]:
                 values[gid] = inputs.to(g.x.dtype)
                 continue
-            spec = self.groups[gid]
+            if spec["onehot"]:  # token indicators [1, length, size]
+                eye = torch.eye(spec["onehot"], dtype=g.x.dtype, device=g.x.device)
+                values[gid] = eye[:, :spec["size"]].unsqueeze(0)
+                continue
             nodes = slice(spec["start"], spec["start"] + spec["size"])
             total, residual, spatial = None, None, 0
             for block in self.into.get(gid, []):

@@ -141,8 +141,8 @@ class GraphTemplate:
         builder = GraphBuilder(keys, [state[k].shape for k in keys])
         inputs, outputs = trace_into(builder, model, concrete_args)
         structure = builder.finish(encoding, outputs, inputs)
-        return cls(builder, structure, keys, dtypes, int_entries, list(state), encoding,
-                   {inputs.gid, outputs.gid})
+        fixed = {inputs.gid, outputs.gid} | {g.gid for g in builder.groups if g.onehot}
+        return cls(builder, structure, keys, dtypes, int_entries, list(state), encoding, fixed)
 
     # --- parameter vectors ----------------------------------------------------------------
     def flatten(self, state_dict: Mapping[str, Tensor], allow_nonfinite: bool = False) -> Tensor:

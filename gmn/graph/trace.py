@@ -138,6 +138,7 @@ def flatten_to(x: Tensor, features: int) -> Tensor:
 
 LAYOUT = (torch.flatten, torch.squeeze, flatten_to)
 TRANSPOSES = {torch.transpose, "transpose", torch.permute, "permute"}
+BUILTIN_CONVERTERS = converters.BUILTIN | set(huggingface.CONVERTERS.values())  # execute knows
 
 
 def _extent(value: Value) -> int:
@@ -302,7 +303,7 @@ class _Walker:
                                       "tensors; converted modules read one (self-attention only)")
             if isinstance(module, nn.MultiheadAttention):
                 self.check_attention_call(node)
-            if converter not in converters.BUILTIN:
+            if converter not in BUILTIN_CONVERTERS:
                 self.builder.metadata.setdefault("custom_converters", []).append(node.target)
             self.builder.path = node.target
             return converter(self.builder, node.target, module, self.first(node))
@@ -358,6 +359,8 @@ class _Walker:
         source = self.env.get(head) if isinstance(head, fx.Node) else None
         if key is operator.getitem and isinstance(source, tuple):
             return source[node.args[1]]
+        if key is operator.getitem and isinstance(source, Value):
+            return self.select_token(node)
         shape_query = key in SHAPE_QUERIES or key is getattr and node.args[1] == "shape"
         if shape_query and isinstance(source, Value) or isinstance(source, _Shape):
             return _Shape()
@@ -627,6 +630,21 @@ class _Walker:
         self.alias(node)
         return self.shaped(value, (torch.squeeze, (tuple(resolved),), {}),
                            singleton=value.singleton - len(resolved))
+
+    def select_token(self, node: fx.Node) -> Value:
+        """``x[:, i]`` (ViT's class token ``x[:, 0, :]``) of a sequence known to be [B, T, D]:
+        the features of one token."""
+        value = self.first(node)
+        index = self.constant(node.args[1])
+        index = index if isinstance(index, tuple) else (index,)
+        every = slice(None)
+        if not (value.tokens and len(index) in (2, 3) and index[0] == every
+                and type(index[1]) is int and index[2:] in ((), (every,))):
+            raise ConversionError(f"indexing {self.describe(node)} is not supported; only "
+                                  "x[:, i] of a token sequence [B, T, D] (after a patch "
+                                  "embedding) is")
+        self.alias(node)
+        return self.shaped(value, (operator.getitem, ((every, index[1]),), {}), tokens=False)
 
     def local_pool(self, value: Value, function, args: tuple, kwargs: dict, node: fx.Node
                    ) -> Value:
