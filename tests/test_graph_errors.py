@@ -99,6 +99,19 @@ def test_prelu_slopes_that_are_not_per_neuron_are_rejected():
         gmn.from_state_dict(TokenPReLU())
 
 
+def test_flattening_the_tokens_of_a_sequence_is_rejected():
+    class TokensToBatch(nn.Module):  # x.view(-1, 4): [B, 4 tokens, 4] -> [4B, 4]
+        def __init__(self):
+            super().__init__()
+            self.proj, self.head = nn.Conv2d(1, 4, 2, 2), nn.Linear(4, 1)
+
+        def forward(self, x):
+            return self.head(self.proj(x).flatten(2).transpose(1, 2).reshape(-1, 4))
+
+    with pytest.raises(gmn.ConversionError, match="never across the tokens of a sequence"):
+        gmn.from_state_dict(TokensToBatch())
+
+
 def test_constant_inside_the_network_is_rejected():
     class Shifted(nn.Module):
         def __init__(self):

@@ -562,9 +562,10 @@ class _Walker:
         checked when run); from dimension 2 of a map: its spatial dimensions merged into one."""
         if start_dim == 2 and value.spatial and not value.singleton and features is None:
             return self.shaped(value, (torch.flatten, (2,), {}), spatial=1)
-        if start_dim != 1:
-            raise ConversionError(f"flatten {self.describe(node)} must start at dimension 1 "
-                                  f"(or 2 of a feature map), not {start_dim}")
+        if start_dim != 1 or value.tokens:
+            raise ConversionError(f"flatten {self.describe(node)} from dimension {start_dim} is "
+                                  "not supported: only from dimension 1 (2 of a feature map), "
+                                  "and never across the tokens of a sequence")
         read = (torch.flatten, (1,), {}) if features is None else (flatten_to, (features,), {})
         return self.shaped(value, read, spatial=0, singleton=0,
                            flattened=value.flattened or value.spatial > 0)
