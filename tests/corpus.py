@@ -1,6 +1,7 @@
 """A corpus of networks written in the styles of public weight-space code, for the converters.
 
-Each entry builds a seeded model (eval mode, randomised norm statistics) and an input, and says
+Each entry builds a seeded model (eval mode, randomised norm statistics and PReLU slopes) and
+an input, and says
 which outcome is expected: ``CONVERTS`` (``gmn.graph.execute`` of its graph equals the model,
 also after a hidden-neuron permutation) or ``refuses(fragment)`` (a ``ConversionError`` whose
 message contains ``fragment``, the module path where the unsupported operation sits).
@@ -43,6 +44,10 @@ def _seeded(build: Callable[[], nn.Module], seed: int) -> Callable[[], nn.Module
         torch.manual_seed(seed)
         model = build()
         randomise_norm_stats(model, torch.Generator().manual_seed(seed + 1))
+        with torch.no_grad():  # as trained: slopes differ per channel
+            for m in model.modules():
+                if isinstance(m, nn.PReLU):
+                    m.weight.uniform_(-0.5, 0.5)
         return model.eval()
 
     return make
@@ -224,6 +229,29 @@ class LeNet(nn.Module):
         return x
 
 
+class MnistMLP(nn.Module):
+    """pytorch/examples style: the image flattened with ``x.view(-1, 28 * 28)`` (here 8×8)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(8 * 8, 32), nn.Linear(32, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.view(-1, 8 * 8)
+        return F.log_softmax(self.fc2(F.relu(self.fc1(x))), dim=1)
+
+
+class ViewPerPosition(nn.Module):
+    """``x.view(-1, 4)`` of a 6-channel map: rows of 4 values, not a flatten (refused)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 6, 3), nn.Linear(4, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.conv(x).view(-1, 4))
+
+
 class PoolSqueezeCNN(nn.Module):
     """Adaptive pooling then ``.squeeze(-1).squeeze(-1)``, a Softmax module head."""
 
@@ -329,6 +357,33 @@ class TorchvisionResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class SRResNetBlock(nn.Module):
+    """SRGAN's residual block: conv, BN, per-channel PReLU, conv, BN, ``x + ...``."""
+
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.prelu = nn.PReLU(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.bn2(self.conv2(self.prelu(self.bn1(self.conv1(x)))))
+
+
+class SRResNet(nn.Module):
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        self.head = nn.Sequential(nn.Conv2d(3, channels, 9, padding=4), nn.PReLU())
+        self.body = nn.Sequential(SRResNetBlock(channels), SRResNetBlock(channels))
+        self.tail = nn.Conv2d(channels, 3, 9, padding=4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.head(x)
+        return self.tail(h + self.body(h))
+
+
 class InPlaceStatements(nn.Module):
     """In-place operations used as statements, not reassigned."""
 
@@ -428,6 +483,58 @@ class ConvPatchViT(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.proj(x).flatten(2).transpose(1, 2).mean(dim=1))
+
+
+class PatchViT(nn.Module):
+    """A ViT with timm's ``PatchEmbed`` (conv, ``flatten(2).transpose(1, 2)``), pre-norm
+    attention/MLP blocks and ``global_pool='avg'`` (``x.mean(dim=1)``); no class token or
+    position embedding (timm's ``class_token=False, pos_embed='none'``)."""
+
+    def __init__(self, embed: int = 8, depth: int = 2, heads: int = 2):
+        super().__init__()
+        self.proj = nn.Conv2d(3, embed, 4, stride=4)
+        self.blocks = nn.ModuleList(ViTBlockBody(embed, heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(embed)
+        self.head = nn.Linear(embed, 5)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.proj(x).flatten(2).transpose(1, 2)  # [B, C, H, W] -> [B, HW, C]
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x).mean(dim=1))
+
+
+class ViTBlockBody(nn.Module):
+    def __init__(self, embed: int, heads: int):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(embed), nn.LayerNorm(embed)
+        self.attn = nn.MultiheadAttention(embed, heads, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(embed, 2 * embed), nn.GELU(),
+                                 nn.Linear(2 * embed, embed))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.norm1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+
+class TimmViT(nn.Module):
+    """timm's VisionTransformer: a class token and position embeddings held as parameters of
+    the model, ``torch.cat`` and ``x[:, 0]`` (refused: only Hugging Face's ``ViTEmbeddings``
+    has a converter that places them in the graph)."""
+
+    def __init__(self, embed: int = 8):
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, embed, 4, stride=4)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, embed))
+        self.pos_embed = nn.Parameter(torch.randn(1, 17, embed))
+        self.block = ViTBlockBody(embed, 2)
+        self.norm, self.head = nn.LayerNorm(embed), nn.Linear(embed, 5)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1) + self.pos_embed
+        return self.head(self.norm(self.block(x))[:, 0])
 
 
 class MixerBlock(nn.Module):
@@ -556,8 +663,10 @@ def _entries() -> list[Entry]:
     add("lenet torch.flatten", LeNet, (2, 1, 32, 32))
     add("lenet view(size(0), -1)", lambda: LeNet("view size"), (2, 1, 32, 32))
     add("lenet log_softmax head", lambda: LeNet(head="log_softmax"), (2, 1, 32, 32))
-    add("lenet view(-1, 400)", wrapped(lambda: LeNet("view -1")), (2, 1, 32, 32),
-        refuses("in module '0' (LeNet)"))
+    add("lenet view(-1, 400)", lambda: LeNet("view -1"), (2, 1, 32, 32))
+    add("mnist mlp x.view(-1, 28 * 28)", MnistMLP, (3, 1, 8, 8))
+    add("view(-1, 4) of a 6-channel map (no flatten)", wrapped(ViewPerPosition), (2, 3, 6, 6),
+        refuses("in module '0' (ViewPerPosition)"))
     add("pool + squeeze(-1) + softmax head", PoolSqueezeCNN, (2, 3, 8, 8))
     add("squeeze() without dims", wrapped(BareSqueezeCNN), (2, 3, 8, 8),
         refuses("in module '0' (BareSqueezeCNN)"))
@@ -578,8 +687,10 @@ def _entries() -> list[Entry]:
     add("vit block, mean over tokens (dim=-2)", ViTBlock, (2, 6, 12))
     add("vit block, mean over tokens (dim=1)", wrapped(lambda: ViTBlock(token_dim=1)),
         (2, 6, 12), refuses("in module '0' (ViTBlock)"))
-    add("vit conv patch embedding", wrapped(ConvPatchViT), (2, 3, 8, 8),
-        refuses("in module '0' (ConvPatchViT)"))
+    add("vit conv patch embedding, mean over tokens (dim=1)", ConvPatchViT, (2, 3, 8, 8))
+    add("vit timm-style PatchEmbed, global_pool='avg'", PatchViT, (2, 3, 16, 16))
+    add("vit timm-style class token and position embedding", wrapped(TimmViT), (2, 3, 16, 16),
+        refuses("its own parameter 'cls_token' in module '0' (TimmViT)"))
     add("mlp-mixer block", wrapped(MixerBlock), (2, 4, 6), refuses("in module '0' (MixerBlock)"))
     add("mobilenet block (depthwise, relu6, hardswish, hardsigmoid)", MobileNetLike,
         (2, 3, 16, 16))
@@ -591,7 +702,11 @@ def _entries() -> list[Entry]:
         add(f"mlp {act!r}", activation_mlp(act), (5, 4))
     add("mlp Softplus(threshold=5)", activation_mlp(nn.Softplus(threshold=5.0)), (5, 4),
         refuses("module '1' (Softplus)"))
-    add("mlp PReLU", activation_mlp(nn.PReLU()), (5, 4), refuses("'1'"))
+    add("mlp one PReLU module used twice", activation_mlp(nn.PReLU()), (5, 4),
+        refuses("'1.weight' is used twice"))
+    add("mlp PReLU per neuron and single slope", lambda: nn.Sequential(
+        nn.Linear(4, 8), nn.PReLU(8), nn.Linear(8, 8), nn.PReLU(), nn.Linear(8, 2)), (5, 4))
+    add("srresnet (per-channel PReLU, residual blocks)", SRResNet, (2, 3, 12, 12))
     add("mlp Hardtanh", activation_mlp(nn.Hardtanh()), (5, 4), refuses("'1'"))
     add("nn.Linear alone", lambda: nn.Linear(4, 3), (5, 4))
     add("batchnorm first", lambda: nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 2)), (5, 4))

@@ -6,12 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch_geometric.data import Batch
 
 import gmn
 from gmn.graph import activations, vocab
 from gmn.graph.activations import ARG
-from gmn.graph.neuron_activations import neuron_activations
+from gmn.graph.neuron_activations import UnsupportedArchitectureError, neuron_activations
 from gmn.graph.weights import Weights
+from tests.test_graph_convert import assert_same_state_dict
+from tests.test_graph_template import assert_batches_equal
 
 MODULES = [nn.ReLU(), nn.LeakyReLU(0.0), nn.LeakyReLU(0.3), nn.GELU(), nn.GELU("tanh"),
            nn.Tanh(), nn.Sigmoid(), nn.SiLU(), nn.ELU(0.7), nn.Softplus(beta=2.5), nn.Hardswish(),
@@ -35,6 +38,32 @@ def test_function_samples_use_the_argument_as_recorded(module):
     out = neuron_activations(Weights.from_state_dicts(template, [model.state_dict()]), points,
                              flat=False)
     torch.testing.assert_close(out[0, -1], model(points)[:, 0], rtol=0, atol=1e-12)
+
+
+def test_prelu_slopes_are_parameters_of_the_graph():
+    """PReLU's slopes are ``node_act_arg`` (per neuron, or one written to every neuron),
+    gathered from the parameters: a batch equals the graphs converted one by one and gives the
+    state_dicts back bit for bit; function samples refuse learned activations."""
+    nets = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        net = nn.Sequential(nn.Linear(2, 4), nn.PReLU(4), nn.Linear(4, 3), nn.PReLU(),
+                            nn.Linear(3, 1))
+        nn.init.uniform_(net[1].weight, -1, 1)
+        nn.init.uniform_(net[3].weight, -1, 1)
+        nets.append(net)
+    template = gmn.GraphTemplate.from_module(nets[0])
+    weights = Weights.from_state_dicts(template, [m.state_dict() for m in nets])
+    batch = weights.graphs()
+    assert_batches_equal(batch, Batch.from_data_list([gmn.from_state_dict(m) for m in nets]))
+    graph = batch.get_example(2)  # nodes: 2 inputs, 4 + 3 hidden, 1 output
+    assert torch.equal(graph.node_act_arg[2:6], nets[2][1].weight.detach())
+    assert torch.equal(graph.node_act_arg[6:9], nets[2][3].weight.detach().expand(3))
+    assert bool((graph.node_act[2:9] == vocab.ACTIVATION["prelu"]).all())
+    for state, net in zip(Weights.from_graphs(batch).state_dicts(), nets):
+        assert_same_state_dict(state, net.state_dict())
+    with pytest.raises(UnsupportedArchitectureError, match="learned parameters"):
+        neuron_activations(weights, torch.zeros(5, 2))
 
 
 class UserSine(nn.Module):

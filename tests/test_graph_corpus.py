@@ -1,5 +1,6 @@
 """Every corpus network (tests/corpus.py) either converts to a graph that runs as the network,
-also after permuting its hidden neurons, or is refused with an error naming where."""
+also after permuting its hidden neurons, and gives its state_dict back bit for bit, or is
+refused with an error naming where."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 import torch
 
 import gmn
-from tests.corpus import CONVERTS, ENTRIES
+from tests.corpus import CONVERTS, ENTRIES, LeNet
+from tests.test_graph_convert import assert_same_state_dict
 from tests.test_graph_permutation import permute_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,12 +44,22 @@ def test_corpus_network_runs_as_its_graph_or_is_refused_by_name(entry):
         graph = gmn.from_state_dict(model)
         assert_same_function(gmn.graph.execute(graph, x), expected)
         state = model.state_dict()
+        assert_same_state_dict(gmn.to_state_dict(graph), state)
         permuted = permute_state(model, state, torch.Generator().manual_seed(1))
         clone = copy.deepcopy(model)
         clone.load_state_dict(permuted)
         assert_same_function(clone(x), expected)
         assert_same_function(gmn.graph.execute(gmn.from_state_dict(permuted, like=model), x),
                              expected)
+
+
+def test_view_to_a_fixed_size_runs_only_where_it_is_a_flatten():
+    """``x.view(-1, 400)`` is recorded as a flatten; an input whose C·H·W is not 400 (here
+    16·6·6, which the model would fold into 36 rows of 400) raises instead of mixing samples."""
+    model = LeNet("view -1").eval()
+    graph = gmn.from_state_dict(model)
+    with pytest.raises(gmn.ConversionError, match=r"x.view\(-1, 400\).*gives 576"):
+        gmn.graph.execute(graph, torch.randn(25, 1, 36, 36))
 
 
 def test_docs_report_the_corpus_counts():

@@ -23,8 +23,8 @@ class OwnWeight(nn.Module):
 
 
 def test_unsupported_module_names_path_type_and_supported_list():
-    with pytest.raises(gmn.UnsupportedModuleError, match=r"'1'.*PReLU.*Linear"):
-        gmn.from_state_dict(nn.Sequential(nn.Linear(2, 3), nn.PReLU()))
+    with pytest.raises(gmn.UnsupportedModuleError, match=r"'1'.*RMSNorm.*Linear"):
+        gmn.from_state_dict(nn.Sequential(nn.Linear(2, 3), nn.RMSNorm(3)))
     model = nn.Sequential(nn.Linear(2, 3), OwnWeight())
     with pytest.raises(gmn.UnsupportedModuleError, match=r"'1'.*OwnWeight") as caught:
         gmn.from_state_dict(model)
@@ -61,21 +61,55 @@ def test_tensor_constant_in_forward_is_rejected():
         gmn.from_state_dict(Masked())
 
 
-def test_reshapes_other_than_a_batch_flatten_are_rejected():
+def test_reshapes_other_than_a_flatten_are_rejected():
     class Flattens(nn.Module):
-        def __init__(self, keep_batch: bool):
+        def __init__(self, features: int, shape: tuple):
             super().__init__()
-            self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(4 * 36, 2)
-            self.keep_batch = keep_batch
+            self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(features, 2)
+            self.shape = shape
 
         def forward(self, x):
             h = self.conv(x)
-            return self.fc(h.view(h.size(0), -1) if self.keep_batch else h.view(-1, 4 * 36))
+            return self.fc(h.view(*(h.size(0) if d == "B" else d for d in self.shape)))
 
-    graph = gmn.from_state_dict(Flattens(keep_batch=True))
-    assert graph.num_edges == 2 * 4 * 36 + 4 * 9
-    with pytest.raises(gmn.ConversionError, match="reshape"):
-        gmn.from_state_dict(Flattens(keep_batch=False))
+    for shape in (("B", -1), (-1, 4 * 36), ("B", 4 * 36)):
+        graph = gmn.from_state_dict(Flattens(4 * 36, shape))
+        assert graph.num_edges == 2 * 4 * 36 + 4 * 9
+    with pytest.raises(gmn.ConversionError, match="reshape.*6 features is no flatten"):
+        gmn.from_state_dict(Flattens(6, (-1, 6)))
+    with pytest.raises(gmn.ConversionError, match="reshape.*not supported"):
+        gmn.from_state_dict(Flattens(36, ("B", 4, -1)))
+
+
+def test_prelu_slopes_that_are_not_per_neuron_are_rejected():
+    flat = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.PReLU(2 * 4 * 4),
+                         nn.Linear(2 * 4 * 4, 1))
+    with pytest.raises(gmn.ConversionError, match="PReLU '2' has 32 parameters for 2 neurons"):
+        gmn.from_state_dict(flat)
+
+    class TokenPReLU(nn.Module):  # [B, 4 tokens, 4 features]: nn.PReLU(4) reads the tokens
+        def __init__(self):
+            super().__init__()
+            self.proj, self.act, self.head = nn.Conv2d(1, 4, 2, 2), nn.PReLU(4), nn.Linear(4, 1)
+
+        def forward(self, x):
+            return self.head(self.act(self.proj(x).flatten(2).transpose(1, 2)))
+
+    with pytest.raises(gmn.ConversionError, match="of a token sequence"):
+        gmn.from_state_dict(TokenPReLU())
+
+
+def test_flattening_the_tokens_of_a_sequence_is_rejected():
+    class TokensToBatch(nn.Module):  # x.view(-1, 4): [B, 4 tokens, 4] -> [4B, 4]
+        def __init__(self):
+            super().__init__()
+            self.proj, self.head = nn.Conv2d(1, 4, 2, 2), nn.Linear(4, 1)
+
+        def forward(self, x):
+            return self.head(self.proj(x).flatten(2).transpose(1, 2).reshape(-1, 4))
+
+    with pytest.raises(gmn.ConversionError, match="never across the tokens of a sequence"):
+        gmn.from_state_dict(TokensToBatch())
 
 
 def test_constant_inside_the_network_is_rejected():

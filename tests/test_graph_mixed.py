@@ -52,6 +52,16 @@ def test_every_order_batches_and_round_trips(order):
         assert_state_equal(got, net.state_dict())
 
 
+def test_learned_activation_arguments_round_trip_in_a_mixed_batch():
+    torch.manual_seed(0)
+    prelu = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.PReLU(4), torch.nn.Linear(4, 1))
+    torch.nn.init.uniform_(prelu[1].weight, -1, 1)
+    nets = [make_cnn(seed=0), prelu, make_siren(seed=1, hidden=(8, 8))]
+    batch = Batch.from_data_list([gmn.from_state_dict(m) for m in nets])
+    for got, net in zip(to_state_dicts(batch), nets):
+        assert_state_equal(got, net.state_dict())
+
+
 def test_num_batches_tracked_survives_when_the_first_graph_has_none():
     mlp, cnn = make_mlp(seed=0), make_cnn(seed=1)
     assert int(cnn.bn1.num_batches_tracked) > 0

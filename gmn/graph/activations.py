@@ -7,7 +7,9 @@ function samples (:mod:`gmn.graph.neuron_activations`) evaluate ``fn(z, arg)``, 
 
 ``arg`` (``ParameterGraph.node_act_arg``) is the record's one argument: the leaky-ReLU slope,
 ELU α, softplus β, or, for records with ``scaled=True`` (sine), the constant the input is
-multiplied by (``sin(w0 * x)`` is ``sine`` with argument ω₀). Any other setting of a module or
+multiplied by (``sin(w0 * x)`` is ``sine`` with argument ω₀). For records with a
+``parameter`` (PReLU) it is a parameter of the network, one value per neuron, gathered from the
+parameter vector like a bias. Any other setting of a module or
 function (softplus ``threshold``, GELU ``approximate``) must equal the record's; a different
 value selects another record (``gelu_tanh``) or raises, never silently drops it.
 
@@ -45,6 +47,9 @@ class Activation:
         default_arg: the argument when the network does not give one.
         scaled: the argument multiplies the input (``fn(z, a) = f(a * z)``), so a multiplication
             by a constant just before the activation is folded into it.
+        parameter: the module parameter holding the argument (PReLU's ``weight``: one slope per
+            neuron, or one for all); ``fn`` then receives a tensor that broadcasts over the
+            neurons' dimension.
     """
 
     name: str
@@ -54,6 +59,7 @@ class Activation:
     settings: Mapping[str, object] = field(default_factory=dict)
     default_arg: float = 0.0
     scaled: bool = False
+    parameter: str = ""
 
 
 class UnknownActivation(nn.Identity):
@@ -107,6 +113,8 @@ _BUILTIN = (
                _settings(("inplace", INPLACE))),
     Activation("cosine", lambda z, a: torch.cos(a * z), (), (torch.cos, "cos"), default_arg=1.0,
                scaled=True),
+    Activation("prelu", lambda z, a: torch.where(z >= 0, z, a * z), (nn.PReLU,),
+               parameter="weight"),
 )
 
 TABLE: dict[str, Activation] = {}

@@ -2,8 +2,9 @@
 
 Converters never see parameter values: they see *flat indices* into the parameter vector
 (the floating state_dict entries flattened and concatenated in state_dict order). The
-finished structure says, for every node feature and edge feature, which flat index (or which
-constant) fills it, so that converting any number of same-architecture models is one gather.
+finished structure says, for every node feature, edge feature and activation argument, which
+flat index (or which constant) fills it, so that converting any number of same-architecture
+models is one gather.
 """
 
 from __future__ import annotations
@@ -50,10 +51,13 @@ class NeuronGroup:
     stage: str = "fresh"
     norm: str | None = None
     act: str = "identity"
-    act_arg: float = 0.0
+    act_arg: float | Tensor = 0.0  # a constant, or [size] flat indices of a learned one (PReLU)
     features: dict[str, Tensor] = field(default_factory=dict)  # column -> [size] flat indices
     norm_spec: dict | None = None  # how ``gmn.graph.execute`` normalises (eps, groups, …)
     attention: dict | None = None  # value neurons of an attention: heads, q/k groups, layout
+    # a ``token`` group: the sequence length; its value is the one-hot indicator of the first
+    # ``size`` tokens of the sequence ([1, length, size]); it never moves
+    onehot: int | None = None
     start: int = -1  # first node id, set by ``GraphBuilder.finish``
 
     @property
@@ -87,6 +91,9 @@ class Value:
     ``flattened``: spatial positions were flattened into the feature dimension.
     ``reads``: ``(function or method name, args, kwargs)`` applied, in order, to the neurons'
     tensor to get this value (pooling, flatten); ``gmn.graph.execute`` replays them.
+    ``tokens``: the tensor is known to be a sequence [B, T, features] (made by a patch
+    embedding ``conv(x).flatten(2).transpose(1, 2)`` or a ViT's embeddings), so dimension 1
+    indexes tokens.
     """
 
     group: NeuronGroup
@@ -98,6 +105,7 @@ class Value:
     singleton: int = 0  # size-1 spatial dimensions left by a global pool, before a flatten
     layout_from: int = 0  # dimensions after the channel one before trailing flatten/squeeze
     scaled_at: str = ""  # where the pending multiplication sits, for error messages
+    tokens: bool = False
 
 
 @dataclass(frozen=True)
@@ -241,17 +249,17 @@ class GraphBuilder:
         node_type = torch.empty(num_nodes, dtype=torch.long)
         node_layer = torch.empty(num_nodes, dtype=torch.long)
         node_act = torch.empty(num_nodes, dtype=torch.long)
-        node_act_arg = torch.empty(num_nodes, dtype=torch.float64)
+        act_src = torch.empty(num_nodes, dtype=torch.long)
         node_io_pos = torch.full((num_nodes,), -1, dtype=torch.long)
         for g in self.groups:
             rows = slice(g.start, g.start + g.size)
             node_type[rows] = NODE_TYPE[g.node_type]
             node_layer[rows] = g.layer
             node_act[rows] = ACTIVATION[g.act]
-            node_act_arg[rows] = g.act_arg
+            act_src[rows] = g.act_arg if isinstance(g.act_arg, Tensor) else const(g.act_arg)
             for column, index in g.features.items():
                 x_src[rows, NODE_FEATURES.index(column)] = index
-        for g in (inputs, outputs):
+        for g in (inputs, outputs, *(g for g in self.groups if g.onehot)):
             node_io_pos[g.start:g.start + g.size] = torch.arange(g.size)
 
         kernels = [b.weight.shape[1:] for b in self.blocks if b.weight is not None] or [(1, 1)]
@@ -285,7 +293,7 @@ class GraphBuilder:
             raise ConversionError("the network has no weights connecting its neurons")
         edge_index = torch.stack([torch.cat(sources), torch.cat(targets)])
         edge_src = torch.cat(attrs)
-        self._check_coverage(x_src, edge_src)
+        self._check_coverage(x_src, edge_src, act_src)
         self.program = self._program(inputs, outputs, [len(s) for s in sources], kh_max, kw_max)
         return dict(
             x_src=x_src,
@@ -298,7 +306,7 @@ class GraphBuilder:
             node_layer=node_layer,
             node_io_pos=node_io_pos,
             node_act=node_act,
-            node_act_arg=node_act_arg,
+            act_src=act_src,
         )
 
     def _program(self, inputs: NeuronGroup, outputs: NeuronGroup, block_edges: list[int],
@@ -310,14 +318,15 @@ class GraphBuilder:
                        edge_type=b.edge_type, reads=b.reads, op=b.op,
                        kernel=tuple(b.weight.shape[1:]) if b.weight is not None else (1, 1))
                   for i, b in enumerate(self.blocks)]
-        groups = [dict(start=g.start, size=g.size, norm=g.norm_spec, attention=g.attention)
-                  for g in self.groups]
+        groups = [dict(start=g.start, size=g.size, norm=g.norm_spec, attention=g.attention,
+                       onehot=g.onehot) for g in self.groups]
         return dict(blocks=blocks, groups=groups, input=inputs.gid, output=outputs.gid,
                     output_reads=self.metadata.pop("output_reads", ()), kernel_max=(kh_max, kw_max))
 
-    def _check_coverage(self, x_src: Tensor, edge_src: Tensor) -> None:
-        """Every scalar parameter must fill exactly one feature slot."""
-        used = torch.cat([x_src.reshape(-1), edge_src.reshape(-1)])
+    def _check_coverage(self, x_src: Tensor, edge_src: Tensor, act_src: Tensor) -> None:
+        """Every scalar parameter must fill exactly one feature slot (a PReLU's single slope
+        fills the activation argument of each neuron it applies to)."""
+        used = torch.cat([x_src.reshape(-1), edge_src.reshape(-1), act_src.unique()])
         counts = torch.bincount(used[used < self.num_params], minlength=self.num_params)
         bad = torch.nonzero(counts != 1).flatten()
         if len(bad):

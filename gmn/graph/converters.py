@@ -7,9 +7,9 @@ Each returns the :class:`Value` its module produces. Layouts the graph cannot ex
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from .builder import Axis, GraphBuilder, Value
+from .builder import Axis, GraphBuilder, NeuronGroup, Value
 from .errors import ConversionError
 from .registry import register_converter
 from .vocab import NODE_TYPE
@@ -51,7 +51,7 @@ def convert_linear(builder: GraphBuilder, path: str, module: nn.Linear, value: V
     builder.connect(source, out, weight, edge_type, reads=value.reads)
     if module.bias is not None:
         out.features["bias"] = builder.param(_key(path, "bias"), (Axis(out.gid),))
-    return Value(out)
+    return Value(out, tokens=value.tokens)
 
 
 @register_converter(nn.Conv1d)
@@ -124,7 +124,7 @@ def normalise(builder: GraphBuilder, path: str, module: nn.Module, value: Value,
         if getattr(module, name, None) is not None:
             target.features[column] = builder.param(_key(path, name), (Axis(target.gid),))
     return Value(target, spatial=value.spatial, flattened=value.flattened,
-                 singleton=value.singleton)
+                 singleton=value.singleton, tokens=value.tokens)
 
 
 @register_converter(nn.modules.batchnorm._BatchNorm)
@@ -155,40 +155,61 @@ def convert_groupnorm(builder: GraphBuilder, path: str, module: nn.GroupNorm,
 @register_converter(nn.MultiheadAttention)
 def convert_attention(builder: GraphBuilder, path: str, module: nn.MultiheadAttention,
                       value: Value) -> tuple[Value, None]:
-    """Self-attention: query, key and value neurons fed by the input projection, output
-    neurons fed by the values through ``out_proj``, and ``attention`` edges from query and
-    key dimension ``i`` to value dimension ``i``. Dimensions move only within their head,
-    q, k and v together. Returns ``(output, None)`` like the module (no attention weights)."""
+    """Self-attention (see :func:`self_attention`), the q, k, v rows stacked in
+    ``in_proj_weight``. Returns ``(output, None)`` like the module (no attention weights)."""
     embed = module.embed_dim
     if not module._qkv_same_embed_dim or module.bias_k is not None or module.add_zero_attn:
         raise ConversionError(f"MultiheadAttention {path!r}: only kdim = vdim = embed_dim, "
                               "without add_bias_kv or add_zero_attn, is supported")
+
+    def project(qkv: tuple[NeuronGroup, ...], source: NeuronGroup
+                ) -> tuple[Tensor, Tensor | None]:
+        q = qkv[0]  # the three groups share one permutation: q's, repeated for k and v
+        weight = builder.param(_key(path, "in_proj_weight"),
+                               (Axis(q.gid, outer=3), Axis(source.gid)))
+        bias = None if module.in_proj_bias is None else builder.param(
+            _key(path, "in_proj_bias"), (Axis(q.gid, outer=3),))
+        return weight.reshape(3, embed, embed), bias if bias is None else bias.reshape(3, embed)
+
+    out = self_attention(builder, path, value, embed, module.num_heads, module.batch_first,
+                         project, _key(path, "out_proj"), module.out_proj)
+    return out, None
+
+
+def self_attention(builder: GraphBuilder, path: str, value: Value, embed: int, heads: int,
+                   batch_first: bool, project, out_path: str, out_proj: nn.Linear) -> Value:
+    """Query, key and value neurons fed by the input projections, output neurons fed by the
+    values through ``out_proj``, and ``attention`` edges from query and key dimension ``i`` to
+    value dimension ``i``. Dimensions move only within their head, q, k and v together.
+
+    ``project((q, k, v), source)`` returns the projections' flat indices: weights
+    [3, embed, embed] (q, k, v rows) and biases [3, embed] or ``None``.
+    """
     _set_input_size(value, embed, 0)
     source = value.group
     if value.spatial or source.size != embed:
-        raise ConversionError(f"MultiheadAttention {path!r} expects {embed} features; its "
-                              f"input has {source.size} neurons")
+        raise ConversionError(f"attention {path!r} expects {embed} features; its input has "
+                              f"{source.size} neurons")
     layer = source.layer + 1
     q, k, v = (builder.new_group(embed, f"attention_{role}", layer)
                for role in ("query", "key", "value"))
-    weight = builder.param(_key(path, "in_proj_weight"), (Axis(q.gid, outer=3), Axis(source.gid)))
-    for group, rows in zip((q, k, v), weight.reshape(3, embed, embed, 1, 1)):
-        builder.connect(source, group, rows, "linear", reads=value.reads)
-    if module.in_proj_bias is not None:
-        bias = builder.param(_key(path, "in_proj_bias"), (Axis(q.gid, outer=3),))
-        for group, rows in zip((q, k, v), bias.reshape(3, embed)):
+    weights, biases = project((q, k, v), source)
+    for group, rows in zip((q, k, v), weights):
+        builder.connect(source, group, rows.reshape(embed, embed, 1, 1), "linear",
+                        reads=value.reads)
+    if biases is not None:
+        for group, rows in zip((q, k, v), biases):
             group.features["bias"] = rows
     for group in (q, k):
         builder.identity(group, v, "attention")
-    builder.constrain_permutation(v, embed // module.num_heads)
-    v.attention = dict(heads=module.num_heads, query=q.gid, key=k.gid,
-                       batch_first=module.batch_first)
+    builder.constrain_permutation(v, embed // heads)
+    v.attention = dict(heads=heads, query=q.gid, key=k.gid, batch_first=batch_first)
     out = builder.new_group(embed, "linear", layer + 1)
-    out_proj = builder.param(_key(path, "out_proj.weight"), (Axis(out.gid), Axis(v.gid)))
-    builder.connect(v, out, out_proj.reshape(embed, embed, 1, 1), "linear")
-    if module.out_proj.bias is not None:
-        out.features["bias"] = builder.param(_key(path, "out_proj.bias"), (Axis(out.gid),))
-    return Value(out), None
+    weight = builder.param(_key(out_path, "weight"), (Axis(out.gid), Axis(v.gid)))
+    builder.connect(v, out, weight.reshape(embed, embed, 1, 1), "linear")
+    if out_proj.bias is not None:
+        out.features["bias"] = builder.param(_key(out_path, "bias"), (Axis(out.gid),))
+    return Value(out, tokens=value.tokens)
 
 
 BUILTIN = {convert_linear, convert_conv, convert_batchnorm, convert_layernorm, convert_groupnorm,

@@ -125,7 +125,7 @@ class _Runner:
         op = block["op"] or {}
         kind = block["edge_type"]
         weight = self.kernel(block, self.groups[block["src"]]["size"])
-        if kind in ("linear", "linear_from_spatial"):
+        if kind in ("linear", "linear_from_spatial", "token_embedding"):
             return F.linear(source, weight.reshape(weight.shape[0], -1))
         if kind == "conv":
             spatial = op["spatial"]
@@ -184,14 +184,30 @@ class _Runner:
             return out[0]
         return out if spec["batch_first"] else out.transpose(0, 1)
 
+    @staticmethod
+    def activate(total: Tensor, acts: Tensor, args: Tensor, shape: list[int], gid: int
+                 ) -> Tensor:
+        """One activation per group; its argument per neuron (``args`` [size], viewed as
+        ``shape`` to broadcast over the neurons' dimension) when learned (PReLU)."""
+        record = by_index(int(acts[0]))
+        if bool((acts != acts[0]).any()) or not record.parameter and bool(
+                (args != args[0]).any()):
+            raise ConversionError(f"neuron group {gid} mixes activations; execute evaluates "
+                                  "one activation per layer")
+        return record.fn(total, args.view(shape) if record.parameter else float(args[0]))
+
     def run(self, inputs: Tensor) -> Tensor:
         g = self.graph
         values: dict[int, Tensor] = {}
         for gid in self.order():
+            spec = self.groups[gid]
             if gid == self.program["input"]:
                 values[gid] = inputs.to(g.x.dtype)
                 continue
-            spec = self.groups[gid]
+            if spec["onehot"]:  # token indicators [1, length, size]
+                eye = torch.eye(spec["onehot"], dtype=g.x.dtype, device=g.x.device)
+                values[gid] = eye[:, :spec["size"]].unsqueeze(0)
+                continue
             nodes = slice(spec["start"], spec["start"] + spec["size"])
             total, residual, spatial = None, None, 0
             for block in self.into.get(gid, []):
@@ -215,12 +231,8 @@ class _Runner:
                 total = self.attention(values, spec["attention"], total)
             if residual is not None:
                 total = total + residual
-            acts = g.node_act[nodes]
-            args = g.node_act_arg[nodes]
-            if bool((acts != acts[0]).any()) or bool((args != args[0]).any()):
-                raise ConversionError(f"neuron group {gid} mixes activations; execute evaluates "
-                                      "one activation per layer")
-            values[gid] = by_index(int(acts[0])).fn(total, float(args[0]))
+            values[gid] = self.activate(total, g.node_act[nodes], g.node_act_arg[nodes], shape,
+                                        gid)
         out = _replay(values[self.program["output"]], self.program["output_reads"])
         offset = self.template.metadata.get("output_offset", 0.0)
         return out + offset if offset else out

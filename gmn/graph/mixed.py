@@ -118,7 +118,8 @@ def to_state_dicts(batch: Batch) -> list[dict[str, Tensor]]:
     for members in groups.values():
         template = templates[members[0]]
         index = torch.tensor(members)
-        rows = ParameterGraph(x=batch.x[_ranges(node_ptr[index], node_ptr[index + 1])],
+        nodes = _ranges(node_ptr[index], node_ptr[index + 1])
+        rows = ParameterGraph(x=batch.x[nodes], node_act_arg=batch.node_act_arg[nodes],
                               edge_attr=batch.edge_attr[_ranges(edge_ptr[index],
                                                                 edge_ptr[index + 1])])
         int_buffers = batch.int_buffers[0, _ranges(int_ptr[index], int_ptr[index + 1])]

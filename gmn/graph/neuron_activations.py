@@ -13,10 +13,10 @@ matrix of a :class:`~gmn.graph.weights.Weights`); there is no Python loop over n
 **Supported architectures** (checked by :class:`SequentialSpec`, which raises
 ``UnsupportedArchitectureError`` otherwise): a chain of ``nn.Linear`` layers with an
 elementwise activation after each (any of ``gmn.graph.vocab.ACTIVATIONS`` except
-``"unknown"``), as traced by ``GraphTemplate.from_module``: plain ``nn.Sequential`` MLPs and
-SIRENs (``gmn.models.siren.Siren``, sine with its ω₀, plus the template's ``output_offset``).
-Convolutions, normalisation layers, residual connections and layouts inferred from
-state_dict keys alone (activation ``"unknown"``) are not supported.
+``"unknown"`` and the learned ``"prelu"``), as traced by ``GraphTemplate.from_module``: plain
+``nn.Sequential`` MLPs and SIRENs (``gmn.models.siren.Siren``, sine with its ω₀, plus the
+template's ``output_offset``). Convolutions, normalisation layers, residual connections and
+layouts inferred from state_dict keys alone (activation ``"unknown"``) are not supported.
 
 Node order of the result is the template's: row ``g * N + n`` is node ``n`` of network ``g``,
 so the features can be concatenated to ``Batch.x`` column-wise.
@@ -88,6 +88,9 @@ class SequentialSpec:
             raise UnsupportedArchitectureError(
                 "only chains of nn.Linear layers are supported (found normalisation or other "
                 "node types)")
+        if template.learned_act:
+            raise UnsupportedArchitectureError("activations with learned parameters (PReLU) are "
+                                               "not supported")
         groups = template.groups
         offsets = dict(zip(template.keys, template.offsets))
         writers: dict[int, list[str]] = {}
@@ -118,7 +121,7 @@ class SequentialSpec:
                 fan_in=groups[gid - 1][1],
                 fan_out=size,
                 activation=vocab.ACTIVATIONS[int(s["node_act"][start])],
-                activation_arg=float(s["node_act_arg"][start]),
+                activation_arg=float(template.act_arg[start]),
             ))
         for step in steps:
             _activation(step.activation, step.activation_arg)  # reject unknown ones early

@@ -24,8 +24,9 @@ field              shape / dtype        meaning
 ``node_act``       [N] long             index into ``vocab.ACTIVATIONS`` of the activation
                                         applied after the neuron (0 = identity)
 ``node_act_arg``   [N] float            the activation's argument: ω₀ of a sine, the slope
-                                        of a leaky ReLU, α of an ELU, β of a softplus; 0
-                                        otherwise
+                                        of a leaky ReLU, α of an ELU, β of a softplus, a
+                                        PReLU's learned slope (a parameter, read back by
+                                        ``gmn.to_state_dict``); 0 otherwise
 ``int_buffers``    [1, K] long          integer buffers (BatchNorm ``num_batches_tracked``)
                                         in state_dict order; K = 0 when the network has none.
                                         Batches concatenate it along dim 1 ([1, ΣK]), so

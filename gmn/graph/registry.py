@@ -16,6 +16,7 @@ from torch import nn
 Converter = Callable  # (GraphBuilder, str, nn.Module, Value) -> Value
 
 _CONVERTERS: dict[type, Converter] = {}
+_BY_NAME: dict[str, Converter] = {}  # classes gmn must not import (transformers), by name
 _generation = [0]  # bumped by every registration; part of the template cache key
 
 
@@ -37,12 +38,21 @@ def register_converter(module_type: type, converter: Converter | None = None):
     return register if converter is None else register(converter)
 
 
+def register_named_converter(qualified_name: str, converter: Converter) -> None:
+    """Register ``converter`` for the class named ``f"{cls.__module__}.{cls.__qualname__}"``
+    (for libraries gmn does not import, such as ``transformers``)."""
+    _BY_NAME[qualified_name] = converter
+    bump_generation()
+
+
 def find_converter(module: nn.Module) -> Converter | None:
-    """The converter registered for ``type(module)`` or its nearest registered base class."""
+    """The converter registered for ``type(module)`` or its nearest registered base class, else
+    one registered for its class name."""
     for cls in type(module).__mro__:
         if cls in _CONVERTERS:
             return _CONVERTERS[cls]
-    return None
+    cls = type(module)
+    return _BY_NAME.get(f"{cls.__module__}.{cls.__qualname__}")
 
 
 def supported_types() -> list[str]:

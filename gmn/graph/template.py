@@ -65,12 +65,20 @@ class GraphTemplate:
         self.structure = structure
         self.num_nodes = structure["x_src"].shape[0]
         self.num_edges, self.edge_dim = structure["edge_src"].shape
-        # where each parameter sits in [node features..., edge features...] (for the inverse)
+        # activation arguments: constants ([N] float64, 0 where learned), or learned ones
+        # (PReLU's slopes) gathered per model like a feature
+        act_src = structure["act_src"]
+        learned = act_src < self.num_params
+        self.learned_act = bool(learned.any())
+        self.act_arg = torch.where(
+            learned, 0.0, structure["constants"][(act_src - self.num_params).clamp(min=0)])
+        # where each parameter sits in [node features..., edge features..., activation
+        # arguments...] (for the inverse; a slope shared by several neurons: its first place)
         gather_index = torch.cat([structure["x_src"].reshape(-1),
-                                  structure["edge_src"].reshape(-1)])
+                                  structure["edge_src"].reshape(-1), structure["act_src"]])
         is_param = gather_index < self.num_params
-        self.inverse_index = torch.empty(self.num_params, dtype=torch.long)
-        self.inverse_index[gather_index[is_param]] = torch.nonzero(is_param).flatten()
+        self.inverse_index = torch.full((self.num_params,), len(gather_index)).scatter_reduce(
+            0, gather_index[is_param], torch.nonzero(is_param).flatten(), "amin")
         self.dtype = dtypes[0]
         for dtype in dtypes[1:]:
             self.dtype = torch.promote_types(self.dtype, dtype)
@@ -92,7 +100,7 @@ class GraphTemplate:
         if key not in self._placed:
             placed = {k: v.to(device) for k, v in self.structure.items()}
             placed["constants"] = placed["constants"].to(dtype)
-            placed["node_act_arg"] = placed["node_act_arg"].to(dtype)
+            placed["node_act_arg"] = self.act_arg.to(device, dtype)
             placed["x_index"] = self.structure["x_src"].reshape(-1).to(device)
             placed["edge_attr_index"] = self.structure["edge_src"].reshape(-1).to(device)
             static = {k: placed[k] for k in NODE_INDEX_FIELDS + EDGE_INDEX_FIELDS}
@@ -133,8 +141,8 @@ class GraphTemplate:
         builder = GraphBuilder(keys, [state[k].shape for k in keys])
         inputs, outputs = trace_into(builder, model, concrete_args)
         structure = builder.finish(encoding, outputs, inputs)
-        return cls(builder, structure, keys, dtypes, int_entries, list(state), encoding,
-                   {inputs.gid, outputs.gid})
+        fixed = {inputs.gid, outputs.gid} | {g.gid for g in builder.groups if g.onehot}
+        return cls(builder, structure, keys, dtypes, int_entries, list(state), encoding, fixed)
 
     # --- parameter vectors ----------------------------------------------------------------
     def flatten(self, state_dict: Mapping[str, Tensor], allow_nonfinite: bool = False) -> Tensor:
@@ -197,14 +205,17 @@ class GraphTemplate:
                               "convert anyway")
 
     # --- graphs ---------------------------------------------------------------------------
-    def _features(self, extended: Tensor) -> tuple[Tensor, Tensor]:
-        """[B, P + constants] → node features [B*N, 5] and edge features [B*E, F] (gathers)."""
+    def _features(self, extended: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """[B, P + constants] → node features [B*N, 5], edge features [B*E, F] and, when the
+        template has learned activation arguments, ``node_act_arg`` [B*N] (gathers)."""
         n = extended.shape[0]
         placed = self._structure_on(extended.device, extended.dtype)
         x = memory.index_select(extended, 1, placed["x_index"])
         edge_attr = memory.index_select(extended, 1, placed["edge_attr_index"])
+        act_arg = extended.index_select(1, placed["act_src"]).view(-1) if self.learned_act \
+            else None
         return (x.view(n * self.num_nodes, len(NODE_FEATURES)),
-                edge_attr.view(n * self.num_edges, self.edge_dim))
+                edge_attr.view(n * self.num_edges, self.edge_dim), act_arg)
 
     def graph(self, state_dict: Mapping[str, Tensor], y=None,
               allow_nonfinite: bool = False) -> ParameterGraph:
@@ -215,11 +226,13 @@ class GraphTemplate:
         extended = torch.cat([*parts, placed["constants"]])
         if not allow_nonfinite:
             self._check_finite(extended[:self.num_params].unsqueeze(0))
-        x, edge_attr = self._features(extended.unsqueeze(0))
+        x, edge_attr, act_arg = self._features(extended.unsqueeze(0))
         # a shallow copy shares the structure tensors with the template: 5x faster than a new
         # ParameterGraph; clone a field before modifying it in place
         graph = copy.copy(self._prototypes[key])
         graph.x, graph.edge_attr = x, edge_attr
+        if act_arg is not None:
+            graph.node_act_arg = act_arg
         graph.int_buffers = torch.cat(
             [state_dict[k].reshape(1, -1).long() for k in self.int_entries], dim=1
         ).to(key[0]) if self.int_entries else torch.zeros(1, 0, dtype=torch.long, device=key[0])
@@ -259,10 +272,12 @@ class GraphTemplate:
         flat = params
         n, device = flat.shape[0], flat.device
         constants = self._structure_on(device, flat.dtype)["constants"]
-        x, edge_attr = self._features(memory.cat([flat, constants.expand(n, -1)], dim=1))
+        x, edge_attr, act_arg = self._features(memory.cat([flat, constants.expand(n, -1)], dim=1))
         static = self._batched_structure(n, device, flat.dtype)
         out = Batch(_base_cls=ParameterGraph, x=x, edge_attr=edge_attr, template=[self] * n,
                     **static["fields"])
+        if act_arg is not None:
+            out.node_act_arg = act_arg
         counts = dict(static["counts"])
         # [1, N*K]: int_buffers concatenate along dim 1 (ParameterGraph.__cat_dim__)
         if int_buffers is None:
@@ -319,7 +334,10 @@ class GraphTemplate:
                 f"{list(graphs.edge_attr.shape)}; this template has {self.num_nodes} nodes and "
                 f"[{self.num_edges}, {self.edge_dim}] edge features per graph"
             )
-        features = torch.cat([graphs.x.reshape(n, -1), graphs.edge_attr.reshape(n, -1)], dim=1)
+        parts = [graphs.x.reshape(n, -1), graphs.edge_attr.reshape(n, -1)]
+        if self.learned_act:
+            parts.append(graphs.node_act_arg.reshape(n, -1).to(graphs.x.dtype))
+        features = torch.cat(parts, dim=1)
         return features.index_select(1, self.inverse_index.to(features.device))
 
     def __repr__(self) -> str:

@@ -9,15 +9,16 @@ naming it and the module it sits in, so a graph is never silently wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 
 import torch
 import torch.nn.functional as F
-from torch import fx, nn
+from torch import Tensor, fx, nn
 
 from . import activations as act_table
 from . import converters, huggingface
-from .builder import GraphBuilder, NeuronGroup, Value
+from .builder import Axis, GraphBuilder, NeuronGroup, Value
 from .errors import ConversionError, UnsupportedModuleError
 from .registry import find_converter, supported_types
 from .substitutes import substitute_for
@@ -124,7 +125,20 @@ def trace_into(builder: GraphBuilder, model: nn.Module, concrete_args: dict | No
     return _Walker(builder, model, concrete_args).run(graph)
 
 
-LAYOUT = (torch.flatten, torch.squeeze)
+def flatten_to(x: Tensor, features: int) -> Tensor:
+    """``x.view(-1, features)`` as recorded: [B, C, *S] → [B, features]. It is a flatten only
+    when C·ΠS = ``features`` (the spatial size is not traced), so another size raises."""
+    out = torch.flatten(x, 1)
+    if out.shape[1] != features:
+        raise ConversionError(f"x.view(-1, {features}) was recorded as a flatten, which it is "
+                              f"only for inputs whose C·H·W is {features}; this input gives "
+                              f"{out.shape[1]}")
+    return out
+
+
+LAYOUT = (torch.flatten, torch.squeeze, flatten_to)
+TRANSPOSES = {torch.transpose, "transpose", torch.permute, "permute"}
+BUILTIN_CONVERTERS = converters.BUILTIN | set(huggingface.CONVERTERS.values())  # execute knows
 
 
 def _extent(value: Value) -> int:
@@ -199,9 +213,7 @@ class _Walker:
                 f"{self.describe(node)}; a multiplication by a constant is only supported just "
                 "before an elementwise activation such as sin (register yours with "
                 "gmn.register_activation(..., scaled=True))")
-        exclusive = found.exclusive and len(arg.users) == 1
-        return Value(found.group, exclusive, found.spatial, found.flattened, found.reads,
-                     found.scale, found.singleton, found.layout_from, found.scaled_at)
+        return dataclasses.replace(found, exclusive=found.exclusive and len(arg.users) == 1)
 
     def first(self, node: fx.Node, scaled: bool = False) -> Value:
         """The tensor an operation reads: its first argument, positional or keyword."""
@@ -291,14 +303,14 @@ class _Walker:
                                       "tensors; converted modules read one (self-attention only)")
             if isinstance(module, nn.MultiheadAttention):
                 self.check_attention_call(node)
-            if converter not in converters.BUILTIN:
+            if converter not in BUILTIN_CONVERTERS:
                 self.builder.metadata.setdefault("custom_converters", []).append(node.target)
             self.builder.path = node.target
             return converter(self.builder, node.target, module, self.first(node))
         if act_table.is_activation_module(module):
             what = f"module {node.target!r} ({type(module).__name__})"
             record, argument, inplace = act_table.match_module(module, what)
-            return self.activation(node, record, argument, inplace)
+            return self.activation(node, record, argument, inplace, module)
         if type(module) in HEAD_MODULES:
             return self.head(node, HEAD_MODULES[type(module)], module.dim)
         if any(True for _ in module.parameters()):
@@ -347,6 +359,8 @@ class _Walker:
         source = self.env.get(head) if isinstance(head, fx.Node) else None
         if key is operator.getitem and isinstance(source, tuple):
             return source[node.args[1]]
+        if key is operator.getitem and isinstance(source, Value):
+            return self.select_token(node)
         shape_query = key in SHAPE_QUERIES or key is getattr and node.args[1] == "shape"
         if shape_query and isinstance(source, Value) or isinstance(source, _Shape):
             return _Shape()
@@ -379,6 +393,8 @@ class _Walker:
             return self.flatten(self.first(node), start, node)
         if key in ("view", "reshape", torch.reshape):
             return self.reshape(node)
+        if key in TRANSPOSES:
+            return self.transpose(node)
         if key in ("squeeze", torch.squeeze):
             return self.squeeze(node)
         if key in LOCAL_POOL_FUNCTIONS:
@@ -401,7 +417,8 @@ class _Walker:
                               "converted to a parameter graph")
 
     # --- parameter-free operations --------------------------------------------------------
-    def activation(self, node: fx.Node, record, argument: float, inplace: bool) -> Value:
+    def activation(self, node: fx.Node, record, argument: float, inplace: bool,
+                   module: nn.Module | None = None) -> Value:
         value = self.first(node, scaled=record.scaled)
         if value.scale != 1.0:
             argument = argument * value.scale
@@ -419,10 +436,28 @@ class _Walker:
             new = self.builder.new_group(group.size, "activation", group.layer + 1)
             self.builder.identity(group, new, "identity", reads=before, spatial=spatial)
             group = new
+        if record.parameter:
+            argument = self.learned_argument(node.target, module, record, group, value)
         group.act, group.act_arg, group.stage = record.name, argument, "act"
         result = Value(group, True, value.spatial, value.flattened, after,
-                       singleton=value.singleton, layout_from=value.layout_from)
+                       singleton=value.singleton, layout_from=value.layout_from,
+                       tokens=value.tokens)
         return self.mutate(node, result) if inplace else result
+
+    def learned_argument(self, path: str, module: nn.Module, record, group: NeuronGroup,
+                         value: Value) -> Tensor:
+        """[size] flat indices of an activation's parameter (PReLU's slopes): one per neuron,
+        moving with it under permutations, or one shared by all neurons."""
+        key = f"{path}.{record.parameter}" if path else record.parameter
+        count = getattr(module, record.parameter).numel()
+        if count == 1:
+            return self.builder.param(key, (None,)).expand(group.size)
+        if count != group.size or value.tokens:
+            raise ConversionError(
+                f"{type(module).__name__} {path!r} has {count} parameters for {group.size} "
+                "neurons" + (" of a token sequence (they would index its tokens)"
+                             if value.tokens else "") + "; one per channel or one is supported")
+        return self.builder.param(key, (Axis(group.gid),))
 
     def multiply(self, node: fx.Node) -> Value:
         """``c * x``: a pending scale, folded into the next (scaled) activation."""
@@ -493,7 +528,8 @@ class _Walker:
             self.builder.identity(b.group, result.group, "residual", reads=b.reads,
                                   constant=weight, spatial=_extent(b))
         result.group.stage = "sum"
-        return Value(result.group, True, result.spatial, result.flattened)
+        return Value(result.group, True, result.spatial, result.flattened,
+                     tokens=a.tokens or b.tokens)
 
     def add_constant(self, node: fx.Node, tensor: fx.Node, constant) -> Value:
         """A constant added to the network's output is architecture: recorded, not a weight."""
@@ -514,30 +550,64 @@ class _Walker:
 
     def shaped(self, value: Value, reads_entry, **layout) -> Value:
         fields = dict(spatial=value.spatial, flattened=value.flattened, singleton=value.singleton,
-                      layout_from=value.layout_from)
+                      layout_from=value.layout_from, tokens=value.tokens)
         if reads_entry[0] in LAYOUT and not (value.reads and value.reads[-1][0] in LAYOUT):
             fields["layout_from"] = _extent(value)
         fields.update(layout)
         return Value(value.group, value.exclusive, reads=(*value.reads, reads_entry), **fields)
 
-    def flatten(self, value: Value, start_dim: int, node: fx.Node) -> Value:
-        if start_dim != 1:
-            raise ConversionError(f"flatten {self.describe(node)} must start at dimension 1, "
-                                  f"not {start_dim}")
-        return self.shaped(value, (torch.flatten, (1,), {}), spatial=0, singleton=0,
+    def flatten(self, value: Value, start_dim: int, node: fx.Node, features: int | None = None
+                ) -> Value:
+        """From dimension 1: features (``features``: the size ``x.view(-1, features)`` gives,
+        checked when run); from dimension 2 of a map: its spatial dimensions merged into one."""
+        if start_dim == 2 and value.spatial and not value.singleton and features is None:
+            return self.shaped(value, (torch.flatten, (2,), {}), spatial=1)
+        if start_dim != 1 or value.tokens:
+            raise ConversionError(f"flatten {self.describe(node)} from dimension {start_dim} is "
+                                  "not supported: only from dimension 1 (2 of a feature map), "
+                                  "and never across the tokens of a sequence")
+        read = (torch.flatten, (1,), {}) if features is None else (flatten_to, (features,), {})
+        return self.shaped(value, read, spatial=0, singleton=0,
                            flattened=value.flattened or value.spatial > 0)
 
     def reshape(self, node: fx.Node) -> Value:
-        """``x.view(x.size(0), -1)`` and friends: a flatten from dimension 1."""
+        """``x.view(x.size(0), -1)`` and friends: a flatten from dimension 1. ``x.view(-1, N)``
+        (CNN-zoo style) is a flatten when N = C·H·W; N must be a whole number of positions
+        per channel, and ``execute`` checks the rest (the spatial size is not traced)."""
         value = self.first(node)
         shape = self.constant(node.args[1:])
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = shape[0]
-        if len(shape) != 2 or not isinstance(shape[0], _Shape) or shape[1] != -1:
+        batch, features = shape if len(shape) == 2 else (None, None)
+        exact = isinstance(batch, _Shape) and features == -1
+        sized = (batch == -1 or isinstance(batch, _Shape)) and type(features) is int and (
+            features > 0)
+        if not (exact or sized):
             raise ConversionError(f"reshape {self.describe(node)} is not supported; only "
-                                  "x.view(x.size(0), -1) / torch.flatten(x, 1) are")
+                                  "x.view(x.size(0), -1), x.view(-1, C*H*W) and "
+                                  "torch.flatten(x, 1) are")
+        if sized and value.group.size and features % value.group.size:
+            raise ConversionError(
+                f"reshape {self.describe(node)} to {features} features is no flatten: its "
+                f"input has {value.group.size} channels, and {features} is not a multiple")
         self.alias(node)
-        return self.flatten(value, 1, node)
+        return self.flatten(value, 1, node, features if sized else None)
+
+    def transpose(self, node: fx.Node) -> Value:
+        """``x.flatten(2).transpose(1, 2)`` (a patch embedding): the map [B, C, L] becomes the
+        token sequence [B, L, C], whose features are the channels."""
+        value = self.first(node)
+        dims = self.constant(tuple(node.args[1:]))
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        swap = len(dims) == 2 and {d % 3 for d in dims if isinstance(d, int)} == {1, 2}
+        if not (value.spatial == 1 and not value.singleton and not value.flattened and (
+                swap or tuple(dims) == (0, 2, 1))):
+            raise ConversionError(f"transpose {self.describe(node)} is not supported; only a "
+                                  "map [B, C, L] to tokens [B, L, C] (x.flatten(2).transpose(1, "
+                                  "2), a patch embedding) is")
+        self.alias(node)
+        return self.shaped(value, (torch.transpose, (1, 2), {}), spatial=0, tokens=True)
 
     def squeeze(self, node: fx.Node) -> Value:
         """``x.squeeze(-1)`` after a global pool: drops singleton spatial dimensions."""
@@ -562,6 +632,21 @@ class _Walker:
         return self.shaped(value, (torch.squeeze, (tuple(resolved),), {}),
                            singleton=value.singleton - len(resolved))
 
+    def select_token(self, node: fx.Node) -> Value:
+        """``x[:, i]`` (ViT's class token ``x[:, 0, :]``) of a sequence known to be [B, T, D]:
+        the features of one token."""
+        value = self.first(node)
+        index = self.constant(node.args[1])
+        index = index if isinstance(index, tuple) else (index,)
+        every = slice(None)
+        if not (value.tokens and len(index) in (2, 3) and index[0] == every
+                and type(index[1]) is int and index[2:] in ((), (every,))):
+            raise ConversionError(f"indexing {self.describe(node)} is not supported; only "
+                                  "x[:, i] of a token sequence [B, T, D] (after a patch "
+                                  "embedding) is")
+        self.alias(node)
+        return self.shaped(value, (operator.getitem, ((every, index[1]),), {}), tokens=False)
+
     def local_pool(self, value: Value, function, args: tuple, kwargs: dict, node: fx.Node
                    ) -> Value:
         if not value.spatial:
@@ -579,22 +664,26 @@ class _Walker:
 
     def reduce(self, node: fx.Node, key) -> Value:
         """A mean or max over all spatial dimensions is global pooling; a mean over the token
-        dimension (``dim=-2``) of a sequence of features keeps the features."""
+        dimension of a sequence of features keeps the features: ``dim=1`` of a sequence known
+        to be [B, T, D] (``Value.tokens``), or ``dim=-2`` (the rank of the network input is
+        not traced, so there ``dim=1`` could be the features)."""
         value = self.first(node)
         dims = self.constant(node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None))
         keepdim = self.constant(node.kwargs.get("keepdim",
                                                 node.args[2] if len(node.args) > 2 else False))
         dims = dims if isinstance(dims, (tuple, list)) else (dims,)
         function = torch.amax if key in (torch.amax, "amax") else torch.mean
-        if value.spatial == 0 and not keepdim and all(isinstance(d, int) and d < -1
-                                                      for d in dims):
-            return self.shaped(value, (function, (tuple(dims),), {}))
+        over_tokens = value.tokens and len(dims) == 1 and dims[0] in (1, -2)
+        if value.spatial == 0 and not keepdim and (over_tokens or all(
+                isinstance(d, int) and d < -1 for d in dims)):
+            return self.shaped(value, (function, (tuple(dims),), {}), tokens=False)
         rank = value.spatial + 2
         resolved = sorted({d % rank for d in dims if isinstance(d, int)})
         if value.spatial == 0 or resolved != list(range(2, rank)):
             raise ConversionError(
                 f"reduction {self.describe(node)} over dims {dims} is not supported; only a "
                 "mean/max over all spatial dimensions of a map, or over the tokens of a "
-                "sequence written with negative dims (x.mean(dim=-2)), is")
+                "sequence: dim=1 where it is known to be [B, T, D] (after a patch embedding "
+                "x.flatten(2).transpose(1, 2)), else written dim=-2")
         return self.shaped(value, (function, (tuple(dims),), {"keepdim": bool(keepdim)}),
                            spatial=0, singleton=value.spatial if keepdim else 0)

@@ -12,7 +12,9 @@
 * ``sum``: the sum of two values when neither operand can carry it (e.g. ``x + x``);
 * ``activation``: an activation applied to a value that already has one, or that is used elsewhere;
 * ``attention_query`` / ``attention_key`` / ``attention_value``: the projections of
-  ``nn.MultiheadAttention`` (one node per embedding dimension).
+  ``nn.MultiheadAttention`` (one node per embedding dimension);
+* ``token``: a token position of a sequence (a ViT's class token, or each position of its
+  position embeddings); like an input neuron it never moves, ``node_io_pos`` is its token.
 
 Output neurons keep the type of the layer that produced them; ``node_io_pos >= 0`` marks them.
 
@@ -24,11 +26,14 @@ Output neurons keep the type of the layer that produced them; ``node_io_pos >= 0
 * ``linear_from_spatial``: a linear weight reading a flattened C×S feature map; the S spatial
   positions of a channel form a 1×S kernel;
 * ``attention``: query and key dimension ``i`` → value dimension ``i`` of the same attention
-  (constant weight 1): the query-key products decide how the values are mixed.
+  (constant weight 1): the query-key products decide how the values are mixed;
+* ``token_embedding``: a learned embedding added to the tokens of a ``token`` node: its class
+  token or position embedding entry for one feature.
 
 ``ACTIVATIONS`` (``ParameterGraph.node_act``, the function applied after the neuron; its argument,
-e.g. the SIREN ω₀ or the leaky-ReLU slope, is in ``node_act_arg``). ``unknown`` is recorded when
-a layout is inferred from state_dict keys, which do not say which activation the network used.
+e.g. the SIREN ω₀, the leaky-ReLU slope or a PReLU's learned slope, is in ``node_act_arg``).
+``unknown`` is recorded when a layout is inferred from state_dict keys, which do not say which
+activation the network used.
 The functions themselves are in :mod:`gmn.graph.activations` (one record per name);
 ``gmn.register_activation`` appends user-defined names at run time.
 """
@@ -52,9 +57,11 @@ NODE_TYPES = (
     "attention_query",
     "attention_key",
     "attention_value",
+    "token",
 )
 
-EDGE_TYPES = ("linear", "conv", "residual", "identity", "linear_from_spatial", "attention")
+EDGE_TYPES = ("linear", "conv", "residual", "identity", "linear_from_spatial", "attention",
+              "token_embedding")
 
 ACTIVATIONS = (
     "identity",
@@ -74,6 +81,7 @@ ACTIVATIONS = (
     "mish",
     "relu6",
     "cosine",
+    "prelu",
 )
 
 NODE_TYPE = {name: i for i, name in enumerate(NODE_TYPES)}
