@@ -12,7 +12,7 @@ from benchmarks.generalization.cli import main
 # accuracies spread by 2 to 5 epochs of training
 TINY = ["--models", "80", "--architectures", "2", "--reference-share", "0.75", "--group-size",
         "40", "--train-images", "300", "--max-epochs", "5", "--seeds", "0", "--epochs", "8",
-        "--hidden", "16", "--layers", "2", "--workers", "1", "--no-progress"]
+        "--hidden", "32", "--layers", "2", "--workers", "1", "--no-progress"]
 
 
 def test_tiny_run_ranks_cnns_and_reuses_its_zoo(tmp_path):

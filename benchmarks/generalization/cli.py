@@ -41,12 +41,12 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--epochs", type=int, default=30, help="GMN epochs")
     parser.add_argument("--hidden", type=int, default=32, help="GMN width")
-    parser.add_argument("--layers", type=int, default=3, help="GMN layers")
+    parser.add_argument("--layers", type=int, default=2, help="GMN layers")
     parser.add_argument("--lr", type=float, default=3e-3, help="GMN learning rate")
     parser.add_argument("--gmn-config", type=json.loads, default={},
                         help="JSON: gmn.nn.GMNConfig fields over the pinned zoo GMN "
                         "(benchmarks/generalization/methods.py ZOO_GMN), e.g. "
-                        "'{\"fourier_frequencies\": 16}'")
+                        "'{\"edge_message\": \"gated\"}'")
     parser.add_argument("--device", default=None)
     parser.add_argument("--workers", type=int, default=2, help="zoo-building processes")
     parser.add_argument("--threads", type=int, default=1,

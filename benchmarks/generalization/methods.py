@@ -78,9 +78,12 @@ def _mse(outputs: Tensor, targets: Tensor) -> Tensor:
 
 # The GMN measured on model zoos (docs/zoo.md), pinned: gmn.nn.GMN's defaults are the INR
 # benchmark's weights-only configuration, whose canonical features assume networks trained
-# from one shared initialisation (a zoo's CNNs start from their own seeds).
-ZOO_GMN = {"dropout": 0.0, "fourier_frequencies": 0, "edge_message": "additive",
-           "rank_embedding": False, "canonical_standardization": False}
+# from one shared initialisation (a zoo's CNNs start from their own seeds). Fourier features
+# let it form per-layer moments of the weights (a linear embedding of a scalar cannot).
+ZOO_GMN = {"dropout": 0.0, "fourier_frequencies": 16, "fourier_max": 30.0,
+           "edge_message": "additive",
+           "rank_embedding": False, "canonical_standardization": False,
+           "readout": ("node_mean", "edge_mean", "node_max", "edge_max", "output_mean")}
 
 
 def gmn_predictor(zoo, split, targets, seed, options) -> np.ndarray:
@@ -93,8 +96,7 @@ def gmn_predictor(zoo, split, targets, seed, options) -> np.ndarray:
 
     def build():
         model = GMN(**{"out_dim": 1, "hidden_dim": options["hidden"],
-                       "num_layers": options["layers"],
-                       "readout": ("node_mean", "edge_mean", "node_max"), **ZOO_GMN,
+                       "num_layers": options["layers"], **ZOO_GMN,
                        **options.get("gmn_config", {})})
         model.fit_feature_statistics(training_graphs)
         return model
