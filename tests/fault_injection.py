@@ -38,8 +38,8 @@ KILL_POINTS = [
     ("after", "inrs/manifest.json"),  # boundary: INRs -> training
     ("after", "runs/gmn/seed0/last.pt"),  # inside training, after epoch 1's checkpoint
     ("before", "runs/gmn/seed0/last.pt"),  # inside training, mid-checkpoint (epoch 2)
-    ("before", "runs/gmn/seed0/outputs.safetensors"),  # trained, probes not yet stored
-    ("after", "runs/gmn/seed0/result.json"),  # boundary between runs: the probe-order case
+    ("before", "runs/gmn/seed0/outputs.safetensors"),  # trained, outputs not yet stored
+    ("after", "runs/gmn/seed0/result.json"),  # boundary between runs: one cached, one fresh
     ("after", "runs/cnn/seed1/result.json"),  # boundary: training -> CKA
     ("before", "cka.json"),  # inside the CKA stage, mid-write
     ("after", "results.json"),  # inside the report stage

@@ -51,6 +51,8 @@ def test_options_are_parsed(tmp_path):
         (["--gmn-config", "{nope"], "not valid JSON"),
         (["--classes", "4"], "at least two classes"),
         (["--zoo", "nfn", "/x", "--limit", "5"], "a --zoo is used whole"),
+        (["--cka-permutation-samples", "3"], "--cka-permutation-samples must be >= 4"),
+        (["--cka-permutations", "-1"], "--cka-permutations must be >= 0"),
     ],
 )
 def test_bad_options_name_the_problem(argv, message, capsys):
@@ -78,5 +80,6 @@ def test_help_explains_every_option():
         "--device",
         "--resume",
         "--gmn-config",
+        "--cka-permutation-samples",
     ):
         assert option in text

@@ -2,6 +2,7 @@
 of cached file damaged; each time the benchmark must end with the numbers and files of an
 uninterrupted run, and name every damaged file. See ``tests/fault_injection.py``."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,7 +10,9 @@ import sys
 import pytest
 import torch
 
+from benchmarks.inr_classification.config import BenchmarkConfig
 from benchmarks.inr_classification.similarity import cka_study
+from tests.benchmark_models import LAYERS, trained
 from tests.fault_injection import CORRUPTIONS, KILL_POINTS
 
 
@@ -43,17 +46,15 @@ def test_every_damaged_file_is_named_and_its_stage_recomputed(report):
 
 
 def test_cka_pairs_layers_by_name_whatever_order_they_come_in():
-    generator = torch.Generator().manual_seed(0)
-    layers = ["blocks.0", "blocks.1", "head"]
-
-    def model():
-        return {name: torch.randn(40, 6, generator=generator) for name in layers}
-
-    seed0, seed1 = model(), model()
-    seed1["head"] = seed0["head"] + 0.01 * torch.randn(40, 6, generator=generator)
-    stored = {name: seed0[name] for name in sorted(seed0, reverse=True)}  # another order
-    fresh = cka_study({"gmn": [seed0, seed1]}, 0, 0, False)["within"]["gmn"]
-    mixed = cka_study({"gmn": [stored, seed1]}, 0, 0, False)["within"]["gmn"]
+    config = dataclasses.replace(BenchmarkConfig(), cka_permutations=0, progress=False)
+    in_order = trained(0, 40)
+    other_order = trained(0, 40, layers=list(reversed(LAYERS)))
+    second = trained(1, 40)
+    with torch.no_grad():  # the heads of both seeds agree closely, the other layers do not
+        second.model[4].weight.copy_(in_order.model[4].weight + 0.01)
+    fresh = cka_study({"gmn": [in_order, second]}, config)["within"]["gmn"]
+    mixed = cka_study({"gmn": [other_order, second]}, config)["within"]["gmn"]
+    assert mixed["pairs"][0]["rows"] == list(reversed(LAYERS))
     assert mixed["headline_debiased"]["values"] == pytest.approx(
         fresh["headline_debiased"]["values"], abs=1e-12)
     pair = fresh["pairs"][0]

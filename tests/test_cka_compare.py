@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import gmn
 from gmn.cka import CKAGrid, CKAMatrix, MinibatchCKA, cka_matrix, compare
+from gmn.cka.comparison import stream
 
 
 def models():
@@ -142,3 +143,33 @@ def test_save_load_round_trip_and_verification(tmp_path):
         CKAMatrix.load(tmp_path / "other")
     saved = json.loads((matrix.save(tmp_path / "n")[1]).read_text())
     assert saved["row_names"] == ["a", "b"]
+
+
+def test_on_batch_sees_the_probed_states_and_dtype_makes_the_sums_float64():
+    a, b = (model.float() for model in models())
+    x = loader().dataset.tensors[0].float()
+    data = DataLoader(TensorDataset(x, torch.zeros(300)), batch_size=64)
+    seen = []
+    grid = stream(a, b, data, keep=lambda name: name != "1", dtype=torch.float64,
+                  on_batch=lambda rows, cols: seen.append((rows, cols)))
+    assert [rows["0"].shape[0] for rows, _ in seen] == [64, 64, 64, 64, 44]
+    assert all(
+        list(rows) == ["0", "2", "3", "4"] and list(cols) == ["0", "2"]
+        and all(v.dtype == torch.float32 for v in (*rows.values(), *cols.values()))
+        for rows, cols in seen
+    )
+    rows, cols = ({k: torch.cat([batch[side][k] for batch in seen]) for k in seen[0][side]}
+                  for side in (0, 1))
+    collected_a, collected_b = in_memory(a, data), in_memory(b, data)
+    assert all(torch.equal(rows[k], collected_a[k]) for k in rows)
+    assert all(torch.equal(cols[k], collected_b[k]) for k in cols)
+    rows64 = {k: v.double() for k, v in rows.items()}
+    cols64 = {k: v.double() for k, v in cols.items()}
+    centred = grid.centred()
+    for debiased in (False, True):
+        reference = cka_matrix(rows64, cols64, debiased=debiased).values
+        torch.testing.assert_close(grid.compute(debiased).values, reference, rtol=0, atol=1e-10)
+        reused = grid.compute(debiased, centred=centred).values
+        assert torch.equal(reused, grid.compute(debiased).values)
+    assert torch.equal(grid.procrustes(centred=centred).values, grid.procrustes().values)
+    assert torch.equal(grid.cca(centred=centred).values, grid.cca().values)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from gmn.files import CorruptFileError, atomic_write, read_json, sha256, verify_sha256, write_json
 
@@ -32,9 +33,11 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> Path:
     return atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp)))
 
 
-def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+def load_tensors(path: str | Path, names: list[str]) -> dict[str, torch.Tensor]:
+    """The tensors ``names`` of a safetensors file (others in it are not read)."""
     try:
-        return load_file(str(path))
+        with safe_open(str(path), "pt") as file:
+            return {name: file.get_tensor(name) for name in names}
     except Exception as err:  # noqa: BLE001 - safetensors' own error kinds; name the file
         raise CorruptFileError(f"cannot read {path} ({err}); it was truncated or damaged") from err
 

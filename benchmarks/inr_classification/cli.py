@@ -222,16 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     study = p.add_argument_group("representation study")
     study.add_argument(
-        "--probe-samples",
-        type=int,
-        metavar="N",
-        help="probe only the first N test samples for CKA (default: all)",
-    )
-    study.add_argument(
         "--cka-permutations",
         type=int,
         default=d.cka_permutations,
         help="permutations of the CKA permutation tests (default: %(default)s)",
+    )
+    study.add_argument(
+        "--cka-permutation-samples",
+        type=int,
+        default=d.cka_permutation_samples,
+        metavar="N",
+        help="the permutation tests run on the first N test samples, the only states the "
+        "CKA stage keeps (CKA matrices and headlines always use every test sample, "
+        "streamed); memory grows with N, not with the test set (default: %(default)s)",
     )
     study.add_argument(
         "--procrustes",

@@ -57,8 +57,8 @@ class BenchmarkConfig:
     batch_size: int = 64
     lr: float = 1e-3
     gmn_config: dict = field(default_factory=dict)
-    probe_samples: int | None = None
     cka_permutations: int = 100
+    cka_permutation_samples: int = 2000
     procrustes: bool = False
     out: str = "results/inr-digits"
     device: str = "cpu"
@@ -107,6 +107,12 @@ class BenchmarkConfig:
         ):
             raise ValueError(
                 f"--split must be three positive fractions summing to 1, got {self.split}"
+            )
+        if self.cka_permutations < 0:
+            raise ValueError(f"--cka-permutations must be >= 0, got {self.cka_permutations}")
+        if self.cka_permutation_samples < 4:  # the debiased estimator needs 4 samples
+            raise ValueError(
+                f"--cka-permutation-samples must be >= 4, got {self.cka_permutation_samples}"
             )
         if not isinstance(self.gmn_config, dict):
             raise ValueError("--gmn-config must be a JSON object")

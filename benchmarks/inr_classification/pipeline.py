@@ -14,7 +14,9 @@ train      ``runs/FAMILY/seedS/``: ``*.pt``        same data, seed and training 
            (**``checkpoints.json``**),             interrupted run resumes from its last
            ``outputs.safetensors``,                checkpoint
            **``result.json``**
-cka        **``cka.json``**                        same runs (outputs' sha256), CKA options
+cka        **``cka.json``**                        same runs (keys, ``best.pt`` sha256), CKA
+                                                   options; the models are read back from
+                                                   their verified ``best.pt``
 report     ``results.json``, ``report.md``,        always rewritten (seconds)
            ``*.png``
 =========  ======================================  =======================================
@@ -39,11 +41,10 @@ from .cache import load_json, save_json, save_text
 from .config import BenchmarkConfig
 from .data import prepare_data
 from .plots import plot_accuracy_overlap, plot_cka_figures
-from .probes import probes_from_outputs
 from .procrustes_report import procrustes_study, render_procrustes_section
 from .report import render_report
 from .similarity import cka_study
-from .training import OUTPUTS, train_family_seed
+from .training import BEST, train_family_seed, trained_model
 
 PACKAGES = ("torch", "torch_geometric", "numpy", "scikit-learn", "safetensors", "gmn")
 
@@ -67,8 +68,9 @@ def _check_out(config: BenchmarkConfig, out: Path) -> None:
 
 
 def _cached_cka(path: Path, key: dict, config: BenchmarkConfig) -> dict | None:
-    """The CKA study of ``path`` if it was made from these runs' outputs (their sha256 are
-    in ``key``) and its content matches its hash; a damaged file is named and recomputed."""
+    """The CKA study of ``path`` if it was made from these runs' checkpoints (their sha256
+    are in ``key``) and its content matches its hash; a damaged file is named and
+    recomputed."""
     if not path.exists():
         return None
     try:
@@ -111,16 +113,22 @@ def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
     stage = time.perf_counter()
     cka_key = {
         "runs": {f: [r["key"] for r in rs] for f, rs in runs.items()},
-        "outputs_sha256": {f: [r["files"][OUTPUTS] for r in rs] for f, rs in runs.items()},
-        **config.key("cka_permutations"),
+        "checkpoints": {f: [{BEST: r["files"][BEST]} for r in rs] for f, rs in runs.items()},
+        **config.key("cka_permutations", "cka_permutation_samples", "procrustes"),
     }
     cka = _cached_cka(out / "cka.json", cka_key, config)
     if cka is None:
-        cka = cka_study(probes_from_outputs(outputs), config.cka_permutations, config.seed,
-                        config.progress)
+        models = {
+            family: [
+                trained_model(family, data, config, out / "runs" / family / f"seed{seed}", r)
+                for seed, r in zip(config.seed_list, rs)
+            ]
+            for family, rs in runs.items()
+        }
+        cka = cka_study(models, config)
         save_json({"key": cka_key, "cka": cka}, out / "cka.json")
     if config.procrustes:
-        procrustes = procrustes_study(probes_from_outputs(outputs))
+        procrustes = procrustes_study(cka)
     timings["cka"] = time.perf_counter() - stage
 
     stage = time.perf_counter()

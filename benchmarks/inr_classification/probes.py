@@ -1,50 +1,126 @@
-"""Probe a trained model on the test set: ``{layer: Tensor[n_test, d]}`` for CKA.
+"""Stream two trained models over the test set into one CKA grid (stage "cka").
 
 Image models and the weight MLP give each probed module's output flattened per sample.
 A GMN layer gives, per input network, the mean node state of each node type
 concatenated (``gmn.probe``'s ``node_type_mean``): one permutation-invariant vector per
 network and layer.
+
+:func:`stream_pair` runs both models once over their own test inputs (images, or INR
+parameters for the GMN families and the weight MLP: two loaders, one sample order) with
+:func:`gmn.cka.comparison.stream`. What it holds does not grow with the number of test
+samples n: one batch of states per model, the grid's float64 sums
+(``O(Σ d_a² + Σ d_b² + Σ d_a·d_b)``), and the states of at most ``samples`` first test
+samples, kept for the permutation tests.
 """
 
 from __future__ import annotations
 
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, Subset
+from dataclasses import dataclass
 
-from .config import BenchmarkConfig
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from gmn.cka.comparison import stream
 
 PROBE_BATCH = 256
 GRAPH_STATE = "node_type_mean"
 
 
-def probe_model(
-    model: nn.Module, layers: list[str], dataset, config: BenchmarkConfig
-) -> dict[str, Tensor]:
-    """States of ``layers`` for the first ``--probe-samples`` samples of ``dataset`` (all by
-    default), in dataset order, on the CPU; keys are the module names."""
-    import gmn
+@dataclass
+class TrainedModel:
+    """A trained run ready to probe: ``model`` (on its device), ``layers`` (the probed module
+    names in model order) and ``test``, its ``(inputs, label)`` test set in split order."""
 
-    n = len(dataset) if config.probe_samples is None else min(config.probe_samples, len(dataset))
-    loader = DataLoader(Subset(dataset, range(n)), batch_size=PROBE_BATCH, shuffle=False)
-    model.eval()
-    device = next(model.parameters()).device
-    with gmn.probe(model, layers=layers, to_cpu=True) as recorder:
-        states = recorder.collect(loader, device=device)
-    picked = {}
-    for key, value in states.items():
-        name, _, kind = key.partition("/")
-        if not kind or kind == GRAPH_STATE:
-            picked[name] = value.float()
-    return {name: picked[name] for name in layers}
+    model: nn.Module
+    layers: list[str]
+    test: Dataset
 
 
-def probes_from_outputs(outputs: dict[str, list[dict[str, Tensor]]]) -> dict:
-    """family → per seed ``{layer: Tensor[n_test, d]}`` from the runs' cached outputs (their
-    ``probe/LAYER`` entries)."""
-    return {
-        family: [
-            {k.removeprefix("probe/"): v for k, v in o.items() if k.startswith("probe/")}
-            for o in per_seed
-        ]
-        for family, per_seed in outputs.items()
-    }
+def _kept(state: str) -> bool:
+    """A module's output, or a GMN layer's per-node-type mean (its other pooled states are
+    left out)."""
+    return state.partition("/")[2] in ("", GRAPH_STATE)
+
+
+def _layer(state: str) -> str:
+    return state.partition("/")[0]
+
+
+class FirstSamples:
+    """``on_batch`` hook of :func:`gmn.cka.comparison.stream` that keeps the states of the
+    first ``limit`` samples: :meth:`states` gives ``{layer: Tensor[min(limit, n), d]}`` per
+    side."""
+
+    def __init__(self, limit: int):
+        self.limit, self.n = limit, 0
+        self.parts: tuple[dict, dict] = ({}, {})
+
+    def __call__(self, rows: dict[str, Tensor], cols: dict[str, Tensor]) -> None:
+        room = self.limit - self.n
+        if room <= 0:
+            return
+        for parts, states in zip(self.parts, (rows, cols)):
+            for name, state in states.items():
+                parts.setdefault(_layer(name), []).append(state[:room])
+        self.n += min(room, len(next(iter(rows.values()))))
+
+    def states(self, rows: list[str], cols: list[str]) -> tuple[dict, dict]:
+        """The kept states of layers ``rows`` and ``cols``, in that order."""
+        kept_rows, kept_cols = self.parts
+        return (
+            {name: torch.cat(kept_rows[name]) for name in rows},
+            {name: torch.cat(kept_cols[name]) for name in cols},
+        )
+
+
+@dataclass
+class StreamedPair:
+    """What one pass over the test set gives for two models, rows and columns in model order
+    and named by module (``rows``, ``cols``): linear CKA of all test samples, ``debiased``
+    and ``biased`` ``[len(rows), len(cols)]`` float64, the ``procrustes`` similarity matrix
+    when asked for, and the first samples' states when kept (``samples``)."""
+
+    rows: list[str]
+    cols: list[str]
+    debiased: Tensor
+    biased: Tensor
+    procrustes: Tensor | None
+    samples: tuple[dict[str, Tensor], dict[str, Tensor]] | None
+
+
+def _in_order(matrix, rows: list[str], cols: list[str]) -> Tensor:
+    """``matrix.values`` (rows and columns named by probed state) as ``[rows, cols]``."""
+    have_rows = [_layer(name) for name in matrix.row_names]
+    have_cols = [_layer(name) for name in matrix.col_names]
+    return matrix.values[[have_rows.index(r) for r in rows]][:, [have_cols.index(c) for c in cols]]
+
+
+def stream_pair(a: TrainedModel, b: TrainedModel, samples: int = 0, procrustes: bool = False,
+                device: str | None = None) -> StreamedPair:
+    """One pass of both models over the test set, ``PROBE_BATCH`` samples at a time.
+
+    Args:
+        a, b: the two models (rows, columns); their test sets hold the same samples in
+            the same order.
+        samples: keep the states of the first ``samples`` test samples (0: none).
+        procrustes: also read the Procrustes similarity out of the grid.
+        device: where batches are moved (the models' device).
+
+    Returns:
+        a :class:`StreamedPair`. States enter the grid as float64 (exact sums); the grid
+        and its centred copy (as big again) are freed on return.
+    """
+    loader_a = DataLoader(a.test, batch_size=PROBE_BATCH, shuffle=False)
+    loader_b = DataLoader(b.test, batch_size=PROBE_BATCH, shuffle=False)
+    first = FirstSamples(samples) if samples > 0 else None
+    grid = stream(a.model, b.model, loader_a, loader_b, layers=(a.layers, b.layers),
+                  keep=_kept, device=device, dtype=torch.float64, on_batch=first)
+    centred = grid.centred()
+    return StreamedPair(
+        list(a.layers),
+        list(b.layers),
+        *(_in_order(grid.compute(d, centred=centred), a.layers, b.layers) for d in (True, False)),
+        _in_order(grid.procrustes(centred=centred), a.layers, b.layers) if procrustes else None,
+        first.states(a.layers, b.layers) if first else None,
+    )

@@ -1,10 +1,11 @@
 """Optional report section (``--procrustes``): do the CKA findings hold under Procrustes too?
 
 The representation-similarity claims should not depend on one index. For every comparison of
-:func:`similarity.model_pairs` this computes the orthogonal Procrustes similarity
-(``‖XᵀY‖_*`` of centred, unit-norm states: 1 = equal up to rotation, translation and scale;
-``gmn.cka.procrustes_similarity``) with the same headline rule as CKA (mean same-layer value
-between seeds, symmetric best match between families), runs the same verdict functions
+:func:`similarity.model_pairs` the CKA stage also computes, from the same streamed grid, the
+orthogonal Procrustes similarity (``‖XᵀY‖_*`` of centred, unit-norm states: 1 = equal up to
+rotation, translation and scale; ``gmn.cka.CKAGrid.procrustes``) with the same headline rule
+as CKA (mean same-layer value between seeds, symmetric best match between families). This
+module collects those headlines, runs the same verdict functions
 (``findings.py``) on both indices, and states whether each finding holds under both. It
 also counts the first pair's significant CKA cells before and after Holm's correction for
 testing a whole layer × layer matrix.
@@ -13,29 +14,17 @@ testing a whole layer × layer matrix.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
-from .analysis import best_match_mean, diagonal_mean, mean_std
 from .findings import ALPHA, gmn_image_dissimilarity, seed_sensitivity
-from .similarity import model_pairs
 
 
-def procrustes_study(probes: dict[str, list[dict[str, Tensor]]]) -> dict:
-    """Procrustes headline values per comparison. ``probes``: family → per seed
-    ``{layer: Tensor[n_test, d]}``; returns ``{"within": {f: stats}, "between": {...}}``."""
-    from gmn.cka import similarity_matrix
-
-    seeds = min(len(v) for v in probes.values())
-    out = {"within": {}, "between": {}}
-    for name, pairs in model_pairs(list(probes), seeds).items():
-        a, b = (name, name) if name in probes else name.split("-")
-        headline = diagonal_mean if a == b else best_match_mean
-        values = [
-            headline(similarity_matrix(probes[a][i], probes[b][j], measure="procrustes").values)
-            for i, j in pairs
-        ]
-        out["within" if a == b else "between"][name] = mean_std(values)
-    return out
+def procrustes_study(cka: dict) -> dict:
+    """Procrustes headline values (mean ± std over pairs) per comparison of a CKA study made
+    with ``--procrustes``: ``{"within": {f: stats}, "between": {"a-b": stats}}``."""
+    return {
+        kind: {name: group["headline_procrustes"] for name, group in cka[kind].items()}
+        for kind in ("within", "between")
+    }
 
 
 def _verdicts(within: dict[str, list[float]], between: dict[str, list[float]]) -> list[dict]:

@@ -1,8 +1,10 @@
 """Stage "cka": layer × layer CKA between seeds of a family and between families.
 
-For every pair of trained models the debiased and the biased linear CKA matrices over the
-probed test-set states are computed. Each comparison (one family against itself, or two
-families) is summarised by a headline number per pair of models:
+Every pair of trained models is streamed once over the test set (``probes.stream_pair``):
+one grid of exact accumulators gives the debiased and the biased linear CKA matrices of
+all test samples (and, with ``--procrustes``, the orthogonal Procrustes matrix), in memory
+that does not grow with the number of test samples. Each comparison (one family against
+itself, or two families) is summarised by a headline number per pair of models:
 
 * between seeds of one family: the mean same-layer CKA (each layer paired with the layer
   of the same name);
@@ -11,8 +13,11 @@ families) is summarised by a headline number per pair of models:
 
 The first pair of each comparison also gets a permutation-test p-value and the mean CKA
 of shuffled rows (the value unpaired samples give) for every cell, on the debiased
-estimator (``--cka-permutations``). The confidence interval of each headline is taken
-over seed pairs (a t-interval), the variation that the paper's claims are about.
+estimator (``--cka-permutations``). A permutation test needs the samples themselves: it
+runs on the states of the first ``--cka-permutation-samples`` test samples (all of them
+when there are no more), kept during the same pass. The confidence interval of each
+headline is taken over seed pairs (a t-interval), the variation that the paper's claims
+are about.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .analysis import best_match_mean, mean_std, same_layer_mean
+from .config import BenchmarkConfig
+from .probes import StreamedPair, TrainedModel, stream_pair
 
 CONFIDENCE = 0.95
 
@@ -39,42 +46,28 @@ def model_pairs(families: list[str], seeds: int) -> dict[str, list[tuple[int, in
     return pairs
 
 
-def _matrix_dict(matrix) -> list[list[float]]:
-    return matrix.values.detach().double().tolist()
-
-
-def compare(
-    reps_a: dict[str, Tensor],
-    reps_b: dict[str, Tensor],
-    same_family: bool,
-    stats: bool,
-    permutations: int,
-    seed: int,
-) -> dict:
-    """Debiased and biased CKA matrices of two models (+ statistics when ``stats``)."""
+def compare(pair: StreamedPair, same_family: bool, config: BenchmarkConfig) -> dict:
+    """Debiased and biased CKA matrices of two models ``[rows, cols]`` over all test samples
+    and their headlines; p-values and shuffled baselines on ``pair.samples`` when they were
+    kept; the Procrustes matrix and headline when it was computed."""
     from gmn.cka import cka_matrix
 
-    debiased = cka_matrix(
-        reps_a, reps_b, debiased=True, permutations=permutations if stats else 0, seed=seed
-    )
-    biased = cka_matrix(reps_a, reps_b, debiased=False)
-    rows, cols = list(debiased.row_names), list(debiased.col_names)
+    def headline(values: Tensor) -> float:  # layers matched by name, never by position
+        if same_family:
+            return same_layer_mean(values, pair.rows, pair.cols)
+        return best_match_mean(values)
 
-    def headline(matrix) -> float:  # layers matched by name, never by position
-        values = matrix.values.detach()
-        return same_layer_mean(values, rows, cols) if same_family else best_match_mean(values)
-
-    out = {
-        "rows": rows,
-        "cols": cols,
-        "debiased": _matrix_dict(debiased),
-        "biased": _matrix_dict(biased),
-        "headline_debiased": headline(debiased),
-        "headline_biased": headline(biased),
-    }
-    if stats and permutations > 0:
-        out["p_values"] = debiased.p_values.tolist()
-        out["baseline"] = debiased.baseline.tolist()
+    out = {"rows": pair.rows, "cols": pair.cols}
+    for kind in ("debiased", "biased"):
+        values = getattr(pair, kind)
+        out[kind], out[f"headline_{kind}"] = values.tolist(), headline(values)
+    if pair.samples is not None:
+        tested = cka_matrix(*pair.samples, debiased=True, permutations=config.cka_permutations,
+                            seed=config.seed)
+        out["p_values"], out["baseline"] = tested.p_values.tolist(), tested.baseline.tolist()
+    if pair.procrustes is not None:
+        values = pair.procrustes
+        out["procrustes"], out["headline_procrustes"] = values.tolist(), headline(values)
     return out
 
 
@@ -100,37 +93,40 @@ def _t_interval(values: list[float]) -> list[float] | None:
     return [stat["mean"] - half, stat["mean"] + half]
 
 
-def cka_study(
-    probes: dict[str, list[dict[str, Tensor]]], permutations: int, seed: int, progress: bool
-) -> dict:
+def cka_study(models: dict[str, list[TrainedModel]], config: BenchmarkConfig) -> dict:
     """Every comparison of :func:`model_pairs`.
 
     Args:
-        probes: family → per seed ``{layer: Tensor[n_test, d]}``.
+        models: family → per seed the trained model, its probed layers and test set.
+        config: ``cka_permutations``, ``cka_permutation_samples``, ``seed``, ``procrustes``,
+            ``device``, ``progress``.
 
     Returns:
         ``{"within": {family: group}, "between": {"a-b": group}, "statistic": text}``;
         a group has ``pairs`` (per pair of models: matrices, headlines, and for the first
-        pair p-values and shuffled baselines), ``headline_debiased``/``headline_biased`` (mean ± std
-        over pairs), and ``statistics``: ``p_value`` (the largest permutation p-value among
-        the first pair's headline cells) and ``ci`` (95% t-interval of the debiased headline
-        over pairs).
+        pair p-values and shuffled baselines), ``headline_debiased``/``headline_biased``
+        (and ``headline_procrustes``) (mean ± std over pairs), and ``statistics``:
+        ``p_value`` (the largest permutation p-value among the first pair's headline cells)
+        and ``ci`` (95% t-interval of the debiased headline over pairs).
     """
-    families = list(probes)
-    seeds = min(len(v) for v in probes.values())
+    families = list(models)
+    seeds = min(len(v) for v in models.values())
     comparisons = model_pairs(families, seeds)
     total = sum(len(p) for p in comparisons.values())
-    bar = tqdm(total=total, desc="CKA", unit="pair", disable=not progress)
+    bar = tqdm(total=total, desc="CKA", unit="pair", disable=not config.progress)
+    kinds = ("debiased", "biased", *(("procrustes",) if config.procrustes else ()))
+    tested = config.cka_permutation_samples if config.cka_permutations > 0 else 0
     out = {"within": {}, "between": {}}
     for name, pairs in comparisons.items():
-        a, b = (name, name) if name in probes else name.split("-")
+        a, b = (name, name) if name in models else name.split("-")
         same = a == b
         group = {"pairs": []}
         for k, (i, j) in enumerate(pairs):
-            result = compare(probes[a][i], probes[b][j], same, k == 0, permutations, seed)
-            group["pairs"].append({"a": f"{a}{i}", "b": f"{b}{j}", **result})
+            pair = stream_pair(models[a][i], models[b][j], tested if k == 0 else 0,
+                               config.procrustes, config.device)
+            group["pairs"].append({"a": f"{a}{i}", "b": f"{b}{j}", **compare(pair, same, config)})
             bar.update(1)
-        for kind in ("debiased", "biased"):
+        for kind in kinds:
             group[f"headline_{kind}"] = mean_std([p[f"headline_{kind}"] for p in group["pairs"]])
         first = group["pairs"][0]
         cells = _headline_cells(group, same)
@@ -141,12 +137,14 @@ def cka_study(
         }
         out["within" if same else "between"][name] = group
     bar.close()
+    n = len(next(iter(models.values()))[0].test)
+    subset = f", on the first {tested} of {n} test samples" if 0 < tested < n else ""
     out["statistic"] = (
         "Linear CKA on the probed test-set states, debiased (unbiased HSIC) and biased. "
         "Headline per pair of models: between seeds of one family, the mean same-layer CKA; "
         "between families, the symmetric best-match CKA. Tables give mean ± std over seed "
         "pairs; p is the largest permutation p-value (debiased, "
-        f"{permutations} permutations) among the headline cells of the first pair; CI is "
-        "the 95% t-interval of the debiased headline over seed pairs."
+        f"{config.cka_permutations} permutations{subset}) among the headline cells of the "
+        "first pair; CI is the 95% t-interval of the debiased headline over seed pairs."
     )
     return out

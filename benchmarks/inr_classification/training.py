@@ -1,5 +1,6 @@
-"""Stage "train": one (family, seed) run trained, tested once at its best-validation epoch,
-and probed on the test set. Its outputs are one cache unit under ``--out/runs/FAMILY/seedS``.
+"""Stage "train": one (family, seed) run trained and tested once at its best-validation
+epoch. Its outputs are one cache unit under ``--out/runs/FAMILY/seedS``; the CKA stage
+loads the tested model back from its verified checkpoint (:func:`trained_model`).
 """
 
 from __future__ import annotations
@@ -10,20 +11,24 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import Subset, TensorDataset
 
 from gmn.files import IntegrityError
-from gmn.train import TrainConfig, Trainer
+from gmn.train import TrainConfig, Trainer, load_checkpoint
 
 from .cache import digests, load_json, load_tensors, save_json, save_tensors, verify_digests
 from .config import GMN_FAMILIES, BenchmarkConfig
 from .data import BenchmarkData
 from .families import FamilyPlan, plan_family
 from .gmn_family import split_gmn_config
-from .probes import probe_model
+from .probes import TrainedModel
 
-OUTPUTS = "outputs.safetensors"  # test probabilities, predictions and probed states
-RESULT = "result.json"  # accuracies, epochs, timings and the run's cache key
+OUTPUTS = "outputs.safetensors"  # test probabilities and predictions
+RESULT = "result.json"  # accuracies, epochs, timings, the run's cache key, files' sha256
+BEST = "best.pt"  # the best-validation checkpoint: the model tested, then probed for CKA
+# Keys of runs cached by earlier versions that no longer decide a run's numbers: ignored
+# when a cached run's key is compared (probe_samples: the CKA stage streams every sample).
+RETIRED_KEYS = ("probe_samples",)
 
 
 def _datasets(data: BenchmarkData, inputs: str) -> dict[str, TensorDataset]:
@@ -55,7 +60,7 @@ def run_key(family: str, seed: int, config: BenchmarkConfig, data: BenchmarkData
         "family": family,
         "seed": seed,
         "data": data.key,
-        **config.key("epochs", "batch_size", "lr", "gmn_config", "probe_samples"),
+        **config.key("epochs", "batch_size", "lr", "gmn_config"),
         "architecture": plan.architecture,
     }
     if family in GMN_FAMILIES:
@@ -67,12 +72,12 @@ def run_key(family: str, seed: int, config: BenchmarkConfig, data: BenchmarkData
 def train_family_seed(
     family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig, run_dir: Path
 ) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Train, test and probe one run, or load it when ``run_dir`` already holds it.
+    """Train and test one run, or load it when ``run_dir`` already holds it.
 
     Returns:
         (result, outputs): ``result`` has ``test_accuracy``, ``best_val_accuracy``,
-        ``best_epoch``, ``train_seconds`` …; ``outputs`` has ``probabilities`` [n_test, C],
-        ``predictions`` [n_test] and ``probe/LAYER`` [n_test, d] for every probed layer.
+        ``best_epoch``, ``train_seconds``, ``files`` (sha256 of the outputs and checkpoints)
+        …; ``outputs`` has ``probabilities`` [n_test, C] and ``predictions`` [n_test].
     """
     plan = plan_family(family, data, config)
     key = run_key(family, seed, config, data, plan)
@@ -93,18 +98,32 @@ def _cached_run(run_dir: Path, key: dict, config: BenchmarkConfig):
         return None
     try:
         result = load_json(run_dir / RESULT)
-        if result["key"] != key:
+        cached = {k: v for k, v in result["key"].items() if k not in RETIRED_KEYS}
+        if cached != key:
             raise ValueError(
-                f"{run_dir} holds a run with other settings ({describe_changes(result['key'], key)}"
+                f"{run_dir} holds a run with other settings ({describe_changes(cached, key)}"
                 "); use another --out, or the settings of that run"
             )
         verify_digests(run_dir, result["files"], run_dir / RESULT)
-        outputs = load_tensors(run_dir / OUTPUTS)
+        outputs = load_tensors(run_dir / OUTPUTS, ["probabilities", "predictions"])
     except (IntegrityError, FileNotFoundError) as err:
         _discard(run_dir, err, config, keep_checkpoints=True)
         return None
-    names = ["probabilities", "predictions", *(f"probe/{n}" for n in result["probe_layers"])]
-    return result, {name: outputs[name] for name in names}  # the probed layers in model order
+    return {**result, "key": key}, outputs
+
+
+def trained_model(family: str, data: BenchmarkData, config: BenchmarkConfig, run_dir: Path,
+                  result: dict) -> TrainedModel:
+    """The run's tested model, loaded from ``best.pt`` after checking it against the sha256
+    that ``result.json`` lists (and ``checkpoints.json``), with its probed layers and its
+    test set (raises ``IntegrityError`` naming a changed file)."""
+    plan = plan_family(family, data, config)
+    verify_digests(run_dir, {BEST: result["files"][BEST]}, run_dir / RESULT)
+    model = plan.build().to(config.device)
+    model.load_state_dict(load_checkpoint(run_dir / BEST)["model"])
+    inputs = data.images if plan.inputs == "images" else data.params[:, 0]  # views, no copy
+    test = Subset(TensorDataset(inputs, data.labels), data.split["test"].tolist())
+    return TrainedModel(model.eval(), plan.probe_layers(model), test)
 
 
 def _discard(run_dir: Path, err: Exception, config: BenchmarkConfig,
@@ -136,7 +155,7 @@ def describe_changes(cached: dict, now: dict, prefix: str = "") -> str:
 
 def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
            run_dir: Path, plan: FamilyPlan, key: dict) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Train (or resume), test and probe one run; store its outputs, then its record."""
+    """Train (or resume) and test one run; store its outputs, then its record."""
     options = {"batch_size": config.batch_size, "lr": config.lr, **plan.train_options}
     epochs = options.pop("epochs", None) or config.epochs
     sets = _datasets(data, plan.inputs)
@@ -163,11 +182,9 @@ def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
     )
     summary = trainer.fit()
     test = trainer.test_result
-    probes = probe_model(trainer.model, plan.probe_layers(trainer.model), sets["test"], config)
     outputs = {
         "probabilities": test["probabilities"].float(),
         "predictions": test["predictions"].long(),
-        **{f"probe/{name}": states for name, states in probes.items()},
     }
     save_tensors(outputs, run_dir / OUTPUTS)
     result = {
@@ -181,7 +198,6 @@ def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
         "train_seconds": summary["train_seconds"],
         "samples_per_second": summary["samples_per_second"],
         "train_options": options,
-        "probe_layers": list(probes),
     }
     checkpoints = sorted(p.name for p in run_dir.glob("*.pt"))
     result["files"] = digests(run_dir, [OUTPUTS, *checkpoints])

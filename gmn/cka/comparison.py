@@ -57,6 +57,8 @@ def stream(
     keep: Callable[[str], bool] | None = None,
     forward: Callable | None = None,
     device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    on_batch: Callable[[dict, dict], None] | None = None,
     kernel: str = "linear",
     rff_features: int = 2048,
     threshold: float = 1.0,
@@ -81,8 +83,13 @@ def stream(
     grid = MinibatchGrid(kernel, threshold) if method == "minibatch" else CKAGrid()
     maps: dict[tuple[str, str], RandomFourierFeatures] = {}
 
+    def kept(recorder, batch) -> dict:
+        states = recorder.run(batch, forward)
+        return {k: v for k, v in states.items() if keep is None or keep(k)}
+
     def featurise(side: str, states: dict) -> dict:
-        states = {k: v for k, v in states.items() if keep is None or keep(k)}
+        if dtype is not None:
+            states = {k: v.to(dtype) for k, v in states.items()}
         if method != "rff":
             return states
         out = {}
@@ -107,9 +114,10 @@ def stream(
                     batch_b = (
                         batch_a if loader_b is None else move_to(batch_b, torch.device(device))
                     )
-                rows = featurise("rows", probe_a.run(batch_a, forward))
-                cols = featurise("cols", probe_b.run(batch_b, forward))
-                grid.update(rows, cols)
+                rows, cols = kept(probe_a, batch_a), kept(probe_b, batch_b)
+                if on_batch is not None:
+                    on_batch(rows, cols)
+                grid.update(featurise("rows", rows), featurise("cols", cols))
     finally:
         model_a.train(was_training[0])
         model_b.train(was_training[1])
@@ -153,7 +161,12 @@ def compare(
             batch's median distance).
         options: ``kernel`` (minibatch), ``keep`` (``keep(state_name) -> bool`` picks
             probed states), ``forward`` (``forward(model, batch)``), ``device`` (where
-            batches are moved), ``rff_features``, ``threshold``, ``seed``, ``all_reduce``
+            batches are moved), ``dtype`` (states are cast to it before they enter the
+            grid: ``torch.float64`` makes the products float64 too, exact to ~1e-12 for
+            float32 models at ~the cost of float32 products on a CPU), ``on_batch``
+            (``on_batch(rows, cols)`` sees each batch's kept states ``{name: [b, d]}``,
+            as probed, before any cast: e.g. to keep a bounded sample for permutation
+            tests), ``rff_features``, ``threshold``, ``seed``, ``all_reduce``
             (default: when ``torch.distributed`` is initialised, sum over ranks; each rank
             feeds its own shard), ``group``.
 

@@ -246,7 +246,9 @@ class CKAGrid:
                 self.cells[row, col] = pair_sums(fu, fv, no_norms, no_norms)
 
     def centred(self) -> tuple[dict, dict]:
-        """Every layer's and cell's sums about the mean of all samples seen."""
+        """Every layer's and cell's sums about the mean of all samples seen (a copy as big as
+        the grid). Pass it as ``centred=`` to :meth:`compute`, :meth:`procrustes` and
+        :meth:`cca` to read several matrices out of one centring."""
         if self.n == 0:
             raise ValueError("CKAGrid: no batch seen yet")
         delta = {side: {k: v["s"] / self.n for k, v in self.layers[side].items()} for side in SIDES}
@@ -256,11 +258,12 @@ class CKAGrid:
         """Whether every sample of that layer was identical (checked exactly)."""
         return torch.equal(self.low[side][name], self.high[side][name])
 
-    def compute(self, debiased: bool = False) -> CKAMatrix:
+    def compute(self, debiased: bool = False, *, centred: tuple | None = None) -> CKAMatrix:
         """The CKA matrix of all samples seen: ``values`` ``[rows, cols]`` float64 with the
-        layer names; NaN (with a warning) for a layer without variance."""
+        layer names; NaN (with a warning) for a layer without variance. ``centred``: what
+        :meth:`centred` returned for the grid as it is now (computed when None)."""
         check_sample_count(self.n, debiased)
-        layers, cells = self.centred()
+        layers, cells = centred or self.centred()
         self_hsic = {}
         for side in SIDES:
             for name, sums in layers[side].items():
@@ -296,10 +299,11 @@ class CKAGrid:
             estimator=Estimator("linear", debiased),
         )
 
-    def procrustes(self) -> SimilarityMatrix:
+    def procrustes(self, *, centred: tuple | None = None) -> SimilarityMatrix:
         """Procrustes similarity ``‖XᵀY‖_*`` of centred, unit-norm layers (see
-        ``procrustes.py``) for every cell, from the same streamed sums."""
-        layers, cells = self.centred()
+        ``procrustes.py``) for every cell, from the same streamed sums (``centred`` as in
+        :meth:`compute`)."""
+        layers, cells = centred or self.centred()
         values = torch.tensor(
             [
                 [
@@ -318,11 +322,11 @@ class CKAGrid:
             values, list(self.names["rows"]), list(self.names["cols"]), "procrustes"
         )
 
-    def cca(self) -> SimilarityMatrix:
+    def cca(self, *, centred: tuple | None = None) -> SimilarityMatrix:
         """Mean canonical correlation for every cell from the streamed covariances:
         the singular values of ``Σxx^{-1/2} Σxy Σyy^{-1/2}`` (directions without variance
-        dropped)."""
-        layers, cells = self.centred()
+        dropped; ``centred`` as in :meth:`compute`)."""
+        layers, cells = centred or self.centred()
         whiten = {
             (side, name): _inverse_sqrt(sums["S"])
             for side in SIDES
