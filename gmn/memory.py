@@ -14,6 +14,7 @@ May import: nothing of gmn.
 from __future__ import annotations
 
 import ctypes
+import math
 import sys
 
 import torch
@@ -56,20 +57,26 @@ def tracked(*tensors: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
+def _plain(shape: list[int], like: torch.Tensor, *tensors: torch.Tensor) -> bool:
+    """Whether an output of ``shape`` is better made by torch itself: small (the common
+    single-graph case, where every microsecond counts) or seen by autograd."""
+    return math.prod(shape) * like.element_size() < MIN_BYTES or tracked(*tensors)
+
+
 def cat(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
-    """``torch.cat`` of same-dtype, same-device tensors into :func:`empty` memory."""
-    if tracked(*tensors):
-        return torch.cat(tensors, dim)
+    """``torch.cat`` of same-dtype, same-device tensors, into :func:`empty` memory when large."""
     shape = list(tensors[0].shape)
     shape[dim] = sum(t.shape[dim] for t in tensors)
+    if _plain(shape, tensors[0], *tensors):
+        return torch.cat(tensors, dim)
     return torch.cat(tensors, dim, out=empty(tuple(shape), tensors[0].dtype, tensors[0].device))
 
 
 def index_select(source: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
-    """``torch.index_select`` into :func:`empty` memory."""
-    if tracked(source):
-        return source.index_select(dim, index)
+    """``torch.index_select``, into :func:`empty` memory when large."""
     shape = list(source.shape)
     shape[dim] = len(index)
+    if _plain(shape, source, source):
+        return source.index_select(dim, index)
     return torch.index_select(source, dim, index,
                               out=empty(tuple(shape), source.dtype, source.device))
