@@ -2,7 +2,8 @@
 
 Pooling names (``GMN(readout=...)``): ``node_mean|sum|max``, ``edge_mean|sum|max``,
 ``output_mean|sum|max`` (over output neurons only), ``attention`` (learned attention over
-nodes) and ``global`` (the graph state of a GMN with ``use_global=True``).
+nodes), ``global`` (the graph state of a GMN with ``use_global=True``) and
+``edge_bilinear`` (:class:`BilinearEdgePooling`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ POOLINGS = (
     *(f"{over}_{reduce}" for over in ("node", "edge", "output") for reduce in REDUCTIONS),
     "attention",
     "global",
+    "edge_bilinear",
 )
 
 
@@ -64,6 +66,29 @@ class AttentionPooling(nn.Module):
         return pooled.flatten(1)
 
 
+class BilinearEdgePooling(nn.Module):
+    """``out_g = mean_{i->j in g} (P h_i) ⊙ (Q h_j) ⊙ (R e_ij)``, ``width`` wide.
+
+    With aligned (canonically embedded) neurons, this is a linear read-out of the edges whose
+    coefficient for an edge is a bilinear form of its two ends' states, of rank ``width``: a
+    read-out of a 32→32 layer's weights per class needs more than the edge state's width.
+    Costs [E, width] elementwise work and one [E, edge_dim] x [edge_dim, width] matmul.
+
+    Shapes: ``forward(h [N, d], e [E, edge_dim], ctx) -> [B, width]``.
+    """
+
+    def __init__(self, *, dim: int, edge_dim: int, width: int):
+        super().__init__()
+        self.source = nn.Linear(dim, width)
+        self.target = nn.Linear(dim, width)
+        self.edge = nn.Linear(edge_dim, width)
+
+    def forward(self, h: Tensor, e: Tensor, ctx: GraphContext) -> Tensor:
+        source, target = ctx.edge_index
+        value = self.source(h)[source] * self.target(h)[target] * self.edge(e)
+        return scatter(value, ctx.edge_batch, ctx.num_graphs, "mean")
+
+
 class Readout(nn.Module):
     """Concatenation of the named poolings: [B, out_dim].
 
@@ -75,14 +100,22 @@ class Readout(nn.Module):
     """
 
     def __init__(self, *, dim: int, poolings: tuple[str, ...] = ("node_mean", "edge_mean"),
-                 attention_heads: int = 4, edge_dim: int | None = None):
+                 attention_heads: int = 4, edge_dim: int | None = None,
+                 bilinear_width: int | None = None):
         super().__init__()
         unknown = [name for name in poolings if name not in POOLINGS]
         if unknown or not poolings:
             raise ValueError(f"unknown readout pooling(s) {unknown}; choose from {POOLINGS}")
         self.poolings = tuple(poolings)
-        self.out_dim = sum((edge_dim or dim) if name.startswith("edge_") else dim
-                           for name in self.poolings)
+        bilinear_width = bilinear_width or 4 * dim
+        self.out_dim = sum(
+            bilinear_width if name == "edge_bilinear"
+            else (edge_dim or dim) if name.startswith("edge_") else dim
+            for name in self.poolings
+        )
+        if "edge_bilinear" in self.poolings:
+            self.bilinear = BilinearEdgePooling(dim=dim, edge_dim=edge_dim or dim,
+                                                width=bilinear_width)
         if "attention" in self.poolings:
             self.attention = AttentionPooling(dim=dim, heads=attention_heads)
 
@@ -94,6 +127,8 @@ class Readout(nn.Module):
               ctx: GraphContext) -> Tensor:
         if name == "attention":
             return self.attention(h, ctx)
+        if name == "edge_bilinear":
+            return self.bilinear(h, e, ctx)
         if name == "global":
             if u is None:
                 raise ValueError("readout 'global' needs a GMN with use_global=True")
