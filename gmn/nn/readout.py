@@ -67,26 +67,38 @@ class AttentionPooling(nn.Module):
 
 
 class BilinearEdgePooling(nn.Module):
-    """``out_g = mean_{i->j in g} (P h_i) ⊙ (Q h_j) ⊙ (R e_ij)``, ``width`` wide.
+    """``out_g = mean_{i->j in g} (Q h_j) ⊙ P(r_ij ⊗ [h_i, 1])``, ``width`` wide, with
+    ``r_ij = R e_ij`` (``channels`` scalars per edge).
 
-    With aligned (canonically embedded) neurons, this is a linear read-out of the edges whose
-    coefficient for an edge is a bilinear form of its two ends' states, of rank ``width``: a
-    read-out of a 32→32 layer's weights per class needs more than the edge state's width.
-    Costs [E, width] elementwise work and one [E, edge_dim] x [edge_dim, width] matmul.
+    With aligned (canonically embedded) neurons this is a read-out of the edges that is
+    linear in each edge's scalars ``r_ij`` and weighs them by a bilinear form of the states of
+    the edge's two ends, of rank ``width``: a linear read-out of a 32→32 layer's aligned
+    weights for 10 classes needs a rank above the edge state's width. It is computed node by
+    node: ``m_j = Σ_{i->j} r_ij ⊗ [h_i, 1]`` ([N, channels, d + 1], one scatter of
+    [E, channels·(d + 1)]), then ``Σ_j (Q h_j) ⊙ P m_j`` per graph, so no [E, width] tensor
+    is ever built.
 
     Shapes: ``forward(h [N, d], e [E, edge_dim], ctx) -> [B, width]``.
     """
 
-    def __init__(self, *, dim: int, edge_dim: int, width: int):
+    def __init__(self, *, dim: int, edge_dim: int, width: int, channels: int = 1):
         super().__init__()
-        self.source = nn.Linear(dim, width)
+        self.channels = channels
+        self.edge = nn.Linear(edge_dim, channels)
+        self.source = nn.Linear(channels * (dim + 1), width, bias=False)
         self.target = nn.Linear(dim, width)
-        self.edge = nn.Linear(edge_dim, width)
 
     def forward(self, h: Tensor, e: Tensor, ctx: GraphContext) -> Tensor:
         source, target = ctx.edge_index
-        value = self.source(h)[source] * self.target(h)[target] * self.edge(e)
-        return scatter(value, ctx.edge_batch, ctx.num_graphs, "mean")
+        r = self.edge(e)  # [E, c]
+        ones = h.new_ones(h.shape[0], 1)
+        h1 = torch.cat([h, ones], 1)  # [N, d + 1]
+        per_edge = (r.unsqueeze(-1) * h1.index_select(0, source).unsqueeze(1)).flatten(1)
+        m = scatter(per_edge, target, h.shape[0], "sum")  # [N, c (d + 1)]
+        value = self.target(h) * self.source(m)  # [N, width]
+        total = scatter(value, ctx.batch, ctx.num_graphs, "sum")
+        edges = scatter(ones.new_ones(len(source), 1), ctx.edge_batch, ctx.num_graphs, "sum")
+        return total / edges.clamp_min(1)
 
 
 class Readout(nn.Module):
@@ -101,7 +113,7 @@ class Readout(nn.Module):
 
     def __init__(self, *, dim: int, poolings: tuple[str, ...] = ("node_mean", "edge_mean"),
                  attention_heads: int = 4, edge_dim: int | None = None,
-                 bilinear_width: int | None = None):
+                 bilinear_width: int | None = None, bilinear_channels: int = 1):
         super().__init__()
         unknown = [name for name in poolings if name not in POOLINGS]
         if unknown or not poolings:
@@ -115,7 +127,8 @@ class Readout(nn.Module):
         )
         if "edge_bilinear" in self.poolings:
             self.bilinear = BilinearEdgePooling(dim=dim, edge_dim=edge_dim or dim,
-                                                width=bilinear_width)
+                                                width=bilinear_width,
+                                                channels=bilinear_channels)
         if "attention" in self.poolings:
             self.attention = AttentionPooling(dim=dim, heads=attention_heads)
 
