@@ -52,6 +52,12 @@ def parse_args(argv=None):
     ap.add_argument("--bs", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--overfit", type=int, default=0)
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--clip", type=float, default=0.0, help="gradient-norm clip (0: none)")
+    ap.add_argument("--fit-n", type=int, default=0,
+                    help="fit input statistics on the first N training INRs (0: all; the "
+                    "benchmark's build_gmn uses 512)")
+    ap.add_argument("--warmup", type=float, default=0.05, help="warm-up fraction of the steps")
     ap.add_argument("--permute", action="store_true", help="random hidden-neuron permutations")
     ap.add_argument("--spread", action="store_true", help="print deviation scales and exit")
     ap.add_argument("--linear-probe", action="store_true",
@@ -146,10 +152,10 @@ def main(argv=None) -> None:
     to_graph = ParamsToGraph(data.template)
     model = GMN(out_dim=data.num_classes, **options)
     with torch.no_grad():
-        g = to_graph(params[train])
+        g = to_graph(params[train[:a.fit_n]] if a.fit_n else params[train])
         model.fit_feature_statistics(g)
     optimizer = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
     generator = torch.Generator().manual_seed(a.seed)
     start = time.time()
     if a.overfit:
@@ -170,7 +176,7 @@ def main(argv=None) -> None:
                           "seconds": round(time.time() - start, 1)}))
         return
     total = a.epochs * math.ceil(len(train) / a.bs)
-    warm = max(1, int(0.05 * total))
+    warm = max(1, int(a.warmup * total))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda s: min(1, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1, s / total))),
@@ -192,10 +198,14 @@ def main(argv=None) -> None:
         total_loss = 0.0
         for i in range(0, len(order), a.bs):
             j = order[i:i + a.bs]
-            xb = permute_hidden(data.template, params[j], generator) if a.permute else params[j]
+            xb = params[j]
+            if a.permute:
+                xb = permute_hidden(Weights(data.template, xb), generator).params
             loss = loss_fn(model(to_graph(xb)), labels[j])
             optimizer.zero_grad()
             loss.backward()
+            if a.clip:
+                nn.utils.clip_grad_norm_(model.parameters(), a.clip)
             optimizer.step()
             schedule.step()
             total_loss += loss.item() * len(j)
@@ -205,6 +215,8 @@ def main(argv=None) -> None:
         if v > best[0]:
             best = (v, t, epoch)
     print(json.dumps({"opts": options, "init": a.init, "lr": a.lr, "epochs": a.epochs,
+                      "wd": a.wd, "bs": a.bs, "label_smoothing": a.label_smoothing,
+                      "clip": a.clip, "fit_n": a.fit_n, "warmup": a.warmup,
                       "permute": a.permute, "seed": a.seed, "best_val": best[0],
                       "test_at_best_val": best[1], "best_epoch": best[2],
                       "history_train_loss_val_test": history,

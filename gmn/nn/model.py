@@ -46,6 +46,9 @@ class GMNConfig:
         activation: ``"silu"``, ``"relu"`` or ``"gelu"``.
         readout: poolings concatenated before the head (see :mod:`gmn.nn.readout`).
         attention_heads: heads of the ``"attention"`` pooling.
+        bilinear_readout_dim: width of the ``"edge_bilinear"`` pooling (default
+            ``4 * hidden_dim``).
+        bilinear_readout_channels: scalars per edge it reads (a linear map of the edge state).
         fourier_frequencies: K; every standardised node and edge feature is encoded as
             ``[x, sin(ω_k x), cos(ω_k x)]`` for K log-spaced ω in ``[fourier_min,
             fourier_max]`` before the encoders' linear map (0: a linear map of the raw
@@ -79,6 +82,8 @@ class GMNConfig:
     activation: str = "silu"
     readout: tuple[str, ...] = field(default=("output_mean", "node_mean", "edge_mean"))
     attention_heads: int = 4
+    bilinear_readout_dim: int | None = None
+    bilinear_readout_channels: int = 1
     fourier_frequencies: int = 0
     fourier_min: float = 1.0
     fourier_max: float = 300.0
@@ -147,7 +152,8 @@ class GMN(nn.Module):
             for i in range(c.num_layers)
         )
         self.readout = Readout(dim=d, poolings=c.readout, attention_heads=c.attention_heads,
-                               edge_dim=c.edge_dim)
+                               edge_dim=c.edge_dim, bilinear_width=c.bilinear_readout_dim,
+                               bilinear_channels=c.bilinear_readout_channels)
         self.head = nn.Sequential(
             nn.Linear(self.readout.out_dim, d), activation(), nn.Dropout(c.dropout),
             nn.Linear(d, c.out_dim),

@@ -2,7 +2,8 @@
 
 Pooling names (``GMN(readout=...)``): ``node_mean|sum|max``, ``edge_mean|sum|max``,
 ``output_mean|sum|max`` (over output neurons only), ``attention`` (learned attention over
-nodes) and ``global`` (the graph state of a GMN with ``use_global=True``).
+nodes), ``global`` (the graph state of a GMN with ``use_global=True``) and
+``edge_bilinear`` (:class:`BilinearEdgePooling`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ POOLINGS = (
     *(f"{over}_{reduce}" for over in ("node", "edge", "output") for reduce in REDUCTIONS),
     "attention",
     "global",
+    "edge_bilinear",
 )
 
 
@@ -64,6 +66,41 @@ class AttentionPooling(nn.Module):
         return pooled.flatten(1)
 
 
+class BilinearEdgePooling(nn.Module):
+    """``out_g = mean_{i->j in g} (Q h_j) ⊙ P(r_ij ⊗ [h_i, 1])``, ``width`` wide, with
+    ``r_ij = R e_ij`` (``channels`` scalars per edge).
+
+    With aligned (canonically embedded) neurons this is a read-out of the edges that is
+    linear in each edge's scalars ``r_ij`` and weighs them by a bilinear form of the states of
+    the edge's two ends, of rank ``width``: a linear read-out of a 32→32 layer's aligned
+    weights for 10 classes needs a rank above the edge state's width. It is computed node by
+    node: ``m_j = Σ_{i->j} r_ij ⊗ [h_i, 1]`` ([N, channels, d + 1], one scatter of
+    [E, channels·(d + 1)]), then ``Σ_j (Q h_j) ⊙ P m_j`` per graph, so no [E, width] tensor
+    is ever built.
+
+    Shapes: ``forward(h [N, d], e [E, edge_dim], ctx) -> [B, width]``.
+    """
+
+    def __init__(self, *, dim: int, edge_dim: int, width: int, channels: int = 1):
+        super().__init__()
+        self.channels = channels
+        self.edge = nn.Linear(edge_dim, channels)
+        self.source = nn.Linear(channels * (dim + 1), width, bias=False)
+        self.target = nn.Linear(dim, width)
+
+    def forward(self, h: Tensor, e: Tensor, ctx: GraphContext) -> Tensor:
+        source, target = ctx.edge_index
+        r = self.edge(e)  # [E, c]
+        ones = h.new_ones(h.shape[0], 1)
+        h1 = torch.cat([h, ones], 1)  # [N, d + 1]
+        per_edge = (r.unsqueeze(-1) * h1.index_select(0, source).unsqueeze(1)).flatten(1)
+        m = scatter(per_edge, target, h.shape[0], "sum")  # [N, c (d + 1)]
+        value = self.target(h) * self.source(m)  # [N, width]
+        total = scatter(value, ctx.batch, ctx.num_graphs, "sum")
+        edges = scatter(ones.new_ones(len(source), 1), ctx.edge_batch, ctx.num_graphs, "sum")
+        return total / edges.clamp_min(1)
+
+
 class Readout(nn.Module):
     """Concatenation of the named poolings: [B, out_dim].
 
@@ -75,14 +112,23 @@ class Readout(nn.Module):
     """
 
     def __init__(self, *, dim: int, poolings: tuple[str, ...] = ("node_mean", "edge_mean"),
-                 attention_heads: int = 4, edge_dim: int | None = None):
+                 attention_heads: int = 4, edge_dim: int | None = None,
+                 bilinear_width: int | None = None, bilinear_channels: int = 1):
         super().__init__()
         unknown = [name for name in poolings if name not in POOLINGS]
         if unknown or not poolings:
             raise ValueError(f"unknown readout pooling(s) {unknown}; choose from {POOLINGS}")
         self.poolings = tuple(poolings)
-        self.out_dim = sum((edge_dim or dim) if name.startswith("edge_") else dim
-                           for name in self.poolings)
+        bilinear_width = bilinear_width or 4 * dim
+        self.out_dim = sum(
+            bilinear_width if name == "edge_bilinear"
+            else (edge_dim or dim) if name.startswith("edge_") else dim
+            for name in self.poolings
+        )
+        if "edge_bilinear" in self.poolings:
+            self.bilinear = BilinearEdgePooling(dim=dim, edge_dim=edge_dim or dim,
+                                                width=bilinear_width,
+                                                channels=bilinear_channels)
         if "attention" in self.poolings:
             self.attention = AttentionPooling(dim=dim, heads=attention_heads)
 
@@ -94,6 +140,8 @@ class Readout(nn.Module):
               ctx: GraphContext) -> Tensor:
         if name == "attention":
             return self.attention(h, ctx)
+        if name == "edge_bilinear":
+            return self.bilinear(h, e, ctx)
         if name == "global":
             if u is None:
                 raise ValueError("readout 'global' needs a GMN with use_global=True")
