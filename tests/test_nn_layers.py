@@ -83,3 +83,32 @@ def test_attention_with_equal_scores_is_the_mean_value():
     h = torch.randn(5, 4)
     means = torch.stack([pooling.value(h[:3]).mean(0), pooling.value(h[3:]).mean(0)])
     torch.testing.assert_close(pooling(h, ctx), means)
+
+
+def test_bilinear_edge_pooling_equals_its_per_edge_formula():
+    """out_g = mean over g's edges i->j of (Q h_j) * P(r_ij ⊗ [h_i, 1]), r_ij = R e_ij."""
+    from gmn.nn.context import GraphContext
+    from gmn.nn.readout import BilinearEdgePooling
+
+    torch.manual_seed(0)
+    n, d, edge_dim, width, channels = 7, 5, 3, 6, 2
+    pooling = BilinearEdgePooling(dim=d, edge_dim=edge_dim, width=width,
+                                  channels=channels).double()
+    h = torch.randn(n, d, dtype=torch.float64)
+    edge_index = torch.tensor([[0, 1, 2, 4, 5, 5], [2, 2, 3, 6, 6, 4]])
+    e = torch.randn(edge_index.shape[1], edge_dim, dtype=torch.float64)
+    node_batch = torch.tensor([0, 0, 0, 0, 1, 1, 1])
+    ctx = GraphContext(edge_index=edge_index, batch=node_batch,
+                       edge_batch=node_batch[edge_index[0]], node_type=torch.zeros(n).long(),
+                       is_output=torch.zeros(n, dtype=torch.bool), num_graphs=2,
+                       num_node_types=1)
+    expected = torch.zeros(2, width, dtype=torch.float64)
+    counts = torch.zeros(2, dtype=torch.float64)
+    for (i, j), e_ij in zip(edge_index.T.tolist(), e):
+        r = pooling.edge(e_ij)
+        outer = torch.outer(r, torch.cat([h[i], torch.ones(1, dtype=torch.float64)]))
+        g = int(node_batch[i])
+        expected[g] += pooling.target(h[j]) * pooling.source(outer.flatten())
+        counts[g] += 1
+    got = pooling(h, e, ctx)
+    assert torch.allclose(got, expected / counts[:, None], rtol=1e-12, atol=1e-12)
