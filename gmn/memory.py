@@ -5,8 +5,9 @@ touch of each 4 KiB page is a page fault: writing a fresh 270 MB tensor took 160
 development machine, against 18 ms to rewrite it. :func:`empty` asks Linux to back such a
 tensor with 2 MiB pages (``madvise(MADV_HUGEPAGE)``) before anything touches it, which cut
 that to 29 ms (``benchmarks/convert.py`` measures the effect on ``GraphTemplate.batch``).
-Elsewhere (other systems, other devices, small tensors) it is ``torch.empty``. :func:`cat`
-and :func:`index_select` write into such a tensor, unless autograd must see the operation.
+Elsewhere (other systems, other devices, small tensors) it is ``torch.empty``. :func:`output`
+gives such a tensor as an ``out=`` argument when it pays (:func:`cat` and
+:func:`index_select` use it).
 
 May import: nothing of gmn.
 """
@@ -57,26 +58,26 @@ def tracked(*tensors: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
-def _plain(shape: list[int], like: torch.Tensor, *tensors: torch.Tensor) -> bool:
-    """Whether an output of ``shape`` is better made by torch itself: small (the common
-    single-graph case, where every microsecond counts) or seen by autograd."""
-    return math.prod(shape) * like.element_size() < MIN_BYTES or tracked(*tensors)
+def output(shape: tuple[int, ...], *inputs: torch.Tensor) -> torch.Tensor | None:
+    """The ``out=`` tensor for an operation on ``inputs`` giving ``shape`` (dtype and device
+    of the first input): :func:`empty` memory, or ``None`` (torch allocates) when the output
+    is small (the single-graph case, where every microsecond counts) or autograd must see
+    the operation."""
+    like = inputs[0]
+    if math.prod(shape) * like.element_size() < MIN_BYTES or tracked(*inputs):
+        return None
+    return empty(shape, like.dtype, like.device)
 
 
 def cat(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
     """``torch.cat`` of same-dtype, same-device tensors, into :func:`empty` memory when large."""
     shape = list(tensors[0].shape)
     shape[dim] = sum(t.shape[dim] for t in tensors)
-    if _plain(shape, tensors[0], *tensors):
-        return torch.cat(tensors, dim)
-    return torch.cat(tensors, dim, out=empty(tuple(shape), tensors[0].dtype, tensors[0].device))
+    return torch.cat(tensors, dim, out=output(tuple(shape), *tensors))
 
 
 def index_select(source: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
     """``torch.index_select``, into :func:`empty` memory when large."""
     shape = list(source.shape)
     shape[dim] = len(index)
-    if _plain(shape, source, source):
-        return source.index_select(dim, index)
-    return torch.index_select(source, dim, index,
-                              out=empty(tuple(shape), source.dtype, source.device))
+    return torch.index_select(source, dim, index, out=output(tuple(shape), source))

@@ -48,9 +48,9 @@ def centre(x: Tensor, name: str = "x") -> Centred:
     peak = float(spread.max())
     constant = bool(torch.equal(low, high))
     scale = 2.0 ** -math.frexp(peak)[1] if peak > 0 and not constant else 1.0
-    # fresh memory, or the first touch of its pages costs as much as the subtraction
-    out = None if memory.tracked(x) else memory.empty(tuple(x.shape), x.dtype, x.device)
-    shifted = torch.add((mean.to(x.dtype) * scale).neg()[None, :], x, alpha=scale, out=out)
+    # huge-page memory, or the first touch of its pages costs as much as the subtraction
+    shifted = torch.add((mean.to(x.dtype) * scale).neg()[None, :], x, alpha=scale,
+                        out=memory.output(tuple(x.shape), x))
     residual = column_sums(shifted) / n
     # The second pass matters only where the residual mean is not negligible against the
     # column's range (large offsets); elsewhere it would cost a pass for nothing.

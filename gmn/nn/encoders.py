@@ -108,11 +108,10 @@ class NodeEncoder(nn.Module):
             if slots is None:
                 raise ValueError("the rank embedding needs every neuron's slot: pass slots="
                                  "gmn.nn.canonical.neuron_slots(graph, batch)")
-            rank = slots
-            check_index_range("neuron rank", rank, self.node_rank.num_embeddings,
+            check_index_range("neuron rank", slots, self.node_rank.num_embeddings,
                               "max_io_positions")
             hidden = (graph.node_io_pos < 0).unsqueeze(-1)
-            h = h + torch.where(hidden, self.node_rank(rank), torch.zeros_like(h))
+            h = h + torch.where(hidden, self.node_rank(slots), torch.zeros_like(h))
         return h
 
 

@@ -97,7 +97,7 @@ class BilinearEdgePooling(nn.Module):
         m = scatter(per_edge, target, h.shape[0], "sum")  # [N, c (d + 1)]
         value = self.target(h) * self.source(m)  # [N, width]
         total = scatter(value, ctx.batch, ctx.num_graphs, "sum")
-        edges = scatter(ones.new_ones(len(source), 1), ctx.edge_batch, ctx.num_graphs, "sum")
+        edges = scatter(h.new_ones(len(source), 1), ctx.edge_batch, ctx.num_graphs, "sum")
         return total / edges.clamp_min(1)
 
 
