@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from benchmarks.inr_classification.cli import parse_config
 from benchmarks.inr_classification.data import prepare_data
+from gmn.data.augment import mixup
 from gmn.graph.permutation import permute as permute_hidden
 from gmn.graph.weights import Weights
 from gmn.nn import GMN
@@ -59,6 +60,8 @@ def parse_args(argv=None):
                     "benchmark's build_gmn uses 512)")
     ap.add_argument("--warmup", type=float, default=0.05, help="warm-up fraction of the steps")
     ap.add_argument("--permute", action="store_true", help="random hidden-neuron permutations")
+    ap.add_argument("--mixup", type=float, default=0.0,
+                    help="weight-space mixup strength in (0, 1] (0: none; gmn.data.mixup)")
     ap.add_argument("--spread", action="store_true", help="print deviation scales and exit")
     ap.add_argument("--linear-probe", action="store_true",
                     help="logistic regression on standardised weights, then exit")
@@ -199,9 +202,14 @@ def main(argv=None) -> None:
         for i in range(0, len(order), a.bs):
             j = order[i:i + a.bs]
             xb = params[j]
+            targets = labels[j]
+            if a.mixup:
+                mixed, targets = mixup(Weights(data.template, xb), targets, data.num_classes,
+                                       generator, a.mixup)
+                xb = mixed.params
             if a.permute:
                 xb = permute_hidden(Weights(data.template, xb), generator).params
-            loss = loss_fn(model(to_graph(xb)), labels[j])
+            loss = loss_fn(model(to_graph(xb)), targets)
             optimizer.zero_grad()
             loss.backward()
             if a.clip:
@@ -217,7 +225,7 @@ def main(argv=None) -> None:
     print(json.dumps({"opts": options, "init": a.init, "lr": a.lr, "epochs": a.epochs,
                       "wd": a.wd, "bs": a.bs, "label_smoothing": a.label_smoothing,
                       "clip": a.clip, "fit_n": a.fit_n, "warmup": a.warmup,
-                      "permute": a.permute, "seed": a.seed, "best_val": best[0],
+                      "permute": a.permute, "mixup": a.mixup, "seed": a.seed, "best_val": best[0],
                       "test_at_best_val": best[1], "best_epoch": best[2],
                       "history_train_loss_val_test": history,
                       "seconds": round(time.time() - start, 1)}))

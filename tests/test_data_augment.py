@@ -14,6 +14,7 @@ from gmn.data.augment import (
     RandomScale,
     RandomTranslation,
     WeightDropout,
+    mixup,
     rotate_inputs,
     scale_inputs,
     translate_inputs,
@@ -123,3 +124,29 @@ def test_random_input_transforms_differ_per_inr_and_follow_the_seed(params):
     assert torch.equal(first["seq.1.weight"], before["seq.1.weight"]), "first layer only"
     norms = first["seq.0.weight"].norm(dim=(1, 2)) / before["seq.0.weight"].norm(dim=(1, 2))
     assert len(set(norms.round(decimals=4).tolist())) == 4
+
+
+def test_mixup_mixes_parameters_and_labels_with_one_weight_per_inr(params):
+    labels = torch.tensor([0, 1, 2, 3])
+    mixed, targets = mixup(params, labels, 5, generator(), strength=1.0)
+    assert targets.shape == (4, 5)
+    assert torch.allclose(targets.sum(1), torch.ones(4))
+    assert bool((targets[:, 4] == 0).all())  # no INR carries class 4
+    # each INR's own weight lam is its label's share; the other share names its partner
+    theta = params.params
+    for i in range(4):
+        lam = float(targets[i, labels[i]])
+        partner = [j for j in range(4) if j != i and targets[i, labels[j]] > 0]
+        expected = theta[i] if not partner else lam * theta[i] + (1 - lam) * theta[partner[0]]
+        assert torch.allclose(mixed.params[i], expected, atol=1e-6)
+    again, again_targets = mixup(params, labels, 5, generator(), strength=1.0)
+    assert torch.equal(again.params, mixed.params) and torch.equal(again_targets, targets)
+
+
+def test_mixup_strength_bounds_the_partner_share_and_is_checked(params):
+    labels = torch.tensor([0, 1, 2, 3])
+    _, targets = mixup(params, labels, 4, generator(3), strength=0.25)
+    own = targets[torch.arange(4), labels]
+    assert bool((own >= 0.75 - 1e-6).all()) and bool((own <= 1.0).all())
+    with pytest.raises(ValueError, match="mixup strength"):
+        mixup(params, labels, 4, generator(), strength=0.0)

@@ -169,3 +169,25 @@ class Compose:
         for transform in self.transforms:
             weights = transform(weights, generator)
         return weights
+
+
+def mixup(weights: Weights, labels: Tensor, num_classes: int,
+          generator: torch.Generator | None, strength: float = 1.0) -> tuple[Weights, Tensor]:
+    """Weight-space mixup: each INR i mixed with INR ``pairs[i]`` of the same batch,
+    ``λ·θ_i + (1 − λ)·θ_pairs[i]`` with ``λ = 1 − strength·u``, u ~ U(0, 1) per INR, and the
+    one-hot labels mixed alike.
+
+    Meaningful only where parameter vectors are aligned, i.e. INRs fitted from one shared
+    initialisation (their neurons correspond and the fits stay near it, so the function is
+    near-linear in the parameters). Returns the mixed weights and soft targets [B, num_classes]
+    (``nn.CrossEntropyLoss`` takes them as class probabilities).
+    """
+    if not 0.0 < strength <= 1.0:
+        raise ValueError(f"mixup strength must be in (0, 1], got {strength}")
+    n, like = len(weights), weights.params
+    pairs = torch.randperm(n, generator=generator, device=_on(generator)).to(like.device)
+    lam = 1.0 - strength * _uniform(n, 0.0, 1.0, like, generator)
+    params = lam[:, None] * like + (1.0 - lam[:, None]) * like[pairs]
+    one_hot = torch.nn.functional.one_hot(labels, num_classes).to(like)
+    targets = lam[:, None] * one_hot + (1.0 - lam[:, None]) * one_hot[pairs]
+    return weights.with_params(params), targets
