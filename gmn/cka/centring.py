@@ -13,6 +13,7 @@ from gmn import memory
 from .inputs import finite_column_sums
 from .products import column_sums
 
+
 @dataclass
 class Centred:
     """features ``[n, d]``: ``(x - mean) · scale`` in the input's dtype, columns summing to
