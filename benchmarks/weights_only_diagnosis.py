@@ -62,6 +62,8 @@ def parse_args(argv=None):
     ap.add_argument("--permute", action="store_true", help="random hidden-neuron permutations")
     ap.add_argument("--mixup", type=float, default=0.0,
                     help="weight-space mixup strength in (0, 1] (0: none; gmn.data.mixup)")
+    ap.add_argument("--noise", type=float, default=0.0,
+                    help="Gaussian input noise, in units of each parameter's training std")
     ap.add_argument("--spread", action="store_true", help="print deviation scales and exit")
     ap.add_argument("--linear-probe", action="store_true",
                     help="logistic regression on standardised weights, then exit")
@@ -194,6 +196,7 @@ def main(argv=None) -> None:
             right += (model(to_graph(params[j])).argmax(1) == labels[j]).sum().item()
         return right / len(idx)
 
+    coordinate_std = params[train].std(dim=0)
     best, history = (-1.0, 0.0, -1), []
     for epoch in range(a.epochs):
         model.train()
@@ -207,6 +210,8 @@ def main(argv=None) -> None:
                 mixed, targets = mixup(Weights(data.template, xb), targets, data.num_classes,
                                        generator, a.mixup)
                 xb = mixed.params
+            if a.noise:
+                xb = xb + a.noise * coordinate_std * torch.randn(xb.shape, generator=generator)
             if a.permute:
                 xb = permute_hidden(Weights(data.template, xb), generator).params
             loss = loss_fn(model(to_graph(xb)), targets)
@@ -225,7 +230,8 @@ def main(argv=None) -> None:
     print(json.dumps({"opts": options, "init": a.init, "lr": a.lr, "epochs": a.epochs,
                       "wd": a.wd, "bs": a.bs, "label_smoothing": a.label_smoothing,
                       "clip": a.clip, "fit_n": a.fit_n, "warmup": a.warmup,
-                      "permute": a.permute, "mixup": a.mixup, "seed": a.seed, "best_val": best[0],
+                      "permute": a.permute, "mixup": a.mixup, "noise": a.noise,
+                      "seed": a.seed, "best_val": best[0],
                       "test_at_best_val": best[1], "best_epoch": best[2],
                       "history_train_loss_val_test": history,
                       "seconds": round(time.time() - start, 1)}))

@@ -13,6 +13,7 @@ from gmn.data.augment import (
     RandomScale,
     RandomTranslation,
     WeightDropout,
+    mixup,
     rotate_inputs,
     scale_inputs,
     translate_inputs,
@@ -33,6 +34,6 @@ __all__ = [
     "Normalize",
     "RandomPermutation", "RandomRotation", "RandomScale", "RandomTranslation", "WeightDropout",
     "build_dataset", "fit_inrs", "from_tensor", "layer_statistics", "load_digits", "load_images",
-    "read_dwsnets_fmnist", "read_dwsnets_mnist", "read_nfn_siren", "render", "resize",
+    "mixup", "read_dwsnets_fmnist", "read_dwsnets_mnist", "read_nfn_siren", "render", "resize",
     "rotate_inputs", "scale_inputs", "split_images", "split_models", "translate_inputs",
 ]
