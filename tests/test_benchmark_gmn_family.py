@@ -157,3 +157,21 @@ def test_cache_key_holds_the_architecture_and_the_resolved_gmn_options(siren_par
     assert "gmn_options" not in cnn
     assert cnn["architecture"] == {"model": "CNN", "channels": [32, 64, 128]}
     assert run_key("vit", 0, BenchmarkConfig(), data)["architecture"]["patch_size"] == 2
+
+
+def test_input_noise_is_scaled_by_each_parameters_training_spread(siren_params):
+    template, params, _ = siren_params
+    data = BenchmarkData(
+        name="tiny", images=torch.zeros(4, 1, 5, 4), labels=torch.arange(4) % 2,
+        params=params[:, None], psnr=torch.full((4, 1), 40.0),
+        split={"train": torch.arange(3), "val": torch.tensor([3]), "test": torch.tensor([3])},
+        template=template, num_classes=2, key={"d": 1}, description="", inr_description="",
+    )
+    plan = plan_family("gmn_noaug", data, BenchmarkConfig(gmn_config={"input_noise": 0.5}))
+    batch = params[:1].expand(4000, -1)
+    noisy, _ = plan.transform((batch, torch.zeros(4000)), torch.Generator().manual_seed(0))
+    expected = 0.5 * params[:3].std(0)
+    torch.testing.assert_close(noisy.std(0), expected, rtol=0.05, atol=1e-6)
+    assert plan_family("gmn_noaug", data, BenchmarkConfig()).transform is None  # off: no noise
+    with pytest.raises(ValueError, match="input_noise must be a number >= 0"):
+        plan_family("gmn", data, BenchmarkConfig(gmn_config={"input_noise": -1}))

@@ -105,6 +105,18 @@ def test_gaussian_noise_is_random_with_the_requested_std():
     assert abs(values.std().item() - 0.05) < 0.002 and abs(values.mean().item()) < 0.002
 
 
+def test_gaussian_noise_takes_one_std_per_parameter():
+    zeros = {k: torch.zeros(512, *v.shape[1:]) for k, v in init_params(LAYOUT, [0]).items()}
+    params = sirens(zeros)
+    std = torch.zeros(params.params.shape[1])
+    std[:3] = torch.tensor([0.5, 1.0, 2.0])
+    noisy = GaussianNoise(std)(params, generator()).params
+    assert torch.equal(noisy[:, 3:], params.params[:, 3:])  # std 0: untouched
+    assert torch.allclose(noisy[:, :3].std(0), std[:3], rtol=0.1)
+    with pytest.raises(ValueError, match="2 stds for networks of"):
+        GaussianNoise(torch.ones(2))(params, generator())
+
+
 def test_weight_dropout_zeroes_weights_only_and_keeps_the_mean(params):
     ones = Weights(TEMPLATE, torch.ones(256, TEMPLATE.num_params))
     dropped = WeightDropout(0.3)(ones, generator())

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gmn.data.augment import RandomPixelShift
+from gmn.data.augment import GaussianNoise, RandomPixelShift
 from gmn.graph.permutation import permute as permute_hidden
 from gmn.graph.weights import Weights
 
@@ -54,9 +54,12 @@ GMN_TRAIN_DEFAULTS = {  # the weights-only GMN (docs/accuracy.md)
     # a pixel shift moves first-layer biases, which decide the canonical slots: on MNIST the
     # weights-only GMN learned faster without it (docs/accuracy.md)
     "shift_pixels": 0,
+    "input_noise": 0.0,  # Gaussian noise, in units of each parameter's training std
+    "label_smoothing": 0.0,
 }
 GMN_PROBE_TRAIN_DEFAULTS = {  # "epochs": None trains for --epochs, like the image models
     **GMN_TRAIN_DEFAULTS, "lr": 3e-3, "batch_size": 64, "epochs": None, "shift_pixels": "auto",
+    "input_noise": 0.0, "label_smoothing": 0.0,
 }
 
 
@@ -88,10 +91,12 @@ def split_gmn_config(overrides: dict, family: str = "gmn") -> tuple[dict, dict]:
 
 def gmn_augmentation(template, image_size: tuple[int, int], shift_pixels: int | str,
                      permute: bool,
-                     raw_affine: tuple[Tensor | None, Tensor | None] = (None, None)):
-    """Trainer transform on ``(params [B, P], labels)``: each INR moved by up to
-    ``shift_pixels`` whole pixels (``"auto"``: ``min(image_size) // 28``), then (``permute``)
-    its hidden neurons permuted at random.
+                     raw_affine: tuple[Tensor | None, Tensor | None] = (None, None),
+                     noise_std: Tensor | None = None):
+    """Trainer transform on ``(params [B, P], labels)``: Gaussian noise of ``noise_std`` [P]
+    added to each parameter (None: none), each INR moved by up to ``shift_pixels`` whole
+    pixels (``"auto"``: ``min(image_size) // 28``), then (``permute``) its hidden neurons
+    permuted at random.
 
     The shift acts on the INRs' own parameters: with ``raw_affine`` = (scale, shift) [P]
     undoing a standardisation, the first-layer bias moves by ``W δ / scale`` and no other
@@ -102,15 +107,18 @@ def gmn_augmentation(template, image_size: tuple[int, int], shift_pixels: int | 
         raise ValueError(
             f'--gmn-config shift_pixels must be "auto" or an integer >= 0, got {shift_pixels!r}'
         )
-    if not shift_pixels and not permute:
+    if not shift_pixels and not permute and noise_std is None:
         return None
     shift = RandomPixelShift(*image_size, shift_pixels) if shift_pixels else None
+    noise = GaussianNoise(noise_std) if noise_std is not None else None
     scale, offset = raw_affine
     if (scale is None) != (offset is None):
         raise ValueError("raw_affine takes both a scale and a shift [P], or neither")
 
     def transform(batch, generator: torch.Generator):
         params, labels = batch
+        if noise is not None:
+            params = noise(Weights(template, params, allow_nonfinite=True), generator).params
         if shift is not None:
             factor = 1.0 if scale is None else scale.to(params)
             raw = params if scale is None else params * factor + offset.to(params)

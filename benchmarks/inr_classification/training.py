@@ -5,12 +5,14 @@ loads the tested model back from its verified checkpoint (:func:`trained_model`)
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import warnings
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Subset, TensorDataset
 
 from gmn.files import IntegrityError
@@ -158,6 +160,8 @@ def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
     """Train (or resume) and test one run; store its outputs, then its record."""
     options = {"batch_size": config.batch_size, "lr": config.lr, **plan.train_options}
     epochs = options.pop("epochs", None) or config.epochs
+    loss_fn = functools.partial(F.cross_entropy,
+                                label_smoothing=options.pop("label_smoothing", 0.0))
     sets = _datasets(data, plan.inputs)
     if "warmup_fraction" in options:
         steps = epochs * -(-len(sets["train"]) // options["batch_size"])
@@ -178,6 +182,7 @@ def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
         sets["val"],
         sets["test"],
         config=train_config,
+        loss_fn=loss_fn,
         transform=plan.transform,
     )
     summary = trainer.fit()

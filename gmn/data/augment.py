@@ -70,19 +70,24 @@ class RandomPermutation:
 
 
 class GaussianNoise:
-    """Adds N(0, std²) noise to every parameter (fresh noise at every call)."""
+    """Adds fresh N(0, std²) noise to every parameter at every call; ``std`` is one float or a
+    [P] tensor, one std per parameter in template order (e.g. a multiple of each parameter's
+    spread over a training set)."""
 
-    def __init__(self, std: float):
-        self.std = float(std)
+    def __init__(self, std: float | Tensor):
+        self.std = std.detach().clone() if isinstance(std, Tensor) else float(std)
+        if isinstance(self.std, Tensor) and self.std.dim() != 1:
+            raise ValueError(f"a per-parameter std must be a [P] tensor, got {list(std.shape)}")
 
     def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
-        stacked = weights.stacked()
-        return weights.replace({
-            k: stacked[k] + self.std * torch.randn(stacked[k].shape, generator=generator,
-                                                   dtype=weights.dtype,
-                                                   device=_on(generator)).to(weights.device)
-            for k in weights.template.keys
-        })
+        params = weights.params
+        if isinstance(self.std, Tensor) and self.std.shape[0] != params.shape[1]:
+            raise ValueError(f"GaussianNoise has {self.std.shape[0]} stds for networks of "
+                             f"{params.shape[1]} parameters")
+        noise = torch.randn(params.shape, generator=generator, dtype=params.dtype,
+                            device=_on(generator)).to(params.device)
+        std = self.std.to(params) if isinstance(self.std, Tensor) else self.std
+        return weights.with_params(params + std * noise)
 
 
 class WeightDropout:
