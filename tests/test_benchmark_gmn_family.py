@@ -32,10 +32,12 @@ def test_defaults_and_overrides():
     assert model == {"function_samples": False}  # gmn: gmn.nn.GMN's own defaults, no samples
     assert (train["lr"], train["weight_decay"], train["shift_pixels"]) == (1e-2, 0.05, 0)
     assert (train["batch_size"], train["epochs"]) == (32, 40)
+    assert (train["input_noise"], train["label_smoothing"]) == (0.6, 0.1)
     assert split_gmn_config({}, "gmn_noaug")[0] == model
     probe, probe_train = split_gmn_config({}, "gmn_probe")
     assert (probe_train["lr"], probe_train["batch_size"], probe_train["epochs"]) == (3e-3, 64, None)
     assert probe_train["shift_pixels"] == "auto"
+    assert (probe_train["input_noise"], probe_train["label_smoothing"]) == (0.0, 0.0)
     assert probe["function_samples"] is True
     assert (probe["hidden_dim"], probe["num_layers"], probe["dropout"]) == (64, 2, 0.2)
     assert (probe["fourier_frequencies"], probe["edge_message"]) == (0, "additive")
@@ -172,6 +174,7 @@ def test_input_noise_is_scaled_by_each_parameters_training_spread(siren_params):
     noisy, _ = plan.transform((batch, torch.zeros(4000)), torch.Generator().manual_seed(0))
     expected = 0.5 * params[:3].std(0)
     torch.testing.assert_close(noisy.std(0), expected, rtol=0.05, atol=1e-6)
-    assert plan_family("gmn_noaug", data, BenchmarkConfig()).transform is None  # off: no noise
+    off = BenchmarkConfig(gmn_config={"input_noise": 0})
+    assert plan_family("gmn_noaug", data, off).transform is None  # no noise, no permutation
     with pytest.raises(ValueError, match="input_noise must be a number >= 0"):
         plan_family("gmn", data, BenchmarkConfig(gmn_config={"input_noise": -1}))

@@ -54,8 +54,10 @@ GMN_TRAIN_DEFAULTS = {  # the weights-only GMN (docs/accuracy.md)
     # a pixel shift moves first-layer biases, which decide the canonical slots: on MNIST the
     # weights-only GMN learned faster without it (docs/accuracy.md)
     "shift_pixels": 0,
-    "input_noise": 0.0,  # Gaussian noise, in units of each parameter's training std
-    "label_smoothing": 0.0,
+    # Gaussian noise in units of each parameter's training std, and label smoothing: on the
+    # MNIST sample they lifted the bilinear-readout GMN from 81 to 84-85 % (docs/accuracy.md)
+    "input_noise": 0.6,
+    "label_smoothing": 0.1,
 }
 GMN_PROBE_TRAIN_DEFAULTS = {  # "epochs": None trains for --epochs, like the image models
     **GMN_TRAIN_DEFAULTS, "lr": 3e-3, "batch_size": 64, "epochs": None, "shift_pixels": "auto",

@@ -80,7 +80,8 @@ class GMNConfig:
     norm: str = "layer"
     dropout: float = 0.2
     activation: str = "silu"
-    readout: tuple[str, ...] = field(default=("output_mean", "node_mean", "edge_mean"))
+    readout: tuple[str, ...] = field(
+        default=("output_mean", "node_mean", "edge_mean", "edge_bilinear"))
     attention_heads: int = 4
     bilinear_readout_dim: int | None = None
     bilinear_readout_channels: int = 1
