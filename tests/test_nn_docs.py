@@ -19,6 +19,7 @@ def test_docs_examples_run():
     assert namespace["hidden"]["layers.0/node_type_mean"].shape == (8, types * 64)
     assert "layers.1/node_mean" not in namespace["hidden"]  # 1 layer by default
     # output_mean 64 + node_mean 64 + edge_mean 32 (edges are hidden_dim // 2 wide)
-    assert namespace["hidden"]["readout"].shape == (8, 64 + 64 + 32)
+    # + edge_bilinear 4 * 64
+    assert namespace["hidden"]["readout"].shape == (8, 64 + 64 + 32 + 256)
     exec(custom, namespace)
     assert namespace["MyGMN"]()(namespace["batch"]).shape == (8, 10)
