@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from benchmarks.inr_classification.cli import parse_config
 from benchmarks.inr_classification.data import prepare_data
-from gmn.data.augment import mixup
+from gmn.data.augment import GaussianNoise, mixup
 from gmn.graph.permutation import permute as permute_hidden
 from gmn.graph.weights import Weights
 from gmn.nn import GMN
@@ -196,7 +196,7 @@ def main(argv=None) -> None:
             right += (model(to_graph(params[j])).argmax(1) == labels[j]).sum().item()
         return right / len(idx)
 
-    coordinate_std = params[train].std(dim=0)
+    noise = GaussianNoise(a.noise * params[train].std(dim=0)) if a.noise else None
     best, history = (-1.0, 0.0, -1), []
     for epoch in range(a.epochs):
         model.train()
@@ -210,8 +210,8 @@ def main(argv=None) -> None:
                 mixed, targets = mixup(Weights(data.template, xb), targets, data.num_classes,
                                        generator, a.mixup)
                 xb = mixed.params
-            if a.noise:
-                xb = xb + a.noise * coordinate_std * torch.randn(xb.shape, generator=generator)
+            if noise is not None:
+                xb = noise(Weights(data.template, xb), generator).params
             if a.permute:
                 xb = permute_hidden(Weights(data.template, xb), generator).params
             loss = loss_fn(model(to_graph(xb)), targets)
