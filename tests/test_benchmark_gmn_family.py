@@ -25,6 +25,18 @@ def siren_params():
     return template, Weights.from_state_dicts(template, [n.state_dict() for n in nets]).params, nets
 
 
+def tiny_data(template, params, image_size=(5, 4), train=2) -> BenchmarkData:
+    """Four INRs of two classes as the benchmark holds them: ``train`` for training, one for
+    validation, the last for testing."""
+    return BenchmarkData(
+        name="tiny", images=torch.zeros(4, 1, *image_size), labels=torch.arange(4) % 2,
+        params=params[:, None], psnr=torch.full((4, 1), 40.0),
+        split={"train": torch.arange(train), "val": torch.tensor([train]),
+               "test": torch.tensor([3])},
+        template=template, num_classes=2, key={"d": 1}, description="", inr_description="",
+    )
+
+
 def test_defaults_and_overrides():
     from gmn.nn import GMNConfig
 
@@ -110,12 +122,7 @@ def test_augmentation_moves_the_standardised_inrs_by_whole_pixels(siren_params, 
 @pytest.mark.parametrize("family", ["gmn", "gmn_noaug"])
 def test_weights_only_families_get_no_function_samples(siren_params, family):
     template, params, _ = siren_params
-    data = BenchmarkData(
-        name="tiny", images=torch.zeros(4, 1, 5, 4), labels=torch.arange(4) % 2,
-        params=params[:, None], psnr=torch.full((4, 1), 40.0),
-        split={"train": torch.arange(2), "val": torch.tensor([2]), "test": torch.tensor([3])},
-        template=template, num_classes=2, key={"d": 1}, description="", inr_description="",
-    )
+    data = tiny_data(template, params)
     model = plan_family(family, data, BenchmarkConfig(gmn_config={"hidden_dim": 8})).build()
     assert model.graph.points is None
     assert model.gmn.config.node_in_dim == 5
@@ -135,12 +142,7 @@ def test_unsupported_architecture_is_refused_clearly():
 
 def test_cache_key_holds_the_architecture_and_the_resolved_gmn_options(siren_params):
     template, params, _ = siren_params
-    data = BenchmarkData(
-        name="tiny", images=torch.zeros(4, 1, 8, 8), labels=torch.arange(4) % 2,
-        params=params[:, None], psnr=torch.full((4, 1), 40.0),
-        split={"train": torch.arange(2), "val": torch.tensor([2]), "test": torch.tensor([3])},
-        template=template, num_classes=2, key={"d": 1}, description="", inr_description="",
-    )
+    data = tiny_data(template, params, (8, 8))
     key = run_key("gmn", 0, BenchmarkConfig(), data)
     assert key["gmn_options"]["function_samples"] is False
     probe = run_key("gmn_probe", 0, BenchmarkConfig(), data)
@@ -163,12 +165,7 @@ def test_cache_key_holds_the_architecture_and_the_resolved_gmn_options(siren_par
 
 def test_input_noise_is_scaled_by_each_parameters_training_spread(siren_params):
     template, params, _ = siren_params
-    data = BenchmarkData(
-        name="tiny", images=torch.zeros(4, 1, 5, 4), labels=torch.arange(4) % 2,
-        params=params[:, None], psnr=torch.full((4, 1), 40.0),
-        split={"train": torch.arange(3), "val": torch.tensor([3]), "test": torch.tensor([3])},
-        template=template, num_classes=2, key={"d": 1}, description="", inr_description="",
-    )
+    data = tiny_data(template, params, train=3)
     plan = plan_family("gmn_noaug", data, BenchmarkConfig(gmn_config={"input_noise": 0.5}))
     batch = params[:1].expand(4000, -1)
     noisy, _ = plan.transform((batch, torch.zeros(4000)), torch.Generator().manual_seed(0))
