@@ -75,19 +75,18 @@ class GaussianNoise:
     spread over a training set)."""
 
     def __init__(self, std: float | Tensor):
-        self.std = std.detach().clone() if isinstance(std, Tensor) else float(std)
-        if isinstance(self.std, Tensor) and self.std.dim() != 1:
+        self.std = torch.as_tensor(std, dtype=torch.float64).detach().clone()
+        if self.std.dim() > 1:
             raise ValueError(f"a per-parameter std must be a [P] tensor, got {list(std.shape)}")
 
     def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
         params = weights.params
-        if isinstance(self.std, Tensor) and self.std.shape[0] != params.shape[1]:
+        if self.std.dim() == 1 and self.std.shape[0] != params.shape[1]:
             raise ValueError(f"GaussianNoise has {self.std.shape[0]} stds for networks of "
                              f"{params.shape[1]} parameters")
         noise = torch.randn(params.shape, generator=generator, dtype=params.dtype,
                             device=_on(generator)).to(params.device)
-        std = self.std.to(params) if isinstance(self.std, Tensor) else self.std
-        return weights.with_params(params + std * noise)
+        return weights.with_params(params + self.std.to(params) * noise)
 
 
 class WeightDropout:
