@@ -117,6 +117,8 @@ def test_augmentation_moves_the_standardised_inrs_by_whole_pixels(siren_params, 
     assert gmn_augmentation(template, (28, 28), "auto", False) is not None
     with pytest.raises(ValueError, match="shift_pixels"):
         gmn_augmentation(template, (28, 28), -1, False)
+    with pytest.raises(ValueError, match="input_noise needs param_std"):
+        gmn_augmentation(template, (7, 7), 0, False, input_noise=0.5)
 
 
 @pytest.mark.parametrize("family", ["gmn", "gmn_noaug"])

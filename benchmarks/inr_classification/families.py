@@ -87,12 +87,9 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
         )
     model_options, train_options = split_gmn_config(config.gmn_config, family)
     raw_affine = (data.param_scale, data.param_shift)
-    noise = train_options.pop("input_noise")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
-        raise ValueError(f"--gmn-config input_noise must be a number >= 0, got {noise!r}")
     transform = gmn_augmentation(
         data.template, shape[1:], train_options.pop("shift_pixels"), family != "gmn_noaug",
-        raw_affine, noise * train_params.std(0) if noise else None,
+        raw_affine, train_options.pop("input_noise"), train_params.std(0),
     )
     return FamilyPlan(
         lambda: build_gmn(

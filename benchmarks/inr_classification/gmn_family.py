@@ -94,11 +94,11 @@ def split_gmn_config(overrides: dict, family: str = "gmn") -> tuple[dict, dict]:
 def gmn_augmentation(template, image_size: tuple[int, int], shift_pixels: int | str,
                      permute: bool,
                      raw_affine: tuple[Tensor | None, Tensor | None] = (None, None),
-                     noise_std: Tensor | None = None):
-    """Trainer transform on ``(params [B, P], labels)``: Gaussian noise of ``noise_std`` [P]
-    added to each parameter (None: none), each INR moved by up to ``shift_pixels`` whole
-    pixels (``"auto"``: ``min(image_size) // 28``), then (``permute``) its hidden neurons
-    permuted at random.
+                     input_noise: float = 0.0, param_std: Tensor | None = None):
+    """Trainer transform on ``(params [B, P], labels)``: Gaussian noise of ``input_noise`` ×
+    ``param_std`` [P] (each parameter's spread over the training INRs) added to each
+    parameter, each INR moved by up to ``shift_pixels`` whole pixels (``"auto"``:
+    ``min(image_size) // 28``), then (``permute``) its hidden neurons permuted at random.
 
     The shift acts on the INRs' own parameters: with ``raw_affine`` = (scale, shift) [P]
     undoing a standardisation, the first-layer bias moves by ``W δ / scale`` and no other
@@ -109,10 +109,15 @@ def gmn_augmentation(template, image_size: tuple[int, int], shift_pixels: int | 
         raise ValueError(
             f'--gmn-config shift_pixels must be "auto" or an integer >= 0, got {shift_pixels!r}'
         )
-    if not shift_pixels and not permute and noise_std is None:
+    if isinstance(input_noise, bool) or not isinstance(input_noise, (int, float)) \
+            or input_noise < 0:
+        raise ValueError(f"--gmn-config input_noise must be a number >= 0, got {input_noise!r}")
+    if input_noise and param_std is None:
+        raise ValueError("input_noise needs param_std, each parameter's training spread [P]")
+    if not shift_pixels and not permute and not input_noise:
         return None
     shift = RandomPixelShift(*image_size, shift_pixels) if shift_pixels else None
-    noise = GaussianNoise(noise_std) if noise_std is not None else None
+    noise = GaussianNoise(input_noise * param_std) if input_noise else None
     scale, offset = raw_affine
     if (scale is None) != (offset is None):
         raise ValueError("raw_affine takes both a scale and a shift [P], or neither")
