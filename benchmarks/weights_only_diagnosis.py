@@ -35,6 +35,7 @@ from benchmarks.inr_classification.cli import parse_config
 from benchmarks.inr_classification.data import prepare_data
 from gmn.data.augment import GaussianNoise, mixup
 from gmn.graph.permutation import permute as permute_hidden
+from gmn.graph.signs import flip_signs
 from gmn.graph.weights import Weights
 from gmn.nn import GMN
 from gmn.nn.params_to_gmn import ParamsToGraph
@@ -60,6 +61,8 @@ def parse_args(argv=None):
                     "benchmark's build_gmn uses 512)")
     ap.add_argument("--warmup", type=float, default=0.05, help="warm-up fraction of the steps")
     ap.add_argument("--permute", action="store_true", help="random hidden-neuron permutations")
+    ap.add_argument("--sign-flip", action="store_true",
+                    help="random hidden-neuron sign flips (function-preserving for the sine)")
     ap.add_argument("--mixup", type=float, default=0.0,
                     help="weight-space mixup strength in (0, 1] (0: none; gmn.data.mixup)")
     ap.add_argument("--noise", type=float, default=0.0,
@@ -212,6 +215,8 @@ def main(argv=None) -> None:
                 xb = mixed.params
             if noise is not None:
                 xb = noise(Weights(data.template, xb), generator).params
+            if a.sign_flip:
+                xb = flip_signs(Weights(data.template, xb), generator).params
             if a.permute:
                 xb = permute_hidden(Weights(data.template, xb), generator).params
             loss = loss_fn(model(to_graph(xb)), targets)
@@ -230,7 +235,8 @@ def main(argv=None) -> None:
     print(json.dumps({"opts": options, "init": a.init, "lr": a.lr, "epochs": a.epochs,
                       "wd": a.wd, "bs": a.bs, "label_smoothing": a.label_smoothing,
                       "clip": a.clip, "fit_n": a.fit_n, "warmup": a.warmup,
-                      "permute": a.permute, "mixup": a.mixup, "noise": a.noise,
+                      "permute": a.permute, "sign_flip": a.sign_flip, "mixup": a.mixup,
+                      "noise": a.noise,
                       "seed": a.seed, "best_val": best[0],
                       "test_at_best_val": best[1], "best_epoch": best[2],
                       "history_train_loss_val_test": history,

@@ -11,6 +11,7 @@ from gmn.data.augment import (
     RandomPermutation,
     RandomRotation,
     RandomScale,
+    RandomSignFlip,
     RandomTranslation,
     WeightDropout,
     mixup,
@@ -31,8 +32,8 @@ from gmn.data.zoo import read_dwsnets_fmnist, read_dwsnets_mnist, read_nfn_siren
 
 __all__ = [
     "Compose", "FitRecipe", "FitResult", "GaussianNoise", "INRDataset", "ImageSet", "ModelZoo",
-    "Normalize",
-    "RandomPermutation", "RandomRotation", "RandomScale", "RandomTranslation", "WeightDropout",
+    "Normalize", "RandomPermutation", "RandomRotation", "RandomScale", "RandomSignFlip",
+    "RandomTranslation", "WeightDropout",
     "build_dataset", "fit_inrs", "from_tensor", "layer_statistics", "load_digits", "load_images",
     "mixup", "read_dwsnets_fmnist", "read_dwsnets_mnist", "read_nfn_siren", "render", "resize",
     "rotate_inputs", "scale_inputs", "split_images", "split_models", "translate_inputs",

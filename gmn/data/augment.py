@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from gmn.graph.permutation import permute
+from gmn.graph.signs import flip_signs
 from gmn.graph.weights import Weights
 
 FIRST_WEIGHT, FIRST_BIAS = "seq.0.weight", "seq.0.bias"
@@ -67,6 +68,15 @@ class RandomPermutation:
 
     def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
         return permute(weights, generator)
+
+
+class RandomSignFlip:
+    """Flips each hidden neuron's sign with probability 1/2, independently per INR: its
+    incoming weights, bias and outgoing weights are negated, which keeps the function of a
+    network with odd activations such as SIREN's sine (:func:`gmn.graph.signs.flip_signs`)."""
+
+    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+        return flip_signs(weights, generator)
 
 
 class GaussianNoise:

@@ -25,8 +25,8 @@ from .template import GraphTemplate
 from .weights import Weights
 
 
-def _classes(template: GraphTemplate) -> list[list[int]]:
-    """Groups of neuron groups (by gid) that must share one permutation."""
+def neuron_classes(template: GraphTemplate) -> list[list[int]]:
+    """Groups of neuron groups (by gid) that must share one permutation (or sign flip)."""
     parent = list(range(len(template.groups)))
 
     def root(g: int) -> int:
@@ -52,7 +52,7 @@ def sample_permutations(template: GraphTemplate, n: int, generator: torch.Genera
         becomes neuron ``j`` of sample ``i``; the identity for groups that cannot move.
     """
     out = {}
-    for members in _classes(template):
+    for members in neuron_classes(template):
         size = template.groups[members[0]][1]
         identity = torch.arange(size).expand(n, size)
         if any(g in template.fixed_groups for g in members):
