@@ -43,7 +43,7 @@ def test_defaults_and_overrides():
     model, train = split_gmn_config({})
     assert model == {"function_samples": False}  # gmn: gmn.nn.GMN's own defaults, no samples
     assert (train["lr"], train["weight_decay"], train["shift_pixels"]) == (1e-2, 0.05, 0)
-    assert (train["batch_size"], train["epochs"]) == (32, 40)
+    assert (train["batch_size"], train["epochs"]) == (32, 60)
     assert (train["input_noise"], train["label_smoothing"]) == (0.6, 0.1)
     assert split_gmn_config({}, "gmn_noaug")[0] == model
     probe, probe_train = split_gmn_config({}, "gmn_probe")
