@@ -52,6 +52,7 @@ def test_each_parameter_takes_the_product_of_its_neurons_signs():
     weights = Weights.from_state_dicts(template, [model.state_dict()])
     got = weights.with_params(weights.params * factor).state_dicts()[0]
     s1, s2 = signs[1][0].double(), signs[2][0].double()
+    assert (s1 < 0).any() and (s2 < 0).any() and (s1 > 0).any(), "both signs drawn"
     state = model.state_dict()
     expected = {
         "0.weight": state["0.weight"] * s1[:, None], "0.bias": state["0.bias"] * s1,
