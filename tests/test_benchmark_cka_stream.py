@@ -122,15 +122,19 @@ def test_p_values_are_the_in_memory_permutation_tests(run):
         assert first["debiased"] == second["debiased"]  # headlines use every sample still
 
 
-def test_runs_cached_with_the_retired_probe_samples_are_reused(run):
+def test_runs_cached_with_retired_keys_are_reused(run):
+    """probe_samples (before the CKA stage streamed) and the typed gmn_config (before a run's
+    key held only what decides it) in the records of earlier versions."""
     out = run[0]
     argv = [*TINY, "--out", str(out), "--cka-permutation-samples", str(FEW)]
-    result_file = out / "runs" / "gmn" / "seed1" / "result.json"
-    record = load_json(result_file)
-    record["key"]["probe_samples"] = None  # as written before the CKA stage streamed
-    save_json(record, result_file)
-    watched = [result_file.parent / "best.pt", result_file.parent / "outputs.safetensors",
-               out / "cka.json"]
+    watched = [out / "cka.json"]
+    typed = json.loads(TINY[TINY.index("--gmn-config") + 1])
+    for family, retired in (("gmn", {"probe_samples": None}), ("mlp", {"gmn_config": typed})):
+        result_file = out / "runs" / family / "seed1" / "result.json"
+        record = load_json(result_file)
+        record["key"].update(retired)
+        save_json(record, result_file)
+        watched += [result_file.parent / "best.pt", result_file.parent / "outputs.safetensors"]
     stamps = [path.stat().st_mtime_ns for path in watched]
     main(argv)
     assert [path.stat().st_mtime_ns for path in watched] == stamps  # nothing trained or redone

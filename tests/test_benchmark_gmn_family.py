@@ -8,7 +8,11 @@ from torch import nn
 from benchmarks.inr_classification.config import BenchmarkConfig
 from benchmarks.inr_classification.data import BenchmarkData
 from benchmarks.inr_classification.families import plan_family
-from benchmarks.inr_classification.gmn_family import gmn_augmentation, split_gmn_config
+from benchmarks.inr_classification.gmn_family import (
+    GMN_TRAIN_DEFAULTS,
+    gmn_augmentation,
+    split_gmn_config,
+)
 from benchmarks.inr_classification.training import run_key
 from gmn.data.batched_siren import render
 from gmn.graph.template import GraphTemplate
@@ -161,6 +165,9 @@ def test_cache_key_holds_the_architecture_and_the_resolved_gmn_options(siren_par
     assert wide["architecture"]["config"]["hidden_dim"] == 32
     cnn = run_key("cnn", 0, BenchmarkConfig(), data)
     assert "gmn_options" not in cnn
+    assert run_key("cnn", 0, BenchmarkConfig(gmn_config={"hidden_dim": 32}), data) == cnn
+    spelled_out = BenchmarkConfig(gmn_config={"lr": GMN_TRAIN_DEFAULTS["lr"]})
+    assert run_key("gmn", 0, spelled_out, data) == key  # the same resolved options
     assert cnn["architecture"] == {"model": "CNN", "channels": [32, 64, 128]}
     assert run_key("vit", 0, BenchmarkConfig(), data)["architecture"]["patch_size"] == 2
 

@@ -29,8 +29,10 @@ OUTPUTS = "outputs.safetensors"  # test probabilities and predictions
 RESULT = "result.json"  # accuracies, epochs, timings, the run's cache key, files' sha256
 BEST = "best.pt"  # the best-validation checkpoint: the model tested, then probed for CKA
 # Keys of runs cached by earlier versions that no longer decide a run's numbers: ignored
-# when a cached run's key is compared (probe_samples: the CKA stage streams every sample).
-RETIRED_KEYS = ("probe_samples",)
+# when a cached run's key is compared (probe_samples: the CKA stage streams every sample;
+# gmn_config as typed: a GMN's key holds its resolved options, and it never decided an image
+# model's run).
+RETIRED_KEYS = ("probe_samples", "gmn_config")
 
 
 def _datasets(data: BenchmarkData, inputs: str) -> dict[str, TensorDataset]:
@@ -56,13 +58,14 @@ def run_key(family: str, seed: int, config: BenchmarkConfig, data: BenchmarkData
             plan: FamilyPlan | None = None) -> dict:
     """Everything that decides this run's numbers (a cached run must match it): the model's
     architecture (from ``plan``, made when None) and, for a GMN, its resolved options
-    (defaults included), so a run cached before a default changed is not reused."""
+    (defaults included), so a run cached before a default changed is not reused, while
+    ``--gmn-config`` spelling out a default, or changing for the image models, reuses it."""
     plan = plan or plan_family(family, data, config)
     key = {
         "family": family,
         "seed": seed,
         "data": data.key,
-        **config.key("epochs", "batch_size", "lr", "gmn_config"),
+        **config.key("epochs", "batch_size", "lr"),
         "architecture": plan.architecture,
     }
     if family in GMN_FAMILIES:
