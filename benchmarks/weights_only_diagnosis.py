@@ -33,9 +33,7 @@ from torch import Tensor, nn
 
 from benchmarks.inr_classification.cli import parse_config
 from benchmarks.inr_classification.data import prepare_data
-from gmn.data.augment import GaussianNoise, mixup
-from gmn.graph.permutation import permute as permute_hidden
-from gmn.graph.signs import flip_signs
+from gmn.data.augment import Compose, GaussianNoise, RandomPermutation, RandomSignFlip, mixup
 from gmn.graph.weights import Weights
 from gmn.nn import GMN
 from gmn.nn.params_to_gmn import ParamsToGraph
@@ -199,7 +197,10 @@ def main(argv=None) -> None:
             right += (model(to_graph(params[j])).argmax(1) == labels[j]).sum().item()
         return right / len(idx)
 
-    noise = GaussianNoise(a.noise * params[train].std(dim=0)) if a.noise else None
+    augment = Compose(
+        ([GaussianNoise(a.noise * params[train].std(dim=0))] if a.noise else [])
+        + ([RandomSignFlip()] if a.sign_flip else [])
+        + ([RandomPermutation()] if a.permute else []))
     best, history = (-1.0, 0.0, -1), []
     for epoch in range(a.epochs):
         model.train()
@@ -213,12 +214,7 @@ def main(argv=None) -> None:
                 mixed, targets = mixup(Weights(data.template, xb), targets, data.num_classes,
                                        generator, a.mixup)
                 xb = mixed.params
-            if noise is not None:
-                xb = noise(Weights(data.template, xb), generator).params
-            if a.sign_flip:
-                xb = flip_signs(Weights(data.template, xb), generator).params
-            if a.permute:
-                xb = permute_hidden(Weights(data.template, xb), generator).params
+            xb = augment(Weights(data.template, xb, allow_nonfinite=True), generator).params
             loss = loss_fn(model(to_graph(xb)), targets)
             optimizer.zero_grad()
             loss.backward()
