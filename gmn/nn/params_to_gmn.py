@@ -79,6 +79,32 @@ class ParamsToGraph(nn.Module):
         return batch
 
 
+def params_graph_and_gmn(template, config, train_params: Tensor,
+                         image_size: tuple[int, int] | None = None,
+                         raw_affine: tuple[Tensor | None, Tensor | None] = (None, None)
+                         ) -> tuple[ParamsToGraph, nn.Module]:
+    """A :class:`ParamsToGraph` and a :class:`gmn.nn.GMN` of ``config`` (a ``GMNConfig``,
+    its ``node_in_dim`` set here) whose input statistics are fitted on (up to 512 of) the
+    training parameter vectors ``train_params`` [N, P].
+
+    With ``image_size`` (H, W) of the images the INRs were fitted to, the graphs carry
+    function samples at its pixel centres (:func:`query_points`); ``raw_affine`` = (scale,
+    shift) [P] undoes a standardisation of the parameters so that the function samples are
+    the INRs' own functions."""
+    from dataclasses import replace
+
+    from gmn.graph.parameter_graph import NODE_FEATURES
+    from gmn.nn import GMN
+
+    points = query_points(template, None if image_size is None else tuple(image_size))
+    k = 0 if points is None else len(points)
+    graph = ParamsToGraph(template, points, *raw_affine)
+    gmn = GMN(config=replace(config, node_in_dim=len(NODE_FEATURES) + k))
+    with torch.no_grad():
+        gmn.fit_feature_statistics(graph(train_params[:512]))
+    return graph, gmn
+
+
 def build_gmn(
     template,
     num_classes: int,
@@ -96,19 +122,13 @@ def build_gmn(
     to is required (the query points are its pixel centres, :func:`query_points`), and
     ``raw_affine`` = (scale, shift) [P] undoes a standardisation of the parameters so that
     the function samples are the INRs' own functions."""
-    from gmn.graph.parameter_graph import NODE_FEATURES
-    from gmn.nn import GMN
+    from gmn.nn import GMNConfig
 
     options = dict(model_options)
     samples = options.pop("function_samples", False)
     if samples and image_size is None:
         raise ValueError("function samples need the image size (H, W) the INRs were fitted on")
-    points = query_points(template, tuple(image_size) if samples else None)
-    k = 0 if points is None else len(points)
-    options["node_in_dim"] = len(NODE_FEATURES) + k
-    graph = ParamsToGraph(template, points, *raw_affine)
-    gmn = GMN(out_dim=num_classes, **options)
-    with torch.no_grad():
-        graphs = graph(train_params[:512])
-        gmn.fit_feature_statistics(graphs)
+    config = GMNConfig.from_kwargs(**{**options, "out_dim": num_classes})
+    graph, gmn = params_graph_and_gmn(template, config, train_params,
+                                      image_size if samples else None, raw_affine)
     return nn.Sequential(OrderedDict(graph=graph, gmn=gmn))
