@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 ZOOS = ("dwsnets-mnist", "dwsnets-fmnist", "nfn")
-FAMILIES = ("gmn", "mlp", "cnn", "weight_mlp", "vit", "gmn_noaug", "gmn_probe")
+FAMILIES = ("gmn", "mlp", "cnn", "weight_mlp", "vit", "gmn_noaug", "gmn_probe", "nfn_np")
 IMAGE_FAMILIES = ("mlp", "cnn", "vit")
 GMN_FAMILIES = ("gmn", "gmn_noaug", "gmn_probe")
-PARAMETER_FAMILIES = (*GMN_FAMILIES, "weight_mlp")
+PARAMETER_FAMILIES = (*GMN_FAMILIES, "weight_mlp", "nfn_np")
 REQUIRED_FAMILIES = ("gmn", "mlp", "cnn")
-# gmn_noaug: an exactly invariant GMN only changes its random stream without permutations
-DEFAULT_FAMILIES = tuple(f for f in FAMILIES if f != "gmn_noaug")
+# gmn_noaug: an exactly invariant GMN only changes its random stream without permutations;
+# nfn_np: the baseline from the literature, asked for by name (--families ...,nfn_np)
+DEFAULT_FAMILIES = tuple(f for f in FAMILIES if f not in ("gmn_noaug", "nfn_np"))
 FAMILY_DESCRIPTIONS = {
     "gmn": "GMN on the INR parameter graph alone (weights and biases, no function samples); "
     "random hidden-neuron permutations",
@@ -25,6 +27,8 @@ FAMILY_DESCRIPTIONS = {
     "gmn_noaug": "the weights-only GMN without the random permutations",
     "gmn_probe": "GMN on the parameter graph + function samples: every neuron's values on the "
     "pixel grid (its output neuron sees the image)",
+    "nfn_np": "NFN with NP layers (Zhou et al. 2023) on the INR weights alone: Gaussian Fourier "
+    "features, equivariant layers, invariant pooling",
 }
 
 # Options that change no number (where and how the run executes), left out of cache keys.
@@ -34,6 +38,9 @@ RUNTIME_OPTIONS = ("out", "device", "threads", "resume", "progress", "root", "zo
 @dataclass
 class BenchmarkConfig:
     """Settings of one benchmark run; see ``python -m benchmarks.inr_classification --help``."""
+
+    FAMILIES: ClassVar[tuple[str, ...]] = FAMILIES
+    REQUIRED_FAMILIES: ClassVar[tuple[str, ...]] = REQUIRED_FAMILIES
 
     dataset: str = "digits"
     root: str | None = None
@@ -80,15 +87,7 @@ class BenchmarkConfig:
             raise ValueError(f"--zoo must be one of {ZOOS}, got {self.zoo!r}")
         if (self.zoo is None) != (self.zoo_dir is None):
             raise ValueError("--zoo takes a kind and a folder: --zoo dwsnets-mnist DIR")
-        unknown = sorted(set(self.families) - set(FAMILIES))
-        if unknown:
-            raise ValueError(f"unknown families {unknown}; choose from {FAMILIES}")
-        missing = [f for f in REQUIRED_FAMILIES if f not in self.families]
-        if missing:
-            raise ValueError(
-                f"--families must include {REQUIRED_FAMILIES} (the study compares "
-                f"them); missing {missing}"
-            )
+        self.check_families()
         if self.zoo is not None and (self.limit is not None or self.classes is not None):
             raise ValueError("--limit and --classes subset fitted datasets; a --zoo is used whole")
         if self.classes is not None:
@@ -116,6 +115,20 @@ class BenchmarkConfig:
             )
         if not isinstance(self.gmn_config, dict):
             raise ValueError("--gmn-config must be a JSON object")
+
+    def check_families(self) -> None:
+        """Raise ``ValueError`` unless ``families`` are known and include the required ones
+        (the class's ``FAMILIES`` and ``REQUIRED_FAMILIES``)."""
+        known, required = self.FAMILIES, self.REQUIRED_FAMILIES
+        unknown = sorted(set(self.families) - set(known))
+        if unknown:
+            raise ValueError(f"unknown families {unknown}; choose from {known}")
+        missing = [f for f in required if f not in self.families]
+        if missing:
+            raise ValueError(
+                f"--families must include {required} (the study compares them); missing "
+                f"{missing}"
+            )
 
     @property
     def seed_list(self) -> list[int]:

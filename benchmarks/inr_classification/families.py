@@ -1,11 +1,12 @@
 """The model families of the study: how each is built, what it reads, where it is probed.
 
 Image families (``mlp``, ``cnn``, ``vit``) read standardised images [B, C, H, W];
-parameter families (``gmn``, ``gmn_noaug``, ``gmn_probe``, ``weight_mlp``) read flat INR
-parameters [B, P]. ``gmn`` reads the parameter graph alone and trains with random
+parameter families (``gmn``, ``gmn_noaug``, ``gmn_probe``, ``weight_mlp``, ``nfn_np``) read
+flat INR parameters [B, P]. ``gmn`` reads the parameter graph alone and trains with random
 hidden-neuron permutations of its INRs, ``gmn_noaug`` without (the only difference between
 the two). ``gmn_probe`` also reads function samples, each neuron's values on the pixel grid,
-so its output neuron sees the image itself.
+so its output neuron sees the image itself. ``nfn_np`` is NFN's invariant network of NP layers
+(``gmn.nn.NFNClassifier``), trained with the options of ``NFN_NP``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from gmn.models.cnn import CNN
 from gmn.models.mlp import MLP
 from gmn.models.vit import ViT
 from gmn.models.weight_mlp import WeightMLP
+from gmn.nn import NFNClassifier
 from gmn.nn.params_to_gmn import build_gmn
 
 from .config import IMAGE_FAMILIES, BenchmarkConfig
@@ -49,6 +51,22 @@ def _block_layers(model: nn.Module) -> list[str]:
     names = [f"blocks.{i}" for i in range(len(model.blocks))]
     names += [n for n in ("pool", "norm") if hasattr(model, n)]
     return names + ["head"]
+
+
+# NFN-NP as in its INR experiments (Gaussian Fourier features, NP layers, invariant pooling, an
+# MLP head); widths, rate and epochs chosen on the validation set of the digits INRs
+# (docs/accuracy.md)
+NFN_NP = {
+    "model": {"channels": (64, 64, 64), "fourier_size": 32, "fourier_scale": 3.0,
+              "dropout": 0.1, "head_hidden": 256, "head_dropout": 0.1},
+    "train": {"lr": 1e-3, "weight_decay": 0.01, "batch_size": 32, "epochs": 30,
+              "warmup_fraction": 0.05},
+}
+
+
+def _nfn_layers(model: nn.Module) -> list[str]:
+    """Every NP block of an NFN (``gmn.probe`` pools their features per layer) and the head."""
+    return [f"nfn.blocks.{i}" for i in range(len(model.nfn.blocks))] + ["head"]
 
 
 def _gmn_layers(model: nn.Module) -> list[str]:
@@ -84,6 +102,16 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
             None,  # permuting hidden neurons scrambles a flat weight vector's coordinates
             _block_layers,
             {"model": "WeightMLP", "hidden": hidden, "dropout": dropout},
+        )
+    if family == "nfn_np":
+        options = NFN_NP["model"]
+        return FamilyPlan(
+            lambda: NFNClassifier(data.template, classes, **options),
+            "params",
+            dict(NFN_NP["train"]),
+            None,  # NP layers are exactly invariant: a permutation changes nothing
+            _nfn_layers,
+            {"model": "NFNClassifier", **options, "train": NFN_NP["train"]},
         )
     model_options, train_options = split_gmn_config(config.gmn_config, family)
     raw_affine = (data.param_scale, data.param_shift)

@@ -16,7 +16,10 @@ every other form goes through :class:`gmn.Weights`::
 Mode ``"delta"`` adds the outputs to the input parameters (the head starts at zero: an
 untrained editor is the identity); mode ``"value"`` outputs new parameters. Outputs are in
 units of the GMN's input statistics (``GMN.fit_feature_statistics``): a head output of 1 is
-one standard deviation of that feature (a bias, a weight) over the training graphs.
+one standard deviation of that feature (a bias, a weight) over the training graphs, and
+with canonical features one standard deviation of the parameter at that canonical position
+(``gmn.nn.canonical``; its spread across networks from a shared initialisation is a few
+percent of the layer's, and a SIREN's function moves far with its weights).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from gmn.graph.parameter_graph import NODE_FEATURES
+from gmn.nn.canonical import canonical_keys
 from gmn.nn.heads import ParameterHead
 from gmn.nn.model import ACTIVATIONS, GMN, GMNConfig
 from gmn.nn.params_to_gmn import ParamsToGraph, params_graph_and_gmn
@@ -69,18 +73,33 @@ class GMNEditor(nn.Module):
         batch = self.graph(params)
         state, ctx = self.gmn.encode(batch)
         out = self.head(state, ctx)
-        width = len(NODE_FEATURES)
-        nodes, edges = self.gmn.node_encoder.standardize, self.gmn.edge_encoder.standardize
-        node = out.node * nodes.std[:width].to(out.node)
-        edge = out.edge * edges.std.to(out.edge)
+        (node_mean, node_std), (edge_mean, edge_std) = self.output_statistics(batch, ctx)
+        node, edge = out.node * node_std, out.edge * edge_std
         act_arg = getattr(batch, "node_act_arg", None)
         if self.mode == "value":
-            node = node + nodes.mean[:width].to(node)
-            edge = edge + edges.mean.to(edge)
+            node, edge = node + node_mean, edge + edge_mean
         elif act_arg is not None:
             act_arg = torch.zeros_like(act_arg)  # learned activation arguments: unchanged
         values = self.graph.template.params_from_features(node, edge, act_arg)
         return params + values if self.mode == "delta" else values
+
+    def output_statistics(self, batch, ctx) -> tuple[tuple[Tensor, Tensor], ...]:
+        """((mean, std) of the node features [N, 5], (mean, std) of the edge features
+        [E, F]) the outputs are scaled by: the GMN's column statistics, or those of each
+        canonical position (columns of positions never seen in training)."""
+        width = len(NODE_FEATURES)
+        nodes, edges = self.gmn.node_encoder.standardize, self.gmn.edge_encoder.standardize
+        node = (nodes.mean[:width], nodes.std[:width])
+        edge = (edges.mean, edges.std)
+        canonical = self.gmn.canonical
+        if canonical is None or not canonical.fitted:
+            return ((node[0].expand(len(batch.x), -1), node[1].expand(len(batch.x), -1)),
+                    (edge[0].expand(len(batch.edge_attr), -1),
+                     edge[1].expand(len(batch.edge_attr), -1)))
+        node_key, edge_key = canonical_keys(batch, canonical.slots(batch, ctx.batch))
+        node_mean, node_std = canonical.node.statistics(node_key, nodes.mean, nodes.std)
+        return ((node_mean[:, :width], node_std[:, :width]),
+                canonical.edge.statistics(edge_key, *edge))
 
 
 def build_editor(
