@@ -184,3 +184,31 @@ def test_input_noise_is_scaled_by_each_parameters_training_spread(siren_params):
     assert plan_family("gmn_noaug", data, off).transform is None  # no noise, no permutation
     with pytest.raises(ValueError, match="input_noise must be a number >= 0"):
         plan_family("gmn", data, BenchmarkConfig(gmn_config={"input_noise": -1}))
+
+
+def test_nfn_np_family_is_invariant_and_probed_per_layer(siren_params):
+    """``nfn_np``: NFN's invariant classifier on the flat parameters, its cache key holds
+    its options, and its probed blocks give invariant per-layer states."""
+    import gmn
+    from benchmarks.inr_classification.families import NFN_NP
+    from benchmarks.inr_classification.probes import _kept
+    from gmn.graph.permutation import permute
+
+    template, params, _ = siren_params
+    data = tiny_data(template, params)
+    plan = plan_family("nfn_np", data, BenchmarkConfig(families=("gmn", "mlp", "cnn", "nfn_np")))
+    assert plan.inputs == "params" and plan.transform is None
+    assert plan.train_options == NFN_NP["train"]
+    key = run_key("nfn_np", 0, BenchmarkConfig(), data, plan)
+    assert key["architecture"]["channels"] == list(NFN_NP["model"]["channels"])
+    model = plan.build().double().eval()
+    layers = plan.probe_layers(model)
+    assert layers[-1] == "head" and layers[0] == "nfn.blocks.0"
+    moved = permute(Weights(template, params.double()), torch.Generator().manual_seed(0)).params
+    with gmn.probe(model, layers=layers) as probe:
+        states = probe.run(params.double())
+        moved_states = probe.run(moved)
+    assert all(_kept(name) for name in states)
+    assert "nfn.blocks.0/layer_mean" in states
+    for name, state in states.items():
+        torch.testing.assert_close(moved_states[name], state, rtol=1e-9, atol=1e-9)

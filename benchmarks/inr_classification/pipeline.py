@@ -29,6 +29,7 @@ import shlex
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -83,50 +84,77 @@ def _cached_cka(path: Path, key: dict, config: BenchmarkConfig) -> dict | None:
     return cached["cka"] if cached.get("key") == key else None
 
 
-def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
-    """Run (or resume) the whole benchmark; returns the ``results.json`` dictionary."""
+def open_out(config: BenchmarkConfig) -> Path:
+    """``--out``, created (refused with --no-resume when it holds a run), cleared of stale
+    temporary files; sets ``--threads``."""
     out = Path(config.out)
     _check_out(config, out)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
+    return out
 
-    data = prepare_data(config, out)
-    timings["data"] = time.perf_counter() - start
 
+def train_runs(config: BenchmarkConfig, out: Path, train: Callable, timings: dict
+               ) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
+    """Stage "train": ``train(family, seed, run_dir) -> (result, outputs)`` for every family
+    and seed, each timed in ``timings``. Returns family -> per-seed results and outputs."""
     runs: dict[str, list[dict]] = {}
     outputs: dict[str, list[dict]] = {}
     stage = time.perf_counter()
     for family in config.families:
         for seed in config.seed_list:
             run_start = time.perf_counter()
-            run_dir = out / "runs" / family / f"seed{seed}"
-            result, tensors = train_family_seed(family, seed, data, config, run_dir)
+            result, tensors = train(family, seed, out / "runs" / family / f"seed{seed}")
             runs.setdefault(family, []).append(result)
             outputs.setdefault(family, []).append(tensors)
             timings[f"train/{family}/seed{seed}"] = time.perf_counter() - run_start
     timings["train"] = time.perf_counter() - stage
+    return runs, outputs
 
-    stage = time.perf_counter()
+
+def cka_stage(config: BenchmarkConfig, out: Path, runs: dict[str, list[dict]],
+              model: Callable, options: tuple[str, ...]) -> dict:
+    """Stage "cka" on the trained ``runs`` (family -> per-seed results): read from
+    ``cka.json`` when it was made from the same runs' checkpoints and CKA ``options`` (names
+    of config fields), else computed on ``model(family, run_dir, result)`` (a
+    ``TrainedModel``) and stored."""
     cka_key = {
         "runs": {f: [r["key"] for r in rs] for f, rs in runs.items()},
         "checkpoints": {f: [{BEST: r["files"][BEST]} for r in rs] for f, rs in runs.items()},
-        **config.key("cka_permutations", "cka_permutation_samples", "procrustes"),
+        **config.key(*options),
     }
     cka = _cached_cka(out / "cka.json", cka_key, config)
     if cka is None:
         models = {
-            family: [
-                trained_model(family, data, config, out / "runs" / family / f"seed{seed}", r)
-                for seed, r in zip(config.seed_list, rs)
-            ]
+            family: [model(family, out / "runs" / family / f"seed{seed}", r)
+                     for seed, r in zip(config.seed_list, rs)]
             for family, rs in runs.items()
         }
         cka = cka_study(models, config)
         save_json({"key": cka_key, "cka": cka}, out / "cka.json")
+    return cka
+
+
+def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
+    """Run (or resume) the whole benchmark; returns the ``results.json`` dictionary."""
+    out = open_out(config)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+
+    data = prepare_data(config, out)
+    timings["data"] = time.perf_counter() - start
+
+    runs, outputs = train_runs(
+        config, out, lambda family, seed, run_dir: train_family_seed(
+            family, seed, data, config, run_dir), timings)
+
+    stage = time.perf_counter()
+    cka = cka_stage(config, out, runs,
+                    lambda family, run_dir, result: trained_model(family, data, config, run_dir,
+                                                                  result),
+                    ("cka_permutations", "cka_permutation_samples", "procrustes"))
     if config.procrustes:
         procrustes = procrustes_study(cka)
     timings["cka"] = time.perf_counter() - stage

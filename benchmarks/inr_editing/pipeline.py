@@ -21,16 +21,16 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from benchmarks.inr_classification.assemble import cka_headlines
 from benchmarks.inr_classification.cache import save_json, save_text
 from benchmarks.inr_classification.findings import gmn_image_dissimilarity, seed_sensitivity
-from benchmarks.inr_classification.pipeline import _cached_cka, _check_out, package_versions
+from benchmarks.inr_classification.pipeline import (
+    cka_stage,
+    open_out,
+    package_versions,
+    train_runs,
+)
 from benchmarks.inr_classification.plots import plot_cka_figures
-from benchmarks.inr_classification.similarity import cka_study
-from benchmarks.inr_classification.training import BEST
-from gmn.files import remove_stale_temporaries
 
 from .analysis import mse_summary, targets
 from .config import EditingConfig
@@ -44,12 +44,7 @@ METANETWORKS = ("gmn", "gmn_probe", "nfn_np")  # the study's claims are tested f
 
 def run_benchmark(config: EditingConfig, command: str | None = None) -> dict:
     """Run (or resume) the whole benchmark; returns the ``results.json`` dictionary."""
-    out = Path(config.out)
-    _check_out(config, out)
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
+    out = open_out(config)
     load = {"start": os.getloadavg()}
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -57,39 +52,18 @@ def run_benchmark(config: EditingConfig, command: str | None = None) -> dict:
     data = prepare_editing_data(config, out)
     timings["data"] = time.perf_counter() - start
 
-    runs: dict[str, list[dict]] = {}
-    outputs: dict[str, list[dict]] = {}
-    stage = time.perf_counter()
-    for family in config.families:
-        for seed in config.seed_list:
-            run_start = time.perf_counter()
-            if family == "no_edit":
-                result, tensors = no_edit(data)
-            else:
-                run_dir = out / "runs" / family / f"seed{seed}"
-                result, tensors = train_family_seed(family, seed, data, config, run_dir)
-            runs.setdefault(family, []).append(result)
-            outputs.setdefault(family, []).append(tensors)
-            timings[f"train/{family}/seed{seed}"] = time.perf_counter() - run_start
-    timings["train"] = time.perf_counter() - stage
+    def train(family: str, seed: int, run_dir: Path):
+        if family == "no_edit":
+            return no_edit(data)
+        return train_family_seed(family, seed, data, config, run_dir)
+
+    runs, outputs = train_runs(config, out, train, timings)
 
     stage = time.perf_counter()
-    studied = config.trained_families
-    cka_key = {
-        "runs": {f: [r["key"] for r in runs[f]] for f in studied},
-        "checkpoints": {f: [{BEST: r["files"][BEST]} for r in runs[f]] for f in studied},
-        **config.key("cka_permutations", "cka_permutation_samples"),
-    }
-    cka = _cached_cka(out / "cka.json", cka_key, config)
-    if cka is None:
-        models = {
-            family: [trained_model(family, data, config, out / "runs" / family / f"seed{seed}",
-                                   result)
-                     for seed, result in zip(config.seed_list, runs[family])]
-            for family in studied
-        }
-        cka = cka_study(models, config)
-        save_json({"key": cka_key, "cka": cka}, out / "cka.json")
+    cka = cka_stage(config, out, {f: runs[f] for f in config.trained_families},
+                    lambda family, run_dir, result: trained_model(family, data, config, run_dir,
+                                                                  result),
+                    ("cka_permutations", "cka_permutation_samples"))
     timings["cka"] = time.perf_counter() - stage
 
     stage = time.perf_counter()
@@ -116,7 +90,7 @@ def run_benchmark(config: EditingConfig, command: str | None = None) -> dict:
         "mse": mse,
         "targets": targets(mse),
         "findings": {gmn: [seed_sensitivity(within, gmn), gmn_image_dissimilarity(between, gmn)]
-                     for gmn in METANETWORKS if gmn in studied},
+                     for gmn in METANETWORKS if gmn in config.trained_families},
         "cka": cka,
     }
     shown = {"input": data.inputs[test][:SHOWN], "target": data.targets[test][:SHOWN],
