@@ -39,7 +39,7 @@ class EditingConfig(BenchmarkConfig):
     REQUIRED_FAMILIES: ClassVar[tuple[str, ...]] = REQUIRED_FAMILIES
 
     families: tuple[str, ...] = FAMILIES
-    epochs: int = 30
+    epochs: int = 60
     out: str = "results/inr-editing-digits"
     dilation: int = 3
 
