@@ -283,9 +283,10 @@ def add_run_arguments(group, d: BenchmarkConfig, out_default: str) -> None:
     group.add_argument(
         "--threads",
         type=int,
+        default=d.threads,
         metavar="N",
-        help="CPU threads of PyTorch (default: PyTorch's choice); on a machine shared with "
-        "other jobs, 1 avoids oversubscribing the cores",
+        help="CPU threads of PyTorch (default: %(default)s; None: PyTorch's choice); on a "
+        "machine shared with other jobs, 1 avoids oversubscribing the cores",
     )
     group.add_argument(
         "--resume",

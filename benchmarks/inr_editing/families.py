@@ -53,7 +53,9 @@ IMAGE_MLP = {"hidden": (256, 256)}
 TRAINING = {
     "gmn": {"lr": 1e-2, "weight_decay": 0.01, "batch_size": 32, "epochs": 20,
             "warmup_fraction": 0.05},
-    "nfn_np": {"lr": 1e-3, "weight_decay": 0.01, "batch_size": 32, "epochs": 20,
+    "gmn_probe": {"lr": 1e-2, "weight_decay": 0.01, "batch_size": 32, "epochs": 10,
+                  "warmup_fraction": 0.05},
+    "nfn_np": {"lr": 1e-3, "weight_decay": 0.01, "batch_size": 32, "epochs": 15,
                "warmup_fraction": 0.05},
 }
 
@@ -72,12 +74,12 @@ class Rendered(nn.Module):
         return render(self.raw(self.editor(params)), self.height, self.width)
 
 
-def gmn_options(config: EditingConfig) -> tuple[GMNConfig, dict]:
-    """The GMN families' model (``EDIT_GMN``) and training (``TRAINING["gmn"]``) options, with
+def gmn_options(config: EditingConfig, family: str = "gmn") -> tuple[GMNConfig, dict]:
+    """A GMN family's model (``EDIT_GMN``) and training (``TRAINING[family]``) options, with
     the ``--gmn-config`` keys over them (training keys: those of ``TRAINING["gmn"]``)."""
     train = {k: v for k, v in config.gmn_config.items() if k in TRAINING["gmn"]}
     model = {k: v for k, v in config.gmn_config.items() if k not in TRAINING["gmn"]}
-    return GMNConfig.from_kwargs(**{**EDIT_GMN, **model}), {**TRAINING["gmn"], **train}
+    return GMNConfig.from_kwargs(**{**EDIT_GMN, **model}), {**TRAINING[family], **train}
 
 
 def _prefixed(names, prefix: str = "editor.") -> list[str]:
@@ -109,7 +111,7 @@ def plan_family(family: str, data: EditingData, config: EditingConfig) -> Family
                           _nfn_layers,
                           {"model": "NFNEditor", **NFN_EDIT, "train": TRAINING[family]})
     if family in ("gmn", "gmn_probe"):
-        gmn, train = gmn_options(config)
+        gmn, train = gmn_options(config, family)
         samples = data.image_size if family == "gmn_probe" else None
         raw_affine = (inrs.param_scale, inrs.param_shift)
         return FamilyPlan(
