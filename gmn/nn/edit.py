@@ -93,9 +93,8 @@ class GMNEditor(nn.Module):
         edge = (edges.mean, edges.std)
         canonical = self.gmn.canonical
         if canonical is None or not canonical.fitted:
-            return ((node[0].expand(len(batch.x), -1), node[1].expand(len(batch.x), -1)),
-                    (edge[0].expand(len(batch.edge_attr), -1),
-                     edge[1].expand(len(batch.edge_attr), -1)))
+            n, e = len(batch.x), len(batch.edge_attr)
+            return (tuple(t.expand(n, -1) for t in node), tuple(t.expand(e, -1) for t in edge))
         node_key, edge_key = canonical_keys(batch, canonical.slots(batch, ctx.batch))
         node_mean, node_std = canonical.node.statistics(node_key, nodes.mean, nodes.std)
         return ((node_mean[:, :width], node_std[:, :width]),
