@@ -146,17 +146,19 @@ def test_edited_graph_runs_as_the_edited_network():
                           for s in range(4)])
     editor = build_editor(template, GMNConfig(**CONFIGS["plain"]), params).double().eval()
     perturbed_head(editor)
-    assert_function_unchanged = torch.randn(5, 4, dtype=torch.float64)
+    inputs = torch.randn(5, 4, dtype=torch.float64)
     index, _ = permutation_of(template, len(params))
     with torch.no_grad():
         out, out_moved = editor(params), editor(params.gather(1, index))
-    ran = execute(Weights(template, out).graphs(), assert_function_unchanged)
-    ran_moved = execute(Weights(template, out_moved).graphs(), assert_function_unchanged)
+    ran = execute(Weights(template, out).graphs(), inputs)
+    ran_moved = execute(Weights(template, out_moved).graphs(), inputs)
     torch.testing.assert_close(ran_moved, ran, rtol=1e-10, atol=1e-10)
     state = Weights(template, out).state_dicts()[0]
     edited = make_mlp(seed=0, dtype=torch.float64)
     edited.load_state_dict(state)
-    torch.testing.assert_close(edited(assert_function_unchanged), ran[0])
+    torch.testing.assert_close(edited(inputs), ran[0])
+    execute(Weights(template, editor(params)).graphs(), inputs).square().sum().backward()
+    assert editor.head.edge[-1].weight.grad.abs().sum() > 0  # differentiable through execute
 
 
 def np_features(layout: MLPLayout, params, channels: int = 3) -> WeightSpaceFeatures:
