@@ -84,6 +84,18 @@ def _cached_cka(path: Path, key: dict, config: BenchmarkConfig) -> dict | None:
     return cached["cka"] if cached.get("key") == key else None
 
 
+def run_record(config: BenchmarkConfig, command: str | None, module: str) -> dict:
+    """The first entries of ``results.json``: the command (default: ``python -m module``), the
+    options, the package versions, the seeds and the families."""
+    return {
+        "command": command or shlex.join([sys.executable, "-m", module]),
+        "config": config.to_dict(),
+        "versions": package_versions(),
+        "seeds": config.seed_list,
+        "families": list(config.families),
+    }
+
+
 def open_out(config: BenchmarkConfig) -> Path:
     """``--out``, created (refused with --no-resume when it holds a run), cleared of stale
     temporary files; sets ``--threads``."""
@@ -162,11 +174,7 @@ def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
     stage = time.perf_counter()
     test_labels = data.labels[data.split["test"]]
     results = {
-        "command": command or shlex.join([sys.executable, "-m", "benchmarks.inr_classification"]),
-        "config": config.to_dict(),
-        "versions": package_versions(),
-        "seeds": config.seed_list,
-        "families": list(config.families),
+        **run_record(config, command, "benchmarks.inr_classification"),
         "data": {
             "name": data.name,
             "description": data.description,

@@ -16,8 +16,6 @@ report     ``results.json``, ``report.md``, ``*.png``  always rewritten
 from __future__ import annotations
 
 import os
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from benchmarks.inr_classification.findings import gmn_image_dissimilarity, seed
 from benchmarks.inr_classification.pipeline import (
     cka_stage,
     open_out,
-    package_versions,
+    run_record,
     train_runs,
 )
 from benchmarks.inr_classification.plots import plot_cka_figures
@@ -71,11 +69,7 @@ def run_benchmark(config: EditingConfig, command: str | None = None) -> dict:
     test = data.inrs.split["test"]
     mse = mse_summary(runs)
     results = {
-        "command": command or shlex.join([sys.executable, "-m", "benchmarks.inr_editing"]),
-        "config": config.to_dict(),
-        "versions": package_versions(),
-        "seeds": config.seed_list,
-        "families": list(config.families),
+        **run_record(config, command, "benchmarks.inr_editing"),
         "data": {
             "name": data.inrs.name,
             "description": data.inrs.description,
