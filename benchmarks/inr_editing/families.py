@@ -49,7 +49,8 @@ WEIGHT_MLP = {"hidden": (256, 256), "dropout": 0.1}
 IMAGE_CNN = {"hidden": (32, 32, 32)}
 IMAGE_MLP = {"hidden": (256, 256)}
 # training of the metanetworks (the image families and the weight MLP: --epochs, --lr,
-# --batch-size); chosen on the validation set of the digits INRs, seed 0 (docs/tasks.md)
+# --batch-size): rates and widths chosen on the validation set of the digits INRs (seed 0),
+# epochs within the default run's ten minutes (docs/tasks.md)
 TRAINING = {
     "gmn": {"lr": 1e-2, "weight_decay": 0.01, "batch_size": 32, "epochs": 20,
             "warmup_fraction": 0.05},
