@@ -144,7 +144,7 @@ class ParkCNN(nn.Module):
 
 
 PARK = {"train": [([3, 4, 8], [3, 5], ["relu", "tanh"]), ([3, 8, 4], [7, 3], ["gelu", "relu"]),
-                  ([3, 4, 8], [3, 5], ["tanh", "tanh"])],
+                  ([3, 4, 8], [3, 5], ["relu", "tanh"])],
         "val": [([3, 8, 4], [7, 3], ["relu", "relu"])],
         "test": [([3, 16, 4, 4], [3, 3, 5], ["relu", "gelu", "tanh"])]}
 
@@ -195,7 +195,8 @@ def test_cnn_wild_park_keeps_weights_split_and_architectures(tmp_path):
     states, configs, split = write_park(tmp_path)
     zoo = read_cnn_wild_park(tmp_path, tmp_path / "zoo", like=park_like(configs, split),
                              progress=False)
-    assert len(zoo) == 5 and len(zoo.architectures) == 5  # activations differ too
+    assert len(zoo) == 5 and len(zoo.architectures) == 4  # activations count too
+    assert zoo.architecture_of[0] == zoo.architecture_of[2] != zoo.architecture_of[3]
     order = [m for name in ("train", "val", "test") for m in split[name]["_models"]]
     assert zoo.splits["train"].tolist() == [0, 1, 2] and zoo.splits["test"].tolist() == [4]
     scores = [s for name in ("train", "val", "test") for s in split[name]["score"]]
