@@ -102,6 +102,18 @@ def test_nfn_copy_order_final_steps_and_split(tmp_path):
     assert zoo.splits["val"].tolist() == sorted(half[cut:])
 
 
+def test_a_diverged_row_is_kept_and_flagged_not_dropped(tmp_path):
+    """NFN's split indexes every final row; dropping a NaN row would shift it silently."""
+    write_small_zoo(tmp_path)
+    weights = np.load(tmp_path / "weights.npy")
+    weights[2, 5] = np.nan
+    np.save(tmp_path / "weights.npy", weights)
+    zoo = read_small_cnn_zoo(tmp_path, tmp_path / "zoo", progress=False)
+    assert len(zoo) == 6 and [m["finite"] for m in zoo.models] == [True, True, False, True,
+                                                                    True, True]
+    assert [m["source_row"] for m in zoo.models] == list(range(6))
+
+
 def test_pickled_and_truncated_weights_npy_are_refused_by_name(tmp_path):
     write_small_zoo(tmp_path)
     np.save(tmp_path / "weights.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
@@ -196,8 +208,9 @@ def test_cnn_wild_park_keeps_weights_split_and_architectures(tmp_path):
     zoo = read_cnn_wild_park(tmp_path, tmp_path / "zoo", like=park_like(configs, split),
                              progress=False)
     assert len(zoo) == 5 and len(zoo.architectures) == 4  # activations count too
-    assert zoo.architecture_of[0] == zoo.architecture_of[2] != zoo.architecture_of[3]
     order = [m for name in ("train", "val", "test") for m in split[name]["_models"]]
+    arch = {model: zoo.architecture_of[i] for i, model in enumerate(order)}
+    assert arch[0] == arch[2] != arch[1]  # the same config, then other activations
     assert zoo.splits["train"].tolist() == [0, 1, 2] and zoo.splits["test"].tolist() == [4]
     scores = [s for name in ("train", "val", "test") for s in split[name]["score"]]
     assert zoo.targets().tolist() == scores

@@ -158,6 +158,9 @@ def read_small_cnn_zoo(root, out, metrics_file: str = "metrics.csv", order_file:
         final_only: keep only each run's last checkpoint (the largest ``step``).
         nfn_splits: record NFN's split (test: second half; train/val: the first half
             shuffled by ``random.Random(0)``, 80/20).
+
+    Every row becomes a model; one with NaN or infinite weights (a diverged run) is kept with
+    ``finite: False`` (NFN's split counts it too; the benchmark leaves it out).
     """
     root = Path(root)
     weights = _load_npy(_inside(root, "weights.npy"))
@@ -185,8 +188,6 @@ def read_small_cnn_zoo(root, out, metrics_file: str = "metrics.csv", order_file:
     count = 0
     for row in tqdm(order, desc="reading zoo", disable=not progress):
         flat = weights[row]
-        if not np.isfinite(flat).all():
-            continue
         activation = metrics[row].get("config.activation", "relu")
         spec = {"family": "zoo_cnn", "channels": [s[3] for s in convs], "kernel": convs[0][0],
                 "activation": activation, "stride": [2] * len(convs), "in_channels": in_channels,
@@ -200,7 +201,7 @@ def read_small_cnn_zoo(root, out, metrics_file: str = "metrics.csv", order_file:
         group["records"].append({"id": count, "source_row": row, "hyper": hyper,
                                  "test_accuracy": float(metrics[row]["test_accuracy"]),
                                  "step": int(float(metrics[row].get("step", 0))),
-                                 "finite": True})
+                                 "finite": bool(np.isfinite(flat).all())})
         count += 1
     splits = _nfn_splits(count) if nfn_splits else None
     return _write(out, groups, specs, {"reader": "small-cnn-zoo", "root": str(root)}, splits)
