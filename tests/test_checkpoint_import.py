@@ -18,8 +18,6 @@ from torch import nn
 
 import gmn
 from gmn.data import ModelZoo, import_checkpoints
-from gmn.data.cnn_zoo_readers import read_cnn_wild_park
-from gmn.graph.executor import execute
 from gmn.graph.mixed import to_state_dicts
 
 
@@ -183,58 +181,34 @@ def test_a_callable_like_and_safetensors_checkpoints(tmp_path):
     assert all(same(zoo.state_dict(i), s) for i, s in enumerate(states))
 
 
-def test_cnn_wild_park_takes_like(tmp_path):
-    torch.manual_seed(0)
-    split = {}
-    for n, name in enumerate(("train", "val", "test")):
-        path = f"cifar10_zooV2/trial{n}/checkpoint_000004/checkpoint.pt"
-        (tmp_path / path).parent.mkdir(parents=True)
-        torch.save(SkipCNN().state_dict(), tmp_path / path)
-        split[name] = {"path": [path], "score": [0.1 * n], "step": [4]}
-    (tmp_path / "cnn_park_splits.json").write_text(json.dumps(split))
-    zoo = read_cnn_wild_park(tmp_path, tmp_path / "zoo", like=SkipCNN(), progress=False)
-    (spec,) = zoo.architectures.values()
-    assert spec["family"] == "graph_template"
-    graph = zoo.graphs([1])[0]
-    expected = gmn.from_state_dict(zoo.state_dict(1), like=SkipCNN())
-    assert torch.equal(graph.edge_index, expected.edge_index)
-    assert torch.allclose(execute(graph, torch.ones(1, 1, 5, 5)),
-                          execute(expected, torch.ones(1, 1, 5, 5)))
-
-
-@pytest.mark.parametrize("edit, message", [
-    (lambda root: (root / "accuracy.csv").write_text("cnn_000.pt,0.5\ncnn_001.pt,0.6\n"),
+@pytest.mark.parametrize("table, message", [
+    ("cnn_000.pt,0.5\ncnn_001.pt,0.6\n",
      r"needs a header line naming its columns.*first line is \['cnn_000.pt', '0.5'\]"),
-    (lambda root: (root / "accuracy.csv").write_text("file,test_accuracy\ncnn_000.pt,0.5\n"),
+    ("file,test_accuracy\ncnn_000.pt,0.5\n",
      r"1 checkpoint\(s\) in .*checkpoints have no row in .*accuracy.csv: cnn_001.pt"),
-    (lambda root: (root / "accuracy.csv").write_text(
-        "file,test_accuracy\ncnn_000.pt,0.5\ncnn_001.pt,0.6\ncnn_002,0.7\n"),
+    ("file,test_accuracy\ncnn_000.pt,0.5\ncnn_001.pt,0.6\ncnn_002,0.7\n",
      r"accuracy.csv, line 4: 'cnn_002' matches no checkpoint"),
-    (lambda root: (root / "accuracy.csv").write_text(
-        "file,test_accuracy\ncnn_000.pt,0.5\ncnn_001.pt,n/a\n"),
+    ("file,test_accuracy\ncnn_000.pt,0.5\ncnn_001.pt,n/a\n",
      r"accuracy.csv, line 3: test_accuracy 'n/a' is not a finite number"),
-    (lambda root: (root / "accuracy.csv").write_text(
-        "file,test_accuracy\ncnn_000.pt,0.5\ncnn_001.pt,nan\n"),
+    ("file,test_accuracy\ncnn_000.pt,0.5\ncnn_001.pt,nan\n",
      r"accuracy.csv, line 3: test_accuracy 'nan' is not a finite number"),
-    (lambda root: (root / "accuracy.csv").write_text(
-        "file,acc,loss\ncnn_000.pt,0.5,1\ncnn_001.pt,0.6,2\n"),
+    ("file,acc,loss\ncnn_000.pt,0.5,1\ncnn_001.pt,0.6,2\n",
      r"has columns \['acc', 'loss'\] besides the file: say which is the target"),
-    (lambda root: (root / "accuracy.csv").write_text(
-        "file,test_accuracy\ncnn_000.pt,0.5\ncnn_000,0.6\ncnn_001.pt,0.6\n"),
+    ("file,test_accuracy\ncnn_000.pt,0.5\ncnn_000,0.6\ncnn_001.pt,0.6\n",
      r"lines 2 and 3 both name .*cnn_000.pt"),
-    (lambda root: (root / "accuracy.csv").write_text(
-        "file,test_accuracy,split\ncnn_000.pt,0.5,train\ncnn_001.pt,0.6,test\n"),
+    ("file,test_accuracy,split\ncnn_000.pt,0.5,train\ncnn_001.pt,0.6,test\n",
      r"accuracy.csv: split\(s\) \['val'\] are empty"),
-    (lambda root: (root / "accuracy.csv").write_text(
-        "file,test_accuracy,split\ncnn_000.pt,0.5,train\ncnn_001.pt,0.6,validation\n"),
+    ("file,test_accuracy,split\ncnn_000.pt,0.5,train\ncnn_001.pt,0.6,validation\n",
      r"accuracy.csv, line 3: split 'validation' is not train, val or test"),
-    (lambda root: (root / "checkpoints" / "cnn_001.pt").write_bytes(b"PK\x03\x04 cut"),
-     r"cnn_001.pt.*(empty, truncated|unreadable)"),
+    (None, r"cnn_001.pt.*(empty, truncated|unreadable)"),  # a cut checkpoint
 ])
-def test_bad_folders_and_csvs_are_named(tmp_path, edit, message):
+def test_bad_folders_and_csvs_are_named(tmp_path, table, message):
     torch.manual_seed(0)
     write_folder(tmp_path, [plain_cnn(4), plain_cnn(4)], [0.5, 0.6])
-    edit(tmp_path)
+    if table is None:
+        (tmp_path / "checkpoints" / "cnn_001.pt").write_bytes(b"PK\x03\x04 cut")
+    else:
+        (tmp_path / "accuracy.csv").write_text(table)
     with pytest.raises(ValueError, match=message):
         import_checkpoints(tmp_path / "checkpoints", tmp_path / "accuracy.csv",
                            tmp_path / "zoo", progress=False)
