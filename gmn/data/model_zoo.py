@@ -180,7 +180,8 @@ class ModelZoo:
         return weights.state_dicts()[0]
 
     def module(self, index: int) -> nn.Module:
-        """Model ``index`` as a module with its trained weights, in eval mode."""
+        """Model ``index`` as a module with its trained weights, in eval mode (a zoo imported
+        with ``like=`` holds no module code: ``ValueError`` says what to use instead)."""
         model = self._module(self.architecture_of[index])
         model.load_state_dict(self.state_dict(index))
         return model.eval()
