@@ -100,9 +100,9 @@ def read_dwsnets_mnist(root, splits_file="mnist_splits.json", progress: bool = T
             _check_dir_label(resolved, label)
             paths.append(resolved)
             labels.append(label)
+    _check_nonempty(split_index, str(source))
     state_dicts = [load_weights(p) for p in tqdm(paths, desc="reading zoo", disable=not progress)]
-    return _dataset(paths, state_dicts, labels, split_index, style="dwsnets", zoo="dwsnets-mnist",
-                    source=str(source))
+    return _dataset(paths, state_dicts, labels, split_index, style="dwsnets", zoo="dwsnets-mnist")
 
 
 def read_dwsnets_fmnist(root, splits_file="splits.json", progress: bool = True):
@@ -125,6 +125,7 @@ def read_dwsnets_fmnist(root, splits_file="splits.json", progress: bool = True):
         split_index[name] = torch.arange(len(paths), len(paths) + len(entry))
         paths += [resolve(p) for p in entry]
         split_of += [(name, i) for i in range(len(entry))]
+    _check_nonempty(split_index, str(source))
     state_dicts, labels = [], []
     for path, (name, i) in zip(tqdm(paths, desc="reading zoo", disable=not progress), split_of):
         state = load_weights(path)
@@ -141,8 +142,7 @@ def read_dwsnets_fmnist(root, splits_file="splits.json", progress: bool = True):
                                f"file says {label}")
         labels.append(label)
         state_dicts.append(state)
-    return _dataset(paths, state_dicts, labels, split_index, style="dwsnets", zoo="dwsnets-fmnist",
-                    source=str(source))
+    return _dataset(paths, state_dicts, labels, split_index, style="dwsnets", zoo="dwsnets-fmnist")
 
 
 def read_nfn_siren(root, prefix: str = "randinit_smaller", split_points=(45_000, 50_000),
@@ -169,8 +169,6 @@ def read_nfn_siren(root, prefix: str = "randinit_smaller", split_points=(45_000,
     if len(set(indices)) != len(indices):
         raise ValueError(f"{root}: a net index appears in two label folders")
     paths, labels = [r[1] for r in records], [r[2] for r in records]
-    state_dicts = [_from_nfn_keys(load_weights(p), p)
-                   for p in tqdm(paths, desc="reading zoo", disable=not progress)]
     idx = torch.tensor(indices)
     low, high = split_points
     split_index = {
@@ -178,11 +176,13 @@ def read_nfn_siren(root, prefix: str = "randinit_smaller", split_points=(45_000,
         "val": ((idx >= low) & (idx < high)).nonzero().squeeze(1),
         "test": (idx >= high).nonzero().squeeze(1),
     }
-    source = (f"{root}: split_points={tuple(split_points)} (train idx < {low} <= val < {high} "
-              f"<= test; the net indices run {indices[0]}..{indices[-1]}, pass split_points= "
-              "inside that range)")
-    return _dataset(paths, state_dicts, labels, split_index, style="standard", zoo="nfn-siren",
-                    source=source)
+    _check_nonempty(split_index, f"{root}: split_points={tuple(split_points)} (train idx < "
+                                 f"{low} <= val < {high} <= test; the net indices run "
+                                 f"{indices[0]}..{indices[-1]}, pass split_points= inside "
+                                 "that range)")
+    state_dicts = [_from_nfn_keys(load_weights(p), p)
+                   for p in tqdm(paths, desc="reading zoo", disable=not progress)]
+    return _dataset(paths, state_dicts, labels, split_index, style="standard", zoo="nfn-siren")
 
 
 def _read_json(path: Path) -> dict:
@@ -297,12 +297,14 @@ def _layout_of(state: dict, path: Path, style: str) -> SirenLayout:
                        weights[-1].shape[0], style=style)
 
 
-def _dataset(paths, state_dicts, labels, split_index, *, style: str, zoo: str,
-             source: str) -> INRDataset:
+def _check_nonempty(split_index: dict[str, Tensor], source: str) -> None:
     empty = [name for name in SPLITS if len(split_index[name]) == 0]
     if empty:
         raise ZooFileError(f"{source}: split(s) {empty} are empty; every split (train, val, "
                            "test) needs networks (val selects the model, test scores it)")
+
+
+def _dataset(paths, state_dicts, labels, split_index, *, style: str, zoo: str) -> INRDataset:
     seen = {}
     for split, indices in split_index.items():
         for i in indices.tolist():
