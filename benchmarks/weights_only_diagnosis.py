@@ -11,8 +11,10 @@ parameter graph alone (no function samples), printing one JSON line:
 
 ``--overfit N``: N full-batch AdamW steps on the first 64 training INRs (the loss every
 N/8 steps, and the gradient norm of each block at the first and last step); otherwise
-``--epochs`` of minibatch training with warm-up + cosine, reporting the test accuracy at the
-best validation epoch. ``--opts``: keyword options of ``gmn.nn.GMN``. ``--linear-probe``:
+``--epochs`` of minibatch training with warm-up + cosine: the model is selected on validation
+accuracy alone, and tested once, at the end, at its best validation epoch. Sign flips act on
+the INRs' own parameters (``gmn.data.InRawSpace``), so they keep every INR's function.
+``--opts``: keyword options of ``gmn.nn.GMN``. ``--linear-probe``:
 test accuracy of a logistic regression on per-coordinate standardised weights (what the weight
 MLP reads; not permutation invariant) and on the canonically standardised weights of
 ``gmn.nn.canonical`` (invariant), with slots by bias rank only and with signatures.
@@ -21,6 +23,7 @@ MLP reads; not permutation invariant) and on the canonically standardised weight
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import shlex
@@ -33,7 +36,14 @@ from torch import Tensor, nn
 
 from benchmarks.inr_classification.cli import parse_config
 from benchmarks.inr_classification.data import prepare_data
-from gmn.data.augment import Compose, GaussianNoise, RandomPermutation, RandomSignFlip, mixup
+from gmn.data.augment import (
+    Compose,
+    GaussianNoise,
+    InRawSpace,
+    RandomPermutation,
+    RandomSignFlip,
+    mixup,
+)
 from gmn.graph.weights import Weights
 from gmn.nn import GMN
 from gmn.nn.params_to_gmn import ParamsToGraph
@@ -60,7 +70,11 @@ def parse_args(argv=None):
     ap.add_argument("--warmup", type=float, default=0.05, help="warm-up fraction of the steps")
     ap.add_argument("--permute", action="store_true", help="random hidden-neuron permutations")
     ap.add_argument("--sign-flip", action="store_true",
-                    help="random hidden-neuron sign flips (function-preserving for the sine)")
+                    help="random hidden-neuron sign flips of the raw parameters "
+                    "(function-preserving for the sine)")
+    ap.add_argument("--canonical-signs", action="store_true",
+                    help="the GMN reads every INR in its canonical signs and phases "
+                    "(gmn.graph.canonicalize_signs)")
     ap.add_argument("--mixup", type=float, default=0.0,
                     help="weight-space mixup strength in (0, 1] (0: none; gmn.data.mixup)")
     ap.add_argument("--noise", type=float, default=0.0,
@@ -155,7 +169,8 @@ def main(argv=None) -> None:
     params, labels = data.params[:, 0], data.labels
     train, val, test = (data.split[k] for k in ("train", "val", "test"))
     options = json.loads(a.opts)
-    to_graph = ParamsToGraph(data.template)
+    raw_affine = (data.param_scale, data.param_shift)
+    to_graph = ParamsToGraph(data.template, None, *raw_affine, canonical_signs=a.canonical_signs)
     model = GMN(out_dim=data.num_classes, **options)
     with torch.no_grad():
         g = to_graph(params[train[:a.fit_n]] if a.fit_n else params[train])
@@ -199,9 +214,9 @@ def main(argv=None) -> None:
 
     augment = Compose(
         ([GaussianNoise(a.noise * params[train].std(dim=0))] if a.noise else [])
-        + ([RandomSignFlip()] if a.sign_flip else [])
+        + ([InRawSpace(RandomSignFlip(), *raw_affine)] if a.sign_flip else [])
         + ([RandomPermutation()] if a.permute else []))
-    best, history = (-1.0, 0.0, -1), []
+    best, history = (-1.0, None, -1), []
     for epoch in range(a.epochs):
         model.train()
         order = train[torch.randperm(len(train), generator=generator)]
@@ -223,19 +238,22 @@ def main(argv=None) -> None:
             optimizer.step()
             schedule.step()
             total_loss += loss.item() * len(j)
-        v, t = accuracy(val), accuracy(test)
-        history.append([round(total_loss / len(train), 3), round(v, 3), round(t, 3)])
-        print(f"epoch {epoch}: train loss, val, test {history[-1]}", file=sys.stderr, flush=True)
+        v = accuracy(val)
+        history.append([round(total_loss / len(train), 3), round(v, 3)])
+        print(f"epoch {epoch}: train loss, val {history[-1]}", file=sys.stderr, flush=True)
         if v > best[0]:
-            best = (v, t, epoch)
+            best = (v, copy.deepcopy(model.state_dict()), epoch)
+    model.load_state_dict(best[1])
+    tested = accuracy(test)  # once, at the best validation epoch
     print(json.dumps({"opts": options, "init": a.init, "lr": a.lr, "epochs": a.epochs,
                       "wd": a.wd, "bs": a.bs, "label_smoothing": a.label_smoothing,
                       "clip": a.clip, "fit_n": a.fit_n, "warmup": a.warmup,
                       "permute": a.permute, "sign_flip": a.sign_flip, "mixup": a.mixup,
                       "noise": a.noise,
+                      "canonical_signs": a.canonical_signs,
                       "seed": a.seed, "best_val": best[0],
-                      "test_at_best_val": best[1], "best_epoch": best[2],
-                      "history_train_loss_val_test": history,
+                      "test_at_best_val": tested, "best_epoch": best[2],
+                      "history_train_loss_val": history,
                       "seconds": round(time.time() - start, 1)}))
 
 

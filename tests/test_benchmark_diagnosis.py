@@ -10,9 +10,12 @@ from benchmarks.weights_only_diagnosis import main
 def test_training_with_permutations_runs_and_reports(tmp_path, capsys):
     main(["--data", "--limit 60", "--out", str(tmp_path), "--epochs", "1", "--bs", "16",
           "--permute", "--label-smoothing", "0.1", "--mixup", "0.5", "--noise", "0.1",
-          "--sign-flip",
+          "--sign-flip", "--canonical-signs",
           "--opts", '{"hidden_dim": 8, "edge_dim": 8, "readout": ["node_mean", "edge_bilinear"]}'])
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["permute"] and report["sign_flip"] and report["label_smoothing"] == 0.1
     assert report["mixup"] == 0.5 and report["noise"] == 0.1
     assert 0.0 <= report["test_at_best_val"] <= 1.0 and report["best_epoch"] == 0
+    assert report["canonical_signs"]
+    assert all(len(epoch) == 2 for epoch in report["history_train_loss_val"]), \
+        "no test accuracy before the end: the model is selected on validation alone"

@@ -19,11 +19,11 @@ from gmn.models.cnn import CNN
 from gmn.models.mlp import MLP
 from gmn.models.vit import ViT
 from gmn.models.weight_mlp import WeightMLP
-from gmn.nn.params_to_gmn import build_gmn
+from gmn.nn.params_to_gmn import BUILD_OPTIONS, build_gmn
 
 from .config import IMAGE_FAMILIES, BenchmarkConfig
 from .data import BenchmarkData
-from .gmn_family import gmn_augmentation, split_gmn_config
+from .gmn_family import OPTIONAL_TRAIN_OPTIONS, gmn_augmentation, split_gmn_config
 
 
 @dataclass
@@ -90,6 +90,7 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
     transform = gmn_augmentation(
         data.template, shape[1:], train_options.pop("shift_pixels"), family != "gmn_noaug",
         raw_affine, train_options.pop("input_noise"), train_params.std(0),
+        train_options.pop("sign_flip", OPTIONAL_TRAIN_OPTIONS["sign_flip"]),
     )
     return FamilyPlan(
         lambda: build_gmn(
@@ -115,7 +116,7 @@ def _resolved_gmn_config(model_options: dict) -> dict:
 
     from gmn.nn import GMNConfig
 
-    options = {k: v for k, v in model_options.items() if k != "function_samples"}
+    options = {k: v for k, v in model_options.items() if k not in BUILD_OPTIONS}
     resolved = asdict(GMNConfig.from_kwargs(**options))
     for size in ("out_dim", "node_in_dim"):  # set by build_gmn from the data
         resolved.pop(size)
