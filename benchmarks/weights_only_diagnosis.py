@@ -88,7 +88,7 @@ def parse_args(argv=None):
 def spread(data) -> dict:
     """Per layer tensor: median and max over its entries of (std across training INRs) /
     (std of the whole tensor), on the per-layer standardised parameters the GMN reads."""
-    stacked = Weights(data.template, data.params[data.split["train"], 0]).stacked()
+    stacked = Weights(data.template, data.params[data.split["train"]]).stacked()
     out = {}
     for key, value in stacked.items():
         value = value.flatten(1)
@@ -157,7 +157,7 @@ def main(argv=None) -> None:
         print(json.dumps({"init": a.init, "spread": spread(data)}))
         return
     if a.linear_probe:
-        params, labels, split = data.params[:, 0], data.labels, data.split
+        params, labels, split = data.params, data.labels, data.split
         result = {"init": a.init,
                   "per_coordinate": logistic_regression_accuracy(params, labels, split)}
         for name, refinements in (("canonical_bias_rank", 0), ("canonical_signatures", 2)):
@@ -166,7 +166,7 @@ def main(argv=None) -> None:
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
                           for k, v in result.items()}))
         return
-    params, labels = data.params[:, 0], data.labels
+    params, labels = data.params, data.labels
     train, val, test = (data.split[k] for k in ("train", "val", "test"))
     options = json.loads(a.opts)
     raw_affine = (data.param_scale, data.param_shift)

@@ -34,7 +34,7 @@ def tiny_data(template, params, image_size=(5, 4), train=2) -> BenchmarkData:
     validation, the last for testing."""
     return BenchmarkData(
         name="tiny", images=torch.zeros(4, 1, *image_size), labels=torch.arange(4) % 2,
-        params=params[:, None], psnr=torch.full((4, 1), 40.0),
+        params=params, psnr=torch.full((4, 1), 40.0),
         split={"train": torch.arange(train), "val": torch.tensor([train]),
                "test": torch.tensor([3])},
         template=template, num_classes=2, key={"d": 1}, description="", inr_description="",

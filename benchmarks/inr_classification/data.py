@@ -25,9 +25,13 @@ class BenchmarkData:
     """The study's data.
 
     images: [N, C, H, W], standardised per channel with train-split statistics.
-    labels: [N] long. params: [N, V, P] INR parameters in ``template`` order, V views per
-    image, each layer's weights and biases standardised with train-split statistics
-    (a per-layer scalar, so hidden-neuron permutations still act on them).
+    labels: [N] long. params: [N, P] parameters of each image's first INR (view 0) in
+    ``template`` order, each layer's weights and biases standardised with train-split
+    statistics (a per-layer scalar, so hidden-neuron permutations still act on them): what
+    parameter families are validated and tested on.
+    train_set: every INR (all views) of the training images as ``(params [P], label)`` pairs
+    standardised alike, read from the dataset's shards batch by batch
+    (:class:`gmn.data.dataset.ParameterRows`); None: ``params`` of the training images.
     psnr: [N, V] fit quality in dB. split: ``{"train"|"val"|"test": Tensor}`` image indices.
     key: what decides the data (part of every later cache key).
     param_scale, param_shift: [P] undo that standardisation,
@@ -48,6 +52,7 @@ class BenchmarkData:
     inr_description: str
     param_scale: Tensor | None = None
     param_shift: Tensor | None = None
+    train_set: object | None = None
 
 
 def _inverse_normalization(normalization, example) -> tuple[Tensor, Tensor]:
@@ -125,7 +130,7 @@ def prepare_zoo_data(config: BenchmarkConfig) -> BenchmarkData:
         name=config.zoo,
         images=standardise_images(images, split["train"]),
         labels=dataset.labels,
-        params=dataset.normalization(raw).params.unsqueeze(1),
+        params=dataset.normalization(raw).params,
         psnr=torch.full((len(dataset), 1), float("nan")),
         split=split,
         template=template,
@@ -149,7 +154,7 @@ def prepare_data(config: BenchmarkConfig, out: Path) -> BenchmarkData:
     if config.zoo is not None:
         return prepare_zoo_data(config)
     from gmn.data.build import build_dataset
-    from gmn.data.dataset import INRDataset
+    from gmn.data.dataset import INRDataset, ParameterRows
     from gmn.data.fit import FitRecipe
     from gmn.models.siren import SirenLayout
 
@@ -172,14 +177,15 @@ def prepare_data(config: BenchmarkConfig, out: Path) -> BenchmarkData:
         device=config.device,
         progress=config.progress,
     )
-    dataset = INRDataset.open(folder)
+    dataset = INRDataset.open(folder, max_loaded_shards=config.stream_shards)
     n, views = len(images), config.views
     template = dataset.template
-    raw = dataset.weights()
-    params = dataset.normalization(raw).params.reshape(n, views, -1)
+    raw = dataset.weights(torch.arange(n) * views)  # image-major: view 0 of each image
+    params = dataset.normalization(raw).params
     scale, shift = _inverse_normalization(dataset.normalization, raw)
     psnr = dataset.info["psnr"].reshape(n, views)
     split = _image_split(dataset)
+    train_inrs = (split["train"][:, None] * views + torch.arange(views)).flatten()
     manifest = dataset.info["manifest"]
     h, w = images.images.shape[-2:]
     return BenchmarkData(
@@ -208,4 +214,5 @@ def prepare_data(config: BenchmarkConfig, out: Path) -> BenchmarkData:
         ),
         param_scale=scale,
         param_shift=shift,
+        train_set=ParameterRows(dataset, train_inrs),
     )

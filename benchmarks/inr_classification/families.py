@@ -73,7 +73,7 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
             _block_layers,
             {"model": model.__name__, **options},
         )
-    train_params = data.params[data.split["train"], 0]
+    train_params = data.params[data.split["train"]]
     if family == "weight_mlp":
         mean, std = train_params.mean(0), train_params.std(0).clamp_min(1e-6)
         hidden, dropout = (256, 256), 0.1

@@ -34,7 +34,10 @@ class TrainConfig:
     first). ``monitor`` picks the best checkpoint: ``"val_loss"`` (lower is better) or
     ``"val_accuracy"`` (higher is better). ``patience`` epochs without improvement stop
     the run early. ``find_unused_parameters`` is passed to ``DistributedDataParallel``
-    (needed when some parameters get no gradient in a step).
+    (needed when some parameters get no gradient in a step). ``shuffle_window``: shuffle
+    the training set within windows of that many of its blocks (a dataset with
+    ``shuffle_blocks()``, e.g. :class:`gmn.data.dataset.ParameterRows` streaming from
+    shards) instead of over the whole set (None).
     """
 
     run_dir: str = "runs/default"
@@ -60,13 +63,15 @@ class TrainConfig:
     tensorboard: bool | None = None
     num_workers: int = 0
     device: str | None = None
+    shuffle_window: int | None = None
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.epochs is None and self.max_steps is None:
             raise ValueError("give epochs, max_steps or both")
-        for name in ("epochs", "max_steps", "patience", "checkpoint_every_steps"):
+        for name in ("epochs", "max_steps", "patience", "checkpoint_every_steps",
+                     "shuffle_window"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None, got {value}")
