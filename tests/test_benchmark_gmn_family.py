@@ -236,3 +236,21 @@ def test_a_gmn_reading_canonical_signs_ignores_flips_and_permutations(siren_para
                       raw_affine=(scale, shift)).double().eval()
     plain.load_state_dict(model.state_dict())
     assert not torch.allclose(plain(moved), plain(params), atol=1e-4)
+
+
+def test_function_samples_at_a_few_random_points(siren_params):
+    """``query_points``: K seeded random points in [-1, 1]² instead of the pixel grid; the
+    output neuron's samples are the INR's values there."""
+    template, raw, nets = siren_params
+    options = {**split_gmn_config({"hidden_dim": 8, "query_points": 16}, "gmn_probe")[0]}
+    model = build_gmn(template, 3, raw, options, (8, 8))
+    points = model.graph.points
+    assert points.shape == (16, 2) and points.abs().max() <= 1
+    assert torch.equal(points, build_gmn(template, 3, raw, options, (8, 8)).graph.points)
+    assert not torch.equal(points[:, 0], points[:, 1])
+    out_rows = model.graph(raw).x.view(len(raw), template.num_nodes, 5 + 16)[:, -1, 5:]
+    with torch.no_grad():
+        expected = torch.stack([n(points).squeeze(-1) for n in nets])
+    torch.testing.assert_close(out_rows, expected, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="query_points places function samples"):
+        build_gmn(template, 3, raw, {"hidden_dim": 8, "query_points": 16}, (8, 8))

@@ -26,9 +26,11 @@ from gmn.graph.weights import Weights
 from gmn.models.siren import image_grid
 
 
-def query_points(template, image_size: tuple[int, int] | None) -> Tensor | None:
-    """The query points [H*W, 2]: the pixel-centre grid the INRs were fitted on, or None
-    (no function samples) when ``image_size`` is None. Raises ``ValueError`` when the INR
+def query_points(template, image_size: tuple[int, int] | None, count: int | None = None,
+                 seed: int = 0) -> Tensor | None:
+    """The query points: [H*W, 2], the pixel-centre grid the INRs were fitted on, or, with
+    ``count``, [count, 2] points drawn uniformly in [-1, 1]² (seeded by ``seed``); None (no
+    function samples) when ``image_size`` is None. Raises ``ValueError`` when the INR
     architecture cannot be evaluated neuron by neuron."""
     if image_size is None:
         return None
@@ -46,6 +48,10 @@ def query_points(template, image_size: tuple[int, int] | None) -> Tensor | None:
             f"{spec.in_features} coordinates; leave them out (in the INR benchmark: the "
             "gmn_probe family)"
         )
+    if count is not None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"query_points must be a positive number of points, got {count!r}")
+        return torch.rand(count, 2, generator=torch.Generator().manual_seed(seed)) * 2 - 1
     height, width = image_size
     return image_grid(height, width)
 
@@ -91,7 +97,7 @@ class ParamsToGraph(nn.Module):
         return batch
 
 
-BUILD_OPTIONS = ("function_samples", "canonical_signs")  # build_gmn's own, not GMNConfig's
+BUILD_OPTIONS = ("function_samples", "query_points", "canonical_signs")  # not GMNConfig's
 
 
 def build_gmn(
@@ -107,7 +113,8 @@ def build_gmn(
     vectors ``train_params`` [N, P].
 
     ``model_options`` are :class:`gmn.nn.GMNConfig` keywords plus ``canonical_signs`` (bool,
-    default false: :class:`ParamsToGraph`'s) and ``function_samples``
+    default false: :class:`ParamsToGraph`'s), ``query_points`` (None: the pixel grid, or a
+    number of random points, :func:`query_points`) and ``function_samples``
     (bool, default false); with it, ``image_size`` (H, W) of the images the INRs were fitted
     to is required (the query points are its pixel centres, :func:`query_points`), and
     ``raw_affine`` = (scale, shift) [P] undoes a standardisation of the parameters so that
@@ -118,9 +125,12 @@ def build_gmn(
     options = dict(model_options)
     samples = options.pop("function_samples", False)
     canonical_signs = options.pop("canonical_signs", False)
+    count = options.pop("query_points", None)
     if samples and image_size is None:
         raise ValueError("function samples need the image size (H, W) the INRs were fitted on")
-    points = query_points(template, tuple(image_size) if samples else None)
+    if count is not None and not samples:
+        raise ValueError("query_points places function samples; this GMN reads none")
+    points = query_points(template, tuple(image_size) if samples else None, count)
     k = 0 if points is None else len(points)
     options["node_in_dim"] = len(NODE_FEATURES) + k
     graph = ParamsToGraph(template, points, *raw_affine, canonical_signs=canonical_signs)
