@@ -13,7 +13,7 @@ from gmn.data.fit import FitRecipe
 from gmn.data.images import load_digits
 from gmn.data.storage import ShardStore
 from gmn.models.siren import SirenLayout
-from gmn.train import Trainer, TrainConfig
+from gmn.train import TrainConfig, Trainer
 from gmn.train.loaders import EpochSampler
 
 SHARD = 6
