@@ -79,6 +79,10 @@ def parse_args(argv=None):
                     help="weight-space mixup strength in (0, 1] (0: none; gmn.data.mixup)")
     ap.add_argument("--noise", type=float, default=0.0,
                     help="Gaussian input noise, in units of each parameter's training std")
+    ap.add_argument("--target", default="label", choices=("label", "image"),
+                    help="label: classify (accuracy); image: regress the image the INR was "
+                    "fitted to from its weights alone (R² on view 0 of held-out images), "
+                    "whether the weights say what the INR draws")
     ap.add_argument("--spread", action="store_true", help="print deviation scales and exit")
     ap.add_argument("--linear-probe", action="store_true",
                     help="logistic regression on standardised weights, then exit")
@@ -168,19 +172,26 @@ def main(argv=None) -> None:
         return
     params, labels = data.params, data.labels
     train, val, test = (data.split[k] for k in ("train", "val", "test"))
+    rows = data.train_set  # every view of the training images
+    image_of = rows.indices // config.views
+    pixels = data.images.flatten(1)
+    regress = a.target == "image"
+    if regress and a.mixup:
+        raise SystemExit("--mixup mixes class labels; it does not apply to --target image")
     options = json.loads(a.opts)
     raw_affine = (data.param_scale, data.param_shift)
     to_graph = ParamsToGraph(data.template, None, *raw_affine, canonical_signs=a.canonical_signs)
-    model = GMN(out_dim=data.num_classes, **options)
+    model = GMN(out_dim=pixels.shape[1] if regress else data.num_classes, **options)
     with torch.no_grad():
         g = to_graph(params[train[:a.fit_n]] if a.fit_n else params[train])
         model.fit_feature_statistics(g)
     optimizer = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
+    loss_fn = nn.MSELoss() if regress else nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
     generator = torch.Generator().manual_seed(a.seed)
     start = time.time()
     if a.overfit:
-        xb, yb = params[train[:64]], labels[train[:64]]
+        xb = params[train[:64]]
+        yb = pixels[train[:64]] if regress else labels[train[:64]]
         losses, norms = [], {}
         for step in range(a.overfit):
             model.train()
@@ -196,7 +207,7 @@ def main(argv=None) -> None:
                           "loss": losses[::every] + [losses[-1]], "grad_norms": norms,
                           "seconds": round(time.time() - start, 1)}))
         return
-    total = a.epochs * math.ceil(len(train) / a.bs)
+    total = a.epochs * math.ceil(len(rows) / a.bs)
     warm = max(1, int(a.warmup * total))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -204,12 +215,20 @@ def main(argv=None) -> None:
     )
 
     @torch.no_grad()
-    def accuracy(idx):
+    def score(idx):
+        """Accuracy, or R² of the predicted images against the training images' mean."""
         model.eval()
-        right = 0
+        right = squared = 0.0
         for i in range(0, len(idx), 256):
             j = idx[i:i + 256]
-            right += (model(to_graph(params[j])).argmax(1) == labels[j]).sum().item()
+            out = model(to_graph(params[j]))
+            if regress:
+                squared += ((out - pixels[j]) ** 2).sum().item()
+            else:
+                right += (out.argmax(1) == labels[j]).sum().item()
+        if regress:
+            spread = ((pixels[idx] - pixels[train].mean(0)) ** 2).sum().item()
+            return 1.0 - squared / spread
         return right / len(idx)
 
     augment = Compose(
@@ -219,12 +238,13 @@ def main(argv=None) -> None:
     best, history = (-1.0, None, -1), []
     for epoch in range(a.epochs):
         model.train()
-        order = train[torch.randperm(len(train), generator=generator)]
+        order = torch.randperm(len(rows), generator=generator)
         total_loss = 0.0
         for i in range(0, len(order), a.bs):
-            j = order[i:i + a.bs]
-            xb = params[j]
-            targets = labels[j]
+            positions = order[i:i + a.bs]
+            xb = torch.stack([p for p, _ in rows.__getitems__(positions.tolist())])
+            j = image_of[positions]
+            targets = pixels[j] if regress else labels[j]
             if a.mixup:
                 mixed, targets = mixup(Weights(data.template, xb), targets, data.num_classes,
                                        generator, a.mixup)
@@ -238,14 +258,15 @@ def main(argv=None) -> None:
             optimizer.step()
             schedule.step()
             total_loss += loss.item() * len(j)
-        v = accuracy(val)
-        history.append([round(total_loss / len(train), 3), round(v, 3)])
+        v = score(val)
+        history.append([round(total_loss / len(rows), 3), round(v, 3)])
         print(f"epoch {epoch}: train loss, val {history[-1]}", file=sys.stderr, flush=True)
         if v > best[0]:
             best = (v, copy.deepcopy(model.state_dict()), epoch)
     model.load_state_dict(best[1])
-    tested = accuracy(test)  # once, at the best validation epoch
-    print(json.dumps({"opts": options, "init": a.init, "lr": a.lr, "epochs": a.epochs,
+    tested = score(test)  # once, at the best validation epoch
+    print(json.dumps({"opts": options, "init": a.init, "target": a.target,
+                      "training_inrs": len(rows), "lr": a.lr, "epochs": a.epochs,
                       "wd": a.wd, "bs": a.bs, "label_smoothing": a.label_smoothing,
                       "clip": a.clip, "fit_n": a.fit_n, "warmup": a.warmup,
                       "permute": a.permute, "sign_flip": a.sign_flip, "mixup": a.mixup,

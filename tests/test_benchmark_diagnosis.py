@@ -19,3 +19,12 @@ def test_training_with_permutations_runs_and_reports(tmp_path, capsys):
     assert report["canonical_signs"]
     assert all(len(epoch) == 2 for epoch in report["history_train_loss_val"]), \
         "no test accuracy before the end: the model is selected on validation alone"
+
+
+def test_the_image_target_reports_r2_on_held_out_images(tmp_path, capsys):
+    main(["--data", "--limit 60 --views 2", "--out", str(tmp_path), "--epochs", "2",
+          "--bs", "16", "--target", "image",
+          "--opts", '{"hidden_dim": 8, "edge_dim": 8, "readout": ["node_mean"]}'])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["target"] == "image" and report["training_inrs"] == 2 * 42
+    assert report["test_at_best_val"] <= 1.0 and len(report["history_train_loss_val"]) == 2
