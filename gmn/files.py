@@ -130,6 +130,14 @@ def write_bytes(path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
+def write_figure(figure, path, **savefig_options) -> Path:
+    """Save a matplotlib ``figure`` to ``path`` atomically, in the format its suffix names
+    (``.png``, ``.pdf`` …): a killed run never leaves a truncated image."""
+    path = Path(path)
+    kind = path.suffix.lstrip(".") or None
+    return atomic_write(path, lambda tmp: figure.savefig(tmp, format=kind, **savefig_options))
+
+
 def remove_stale_temporaries(folder) -> list[Path]:
     """Delete the temporaries a killed writer left in ``folder`` (``.NAME.PID.tmp``, and the
     ``.tmpXXXXXX`` names safetensors uses); returns what was removed."""

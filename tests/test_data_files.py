@@ -3,8 +3,10 @@
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
+import torch
 
 from gmn.files import (
     CorruptFileError,
@@ -70,3 +72,27 @@ def test_verify_sha256_names_the_file(tmp_path):
     verify_sha256(path, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     with pytest.raises(IntegrityError, match="outputs.safetensors: sha256"):
         verify_sha256(path, "0" * 64, "result.json")
+
+
+def test_a_figure_killed_mid_save_leaves_the_old_file_never_a_torn_one(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from gmn.cka import plot_cka
+
+    path = tmp_path / "cka_gmn.png"
+    plot_cka(torch.eye(3), path)
+    whole = path.read_bytes()
+    assert whole.startswith(b"\x89PNG")
+    saved = Figure.savefig
+
+    def killed_mid_write(self, target, *args, **kwargs):
+        Path(target).write_bytes(b"")  # what a kill during savefig leaves
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        plot_cka(2 * torch.eye(3), path)
+    assert path.read_bytes() == whole and [p.name for p in tmp_path.iterdir()] == [path.name]
+    monkeypatch.setattr(Figure, "savefig", saved)
+    plot_cka(torch.eye(3), tmp_path / "new.pdf")  # the format follows the suffix
+    assert (tmp_path / "new.pdf").read_bytes().startswith(b"%PDF")

@@ -20,6 +20,9 @@ cka        **``cka.json``**                        same runs (keys, ``best.pt`` 
 report     ``results.json``, ``report.md``,        always rewritten (seconds)
            ``*.png``
 =========  ======================================  =======================================
+
+``--out`` is locked while a run works in it (``--out/.gmn.lock``, :func:`gmn.files.folder_lock`):
+a second run on the same folder stops at once, naming the process that holds it.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from gmn.files import IntegrityError, remove_stale_temporaries
+from gmn.files import IntegrityError, folder_lock, remove_stale_temporaries
 
 from .assemble import assemble_results
 from .cache import load_json, save_json, save_text
@@ -84,13 +87,23 @@ def _cached_cka(path: Path, key: dict, config: BenchmarkConfig) -> dict | None:
 
 
 def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
-    """Run (or resume) the whole benchmark; returns the ``results.json`` dictionary."""
+    """Run (or resume) the whole benchmark; returns the ``results.json`` dictionary.
+
+    Raises:
+        gmn.files.FolderLockedError: another run holds ``--out``, naming it.
+        OSError: ``--out`` cannot be written (read-only, full, a name too long …), naming
+            the path and what to do.
+    """
     out = Path(config.out)
     _check_out(config, out)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
+    with folder_lock(out, command):
+        remove_stale_temporaries(out)
+        return _run_stages(config, out, command)
+
+
+def _run_stages(config: BenchmarkConfig, out: Path, command: str | None) -> dict:
     timings: dict[str, float] = {}
     start = time.perf_counter()
 

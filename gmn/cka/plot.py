@@ -7,6 +7,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from gmn.files import write_figure
+
 from .matrix import CKAMatrix
 
 ANNOTATE_UP_TO = 12
@@ -104,7 +106,7 @@ def plot_cka(
                 )
     figure.tight_layout()
     if path is not None:
-        figure.savefig(path)
+        write_figure(figure, path)
     return figure
 
 
