@@ -355,14 +355,16 @@ def make_folder(path) -> Path:
         OSError: of the kind the system raised, naming ``path`` and what to do.
     """
     path = Path(path)
-    if path.is_symlink() and not path.exists():
-        raise FileNotFoundError(f"{path} is a symbolic link to {os.readlink(path)}, which does "
-                                "not exist: create that folder or remove the link")
     try:
+        if path.is_symlink() and not path.exists():
+            raise FileNotFoundError(f"{path} is a symbolic link to {os.readlink(path)}, which "
+                                    "does not exist: create that folder or remove the link")
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError as err:
         raise FileExistsError(f"{path} exists and is not a folder; remove it or choose another "
                               "name") from err
+    except FileNotFoundError:
+        raise
     except OSError as err:
         raise describe_os_error(err, "create the folder", path) from err
     return path

@@ -47,8 +47,10 @@ def load_tensors(path: str | Path, names: list[str]) -> dict[str, torch.Tensor]:
 
 
 def save_text(text: str, path: str | Path) -> Path:
-    """Write a text file atomically."""
-    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+    """Write a text file atomically, as UTF-8 (a path that is not, e.g. in the command, is
+    written with backslash escapes)."""
+    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(
+        text, encoding="utf-8", errors="backslashreplace"))
 
 
 def digests(folder: Path, names: list[str]) -> dict[str, str]:

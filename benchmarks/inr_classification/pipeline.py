@@ -37,7 +37,12 @@ from pathlib import Path
 
 import torch
 
-from gmn.files import IntegrityError, folder_lock, remove_stale_temporaries
+from gmn.files import (
+    IntegrityError,
+    describe_os_error,
+    folder_lock,
+    remove_stale_temporaries,
+)
 
 from .assemble import assemble_results
 from .cache import load_json, save_json, save_text
@@ -63,7 +68,13 @@ def package_versions() -> dict[str, str]:
 
 
 def _check_out(config: BenchmarkConfig, out: Path) -> None:
-    if not config.resume and out.exists() and any(out.iterdir()):
+    if config.resume:
+        return
+    try:
+        used = out.exists() and any(out.iterdir())
+    except OSError as err:
+        raise describe_os_error(err, "read", out) from err
+    if used:
         raise FileExistsError(
             f"--out {out} already holds a run and --no-resume forbids reusing it; "
             "choose another --out (nothing is deleted)"

@@ -13,6 +13,7 @@ TensorBoard when installed.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -27,7 +28,9 @@ from gmn.files import (
     IntegrityError,
     atomic_write,
     content_digest,
+    describe_os_error,
     make_folder,
+    write_bytes,
 )
 
 
@@ -40,8 +43,9 @@ def save_atomic(obj: dict, path: str | os.PathLike) -> Path:
     :func:`gmn.files.content_digest` of ``obj`` stored beside it in the file."""
     if not isinstance(obj, dict) or CONTENT_HASH in obj:
         raise TypeError(f"a checkpoint is a dict without a {CONTENT_HASH!r} key")
-    stored = {**obj, CONTENT_HASH: content_digest(obj)}
-    return atomic_write(Path(path), lambda tmp: torch.save(stored, tmp))
+    buffer = io.BytesIO()  # serialised first: a full disk then raises OSError naming the file
+    torch.save({**obj, CONTENT_HASH: content_digest(obj)}, buffer)
+    return write_bytes(path, buffer.getvalue())
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
@@ -92,8 +96,11 @@ class MetricLog:
             self._writer = None
 
     def write(self, record: dict) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as err:
+            raise describe_os_error(err, "append to", self.path) from err
         if self._writer is not None:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
