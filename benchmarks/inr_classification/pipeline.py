@@ -1,19 +1,19 @@
 """The benchmark from images to report, stage by stage, each stage cached under ``--out``.
 
 Stages and their files. A killed run resumes at the first stage whose record is missing;
-every record holds the sha256 of its own content and of each file it vouches for, checked
-before reuse: a damaged file is named (a warning) and its stage computed again.
+every record holds the sha256 of its own content and of each file it vouches for, and those
+files carry the sha256 of their own content too (so a lost record never vouches for damage),
+checked before reuse: a damaged file is named (a warning) and its stage computed again.
 
 =========  ======================================  =======================================
 stage      files (record in bold)                  reused when
 =========  ======================================  =======================================
-inrs       ``inrs/shard-*.safetensors``,           same images (sha256), recipe, views,
-           **``inrs/manifest.json``**,             seed; a shard whose sha256 disagrees
-           ``inrs/build.json``                     with the manifest is refitted
-train      ``runs/FAMILY/seedS/``: ``*.pt``        same data, seed and training options; an
-           (**``checkpoints.json``**),             interrupted run resumes from its last
-           ``outputs.safetensors``,                checkpoint
-           **``result.json``**
+inrs       ``inrs/shard-*.safetensors``,           same images (content sha256), recipe,
+           **``inrs/manifest.json``**,             views, seed, split; a damaged shard is
+           ``inrs/build.json``                     refitted
+train      ``runs/FAMILY/seedS/``: ``*.pt``,       same data, seed and training options (the
+           ``outputs.safetensors``,                run key); an interrupted run resumes from
+           **``result.json``**                     its last checkpoint with the same key only
 cka        **``cka.json``**                        same runs (keys, ``best.pt`` sha256), CKA
                                                    options; the models are read back from
                                                    their verified ``best.pt``

@@ -120,7 +120,7 @@ def _cached_run(run_dir: Path, key: dict, config: BenchmarkConfig):
 def trained_model(family: str, data: BenchmarkData, config: BenchmarkConfig, run_dir: Path,
                   result: dict) -> TrainedModel:
     """The run's tested model, loaded from ``best.pt`` after checking it against the sha256
-    that ``result.json`` lists (and ``checkpoints.json``), with its probed layers and its
+    that ``result.json`` lists (and the hash it carries), with its probed layers and its
     test set (raises ``IntegrityError`` naming a changed file)."""
     plan = plan_family(family, data, config)
     verify_digests(run_dir, {BEST: result["files"][BEST]}, run_dir / RESULT)
