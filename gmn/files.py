@@ -419,8 +419,11 @@ def folder_lock(folder, command: str | None = None) -> Iterator[Path]:
     try:
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "since": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command}
-        os.ftruncate(fd, 0)
-        os.write(fd, (json.dumps(info) + "\n").encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, (json.dumps(info) + "\n").encode())
+        except OSError as err:
+            raise describe_os_error(err, "write", path) from err
         yield folder
     finally:
         with contextlib.suppress(OSError):

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -59,6 +60,17 @@ def test_no_fault_is_used_silently_and_every_refusal_names_its_cause(report):
         assert row["outcome"].endswith("reference numbers") or row["outcome"].startswith(
             "refused, naming"), row
     assert report["used_silently"] == 0
+
+
+def test_an_unusable_out_ends_in_one_line_naming_it_not_a_traceback(tmp_path):
+    out = tmp_path / ("x" * 263)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.inr_classification", "--out",
+                           str(out), "--no-progress"], capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "cannot create the folder" in done.stderr and "has 263 characters" in done.stderr
 
 
 def test_cka_pairs_layers_by_name_whatever_order_they_come_in():

@@ -299,10 +299,7 @@ def main(argv: list[str] | None = None) -> dict:
     from .pipeline import run_benchmark
 
     command = shlex.join(["python", "-m", "benchmarks.inr_classification", *argv])
-    try:
-        results = run_benchmark(config, command)
-    except OSError as err:  # a folder in use, read-only or full …: the message says what to do
-        raise SystemExit(f"error: {err}") from err
+    results = run_benchmark(config, command)
     print(f"\nreport: {Path(config.out) / 'report.md'}")
     for finding in results["findings"]:
         print(f"- {finding['verdict']:>12}: {finding['claim']}")
