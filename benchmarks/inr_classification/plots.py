@@ -96,7 +96,6 @@ def plot_cka_figures(cka: dict, out: str | Path) -> dict[str, str]:
             file_name = f"cka_{name}.png"
             figure = plot_cka(
                 torch.tensor(pair["debiased"]),
-                Path(out) / file_name,
                 row_names=pair["rows"],
                 col_names=pair["cols"],
                 title=f"debiased linear CKA: {pair['a']} vs {pair['b']}",
@@ -104,6 +103,7 @@ def plot_cka_figures(cka: dict, out: str | Path) -> dict[str, str]:
                 xlabel=pair["b"],
                 vmin=min(0.0, min(min(r) for r in pair["debiased"])),
             )
+            write_figure(figure, Path(out) / file_name)
             del figure
             figures[f"cka_{name}"] = file_name
     return figures

@@ -3,10 +3,8 @@
 Owns representation similarity: pure tensor math on [n, d] matrices, no models.
 May import: gmn.memory.
 Exception: gmn.cka.comparison may import: gmn.probing, gmn.batches.
-Exception: gmn.cka.plot may import: gmn.files.
 (``compare`` runs two models over a loader, so it captures their states with
-``gmn.probe``; ``plot_cka`` writes its figure atomically with ``gmn.files``; every other
-module of ``gmn.cka`` is tensor math.)
+``gmn.probe``; every other module of ``gmn.cka`` is tensor math.)
 
 - :func:`cka`, :func:`linear_cka`, :func:`rbf_cka`: one pair of representations.
 - :class:`CKAAccumulator`: exact linear CKA streamed from minibatches.

@@ -7,8 +7,6 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gmn.files import write_figure
-
 from .matrix import CKAMatrix
 
 ANNOTATE_UP_TO = 12
@@ -106,7 +104,7 @@ def plot_cka(
                 )
     figure.tight_layout()
     if path is not None:
-        write_figure(figure, path)
+        figure.savefig(path)
     return figure
 
 
