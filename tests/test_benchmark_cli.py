@@ -53,6 +53,8 @@ def test_options_are_parsed(tmp_path):
         (["--zoo", "nfn", "/x", "--limit", "5"], "a --zoo is used whole"),
         (["--cka-permutation-samples", "3"], "--cka-permutation-samples must be >= 4"),
         (["--cka-permutations", "-1"], "--cka-permutations must be >= 0"),
+        (["--limit", "-5"], "--limit must be >= 1 (a number of images), got -5"),
+        (["--limit", "0"], "--limit must be >= 1 (a number of images), got 0"),
     ],
 )
 def test_bad_options_name_the_problem(argv, message, capsys):

@@ -17,6 +17,7 @@ from gmn.data.dataset import INRDataset
 from gmn.data.fit import FitRecipe, fit_inrs
 from gmn.data.images import load_digits
 from gmn.data.normalize import Normalize, layer_statistics
+from gmn.data.split import split_images
 from gmn.data.storage import IntegrityError, read_manifest, sha256
 
 RECIPE = FitRecipe(steps=20, lr=1e-3, target_psnr=None)
@@ -292,3 +293,13 @@ def test_torchrun_style_build_with_two_gloo_ranks_matches_one_process(tmp_path, 
     assert folder_contents(tmp_path) == uninterrupted
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert len(manifest["shards"]) == 12
+
+
+@pytest.mark.parametrize("num_images, sizes, counts", [
+    (3, (0.7, 0.1, 0.2), r"\[2, 0, 1\]"), (2, (0.7, 0.1, 0.2), r"\[1, 0, 1\]"),
+    (5, (5, 0, 0), r"\[5, 0, 0\]"),
+])
+def test_sizes_that_leave_a_split_empty_are_refused(num_images, sizes, counts):
+    with pytest.raises(ValueError, match=f"split sizes {counts} of {num_images} images leave "
+                                         r"\['val'"):
+        split_images(num_images, sizes)

@@ -40,12 +40,45 @@ def test_tiny_run_ranks_cnns_and_reuses_its_zoo(tmp_path):
 def test_a_zoo_with_its_own_split_is_scored_on_it(tmp_path):
     from benchmarks.generalization.splits import homogeneous_split, mixed_split
     from gmn.data.cnn_zoo_readers import read_cnn_wild_park
-    from tests.test_cnn_zoo_readers import write_park
+    from tests.test_cnn_zoo_readers import park_like, write_park
 
-    write_park(tmp_path)
-    zoo = read_cnn_wild_park(tmp_path, tmp_path / "zoo", progress=False)
+    _, configs, split = write_park(tmp_path)
+    zoo = read_cnn_wild_park(tmp_path, tmp_path / "zoo", like=park_like(configs, split),
+                             progress=False)
     mixed = mixed_split(zoo, seed=5)["split"]
     assert {k: v.tolist() for k, v in mixed.items()} == {"train": [0, 1, 2], "val": [3],
                                                           "test": [4]}
     homogeneous = homogeneous_split(zoo, seed=5)["split"]  # the most common architecture only
-    assert homogeneous["train"].tolist() == [0, 2] and homogeneous["test"].tolist() == []
+    shared = [i for i, model in enumerate(split["train"]["_models"]) if model in (0, 2)]
+    assert homogeneous["train"].tolist() == shared and homogeneous["test"].tolist() == []
+
+
+def test_a_folder_of_checkpoints_is_imported_and_scored(tmp_path, capsys):
+    import torch
+
+    from gmn.data.model_zoo import ModelZoo
+    from tests.test_checkpoint_import import SkipCNN, write_folder
+
+    torch.manual_seed(0)
+    write_folder(tmp_path / "mine", [SkipCNN() for _ in range(20)],
+                 [round(0.05 * i, 2) for i in range(20)])
+    argv = ["--import-checkpoints", str(tmp_path / "mine" / "checkpoints"),
+            str(tmp_path / "mine" / "accuracy.csv"),
+            "--like", "tests.test_checkpoint_import:SkipCNN", "--out", str(tmp_path / "out"),
+            "--methods", "statistics_gbt", "--splits", "homogeneous", "--seeds", "0",
+            "--no-progress"]
+    main(argv)
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    (run,) = results["runs"]
+    assert sum(run["sizes"].values()) == 20 and run["method"] == "statistics_gbt"
+    zoo = ModelZoo(tmp_path / "out" / "zoo")
+    assert zoo.manifest["source"]["reader"] == "checkpoint-folder"
+    assert zoo.targets().tolist() == [round(0.05 * i, 2) for i in range(20)]
+    main(argv)  # a second import replaces the first whole
+    assert not (tmp_path / "out" / "zoo.importing").exists()
+    assert ModelZoo(tmp_path / "out" / "zoo").manifest == zoo.manifest
+    with pytest.raises(SystemExit):
+        main(["--like", "tests.test_checkpoint_import:SkipCNN", "--out", str(tmp_path / "x")])
+    assert "--like and --target-column go with --import-checkpoints" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--like 'tests.nowhere:Net': cannot import it"):
+        main([*argv[:3], "--like", "tests.nowhere:Net", *argv[5:]])

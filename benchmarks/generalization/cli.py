@@ -4,17 +4,21 @@ accuracy from its weights with every method, on both splits, over seeds."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from benchmarks.cnn_zoo import add_config_arguments, config_of, summarize
 from benchmarks.generalization.methods import METHODS
 from benchmarks.generalization.report import aggregate, scatter, write_report
 from benchmarks.generalization.splits import SPLITS
+from gmn.data.cnn_zoo_readers import import_checkpoints
 from gmn.data.model_zoo import ModelZoo
 from gmn.data.zoo_builder import ZooConfig, build_zoo
 
@@ -34,8 +38,22 @@ def metrics(true: np.ndarray, predicted: np.ndarray) -> dict:
 def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.generalization")
     parser.add_argument("--out", default="results/generalization")
-    parser.add_argument("--zoo", default=None,
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--zoo", default=None,
                         help="a built zoo folder (default: build one under --out)")
+    source.add_argument("--import-checkpoints", nargs=2, metavar=("FOLDER", "TARGETS_CSV"),
+                        help="a folder of checkpoints (torch.save'd state_dicts or safetensors "
+                        "files) and a CSV of their test accuracies (a header line; first "
+                        "column the file, an optional split column): imported into OUT/zoo "
+                        "(gmn.data.import_checkpoints), then used")
+    parser.add_argument("--target-column", default=None,
+                        help="with --import-checkpoints: the CSV column to predict (default: "
+                        "test_accuracy, else the one column besides the file and split)")
+    parser.add_argument("--like", default=None, metavar="MODULE:NAME",
+                        help="with --import-checkpoints: the checkpoints' architecture when "
+                        "their keys cannot tell it (activations, pooling, skips): a class or "
+                        "function importable as MODULE:NAME that, called with no arguments, "
+                        "returns an nn.Module of it")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
@@ -44,8 +62,8 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--layers", type=int, default=2, help="GMN layers")
     parser.add_argument("--lr", type=float, default=3e-3, help="GMN learning rate")
     parser.add_argument("--gmn-config", type=json.loads, default={},
-                        help="JSON: gmn.nn.GMNConfig fields over the pinned zoo GMN "
-                        "(benchmarks/generalization/methods.py ZOO_GMN), e.g. "
+                        help="JSON: gmn.nn.GMNConfig fields over the zoo GMN preset "
+                        "(gmn.nn.ZOO_GMN), e.g. "
                         "'{\"edge_message\": \"gated\"}'")
     parser.add_argument("--device", default=None)
     parser.add_argument("--workers", type=int, default=2, help="zoo-building processes")
@@ -53,7 +71,38 @@ def parse(argv=None) -> argparse.Namespace:
                         help="torch and OpenMP threads (1 is fastest on a shared machine)")
     parser.add_argument("--no-progress", action="store_true")
     add_config_arguments(parser, DEFAULT_ZOO)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.import_checkpoints is None and (args.like or args.target_column):
+        parser.error("--like and --target-column go with --import-checkpoints")
+    return args
+
+
+def like_module(text: str) -> nn.Module:
+    """The module ``MODULE:NAME`` names (a class or function called with no arguments)."""
+    module_name, _, name = text.partition(":")
+    if not module_name or not name:
+        raise ValueError(f"--like {text!r}: expected MODULE:NAME, e.g. mypackage.models:SmallCNN")
+    try:
+        factory = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"--like {text!r}: cannot import it ({error})") from error
+    module = factory()
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"--like {text!r} returned a {type(module).__name__}, not an nn.Module")
+    return module
+
+
+def import_zoo(args: argparse.Namespace, out: Path) -> ModelZoo:
+    """``--import-checkpoints`` into ``out/zoo``, replacing an earlier import whole."""
+    folder, targets = args.import_checkpoints
+    like = like_module(args.like) if args.like else None
+    staging, final = out / "zoo.importing", out / "zoo"
+    shutil.rmtree(staging, ignore_errors=True)
+    import_checkpoints(folder, targets, staging, like=like, column=args.target_column,
+                       progress=not args.no_progress)
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
+    return ModelZoo(final)
 
 
 def main(argv=None) -> dict:
@@ -71,6 +120,8 @@ def _run(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if args.zoo is not None:
         zoo = ModelZoo(args.zoo)
+    elif args.import_checkpoints is not None:
+        zoo = import_zoo(args, out)
     else:
         config = config_of(args)
         zoo = build_zoo(out / f"zoo-{config.dataset}-seed{config.seed}", config,

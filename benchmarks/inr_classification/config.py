@@ -89,6 +89,8 @@ class BenchmarkConfig:
                 f"--families must include {REQUIRED_FAMILIES} (the study compares "
                 f"them); missing {missing}"
             )
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"--limit must be >= 1 (a number of images), got {self.limit}")
         if self.zoo is not None and (self.limit is not None or self.classes is not None):
             raise ValueError("--limit and --classes subset fitted datasets; a --zoo is used whole")
         if self.classes is not None:

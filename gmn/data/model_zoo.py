@@ -5,7 +5,10 @@ A zoo folder holds ``shard-*.safetensors`` files, each the stacked state_dicts
 safetensors header too), and ``manifest.json``:
 
 * ``architectures``: ``{name: spec}``, each spec JSON data that
-  :func:`gmn.data.architectures.build_architecture` turns into a module;
+  :func:`gmn.data.architectures.build_architecture` turns into a module, or, for a zoo
+  imported with ``like=``, ``{"family": "graph_template", "file", "sha256"}``: the
+  architecture's graph template stored in the folder (:mod:`gmn.data.stored_template`), which
+  needs no code to read; such a zoo gives graphs and state_dicts, not modules;
 * ``models``: one record per model: ``architecture``, ``shard``, ``row``, ``hyper``
   (training hyper-parameters), ``accuracy`` (test accuracy after each epoch), ``test_accuracy``
   (at its last epoch), ``epochs``, ``finite`` (all weights finite);
@@ -30,7 +33,14 @@ from torch_geometric.data import Batch
 from gmn.data.architectures import build_architecture
 from gmn.data.normalize import Normalize, layer_statistics
 from gmn.data.storage import MANIFEST, IntegrityError, ShardStore, sha256, write_json
-from gmn.files import read_json, read_safetensors, read_safetensors_metadata, write_safetensors
+from gmn.data.stored_template import STORED_FAMILY, read_template
+from gmn.files import (
+    read_json,
+    read_safetensors,
+    read_safetensors_metadata,
+    verify_sha256,
+    write_safetensors,
+)
 from gmn.graph.mixed import batch_groups
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
@@ -127,20 +137,30 @@ class ModelZoo:
             shard_start[shard["file"]] = start
         # each model's row among its architecture's models (across that architecture's shards)
         self.row_of = [shard_start[m["shard"]] + m["row"] for m in self.models]
+        self._templates: dict[str, GraphTemplate] = {}
+        self._verify = verify
         for arch, shards in shards_of.items():
             if shards:
-                keys = list(self._module(arch).state_dict())
+                keys = (self.template(arch).key_order if self._stored(arch)
+                        else list(self._module(arch).state_dict()))
                 self._stores[arch] = ShardStore(self.folder, shards, keys, verify=verify)
         self.architecture_of = [m["architecture"] for m in self.models]
         self.splits = ({k: torch.tensor(v, dtype=torch.long)
                         for k, v in self.manifest["splits"].items()}
                        if "splits" in self.manifest else None)
-        self._templates: dict[str, GraphTemplate] = {}
 
     def __len__(self) -> int:
         return len(self.models)
 
+    def _stored(self, arch: str) -> bool:
+        return self.architectures[arch].get("family") == STORED_FAMILY
+
     def _module(self, arch: str) -> nn.Module:
+        if self._stored(arch):
+            raise ValueError(f"architecture {arch!r} of {self.folder} was imported with like=: "
+                             "the zoo stores its graph template, not its module's code; load "
+                             "zoo.state_dict(i) into your own module, or run "
+                             "gmn.graph.execute(zoo.graphs([i])[0], inputs)")
         return build_architecture(self.architectures[arch])
 
     def targets(self, metric: str = "test_accuracy") -> Tensor:
@@ -177,7 +197,8 @@ class ModelZoo:
         return weights.state_dicts()[0]
 
     def module(self, index: int) -> nn.Module:
-        """Model ``index`` as a module with its trained weights, in eval mode."""
+        """Model ``index`` as a module with its trained weights, in eval mode (a zoo imported
+        with ``like=`` holds no module code: ``ValueError`` says what to use instead)."""
         model = self._module(self.architecture_of[index])
         model.load_state_dict(self.state_dict(index))
         return model.eval()
@@ -185,7 +206,14 @@ class ModelZoo:
     def template(self, arch: str) -> GraphTemplate:
         """The (cached) :class:`GraphTemplate` of architecture ``arch``."""
         if arch not in self._templates:
-            self._templates[arch] = GraphTemplate.from_module(self._module(arch))
+            if self._stored(arch):
+                spec = self.architectures[arch]
+                path = self.folder / spec["file"]
+                if self._verify:
+                    verify_sha256(path, spec["sha256"], f"the manifest {self.folder / MANIFEST}")
+                self._templates[arch] = read_template(path)
+            else:
+                self._templates[arch] = GraphTemplate.from_module(self._module(arch))
         return self._templates[arch]
 
     def graphs(self, indices, normalization: dict[str, Normalize] | None = None

@@ -16,6 +16,7 @@ from gmn.nn.global_update import GlobalUpdate
 from gmn.nn.layer import GMNLayer
 from gmn.nn.model import GMN, GMNConfig
 from gmn.nn.node_update import NodeUpdate
+from gmn.nn.presets import ZOO_GMN, zoo_gmn_config
 from gmn.nn.readout import POOLINGS, AttentionPooling, Readout
 from gmn.nn.standardize import Standardize
 from gmn.nn.state import GraphState
@@ -24,6 +25,8 @@ __all__ = [
     "CanonicalStandardize",
     "GMN",
     "GMNConfig",
+    "ZOO_GMN",
+    "zoo_gmn_config",
     "GMNLayer",
     "GraphState",
     "GraphContext",
