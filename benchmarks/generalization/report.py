@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gmn.files import write_figure
+
 PUBLISHED = ("Published Kendall τ for reference: CIFAR10-GS NFN-HNP 0.934, NG-GNN 0.930, "
              "NG-T 0.935; CNN Wild Park NG-GNN 0.804, NG-T 0.817 (other zoos, other sizes).")
 
@@ -67,5 +69,5 @@ def scatter(out: Path, runs: list[dict]) -> None:
         ax.set_xlabel("true accuracy")
         ax.set_ylabel("predicted")
     fig.tight_layout()
-    fig.savefig(out / "scatter.png", dpi=110)
+    write_figure(fig, out / "scatter.png", dpi=110)
     plt.close(fig)

@@ -1,25 +1,28 @@
 """The benchmark from images to report, stage by stage, each stage cached under ``--out``.
 
 Stages and their files. A killed run resumes at the first stage whose record is missing;
-every record holds the sha256 of its own content and of each file it vouches for, checked
-before reuse: a damaged file is named (a warning) and its stage computed again.
+every record holds the sha256 of its own content and of each file it vouches for, and those
+files carry the sha256 of their own content too (so a lost record never vouches for damage),
+checked before reuse: a damaged file is named (a warning) and its stage computed again.
 
 =========  ======================================  =======================================
 stage      files (record in bold)                  reused when
 =========  ======================================  =======================================
-inrs       ``inrs/shard-*.safetensors``,           same images (sha256), recipe, views,
-           **``inrs/manifest.json``**,             seed; a shard whose sha256 disagrees
-           ``inrs/build.json``                     with the manifest is refitted
-train      ``runs/FAMILY/seedS/``: ``*.pt``        same data, seed and training options; an
-           (**``checkpoints.json``**),             interrupted run resumes from its last
-           ``outputs.safetensors``,                checkpoint
-           **``result.json``**
+inrs       ``inrs/shard-*.safetensors``,           same images (content sha256), recipe,
+           **``inrs/manifest.json``**,             views, seed, split; a damaged shard is
+           ``inrs/build.json``                     refitted
+train      ``runs/FAMILY/seedS/``: ``*.pt``,       same data, seed and training options (the
+           ``outputs.safetensors``,                run key); an interrupted run resumes from
+           **``result.json``**                     its last checkpoint with the same key only
 cka        **``cka.json``**                        same runs (keys, ``best.pt`` sha256), CKA
                                                    options; the models are read back from
                                                    their verified ``best.pt``
 report     ``results.json``, ``report.md``,        always rewritten (seconds)
            ``*.png``
 =========  ======================================  =======================================
+
+``--out`` is locked while a run works in it (``--out/.gmn.lock``, :func:`gmn.files.folder_lock`):
+a second run on the same folder stops at once, naming the process that holds it.
 """
 
 from __future__ import annotations
@@ -34,7 +37,12 @@ from pathlib import Path
 
 import torch
 
-from gmn.files import IntegrityError, remove_stale_temporaries
+from gmn.files import (
+    IntegrityError,
+    describe_os_error,
+    folder_lock,
+    remove_stale_temporaries,
+)
 
 from .assemble import assemble_results
 from .cache import load_json, save_json, save_text
@@ -60,7 +68,13 @@ def package_versions() -> dict[str, str]:
 
 
 def _check_out(config: BenchmarkConfig, out: Path) -> None:
-    if not config.resume and out.exists() and any(out.iterdir()):
+    if config.resume:
+        return
+    try:
+        used = out.exists() and any(out.iterdir())
+    except OSError as err:
+        raise describe_os_error(err, "read", out) from err
+    if used:
         raise FileExistsError(
             f"--out {out} already holds a run and --no-resume forbids reusing it; "
             "choose another --out (nothing is deleted)"
@@ -84,13 +98,23 @@ def _cached_cka(path: Path, key: dict, config: BenchmarkConfig) -> dict | None:
 
 
 def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
-    """Run (or resume) the whole benchmark; returns the ``results.json`` dictionary."""
+    """Run (or resume) the whole benchmark; returns the ``results.json`` dictionary.
+
+    Raises:
+        gmn.files.FolderLockedError: another run holds ``--out``, naming it.
+        OSError: ``--out`` cannot be written (read-only, full, a name too long …), naming
+            the path and what to do.
+    """
     out = Path(config.out)
     _check_out(config, out)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
+    with folder_lock(out, command):
+        remove_stale_temporaries(out)
+        return _run_stages(config, out, command)
+
+
+def _run_stages(config: BenchmarkConfig, out: Path, command: str | None) -> dict:
     timings: dict[str, float] = {}
     start = time.perf_counter()
 

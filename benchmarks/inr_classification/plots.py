@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gmn.files import write_figure
+
 OVERLAP_PARTS = (
     ("both_right", "both right", "#4c9a2a"),
     ("only_a", "only A right", "#1f77b4"),
@@ -72,8 +74,7 @@ def plot_accuracy_overlap(results: dict, path: str | Path) -> Path:
     ax_ov.set_title("Prediction overlap (A vs B)")
     ax_ov.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
+    path = write_figure(fig, path, dpi=120)
     plt.close(fig)
     return path
 
@@ -95,7 +96,6 @@ def plot_cka_figures(cka: dict, out: str | Path) -> dict[str, str]:
             file_name = f"cka_{name}.png"
             figure = plot_cka(
                 torch.tensor(pair["debiased"]),
-                Path(out) / file_name,
                 row_names=pair["rows"],
                 col_names=pair["cols"],
                 title=f"debiased linear CKA: {pair['a']} vs {pair['b']}",
@@ -103,6 +103,7 @@ def plot_cka_figures(cka: dict, out: str | Path) -> dict[str, str]:
                 xlabel=pair["b"],
                 vmin=min(0.0, min(min(r) for r in pair["debiased"])),
             )
+            write_figure(figure, Path(out) / file_name)
             del figure
             figures[f"cka_{name}"] = file_name
     return figures

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import warnings
 from pathlib import Path
 
@@ -15,8 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from gmn.files import IntegrityError
+from gmn.files import IntegrityError, clear_folder
 from gmn.train import TrainConfig, Trainer, load_checkpoint
+from gmn.train.config import describe_changes
 
 from .cache import digests, load_json, load_tensors, save_json, save_tensors, verify_digests
 from .config import GMN_FAMILIES, BenchmarkConfig
@@ -85,7 +85,7 @@ def train_family_seed(
         return cached
     try:
         return _train(family, seed, data, config, run_dir, plan, key)
-    except IntegrityError as err:  # a damaged checkpoint: this run is trained again
+    except IntegrityError as err:  # a damaged or missing checkpoint: this run is trained again
         _discard(run_dir, err, config)
         return _train(family, seed, data, config, run_dir, plan, key)
 
@@ -114,7 +114,7 @@ def _cached_run(run_dir: Path, key: dict, config: BenchmarkConfig):
 def trained_model(family: str, data: BenchmarkData, config: BenchmarkConfig, run_dir: Path,
                   result: dict) -> TrainedModel:
     """The run's tested model, loaded from ``best.pt`` after checking it against the sha256
-    that ``result.json`` lists (and ``checkpoints.json``), with its probed layers and its
+    that ``result.json`` lists (and the hash it carries), with its probed layers and its
     test set (raises ``IntegrityError`` naming a changed file)."""
     plan = plan_family(family, data, config)
     verify_digests(run_dir, {BEST: result["files"][BEST]}, run_dir / RESULT)
@@ -136,20 +136,7 @@ def _discard(run_dir: Path, err: Exception, config: BenchmarkConfig,
         for name in (RESULT, OUTPUTS):
             (run_dir / name).unlink(missing_ok=True)
     else:
-        shutil.rmtree(run_dir)
-
-
-def describe_changes(cached: dict, now: dict, prefix: str = "") -> str:
-    """The settings that differ between two cache keys: ``"epochs: 3 -> 4, …"``."""
-    changes = []
-    for name in sorted(set(cached) | set(now), key=str):
-        old, new = cached.get(name, "(unset)"), now.get(name, "(unset)")
-        if isinstance(old, dict) and isinstance(new, dict):
-            inner = describe_changes(old, new, f"{prefix}{name}.")
-            changes += [inner] if inner else []
-        elif old != new:
-            changes.append(f"{prefix}{name}: {json.dumps(old)[:60]} -> {json.dumps(new)[:60]}")
-    return ", ".join(changes)
+        clear_folder(run_dir)  # a symbolic link to the run folder stays one
 
 
 def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
@@ -173,6 +160,7 @@ def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
         resume=config.resume,
         progress=config.progress,
         device=config.device,
+        run_key=key,
         **options,
     )
     trainer = Trainer(

@@ -15,7 +15,9 @@ safetensors header too), and ``manifest.json``:
 * ``shards``: ``file``, ``sha256``, ``architecture``, ``count``; ``source``: how it was built;
 * ``splits`` (optional): ``{"train" | "val" | "test": [model indices]}`` a public zoo ships.
 
-Every shard's sha256 is checked the first time it is read. Splits are by model and seeded;
+The manifest is checked against the sha256 of its own content when read, every shard's
+sha256 the first time it is read; a shard also carries the hash of its own content, which is
+checked before a manifest is written to vouch for it. Splits are by model and seeded;
 normalisation statistics are per architecture, from the train split.
 """
 
@@ -25,8 +27,6 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
@@ -34,7 +34,13 @@ from gmn.data.architectures import build_architecture
 from gmn.data.normalize import Normalize, layer_statistics
 from gmn.data.storage import MANIFEST, IntegrityError, ShardStore, sha256, write_json
 from gmn.data.stored_template import STORED_FAMILY, read_template
-from gmn.files import atomic_write, verify_sha256
+from gmn.files import (
+    read_json,
+    read_safetensors,
+    read_safetensors_metadata,
+    verify_sha256,
+    write_safetensors,
+)
 from gmn.graph.mixed import batch_groups
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
@@ -44,11 +50,16 @@ ZOO_FORMAT_VERSION = 1
 
 
 def read_zoo_manifest(folder) -> dict:
-    """The manifest of a zoo folder, its format checked."""
+    """The manifest of a zoo folder, checked against the sha256 of its content and its format.
+
+    Raises:
+        FileNotFoundError: no manifest. CorruptFileError, IntegrityError: a damaged or
+        edited manifest, naming it. ValueError: another format or a newer version.
+    """
     path = Path(folder) / MANIFEST
     if not path.exists():
         raise FileNotFoundError(f"{Path(folder).resolve()} has no {MANIFEST}: not a built zoo")
-    manifest = json.loads(path.read_text())
+    manifest = read_json(path)
     if manifest.get("format") != ZOO_FORMAT:
         raise ValueError(f"{path} is not a {ZOO_FORMAT} manifest "
                          f"(format={manifest.get('format')!r})")
@@ -60,16 +71,20 @@ def read_zoo_manifest(folder) -> dict:
 
 def write_zoo_shard(path, params: dict[str, Tensor], metadata: dict) -> None:
     """Write stacked ``params`` ``{key: Tensor[n, *shape]}`` with JSON ``metadata`` (which
-    holds the models' records) atomically (``gmn.files.atomic_write``): whole or absent."""
-    tensors = {k: v.contiguous() for k, v in params.items()}
-    atomic_write(path, lambda temporary: save_file(tensors, str(temporary),
-                                                   {"gmn-zoo": json.dumps(metadata)}))
+    holds the models' records) atomically, with the sha256 of its content
+    (:func:`gmn.files.write_safetensors`): whole or absent, and checkable on its own."""
+    write_safetensors(path, params, {"gmn-zoo": json.dumps(metadata)})
+
+
+def verify_zoo_shard(path) -> None:
+    """Check a zoo shard against the hash of its content that it carries (no manifest
+    needed); raises ``CorruptFileError``/``IntegrityError`` naming it."""
+    read_safetensors(path)
 
 
 def read_zoo_shard_metadata(path) -> dict:
     """The JSON metadata of a zoo shard, from its header only."""
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
+    metadata = read_safetensors_metadata(path)
     if "gmn-zoo" not in metadata:
         raise IntegrityError(f"{path} is not a gmn zoo shard (no gmn-zoo metadata)")
     return json.loads(metadata["gmn-zoo"])
@@ -78,11 +93,13 @@ def read_zoo_shard_metadata(path) -> dict:
 def write_zoo_manifest(folder, architectures: dict[str, dict], shards: list[dict],
                        source: dict, splits: dict | None = None) -> None:
     """The manifest of shards already in ``folder`` (``shards``: ``file``, ``architecture``);
-    the models' records come from the shards' metadata, hashes from their bytes."""
+    the models' records come from the shards' metadata, hashes from their bytes, after each
+    shard is checked against the hash of its content that it carries."""
     folder = Path(folder)
     entries, models = [], []
     for shard in shards:
         path = folder / shard["file"]
+        verify_zoo_shard(path)
         records = read_zoo_shard_metadata(path)["models"]
         entries.append({"file": shard["file"], "sha256": sha256(path),
                         "architecture": shard["architecture"], "count": len(records)})

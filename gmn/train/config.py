@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -38,6 +39,11 @@ class TrainConfig:
     the training set within windows of that many of its blocks (a dataset with
     ``shuffle_blocks()``, e.g. :class:`gmn.data.dataset.ParameterRows` streaming from
     shards) instead of over the whole set (None).
+
+    ``run_key`` holds, as JSON data, whatever else decides the run's numbers: the model's
+    and the loss's options, the data (e.g. its split and content hash). It is saved in every
+    checkpoint, and resuming with a different one is refused, naming what changed, like any
+    other setting outside ``RUNTIME_ONLY``.
     """
 
     run_dir: str = "runs/default"
@@ -64,6 +70,7 @@ class TrainConfig:
     num_workers: int = 0
     device: str | None = None
     shuffle_window: int | None = None
+    run_key: dict | None = None
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -101,3 +108,18 @@ def warmup_cosine(
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, factor)
+
+
+def describe_changes(old: dict, new: dict, prefix: str = "") -> str:
+    """The entries that differ between two nested dicts: ``"epochs: 3 -> 4, data.split: …"``
+    (values as JSON, cut at 60 characters)."""
+    changes = []
+    for name in sorted(set(old) | set(new), key=str):
+        before, after = old.get(name, "(unset)"), new.get(name, "(unset)")
+        if isinstance(before, dict) and isinstance(after, dict):
+            inner = describe_changes(before, after, f"{prefix}{name}.")
+            changes += [inner] if inner else []
+        elif before != after:
+            changes.append(f"{prefix}{name}: {json.dumps(before, default=str)[:60]} -> "
+                           f"{json.dumps(after, default=str)[:60]}")
+    return ", ".join(changes)
