@@ -8,7 +8,14 @@ import shlex
 import sys
 from pathlib import Path
 
-from .config import DATASETS, FAMILIES, ZOOS, BenchmarkConfig
+from .config import (
+    DATASETS,
+    DEFAULT_EPOCHS,
+    FAMILIES,
+    WEIGHTS_ONLY_GMN_EPOCHS,
+    ZOOS,
+    BenchmarkConfig,
+)
 
 DESCRIPTION = """\
 The INR-classification benchmark and the representation study of Yeom & Lee (2025),
@@ -194,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs",
         type=int,
         default=d.epochs,
-        help="training epochs of every family (default: %(default)s)",
+        help=f"training epochs of every family (default: each family's own, "
+        f"{WEIGHTS_ONLY_GMN_EPOCHS} for gmn and gmn_noaug, {DEFAULT_EPOCHS} for the "
+        "others); --gmn-config's epochs, when given, sets the GMN families' instead",
     )
     train.add_argument(
         "--batch-size",
@@ -215,8 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help="options of every GMN family as a JSON object or a .json file: keys of "
         "gmn.nn.GMNConfig configure the model (gmn, gmn_noaug: GMNConfig's defaults; "
-        "gmn_probe: its own, see docs/benchmark.md); lr (3e-3), weight_decay (0.05), "
-        "batch_size (64), warmup_fraction (0.05), shift_pixels (auto) its training. "
+        "gmn_probe: its own, see docs/benchmark.md); lr, weight_decay, batch_size, epochs, "
+        "warmup_fraction, shift_pixels, input_noise, label_smoothing its training. "
         "Function samples are decided by the family (gmn_probe), not here",
     )
 
@@ -293,13 +302,22 @@ def parse_config(argv: list[str] | None = None) -> BenchmarkConfig:
         parser.error(str(err))
 
 
+INTERRUPTED = 130  # the shell's exit status for a process stopped by SIGINT (128 + 2)
+
+
 def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark from the command line ``argv``; on Ctrl-C, say how to resume and
+    exit with status 130."""
     argv = sys.argv[1:] if argv is None else argv
     config = parse_config(argv)
-    from .pipeline import run_benchmark
-
     command = shlex.join(["python", "-m", "benchmarks.inr_classification", *argv])
-    results = run_benchmark(config, command)
+    try:
+        from .pipeline import run_benchmark
+
+        results = run_benchmark(config, command)
+    except KeyboardInterrupt:  # Ctrl-C: everything finished so far is cached
+        print("\ninterrupted; run the same command to resume", file=sys.stderr, flush=True)
+        raise SystemExit(INTERRUPTED) from None
     print(f"\nreport: {Path(config.out) / 'report.md'}")
     for finding in results["findings"]:
         print(f"- {finding['verdict']:>12}: {finding['claim']}")

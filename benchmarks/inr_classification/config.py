@@ -27,6 +27,11 @@ FAMILY_DESCRIPTIONS = {
     "pixel grid (its output neuron sees the image)",
 }
 
+# Epochs of a family when neither --epochs nor (for a GMN family) --gmn-config's "epochs" is
+# given: the weights-only GMNs (gmn, gmn_noaug) train longer (docs/accuracy.md).
+DEFAULT_EPOCHS = 10
+WEIGHTS_ONLY_GMN_EPOCHS = 60
+
 # Options that change no number (where and how the run executes), left out of cache keys.
 RUNTIME_OPTIONS = ("out", "device", "threads", "resume", "progress", "root", "zoo_dir")
 
@@ -53,7 +58,7 @@ class BenchmarkConfig:
     seed: int = 0
     seeds: int = 3
     families: tuple[str, ...] = DEFAULT_FAMILIES
-    epochs: int = 10
+    epochs: int | None = None  # None: each family's default (family_epochs)
     batch_size: int = 64
     lr: float = 1e-3
     gmn_config: dict = field(default_factory=dict)
@@ -98,7 +103,7 @@ class BenchmarkConfig:
         if self.seeds < 2:
             raise ValueError(f"--seeds must be >= 2 (cross-seed CKA needs two), got {self.seeds}")
         for name in ("views", "epochs", "batch_size", "inr_steps"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
         if (
             len(self.split) != 3

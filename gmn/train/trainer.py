@@ -432,6 +432,9 @@ class Trainer:
         }
         if self.log is not None:
             self.log.truncate_after(self.progress.step)
+        if self.dist.is_main:
+            print(f"resuming from epoch {self.progress.epoch}/{self.epochs} (step "
+                  f"{self.progress.step}) of {self.last_path}", flush=True)
 
     def _finish(self, status: str, seconds: float, samples: float) -> None:
         p, c = self.progress, self.config
@@ -455,5 +458,7 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.summary, self.run_dir / "summary.json")
-            print("training summary:", json.dumps(self.summary, indent=2, default=str), flush=True)
+            if c.print_summary:
+                print("training summary:", json.dumps(self.summary, indent=2, default=str),
+                      flush=True)
             self.log.close()

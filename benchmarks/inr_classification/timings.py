@@ -1,0 +1,91 @@
+"""Wall time per stage, summed over every invocation of the benchmark on one ``--out``.
+
+A run may take several invocations (interrupted, killed, resumed); each stage's time is the
+sum over all of them. ``--out/timings.json`` keeps one record per invocation (when it
+started, how it ended, seconds per stage) and is saved after every stage and every training
+run and when an invocation stops (an interrupt or an error writes its own status; a SIGKILL
+loses the time since the last save and leaves the status ``"running"``).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from .cache import load_json, save_json
+
+TIMINGS = "timings.json"
+
+
+class InvocationTimes:
+    """This invocation's seconds per stage, saved beside the earlier invocations' records.
+
+    Use as a context manager around the whole invocation and :meth:`stage` around each
+    stage; :meth:`summed` adds every invocation's seconds per stage."""
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / TIMINGS
+        self.earlier = self._earlier()
+        self.now = {
+            "started": datetime.now().isoformat(timespec="seconds"),
+            "status": "running",
+            "seconds": {},
+        }
+        self.start = time.perf_counter()
+
+    def _earlier(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        try:
+            return list(load_json(self.path)["invocations"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            warnings.warn(f"{err}; the wall times of earlier invocations are lost, counting "
+                          "from this one", stacklevel=3)
+            return []
+
+    def __enter__(self) -> InvocationTimes:
+        self.save()
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is None:
+            self.save("completed")
+        elif issubclass(kind, KeyboardInterrupt):
+            self.save("interrupted")
+        else:
+            self.save(f"failed: {kind.__name__}")
+
+    @contextmanager
+    def stage(self, name: str):
+        """Add the time spent in the ``with`` block to ``name`` (also when it is stopped)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            seconds = self.now["seconds"]
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+            self.save()
+
+    def save(self, status: str | None = None) -> None:
+        if status is not None:
+            self.now["status"] = status
+        self.now["seconds"]["total"] = time.perf_counter() - self.start
+        save_json({"invocations": self.invocations}, self.path)
+
+    @property
+    def invocations(self) -> list[dict]:
+        """Every invocation's record, this one last."""
+        return [*self.earlier, self.now]
+
+    def summed(self) -> dict[str, float]:
+        """Seconds per stage (and per training run, ``train/FAMILY/seedS``) over every
+        invocation, ``total`` included, up to now."""
+        self.now["seconds"]["total"] = time.perf_counter() - self.start
+        summed: dict[str, float] = {}
+        for invocation in self.invocations:
+            for name, seconds in invocation["seconds"].items():
+                summed[name] = summed.get(name, 0.0) + seconds
+        return summed
