@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -70,12 +71,19 @@ def parse(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> dict:
+    """Run the benchmark from the command line ``argv``; on Ctrl-C, say what is kept and exit
+    with status 130."""
     args = parse(argv)
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(args.threads)
-    with threadpool_limits(args.threads):
-        return _run(args)
+    try:
+        with threadpool_limits(args.threads):
+            return _run(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted; run the same command to resume (the zoo built so far is kept, "
+              "the predictors are trained again)", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
 
 
 def _run(args: argparse.Namespace) -> dict:

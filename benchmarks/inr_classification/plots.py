@@ -22,19 +22,26 @@ def _pyplot():
 
 
 def plot_accuracy_overlap(results: dict, path: str | Path) -> Path:
+    """Write :func:`accuracy_overlap_figure` as a PNG at ``path``."""
+    plt = _pyplot()
+    figure = accuracy_overlap_figure(results)
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def accuracy_overlap_figure(results: dict):
     """Left: test accuracy per family (mean ± std bars, one dot per seed). Right: for each
     model pairing of ``results["overlap"]``, the mean fraction of test samples in each
     overlap category, one horizontal bar per pairing (its name on the y axis, readable
-    however many pairings there are)."""
+    however many pairings there are). Returns the matplotlib figure."""
     plt = _pyplot()
     figure, (ax_acc, ax_ov) = plt.subplots(1, 2, figsize=(14, 5), width_ratios=(1, 1.1))
     _accuracy_panel(ax_acc, results)
     _overlap_panel(ax_ov, results["overlap"])
     figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return figure
 
 
 def _accuracy_panel(axes, results: dict) -> None:

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+from gmn.files import IntegrityError
+
 from .cache import load_json, save_json
 
 TIMINGS = "timings.json"
@@ -32,7 +34,7 @@ class InvocationTimes:
         self.now = {
             "started": datetime.now().isoformat(timespec="seconds"),
             "status": "running",
-            "seconds": {},
+            "seconds": {"total": 0.0},
         }
         self.start = time.perf_counter()
 
@@ -41,7 +43,7 @@ class InvocationTimes:
             return []
         try:
             return list(load_json(self.path)["invocations"])
-        except (OSError, ValueError, KeyError, TypeError) as err:
+        except (IntegrityError, OSError, ValueError, KeyError, TypeError) as err:
             warnings.warn(f"{err}; the wall times of earlier invocations are lost, counting "
                           "from this one", stacklevel=3)
             return []

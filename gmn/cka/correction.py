@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 METHODS = ("holm", "bh")
+METHOD_NAMES = {"holm": "Holm", "bh": "Benjamini–Hochberg"}
 
 
 def adjust_p_values(p_values: Tensor, method: str = "holm") -> Tensor:
@@ -67,9 +68,9 @@ def warn_if_unreachable(permutations: int, cells: int, method: str = "holm",
     # Holm needs cells/(P+1) ≤ α, Benjamini–Hochberg 1/(P+1) ≤ α
     needed = math.ceil((cells if method == "holm" else 1) / alpha) - 1
     warnings.warn(
-        f"{permutations} permutations cannot give any of {cells} cells p ≤ {alpha} after the "
-        f"{method} correction (its smallest adjusted p is {smallest:.3g}); draw at least "
-        f"{needed} permutations",
+        f"{permutations} permutations cannot give any of {cells} cells p ≤ {alpha} after "
+        f"{METHOD_NAMES[method]}'s correction (its smallest adjusted p is {smallest:.3g}); "
+        f"draw at least {needed} permutations",
         stacklevel=3,
     )
     return True

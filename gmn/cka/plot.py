@@ -120,11 +120,10 @@ def _significance(matrix: CKAMatrix, alpha: float, correction: str | None) -> tu
     raw = torch.as_tensor(matrix.p_values, dtype=torch.float64)
     if correction is None:
         return raw, f"* permutation p ≤ {alpha:g}, not corrected for the cells tested"
-    from .correction import adjust_p_values, warn_if_unreachable
+    from .correction import METHOD_NAMES, adjust_p_values, warn_if_unreachable
 
-    cells = int((~torch.isnan(raw)).sum())
-    name = {"holm": "Holm", "bh": "Benjamini–Hochberg"}.get(correction, correction)
-    adjusted = adjust_p_values(raw, correction)
+    adjusted = adjust_p_values(raw, correction)  # refuses an unknown correction
+    cells, name = int((~torch.isnan(raw)).sum()), METHOD_NAMES[correction]
     if matrix.permutations is not None and warn_if_unreachable(
         matrix.permutations, cells, correction, alpha
     ):
