@@ -48,8 +48,9 @@ KILL_POINTS = [
 # What may differ between two correct runs: wall-clock figures (and files made of them), and
 # the sha256 of checkpoint files (torch.save stores a random serialization id in each file;
 # checkpoints are compared by their loaded content instead).
-TIMING_FILES = {"summary.json", "metrics.jsonl", "report.md", "checkpoints.json"}
-TIMING_KEYS = {"timings", "train_seconds", "samples_per_second", "command", "content_sha256"}
+TIMING_FILES = {"summary.json", "metrics.jsonl", "report.md", "checkpoints.json", "timings.json"}
+TIMING_KEYS = {"timings", "invocations", "train_seconds", "samples_per_second", "command",
+               "content_sha256"}
 CHECKPOINT_HASHES = ("best.pt", "last.pt")
 
 

@@ -191,6 +191,12 @@ def test_epochs_reach_every_family_with_per_family_defaults(siren_params):
     assert epochs(epochs=3, gmn_config={"epochs": 5}) == {
         f: 5 if f in gmns else 3 for f in FAMILIES}
     assert epochs(gmn_config={"epochs": 5}) == {f: 5 if f in gmns else 10 for f in FAMILIES}
+    # --epochs FAMILY=N: that family, over everything else (16,gmn=60: the README's MNIST run)
+    assert epochs(epochs=16, family_epochs={"gmn": 60}) == {
+        f: 60 if f == "gmn" else 16 for f in FAMILIES}
+    assert epochs(epochs=3, family_epochs={"gmn_probe": 4, "cnn": 2},
+                  gmn_config={"epochs": 5}) == {
+        **{f: 5 if f in gmns else 3 for f in FAMILIES}, "gmn_probe": 4, "cnn": 2}
 
 
 def test_run_keys_written_before_epochs_reached_the_gmns_still_match(siren_params):

@@ -52,6 +52,24 @@ def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(x) for x in text.split(","))
 
 
+def _epochs(text: str) -> tuple[int | None, dict[str, int]]:
+    """``N``, ``FAMILY=N,…`` or both (``16,gmn=60``) → (every family's N, {family: N})."""
+    every, own = None, {}
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        name, _, value = item.rpartition("=")
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is not N or FAMILY=N") from None
+        if not name and every is not None:
+            raise argparse.ArgumentTypeError(f"two epochs for every family in {text!r}")
+        if name:
+            own[name.strip()] = number
+        else:
+            every = number
+    return every, own
+
+
 def _families(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
@@ -199,11 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--epochs",
-        type=int,
-        default=d.epochs,
-        help=f"training epochs of every family (default: each family's own, "
-        f"{WEIGHTS_ONLY_GMN_EPOCHS} for gmn and gmn_noaug, {DEFAULT_EPOCHS} for the "
-        "others); --gmn-config's epochs, when given, sets the GMN families' instead",
+        type=_epochs,
+        default=(d.epochs, d.family_epochs),
+        metavar="N | FAMILY=N,...",
+        help="training epochs: N for every family, FAMILY=N for one (16,gmn=60: gmn 60, "
+        f"every other family 16) (default: each family's own, {WEIGHTS_ONLY_GMN_EPOCHS} for "
+        f"gmn and gmn_noaug, {DEFAULT_EPOCHS} for the others); a GMN family takes "
+        "--gmn-config's epochs over N, FAMILY=N over both",
     )
     train.add_argument(
         "--batch-size",
@@ -293,6 +313,7 @@ def parse_config(argv: list[str] | None = None) -> BenchmarkConfig:
     parser = build_parser()
     args = vars(parser.parse_args(argv))
     zoo = args.pop("zoo")
+    args["epochs"], args["family_epochs"] = args["epochs"]
     args["zoo"], args["zoo_dir"] = zoo if zoo else (None, None)
     if args["out"] is None:
         args["out"] = f"results/inr-{args['zoo'] or args['dataset']}"

@@ -31,8 +31,8 @@ class FamilyPlan:
     """Everything the trainer needs for one family.
 
     ``inputs`` names the data it reads (``"images"`` or ``"params"``); ``epochs`` is how long
-    it trains (``--epochs``, else ``DEFAULT_EPOCHS``; a GMN family's ``--gmn-config``
-    ``epochs`` first, and its own default, ``gmn_family.split_gmn_config``);
+    it trains (``--epochs FAMILY=N``, else ``--epochs N``, else ``DEFAULT_EPOCHS``; a GMN
+    family: ``gmn_family.split_gmn_config``);
     ``train_options`` override ``--lr``/``--batch-size``; ``transform`` (or None) augments
     training batches;
     ``probe_layers(model)`` names the modules whose outputs are compared with CKA;
@@ -72,7 +72,7 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
         return FamilyPlan(
             lambda: model(shape, classes, **options),
             "images",
-            config.epochs or DEFAULT_EPOCHS,
+            config.family_epochs.get(family, config.epochs or DEFAULT_EPOCHS),
             {},
             None,
             _block_layers,
@@ -85,13 +85,14 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
         return FamilyPlan(
             lambda: WeightMLP(train_params.shape[1], classes, hidden, dropout, mean, std),
             "params",
-            config.epochs or DEFAULT_EPOCHS,
+            config.family_epochs.get(family, config.epochs or DEFAULT_EPOCHS),
             {},
             None,  # permuting hidden neurons scrambles a flat weight vector's coordinates
             _block_layers,
             {"model": "WeightMLP", "hidden": hidden, "dropout": dropout},
         )
-    model_options, train_options = split_gmn_config(config.gmn_config, family, config.epochs)
+    model_options, train_options = split_gmn_config(
+        config.gmn_config, family, config.epochs, config.family_epochs.get(family))
     epochs = train_options.pop("epochs")
     raw_affine = (data.param_scale, data.param_shift)
     transform = gmn_augmentation(

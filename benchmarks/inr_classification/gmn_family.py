@@ -68,11 +68,12 @@ GMN_PROBE_TRAIN_DEFAULTS = {  # as many epochs as the image models
 }
 
 
-def split_gmn_config(overrides: dict, family: str = "gmn",
-                     epochs: int | None = None) -> tuple[dict, dict]:
+def split_gmn_config(overrides: dict, family: str = "gmn", epochs: int | None = None,
+                     own_epochs: int | None = None) -> tuple[dict, dict]:
     """``--gmn-config`` → (GMN build options, training options) of ``family``, each over its
-    defaults. The training options' ``epochs`` is ``--gmn-config``'s when given, else
-    ``epochs`` (``--epochs``) when given, else the family's default.
+    defaults. The training options' ``epochs``: ``own_epochs`` (``--epochs FAMILY=N``) when
+    given, else ``--gmn-config``'s, else ``epochs`` (``--epochs N``), else the family's
+    default.
 
     The build options (``gmn.nn.params_to_gmn.build_gmn``'s) are ``function_samples``
     (decided by the family: true for ``gmn_probe`` only) plus the GMN keyword options; unknown
@@ -90,10 +91,11 @@ def split_gmn_config(overrides: dict, family: str = "gmn",
     samples = family == "gmn_probe"
     defaults = GMN_PROBE_MODEL_DEFAULTS if samples else GMN_MODEL_DEFAULTS
     train_defaults = GMN_PROBE_TRAIN_DEFAULTS if samples else GMN_TRAIN_DEFAULTS
-    given_epochs = {} if epochs is None else {"epochs": epochs}
+    every = {} if epochs is None else {"epochs": epochs}
+    own = {} if own_epochs is None else {"epochs": own_epochs}
     return (
         {"function_samples": samples, **defaults, **model},
-        {**train_defaults, **given_epochs, **train},
+        {**train_defaults, **every, **train, **own},
     )
 
 

@@ -433,8 +433,10 @@ class Trainer:
         if self.log is not None:
             self.log.truncate_after(self.progress.step)
         if self.dist.is_main:
-            print(f"resuming from epoch {self.progress.epoch}/{self.epochs} (step "
-                  f"{self.progress.step}) of {self.last_path}", flush=True)
+            p = self.progress
+            batch = f", batch {p.batch_in_epoch}" if p.batch_in_epoch else ""
+            print(f"resuming from epoch {p.epoch}/{self.epochs}{batch} (step {p.step}) of "
+                  f"{self.last_path}", flush=True)
 
     def _finish(self, status: str, seconds: float, samples: float) -> None:
         p, c = self.progress, self.config
