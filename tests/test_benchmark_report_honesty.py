@@ -30,16 +30,19 @@ def test_setup_gives_each_familys_epochs():
 def test_wall_time_is_summed_over_every_invocation(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         with InvocationTimes(tmp_path) as first:
-            with first.stage("data"):
-                pass
-            with first.stage("train"):
-                raise KeyboardInterrupt  # Ctrl-C inside a stage: its time still counts
+            first.begin("data")
+            first.begin("train")
+            first.add("train/gmn/seed0", 2.0)
+            raise KeyboardInterrupt  # Ctrl-C inside a stage: its time still counts
     interrupted = first.now["seconds"]
+    assert interrupted["train/gmn/seed0"] == 2.0 and interrupted["train"] > 0
     with InvocationTimes(tmp_path) as second:
-        with second.stage("train"):
-            pass
+        second.begin("train")
+        second.add("train/gmn/seed0", 1.0)
+        second.end()
         summed = second.summed()
         now = dict(second.now["seconds"])
+    assert summed["train/gmn/seed0"] == 3.0
     for stage in ("data", "train", "total"):
         assert summed[stage] == pytest.approx(interrupted.get(stage, 0) + now.get(stage, 0))
     assert [i["status"] for i in second.invocations] == ["interrupted", "completed"]

@@ -31,6 +31,7 @@ from __future__ import annotations
 import platform
 import shlex
 import sys
+import time
 import warnings
 from importlib import metadata
 from pathlib import Path
@@ -110,76 +111,78 @@ def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
 
 def _run_stages(config: BenchmarkConfig, command: str | None, out: Path,
                 clock: InvocationTimes) -> dict:
-    with clock.stage("data"):
-        data = prepare_data(config, out)
+    clock.begin("data")
+    data = prepare_data(config, out)
 
     runs: dict[str, list[dict]] = {}
     outputs: dict[str, list[dict]] = {}
-    planned = [(family, seed) for family in config.families for seed in config.seed_list]
-    with clock.stage("train"):
-        for number, (family, seed) in enumerate(planned, 1):
-            name = f"[{number}/{len(planned)}] {family} seed {seed}"
+    clock.begin("train")
+    number, total = 0, len(config.families) * len(config.seed_list)
+    for family in config.families:
+        for seed in config.seed_list:
+            run_start, number = time.perf_counter(), number + 1
+            name = f"[{number}/{total}] {family} seed {seed}"
             print(name, flush=True)
             run_dir = out / "runs" / family / f"seed{seed}"
-            with clock.stage(f"train/{family}/seed{seed}"):
-                result, tensors, reused = train_family_seed(family, seed, data, config, run_dir)
+            result, tensors, reused = train_family_seed(family, seed, data, config, run_dir)
             print(f"{name}: {'reused: ' if reused else ''}{_run_line(result)}", flush=True)
             runs.setdefault(family, []).append(result)
             outputs.setdefault(family, []).append(tensors)
+            clock.add(f"train/{family}/seed{seed}", time.perf_counter() - run_start)
 
-    with clock.stage("cka"):
-        cka_key = {
-            "runs": {f: [r["key"] for r in rs] for f, rs in runs.items()},
-            "checkpoints": {f: [{BEST: r["files"][BEST]} for r in rs] for f, rs in runs.items()},
-            **config.key("cka_permutations", "cka_permutation_samples", "procrustes"),
+    clock.begin("cka")
+    cka_key = {
+        "runs": {f: [r["key"] for r in rs] for f, rs in runs.items()},
+        "checkpoints": {f: [{BEST: r["files"][BEST]} for r in rs] for f, rs in runs.items()},
+        **config.key("cka_permutations", "cka_permutation_samples", "procrustes"),
+    }
+    cka = _cached_cka(out / "cka.json", cka_key, config)
+    if cka is not None:  # its summary statistics as this version computes them
+        cka_statistics(cka, config, len(data.split["test"]))
+    else:
+        models = {
+            family: [
+                trained_model(family, data, config, out / "runs" / family / f"seed{seed}", r)
+                for seed, r in zip(config.seed_list, rs)
+            ]
+            for family, rs in runs.items()
         }
-        cka = _cached_cka(out / "cka.json", cka_key, config)
-        if cka is not None:  # its summary statistics as this version computes them
-            cka_statistics(cka, config, len(data.split["test"]))
-        else:
-            models = {
-                family: [
-                    trained_model(family, data, config, out / "runs" / family / f"seed{seed}", r)
-                    for seed, r in zip(config.seed_list, rs)
-                ]
-                for family, rs in runs.items()
-            }
-            cka = cka_study(models, config)
-            save_json({"key": cka_key, "cka": cka}, out / "cka.json")
-        if config.procrustes:
-            procrustes = procrustes_study(cka)
+        cka = cka_study(models, config)
+        save_json({"key": cka_key, "cka": cka}, out / "cka.json")
+    if config.procrustes:
+        procrustes = procrustes_study(cka)
 
-    with clock.stage("analysis"):
-        test_labels = data.labels[data.split["test"]]
-        results = {
-            "command": command
-            or shlex.join([sys.executable, "-m", "benchmarks.inr_classification"]),
-            "config": config.to_dict(),
-            "versions": package_versions(),
-            "seeds": config.seed_list,
-            "families": list(config.families),
-            "data": {
-                "name": data.name,
-                "description": data.description,
-                "inr_description": data.inr_description,
-                "n_train": len(data.split["train"]),
-                "n_val": len(data.split["val"]),
-                "n_test": len(data.split["test"]),
-                "num_classes": data.num_classes,
-                "psnr_db": None
-                if data.psnr.isnan().all()
-                else {"mean": float(data.psnr.mean()), "min": float(data.psnr.min())},
-            },
-            "runs": runs,
-            **assemble_results(runs, outputs, test_labels, cka),
-            "cka": cka,
-        }
-        if config.procrustes:
-            results["procrustes"] = procrustes
-        results["figures"] = {
-            "accuracy": plot_accuracy_overlap(results, out / "accuracy_overlap.png").name
-        }
-        results["figures"].update(plot_cka_figures(cka, out))
+    clock.begin("analysis")
+    test_labels = data.labels[data.split["test"]]
+    results = {
+        "command": command or shlex.join([sys.executable, "-m", "benchmarks.inr_classification"]),
+        "config": config.to_dict(),
+        "versions": package_versions(),
+        "seeds": config.seed_list,
+        "families": list(config.families),
+        "data": {
+            "name": data.name,
+            "description": data.description,
+            "inr_description": data.inr_description,
+            "n_train": len(data.split["train"]),
+            "n_val": len(data.split["val"]),
+            "n_test": len(data.split["test"]),
+            "num_classes": data.num_classes,
+            "psnr_db": None
+            if data.psnr.isnan().all()
+            else {"mean": float(data.psnr.mean()), "min": float(data.psnr.min())},
+        },
+        "runs": runs,
+        **assemble_results(runs, outputs, test_labels, cka),
+        "cka": cka,
+    }
+    if config.procrustes:
+        results["procrustes"] = procrustes
+    results["figures"] = {
+        "accuracy": plot_accuracy_overlap(results, out / "accuracy_overlap.png").name
+    }
+    results["figures"].update(plot_cka_figures(cka, out))
+    clock.end()
     results["timings"] = clock.summed()
     results["invocations"] = [
         {"started": i["started"], "status": i["status"], "seconds": i["seconds"]["total"]}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -25,8 +24,9 @@ TIMINGS = "timings.json"
 class InvocationTimes:
     """This invocation's seconds per stage, saved beside the earlier invocations' records.
 
-    Use as a context manager around the whole invocation and :meth:`stage` around each
-    stage; :meth:`summed` adds every invocation's seconds per stage."""
+    Use as a context manager around the whole invocation; :meth:`begin` starts a stage (and
+    ends the one before), :meth:`add` counts seconds under a name (a training run);
+    :meth:`summed` adds every invocation's seconds per name."""
 
     def __init__(self, out: Path):
         self.path = Path(out) / TIMINGS
@@ -37,6 +37,7 @@ class InvocationTimes:
             "seconds": {"total": 0.0},
         }
         self.start = time.perf_counter()
+        self.stage: tuple[str, float] | None = None  # (name, start) of the stage under way
 
     def _earlier(self) -> list[dict]:
         if not self.path.exists():
@@ -53,6 +54,7 @@ class InvocationTimes:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
+        self.end()  # a stage stopped by Ctrl-C or an error counts up to there
         if kind is None:
             self.save("completed")
         elif issubclass(kind, KeyboardInterrupt):
@@ -60,16 +62,23 @@ class InvocationTimes:
         else:
             self.save(f"failed: {kind.__name__}")
 
-    @contextmanager
-    def stage(self, name: str):
-        """Add the time spent in the ``with`` block to ``name`` (also when it is stopped)."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            seconds = self.now["seconds"]
-            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
-            self.save()
+    def begin(self, name: str) -> None:
+        """End the stage under way (if any) and start ``name``."""
+        self.end()
+        self.stage = (name, time.perf_counter())
+
+    def end(self) -> None:
+        """Count the stage under way up to now (nothing when none is)."""
+        if self.stage is not None:
+            name, start = self.stage
+            self.stage = None
+            self.add(name, time.perf_counter() - start)
+
+    def add(self, name: str, seconds: float) -> None:
+        """Count ``seconds`` under ``name`` and save."""
+        counted = self.now["seconds"]
+        counted[name] = counted.get(name, 0.0) + seconds
+        self.save()
 
     def save(self, status: str | None = None) -> None:
         if status is not None:
