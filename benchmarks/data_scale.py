@@ -6,16 +6,18 @@
         --out results/scale/mnist-independent
 
 INRs are fitted once, with the largest K views per image (independently initialised by
-default, ``--inr-init``); a view's INR depends only on (seed, image, view), so the first K
-views of that dataset are exactly the INRs a K-view fit makes. For each K, every family
+default, ``--inr-init``); a view's initialisation depends only on (seed, image, view), so the
+first K views of that dataset are the INRs a K-view fit makes (up to float rounding: they were
+fitted in larger batches). For each K, every family
 trains on the K views of each training image and is selected on view 0 of the validation
 images, then tested once, on view 0 of the test images (the images of the three splits are
 the same for every K). Families and their options: ``gmn`` (the weights-only GMN), ``weight_mlp``
 and ``gmn_probe`` with function samples at ``--probe-points`` random query points.
 
 Every family sees the same number of training samples at every K: it trains
-``max(--min-epochs, round(E / K))`` epochs, E its own epochs at one view (``gmn``: 60,
-the others ``--epochs``). Each run is cached like the classification benchmark's
+``max(--min-epochs, round(E / K))`` epochs, E its own epochs at one view as the
+classification benchmark resolves them (``gmn``: 60, the others 10; ``--epochs`` sets
+them). Each run is cached like the classification benchmark's
 (``OUT/runs/views-K/FAMILY/seedS``); the table ``OUT/scale.md``, ``OUT/scale.json`` and
 ``OUT/scale.png`` are rewritten at the end, with each cell's wall time and the peak RSS.
 """
@@ -33,10 +35,10 @@ from pathlib import Path
 import torch
 
 from benchmarks.inr_classification.cache import save_json, save_text
-from benchmarks.inr_classification.cli import build_parser
+from benchmarks.inr_classification.cli import parse_config
 from benchmarks.inr_classification.config import BenchmarkConfig
 from benchmarks.inr_classification.data import BenchmarkData, prepare_data
-from benchmarks.inr_classification.gmn_family import GMN_TRAIN_DEFAULTS
+from benchmarks.inr_classification.families import plan_family
 from benchmarks.inr_classification.training import train_family_seed
 from gmn.data.dataset import ParameterRows
 
@@ -64,15 +66,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Bench
     unknown = sorted(set(args.scale_families) - set(FAMILIES))
     if unknown:
         raise SystemExit(f"unknown families {unknown}; choose from {FAMILIES}")
-    parser = build_parser()
-    config = parser.parse_args(["--views", str(views[-1]), *rest])
-    settings = vars(config)
-    zoo = settings.pop("zoo")
-    settings["zoo"], settings["zoo_dir"] = zoo if zoo else (None, None)
-    if settings["zoo"] is not None:
+    if "--out" not in rest:
+        dataset = rest[rest.index("--dataset") + 1] if "--dataset" in rest else "digits"
+        rest = [*rest, "--out", f"results/scale/{dataset}"]
+    config = parse_config(["--views", str(views[-1]), *rest])
+    if config.zoo is not None:
         raise SystemExit("the data-scale curve fits its own INRs; --zoo is not supported")
-    settings["out"] = settings["out"] or f"results/scale/{settings['dataset']}"
-    return args, BenchmarkConfig(**settings)
+    return args, config
 
 
 def with_views(data: BenchmarkData, views: int, total: int) -> BenchmarkData:
@@ -84,19 +84,16 @@ def with_views(data: BenchmarkData, views: int, total: int) -> BenchmarkData:
                    key={**data.key, "train_views": views})
 
 
-def epochs_at(family: str, views: int, config: BenchmarkConfig, min_epochs: int) -> int:
-    base = GMN_TRAIN_DEFAULTS["epochs"] if family == "gmn" else config.epochs
-    return max(min_epochs, round(base / views))
-
-
-def family_config(family: str, epochs: int, config: BenchmarkConfig, points: int
-                  ) -> BenchmarkConfig:
-    if family == "gmn":
-        return replace(config, gmn_config={**config.gmn_config, "epochs": epochs})
+def family_config(family: str, views: int, data: BenchmarkData, config: BenchmarkConfig,
+                  args: argparse.Namespace) -> BenchmarkConfig:
+    """``config`` for ``family`` at ``views`` views: its epochs at one view (as the
+    classification benchmark resolves them) divided by ``views``, at least ``--min-epochs``;
+    ``gmn_probe``'s function samples at ``--probe-points`` random points."""
     if family == "gmn_probe":
-        return replace(config, epochs=epochs,
-                       gmn_config={**config.gmn_config, "query_points": points})
-    return replace(config, epochs=epochs)
+        config = replace(config, gmn_config={**config.gmn_config,
+                                             "query_points": args.probe_points})
+    epochs = max(args.min_epochs, round(plan_family(family, data, config).epochs / views))
+    return replace(config, family_epochs={**config.family_epochs, family: epochs})
 
 
 def peak_rss_mb() -> float:
@@ -114,13 +111,13 @@ def run_curve(args: argparse.Namespace, config: BenchmarkConfig) -> list[dict]:
     for views in args.views:
         subset = with_views(data, views, total)
         for family in args.scale_families:
-            epochs = epochs_at(family, views, config, args.min_epochs)
-            cfg = family_config(family, epochs, config, args.probe_points)
+            cfg = family_config(family, views, subset, config, args)
+            epochs = cfg.family_epochs[family]
             accuracies, seconds = [], []
             for seed in range(config.seed, config.seed + config.seeds):
                 run_dir = out / "runs" / f"views-{views}" / family / f"seed{seed}"
                 began = time.time()
-                result, _ = train_family_seed(family, seed, subset, cfg, run_dir)
+                result, _, _ = train_family_seed(family, seed, subset, cfg, run_dir)
                 seconds.append(result.get("train_seconds", time.time() - began))
                 accuracies.append(result["test_accuracy"])
             cell = {"views": views, "train_inrs": len(subset.train_set), "family": family,

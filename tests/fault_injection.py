@@ -67,8 +67,9 @@ INTERRUPTED_AT = ("after", "runs/gmn/seed0/last.pt")  # a GMN run stopped after 
 # What may differ between two correct runs: wall-clock figures (and files made of them), and
 # the sha256 of checkpoint files (torch.save stores a random serialization id in each file;
 # checkpoints are compared by their loaded content instead).
-TIMING_FILES = {"summary.json", "metrics.jsonl", "report.md"}
-TIMING_KEYS = {"timings", "train_seconds", "samples_per_second", "command", "content_sha256"}
+TIMING_FILES = {"summary.json", "metrics.jsonl", "report.md", "timings.json"}
+TIMING_KEYS = {"timings", "invocations", "train_seconds", "samples_per_second", "command",
+               "content_sha256"}
 CHECKPOINT_HASHES = ("best.pt", "last.pt")
 LOCK = ".gmn.lock"  # held while a run works in --out; a killed run leaves the file, unlocked
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import shutil
+import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,7 @@ from torch import nn
 
 from benchmarks.cnn_zoo import add_config_arguments, config_of, summarize
 from benchmarks.generalization.methods import METHODS
-from benchmarks.generalization.report import aggregate, scatter, write_report
+from benchmarks.generalization.report import aggregate, run_notes, scatter, write_report
 from benchmarks.generalization.splits import SPLITS
 from gmn.data.cnn_zoo_readers import import_checkpoints
 from gmn.data.model_zoo import ModelZoo
@@ -33,6 +36,17 @@ def metrics(true: np.ndarray, predicted: np.ndarray) -> dict:
     tau = float(kendalltau(true, predicted).statistic)
     # a constant prediction ranks nothing: τ is undefined (NaN); count it as no agreement
     return {"kendall_tau": 0.0 if np.isnan(tau) else tau, "r2": float(r2_score(true, predicted))}
+
+
+def kendall_significance(true: np.ndarray, predicted: np.ndarray) -> dict:
+    """Kendall τ's two-sided p-value on these n test models and the smallest p any ranking of
+    n models can reach, 2/n! (a perfect ranking, no ties): with n ≤ 4 even τ = ±1 is not
+    significant at 0.05."""
+    from scipy.stats import kendalltau
+
+    p_value = float(kendalltau(true, predicted).pvalue)
+    return {"n": len(true), "p_value": 1.0 if np.isnan(p_value) else p_value,
+            "smallest_p": min(1.0, 2 / math.factorial(len(true)))}
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -106,12 +120,19 @@ def import_zoo(args: argparse.Namespace, out: Path) -> ModelZoo:
 
 
 def main(argv=None) -> dict:
+    """Run the benchmark from the command line ``argv``; on Ctrl-C, say what is kept and exit
+    with status 130."""
     args = parse(argv)
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(args.threads)
-    with threadpool_limits(args.threads):
-        return _run(args)
+    try:
+        with threadpool_limits(args.threads):
+            return _run(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted; run the same command to resume (the zoo built so far is kept, "
+              "the predictors are trained again)", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
 
 
 def _run(args: argparse.Namespace) -> dict:
@@ -146,7 +167,9 @@ def _run(args: argparse.Namespace) -> dict:
             for method in args.methods:
                 torch.manual_seed(seed)
                 tick = time.perf_counter()
-                predicted = METHODS[method](zoo, split, targets, seed, options)
+                with warnings.catch_warnings(record=True) as caught:  # kept in the report
+                    warnings.simplefilter("always")
+                    predicted = METHODS[method](zoo, split, targets, seed, options)
                 if predicted is None:
                     continue
                 result = metrics(true, predicted)
@@ -154,24 +177,35 @@ def _run(args: argparse.Namespace) -> dict:
                     result["kendall_tau_held_out"] = metrics(true[held], predicted[held])[
                         "kendall_tau"]
                 runs.append({"split": split_name, "method": method, "seed": seed,
-                             "metrics": result, "seconds": round(time.perf_counter() - tick, 1),
+                             "metrics": result, "kendall": kendall_significance(true, predicted),
+                             "warnings": sorted({_warning(w) for w in caught}),
+                             "seconds": round(time.perf_counter() - tick, 1),
                              "held_out": made["held_out"],
                              "sizes": {k: len(v) for k, v in split.items()},
                              "true": true.tolist(), "predicted": predicted.tolist()})
                 print(f"{split_name:12s} seed {seed} {method:15s} "
                       + " ".join(f"{k}={v:.3f}" for k, v in result.items())
                       + f" ({runs[-1]['seconds']} s)", flush=True)
+                for note in run_notes(runs[-1]):
+                    print(f"  note: {note}", flush=True)
     summary = aggregate(runs)
     meta = {"zoo": str(zoo.folder), "zoo_summary": summarize(zoo), "seeds": args.seeds,
             "zoo_seconds": round(built, 1), "seconds": time.perf_counter() - start,
             "options": {k: v for k, v in vars(args).items()}}
     write_report(out, summary, runs, meta)
     scatter(out, runs)
-    print(json.dumps(summary_table(summary), indent=1))
+    for line in summary_lines(summary):
+        print(line)
     print(f"wrote {out / 'report.md'} ({meta['seconds']:.0f} s, zoo {built:.0f} s)")
     return summary
 
 
-def summary_table(summary: dict) -> dict:
-    return {f"{split}/{method}": {k: f"{v['mean']:.3f} ± {v['std']:.3f}" for k, v in m.items()}
-            for split, methods in summary.items() for method, m in methods.items()}
+def _warning(caught: warnings.WarningMessage) -> str:
+    return f"{caught.category.__name__}: {str(caught.message).strip()}"
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """One line per (split, method): each metric's mean ± std over seeds."""
+    return [f"{split}/{method}: " + ", ".join(
+                f"{k} {v['mean']:.3f} ± {v['std']:.3f}" for k, v in m.items())
+            for split, methods in summary.items() for method, m in methods.items()]

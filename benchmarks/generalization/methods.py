@@ -95,6 +95,7 @@ def gmn_predictor(zoo, split, targets, seed, options) -> np.ndarray:
     config = TrainConfig(run_dir=str(Path(options["run_dir"]) / f"gmn-{seed}"), seed=seed,
                          epochs=options["epochs"], batch_size=32, lr=options["lr"],
                          weight_decay=1e-4, progress=False, tensorboard=False,
+                         print_summary=False,
                          device=options["device"], monitor="val_loss")
     trainer = Trainer(build, sets["train"], sets["val"], loss_fn=_mse, config=config)
     trainer.fit()

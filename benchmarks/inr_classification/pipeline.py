@@ -23,6 +23,10 @@ report     ``results.json``, ``report.md``,        always rewritten (seconds)
 
 ``--out`` is locked while a run works in it (``--out/.gmn.lock``, :func:`gmn.files.folder_lock`):
 a second run on the same folder stops at once, naming the process that holds it.
+
+``timings.json`` records every invocation's wall time per stage (``timings.py``); the report
+gives their sums. The console names each training run as it starts (``[k/K] family seed
+S``) and ends it with one line: its test and best validation accuracy, epochs and time.
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ from .data import prepare_data
 from .plots import plot_accuracy_overlap, plot_cka_figures
 from .procrustes_report import procrustes_study, render_procrustes_section
 from .report import render_report
-from .similarity import cka_study
+from .similarity import cka_statistics, cka_study
+from .timings import InvocationTimes
 from .training import BEST, train_family_seed, trained_model
 
 PACKAGES = ("torch", "torch_geometric", "numpy", "scikit-learn", "safetensors", "gmn")
@@ -97,6 +102,15 @@ def _cached_cka(path: Path, key: dict, config: BenchmarkConfig) -> dict | None:
     return cached["cka"] if cached.get("key") == key else None
 
 
+def _run_line(result: dict) -> str:
+    """One run's outcome in one line: test and best validation accuracy, epochs, time."""
+    return (
+        f"test {100 * result['test_accuracy']:.1f}%, best val "
+        f"{100 * result['best_val_accuracy']:.1f}% at epoch {result['best_epoch']}/"
+        f"{result['key']['epochs']}, trained in {result['train_seconds']:.0f} s"
+    )
+
+
 def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
     """Run (or resume) the whole benchmark; returns the ``results.json`` dictionary.
 
@@ -111,37 +125,41 @@ def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
         torch.set_num_threads(config.threads)
     with folder_lock(out, command):
         remove_stale_temporaries(out)
-        return _run_stages(config, out, command)
+        with InvocationTimes(out) as clock:
+            return _run_stages(config, command, out, clock)
 
 
-def _run_stages(config: BenchmarkConfig, out: Path, command: str | None) -> dict:
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-
+def _run_stages(config: BenchmarkConfig, command: str | None, out: Path,
+                clock: InvocationTimes) -> dict:
+    clock.begin("data")
     data = prepare_data(config, out)
-    timings["data"] = time.perf_counter() - start
 
     runs: dict[str, list[dict]] = {}
     outputs: dict[str, list[dict]] = {}
-    stage = time.perf_counter()
+    clock.begin("train")
+    number, total = 0, len(config.families) * len(config.seed_list)
     for family in config.families:
         for seed in config.seed_list:
-            run_start = time.perf_counter()
+            run_start, number = time.perf_counter(), number + 1
+            name = f"[{number}/{total}] {family} seed {seed}"
+            print(name, flush=True)
             run_dir = out / "runs" / family / f"seed{seed}"
-            result, tensors = train_family_seed(family, seed, data, config, run_dir)
+            result, tensors, reused = train_family_seed(family, seed, data, config, run_dir)
+            print(f"{name}: {'reused: ' if reused else ''}{_run_line(result)}", flush=True)
             runs.setdefault(family, []).append(result)
             outputs.setdefault(family, []).append(tensors)
-            timings[f"train/{family}/seed{seed}"] = time.perf_counter() - run_start
-    timings["train"] = time.perf_counter() - stage
+            clock.add(f"train/{family}/seed{seed}", time.perf_counter() - run_start)
 
-    stage = time.perf_counter()
+    clock.begin("cka")
     cka_key = {
         "runs": {f: [r["key"] for r in rs] for f, rs in runs.items()},
         "checkpoints": {f: [{BEST: r["files"][BEST]} for r in rs] for f, rs in runs.items()},
         **config.key("cka_permutations", "cka_permutation_samples", "procrustes"),
     }
     cka = _cached_cka(out / "cka.json", cka_key, config)
-    if cka is None:
+    if cka is not None:  # its summary statistics as this version computes them
+        cka_statistics(cka, config, len(data.split["test"]))
+    else:
         models = {
             family: [
                 trained_model(family, data, config, out / "runs" / family / f"seed{seed}", r)
@@ -153,9 +171,8 @@ def _run_stages(config: BenchmarkConfig, out: Path, command: str | None) -> dict
         save_json({"key": cka_key, "cka": cka}, out / "cka.json")
     if config.procrustes:
         procrustes = procrustes_study(cka)
-    timings["cka"] = time.perf_counter() - stage
 
-    stage = time.perf_counter()
+    clock.begin("analysis")
     test_labels = data.labels[data.split["test"]]
     results = {
         "command": command or shlex.join([sys.executable, "-m", "benchmarks.inr_classification"]),
@@ -185,9 +202,12 @@ def _run_stages(config: BenchmarkConfig, out: Path, command: str | None) -> dict
         "accuracy": plot_accuracy_overlap(results, out / "accuracy_overlap.png").name
     }
     results["figures"].update(plot_cka_figures(cka, out))
-    timings["analysis"] = time.perf_counter() - stage
-    timings["total"] = time.perf_counter() - start
-    results["timings"] = timings
+    clock.end()
+    results["timings"] = clock.summed()
+    results["invocations"] = [
+        {"started": i["started"], "status": i["status"], "seconds": i["seconds"]["total"]}
+        for i in clock.invocations
+    ]
     save_json(results, out / "results.json")
     section = render_procrustes_section(cka, procrustes) if config.procrustes else ""
     save_text(render_report(results) + section, out / "report.md")

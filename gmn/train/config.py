@@ -16,6 +16,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 RUNTIME_ONLY = (
     "resume",
     "progress",
+    "print_summary",
     "tensorboard",
     "num_workers",
     "log_every_steps",
@@ -34,11 +35,12 @@ class TrainConfig:
     its own. Give ``epochs``, ``max_steps`` or both (training stops at whichever comes
     first). ``monitor`` picks the best checkpoint: ``"val_loss"`` (lower is better) or
     ``"val_accuracy"`` (higher is better). ``patience`` epochs without improvement stop
-    the run early. ``find_unused_parameters`` is passed to ``DistributedDataParallel``
-    (needed when some parameters get no gradient in a step). ``shuffle_window``: shuffle
-    the training set within windows of that many of its blocks (a dataset with
-    ``shuffle_blocks()``, e.g. :class:`gmn.data.dataset.ParameterRows` streaming from
-    shards) instead of over the whole set (None).
+    the run early. ``print_summary`` prints the run's summary (always saved to
+    ``summary.json``) when ``fit`` ends. ``find_unused_parameters`` is passed to
+    ``DistributedDataParallel`` (needed when some parameters get no gradient in a step).
+    ``shuffle_window``: shuffle the training set within windows of that many of its blocks
+    (a dataset with ``shuffle_blocks()``, e.g. :class:`gmn.data.dataset.ParameterRows`
+    streaming from shards) instead of over the whole set (None).
 
     ``run_key`` holds, as JSON data, whatever else decides the run's numbers: the model's
     and the loss's options, the data (e.g. its split and content hash). It is saved in every
@@ -66,6 +68,7 @@ class TrainConfig:
     log_every_steps: int = 50
     resume: bool = False
     progress: bool = True
+    print_summary: bool = True
     tensorboard: bool | None = None
     num_workers: int = 0
     device: str | None = None

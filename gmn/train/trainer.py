@@ -449,6 +449,11 @@ class Trainer:
         }
         if self.log is not None:
             self.log.truncate_after(self.progress.step)
+        if self.dist.is_main:
+            p = self.progress
+            batch = f", batch {p.batch_in_epoch}" if p.batch_in_epoch else ""
+            print(f"resuming from epoch {p.epoch}/{self.epochs}{batch} (step {p.step}) of "
+                  f"{self.last_path}", flush=True)
 
     def _check_resumable(self, state: dict) -> None:
         """Refuse a checkpoint of other settings (the run key first: the cause, where the
@@ -494,5 +499,7 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.summary, self.run_dir / "summary.json")
-            print("training summary:", json.dumps(self.summary, indent=2, default=str), flush=True)
+            if c.print_summary:
+                print("training summary:", json.dumps(self.summary, indent=2, default=str),
+                      flush=True)
             self.log.close()
