@@ -33,7 +33,8 @@ def tiny_data(template, params, image_size=(5, 4), train=2) -> BenchmarkData:
     """Four INRs of two classes as the benchmark holds them: ``train`` for training, one for
     validation, the last for testing."""
     return BenchmarkData(
-        name="tiny", images=torch.zeros(4, 1, *image_size), labels=torch.arange(4) % 2,
+        name="tiny", setting="shared initialisation", images=torch.zeros(4, 1, *image_size),
+        labels=torch.arange(4) % 2,
         params=params, psnr=torch.full((4, 1), 40.0),
         split={"train": torch.arange(train), "val": torch.tensor([train]),
                "test": torch.tensor([3])},

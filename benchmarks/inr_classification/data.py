@@ -24,6 +24,8 @@ INR_FOLDER = "inrs"
 class BenchmarkData:
     """The study's data.
 
+    setting: how the INRs were initialised, said beside every number of the report
+    (``"shared initialisation"``, or ``"independent initialisation"`` as in the public zoos).
     images: [N, C, H, W], standardised per channel with train-split statistics.
     labels: [N] long. params: [N, P] parameters of each image's first INR (view 0) in
     ``template`` order, each layer's weights and biases standardised with train-split
@@ -40,6 +42,7 @@ class BenchmarkData:
     """
 
     name: str
+    setting: str
     images: Tensor
     labels: Tensor
     params: Tensor
@@ -128,6 +131,7 @@ def prepare_zoo_data(config: BenchmarkConfig) -> BenchmarkData:
     scale, shift = _inverse_normalization(dataset.normalization, raw)
     return BenchmarkData(
         name=config.zoo,
+        setting="independent initialisation (a public zoo: one random start per INR)",
         images=standardise_images(images, split["train"]),
         labels=dataset.labels,
         params=dataset.normalization(raw).params,
@@ -190,6 +194,7 @@ def prepare_data(config: BenchmarkConfig, out: Path) -> BenchmarkData:
     h, w = images.images.shape[-2:]
     return BenchmarkData(
         name=config.dataset,
+        setting=f"{config.inr_init} initialisation",
         images=standardise_images(images.images, split["train"]),
         labels=images.labels,
         params=params,
