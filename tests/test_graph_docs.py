@@ -1,4 +1,5 @@
-"""The usage shown in docs/graph.md and examples/convert_resnet.py runs as written."""
+"""examples/convert_resnet.py runs as written, and gmn.graph exports what its docstring names
+(docs/graph.md's code blocks run in tests/test_docs_code_blocks.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,6 @@ import runpy
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def test_docs_example_runs():
-    text = (ROOT / "docs" / "graph.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert blocks, "docs/graph.md has no python example"
-    for block in blocks:
-        exec(compile(block, "docs/graph.md", "exec"), {})
 
 
 def test_convert_resnet_example_runs(capsys):

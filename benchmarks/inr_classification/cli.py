@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         default={},
         metavar="JSON",
         help="options of every GMN family as a JSON object or a .json file: keys of "
-        "gmn.nn.GMNConfig configure the model (gmn, gmn_noaug: GMNConfig's defaults; "
+        "gmn.nn.GMNConfig configure the model (gmn, gmn_noaug: gmn.nn.INR_WEIGHTS_ONLY; "
         "gmn_probe: its own, see docs/benchmark.md); lr (3e-3), weight_decay (0.05), "
         "batch_size (64), warmup_fraction (0.05), shift_pixels (auto) its training. "
         "Function samples are decided by the family (gmn_probe), not here",

@@ -4,7 +4,9 @@ Owns the metanetwork blocks; reads graphs through the ``gmn.graph`` contract.
 May import: gmn.graph, gmn.scatter, gmn.models (the SIREN pixel grid of function samples).
 
 Compose your own metanetwork from the encoders, :class:`EdgeUpdate`, :class:`NodeUpdate`,
-:class:`GlobalUpdate`, :class:`GMNLayer` and :class:`Readout`, or use :class:`GMN`.
+:class:`GlobalUpdate`, :class:`GMNLayer` and :class:`Readout`, or use :class:`GMN` (its
+defaults need no fitting call; ``GMN(out_dim=C, **INR_WEIGHTS_ONLY)`` is the INR benchmark's
+weights-only model).
 """
 
 from gmn.nn.canonical import CanonicalStandardize
@@ -14,7 +16,7 @@ from gmn.nn.encoders import EdgeEncoder, NodeEncoder
 from gmn.nn.fourier import ScalarFourierFeatures
 from gmn.nn.global_update import GlobalUpdate
 from gmn.nn.layer import GMNLayer
-from gmn.nn.model import GMN, GMNConfig
+from gmn.nn.model import GMN, INR_WEIGHTS_ONLY, GMNConfig
 from gmn.nn.node_update import NodeUpdate
 from gmn.nn.readout import POOLINGS, AttentionPooling, Readout
 from gmn.nn.standardize import Standardize
@@ -24,6 +26,7 @@ __all__ = [
     "CanonicalStandardize",
     "GMN",
     "GMNConfig",
+    "INR_WEIGHTS_ONLY",
     "GMNLayer",
     "GraphState",
     "GraphContext",
