@@ -134,3 +134,36 @@ def test_graph_does_not_import_gmn_models():
             "print('gmn.models' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+class Cube(nn.Module):
+    def forward(self, x):
+        return x ** 3
+
+
+@pytest.fixture
+def own_activation_table(monkeypatch):
+    """Registrations inside the test are undone after it (the table is process-global and
+    other modules hold its dictionaries, so they are restored in place)."""
+    monkeypatch.setattr(vocab, "ACTIVATIONS", vocab.ACTIVATIONS)
+    tables = [vocab.ACTIVATION, activations.TABLE, activations._BY_MODULE,
+              activations._BY_FUNCTION]
+    saved = [{k: list(v) if isinstance(v, list) else v for k, v in t.items()} for t in tables]
+    yield
+    for table, before in zip(tables, saved):
+        table.clear()
+        table.update(before)
+
+
+def test_what_is_built_after_register_activation_knows_it(own_activation_table):
+    from gmn.graph.signs import sample_signs
+    from gmn.nn import GMN
+
+    gmn.register_activation("cube_test", lambda z, a: z ** 3, modules=(Cube,))
+    model = nn.Sequential(nn.Linear(2, 4), Cube(), nn.Linear(4, 1))
+    graph = gmn.from_state_dict(model)
+    assert int(graph.node_act.max()) == len(vocab.ACTIVATIONS) - 1  # the new, last index
+    assert GMN(out_dim=3)(graph).shape == (1, 3)  # its embedding table has a row for it
+    # cube is odd, but not one of the activations sign flips are declared for: their own error
+    with pytest.raises(ValueError, match=r"activations \['cube_test'\]"):
+        sample_signs(gmn.GraphTemplate.from_module(model), 2)
