@@ -16,9 +16,9 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from . import vocab
 from .permutation import neuron_classes
 from .template import GraphTemplate
-from . import vocab
 from .weights import Weights
 
 ODD_ACTIVATIONS = ("identity", "tanh", "sine")
