@@ -98,9 +98,11 @@ def test_accuracies_beat_chance_on_an_easy_split(runs):
         assert results["accuracy"][family]["mean"] > 0.9, results["accuracy"]
     # metanetworks on the INR parameters (shared initialisation) beat chance (0.5) too; the
     # GMN with function samples reached 100% and 69% (16 test INRs) at this size, 3 epochs.
-    # The weights-only gmn gets 12 steps here, too few to bound (docs/accuracy.md).
     assert results["accuracy"]["weight_mlp"]["mean"] > 0.7, results["accuracy"]
     assert results["accuracy"]["gmn_probe"]["mean"] > 0.6, results["accuracy"]
+    # The weights-only gmn trains its own 60 epochs (--epochs does not reach it): 87.5% on
+    # both seeds (14 of 16 test INRs), 62.5% with 30 epochs and 50% with 20 (measured)
+    assert results["accuracy"]["gmn"]["mean"] > 0.75, results["accuracy"]
 
 
 def test_same_seed_gives_the_same_numbers(runs):
