@@ -16,10 +16,10 @@ import torch
 
 from gmn.check import CHECKS, Report, main, siren_params
 
-from .inr_classification.gmn_family import gmn_augmentation
-
 
 def check_benchmark_augmentation(device: torch.device) -> Report:
+    from .inr_classification.gmn_family import gmn_augmentation
+
     r = Report()
     template, flat = siren_params(16)
     scale, offset = torch.linspace(0.5, 2.0, flat.shape[1]), torch.full((flat.shape[1],), 0.1)

@@ -38,9 +38,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import gmn
-from gmn.graph.permutation import permute
-from gmn.graph.weights import Weights
-from gmn.scatter import BACKEND, scatter
 
 CPU = torch.device("cpu")
 
@@ -86,6 +83,7 @@ def _siren_template(hidden=(32, 32)):
 def siren_params(n: int, seed: int = 0) -> tuple[gmn.GraphTemplate, Tensor]:
     """The SIREN 2→32→32→1 template and [n, P] realistic initialisations (CPU)."""
     from gmn.data.batched_siren import init_params
+    from gmn.graph import Weights
     from gmn.models.siren import SirenLayout
 
     template = _siren_template()
@@ -109,6 +107,8 @@ def _gmn(seed: int = 0, **overrides) -> nn.Module:
 
 # ----------------------------------------------------------------------------- checks
 def check_scatter(device: torch.device) -> Report:
+    from gmn.scatter import scatter
+
     r = Report()
     g = torch.Generator().manual_seed(0)
     src = torch.randn(2000, 16, generator=g)
@@ -124,6 +124,8 @@ def check_scatter(device: torch.device) -> Report:
 
 
 def check_graph_roundtrip(device: torch.device) -> Report:
+    from gmn.graph import Weights
+
     r = Report()
     template, flat = siren_params(64)
     y = torch.arange(64) % 10
@@ -188,6 +190,8 @@ def check_gmn_forward_backward(device: torch.device) -> Report:
 
 
 def check_gmn_invariance_and_bf16(device: torch.device) -> Report:
+    from gmn.graph import Weights, permute
+
     r = Report()
     template, flat = siren_params(32)
     batch = template.batch(flat.to(device), y=(torch.arange(32) % 10).to(device))
@@ -231,6 +235,7 @@ def check_probe(device: torch.device) -> Report:
 
 
 def check_neuron_activations(device: torch.device) -> Report:
+    from gmn.graph import Weights
     from gmn.graph.neuron_activations import neuron_activations, with_neuron_activations
     from gmn.models.siren import image_grid
 
@@ -325,6 +330,7 @@ def check_trainer(device: torch.device) -> Report:
     checkpoint, which must end with the full run's weights (cuda: up to atomics' rounding)."""
     from torch.utils.data import TensorDataset
 
+    from gmn.graph import Weights, permute
     from gmn.train import TrainConfig, Trainer, load_checkpoint
 
     r = Report()
@@ -381,6 +387,7 @@ def check_trainer(device: torch.device) -> Report:
 
 def check_augment(device: torch.device) -> Report:
     from gmn.data import augment
+    from gmn.graph import Weights, permute
     from gmn.graph.neuron_activations import network_outputs
     from gmn.models.siren import image_grid
 
@@ -505,6 +512,8 @@ def main(argv=None, checks=None, prog: str = "python -m gmn.check") -> int:
 
 
 def _run_and_report(checks, device: torch.device, out: str | None) -> int:
+    from gmn.scatter import BACKEND
+
     environment = dict(device=str(device), torch=torch.__version__,
                        cuda=torch.version.cuda, backend=BACKEND,
                        gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None)

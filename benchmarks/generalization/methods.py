@@ -76,7 +76,7 @@ def _mse(outputs: Tensor, targets: Tensor) -> Tensor:
     return F.mse_loss(outputs.squeeze(-1), targets)
 
 
-# The GMN measured on model zoos (docs/zoo.md), pinned: gmn.nn.GMN's defaults are the INR
+# The GMN measured on model zoos (docs/zoo.md), pinned: gmn.nn.INR_WEIGHTS_ONLY is the INR
 # benchmark's weights-only configuration, whose canonical features assume networks trained
 # from one shared initialisation (a zoo's CNNs start from their own seeds). Fourier features
 # let it form per-layer moments of the weights (a linear embedding of a scalar cannot).
