@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks.inr_classification.config import BenchmarkConfig
+from benchmarks.inr_classification.config import FAMILIES, BenchmarkConfig
 from benchmarks.inr_classification.data import BenchmarkData
 from benchmarks.inr_classification.families import plan_family
 from benchmarks.inr_classification.gmn_family import (
@@ -14,7 +14,7 @@ from benchmarks.inr_classification.gmn_family import (
     gmn_build_options,
     split_gmn_config,
 )
-from benchmarks.inr_classification.training import run_key
+from benchmarks.inr_classification.training import _upgraded_key, run_key
 from gmn.data.batched_siren import render
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
@@ -58,7 +58,7 @@ def test_defaults_and_overrides():
     assert (train["input_noise"], train["label_smoothing"]) == (0.6, 0.1)
     assert split_gmn_config({}, "gmn_noaug")[0] == model
     probe, probe_train = split_gmn_config({}, "gmn_probe")
-    assert (probe_train["lr"], probe_train["batch_size"], probe_train["epochs"]) == (3e-3, 64, None)
+    assert (probe_train["lr"], probe_train["batch_size"], probe_train["epochs"]) == (3e-3, 64, 10)
     assert probe_train["shift_pixels"] == "auto"
     assert (probe_train["input_noise"], probe_train["label_smoothing"]) == (0.0, 0.0)
     assert probe["function_samples"] is True
@@ -178,6 +178,47 @@ def test_cache_key_holds_the_architecture_and_the_resolved_gmn_options(siren_par
     assert run_key("gmn", 0, spelled_out, data) == key  # the same resolved options
     assert cnn["architecture"] == {"model": "CNN", "channels": [32, 64, 128]}
     assert run_key("vit", 0, BenchmarkConfig(), data)["architecture"]["patch_size"] == 2
+
+
+def test_epochs_reach_every_family_with_per_family_defaults(siren_params):
+    template, params, _ = siren_params
+    data = tiny_data(template, params, (8, 8))
+
+    def epochs(**options) -> dict[str, int]:
+        config = BenchmarkConfig(**options)
+        planned = {f: plan_family(f, data, config).epochs for f in FAMILIES}
+        keys = {f: run_key(f, 0, config, data)["epochs"] for f in FAMILIES}
+        assert keys == planned  # a run's key records the epochs it trains
+        return planned
+
+    defaults = {"gmn": 60, "gmn_noaug": 60, "gmn_probe": 10, "mlp": 10, "cnn": 10,
+                "vit": 10, "weight_mlp": 10}
+    assert epochs() == defaults  # the default benchmark as before
+    assert epochs(epochs=3) == dict.fromkeys(FAMILIES, 3)  # --epochs: every family
+    gmns = ("gmn", "gmn_noaug", "gmn_probe")  # --gmn-config's epochs: the GMN families
+    assert epochs(epochs=3, gmn_config={"epochs": 5}) == {
+        f: 5 if f in gmns else 3 for f in FAMILIES}
+    assert epochs(gmn_config={"epochs": 5}) == {f: 5 if f in gmns else 10 for f in FAMILIES}
+    # --epochs FAMILY=N: that family, over everything else (16,gmn=60: the README's MNIST run)
+    assert epochs(epochs=16, family_epochs={"gmn": 60}) == {
+        f: 60 if f == "gmn" else 16 for f in FAMILIES}
+    assert epochs(epochs=3, family_epochs={"gmn_probe": 4, "cnn": 2},
+                  gmn_config={"epochs": 5}) == {
+        **{f: 5 if f in gmns else 3 for f in FAMILIES}, "gmn_probe": 4, "cnn": 2}
+
+
+def test_run_keys_written_before_epochs_reached_the_gmns_still_match(siren_params):
+    template, params, _ = siren_params
+    data = tiny_data(template, params, (8, 8))
+    for family, own in (("gmn", 60), ("gmn_noaug", 60), ("gmn_probe", None)):
+        key = run_key(family, 0, BenchmarkConfig(), data)
+        # such a key held --epochs at the top and the GMN's own epochs (None: --epochs) inside
+        before = {**key, "epochs": 10, "gmn_options": {**key["gmn_options"], "epochs": own}}
+        assert _upgraded_key(before) == key
+        other = {**before, "gmn_options": {**before["gmn_options"], "epochs": 7}}
+        assert _upgraded_key(other)["epochs"] == 7 != key["epochs"]
+    cnn = run_key("cnn", 0, BenchmarkConfig(), data)
+    assert _upgraded_key(cnn) == cnn
 
 
 def test_input_noise_is_scaled_by_each_parameters_training_spread(siren_params):

@@ -175,3 +175,27 @@ def test_on_batch_sees_the_probed_states_and_dtype_makes_the_sums_float64():
         assert torch.equal(reused, grid.compute(debiased).values)
     assert torch.equal(grid.procrustes(centred=centred).values, grid.procrustes().values)
     assert torch.equal(grid.cca(centred=centred).values, grid.cca().values)
+
+
+def test_compare_offers_the_permutation_test_of_cka_matrix_on_the_first_samples(tmp_path):
+    a, b = models()
+    data = loader()  # 300 samples in batches of 64: the first 100 end inside the second
+    tested = compare(a, b, data, debiased=True, permutations=19, permutation_samples=100,
+                     seed=3)
+    plain = compare(a, b, data, debiased=True)
+    assert torch.equal(tested.values, plain.values)  # the values use every sample
+    first = {k: v[:100] for k, v in in_memory(a, data).items()}
+    first_b = {k: v[:100] for k, v in in_memory(b, data).items()}
+    reference = cka_matrix(first, first_b, debiased=True, permutations=19, seed=3)
+    assert torch.equal(tested.p_values, reference.p_values)
+    assert torch.equal(tested.baseline, reference.baseline)
+    assert (tested.permutations, tested.permutation_samples) == (19, 100)
+    assert float(tested.p_values.max()) <= 1 and float(tested.p_values.min()) >= 1 / 20
+    tested.save(tmp_path / "m")
+    loaded = CKAMatrix.load(tmp_path / "m")
+    assert (loaded.permutations, loaded.permutation_samples) == (19, 100)
+    assert torch.equal(loaded.p_values, tested.p_values)
+    with pytest.raises(ValueError, match="method='exact'"):
+        compare(a, b, data, method="minibatch", permutations=5)
+    with pytest.raises(ValueError, match="permutations must be a whole number"):
+        compare(a, b, data, permutations=-1)

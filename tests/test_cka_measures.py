@@ -1,5 +1,7 @@
 """Procrustes, CCA/SVCCA/PWCCA, RSA and p-value corrections against independent code."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -184,3 +186,41 @@ def test_grid_procrustes_and_cca_equal_the_in_memory_measures():
         torch.testing.assert_close(streamed.values, direct.values, rtol=0, atol=1e-10)
     with pytest.raises(ValueError, match="measure must be one of"):
         similarity_matrix(reps_a, measure="cosine")
+
+
+def _unrelated(n, p, q, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, p, generator=g, dtype=torch.float64), torch.randn(
+        n, q, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+def test_biased_cka_of_two_samples_is_one_for_anything_and_says_so(kernel):
+    from gmn.cka import cka
+
+    x, y = _unrelated(2, 5, 7)
+    with pytest.warns(RuntimeWarning, match="n=2 samples is 1 for any two"):
+        assert float(cka(x, y, kernel=kernel)) == pytest.approx(1.0, abs=1e-12)
+    grid = CKAGrid().update({"x": x}, {"y": y})
+    with pytest.warns(RuntimeWarning, match="n=2 samples"):
+        assert float(grid.compute().values[0, 0]) == pytest.approx(1.0, abs=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # three samples: a real value, no warning
+        assert float(cka(*_unrelated(3, 5, 7), kernel=kernel)) < 0.999
+
+
+@pytest.mark.parametrize("measure", [mean_cca, svcca, pwcca])
+def test_cca_with_fewer_samples_than_dimensions_is_one_by_construction_and_says_so(measure):
+    x, y = _unrelated(10, 20, 20)  # independent: any true correlation is near 0
+    with pytest.warns(RuntimeWarning, match=r"at least \d+ of \d+ are 1 by construction"):
+        assert float(measure(x, y)) == pytest.approx(1.0, abs=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert float(measure(*_unrelated(400, 5, 5))) < 0.3
+
+
+def test_the_streamed_cca_warns_as_the_in_memory_one():
+    x, y = _unrelated(10, 20, 20)
+    grid = CKAGrid().update({"x": x}, {"y": y})
+    with pytest.warns(RuntimeWarning, match="1 by construction"):
+        assert float(grid.cca().values[0, 0]) == pytest.approx(1.0, abs=1e-9)

@@ -21,7 +21,7 @@ from gmn.models.vit import ViT
 from gmn.models.weight_mlp import WeightMLP
 from gmn.nn.params_to_gmn import build_gmn
 
-from .config import IMAGE_FAMILIES, BenchmarkConfig
+from .config import DEFAULT_EPOCHS, IMAGE_FAMILIES, BenchmarkConfig
 from .data import BenchmarkData
 from .gmn_family import gmn_augmentation, gmn_build_options, split_gmn_config
 
@@ -30,14 +30,18 @@ from .gmn_family import gmn_augmentation, gmn_build_options, split_gmn_config
 class FamilyPlan:
     """Everything the trainer needs for one family.
 
-    ``inputs`` names the data it reads (``"images"`` or ``"params"``); ``train_options``
-    override ``--lr``/``--batch-size``; ``transform`` (or None) augments training batches;
+    ``inputs`` names the data it reads (``"images"`` or ``"params"``); ``epochs`` is how long
+    it trains (``--epochs FAMILY=N``, else ``--epochs N``, else ``DEFAULT_EPOCHS``; a GMN
+    family: ``gmn_family.split_gmn_config``);
+    ``train_options`` override ``--lr``/``--batch-size``; ``transform`` (or None) augments
+    training batches;
     ``probe_layers(model)`` names the modules whose outputs are compared with CKA;
     ``architecture`` (JSON-able) names the model and its options, for the run's cache key.
     """
 
     build: Callable[[], nn.Module]
     inputs: str
+    epochs: int
     train_options: dict
     transform: Callable | None
     probe_layers: Callable[[nn.Module], list[str]]
@@ -68,6 +72,7 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
         return FamilyPlan(
             lambda: model(shape, classes, **options),
             "images",
+            config.family_epochs.get(family, config.epochs or DEFAULT_EPOCHS),
             {},
             None,
             _block_layers,
@@ -80,12 +85,15 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
         return FamilyPlan(
             lambda: WeightMLP(train_params.shape[1], classes, hidden, dropout, mean, std),
             "params",
+            config.family_epochs.get(family, config.epochs or DEFAULT_EPOCHS),
             {},
             None,  # permuting hidden neurons scrambles a flat weight vector's coordinates
             _block_layers,
             {"model": "WeightMLP", "hidden": hidden, "dropout": dropout},
         )
-    model_options, train_options = split_gmn_config(config.gmn_config, family)
+    model_options, train_options = split_gmn_config(
+        config.gmn_config, family, config.epochs, config.family_epochs.get(family))
+    epochs = train_options.pop("epochs")
     model_options = gmn_build_options(family, model_options)
     raw_affine = (data.param_scale, data.param_shift)
     transform = gmn_augmentation(
@@ -102,6 +110,7 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
             raw_affine=raw_affine,
         ),
         "params",
+        epochs,
         train_options,
         transform,
         _gmn_layers,

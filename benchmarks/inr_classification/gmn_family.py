@@ -35,6 +35,8 @@ from gmn.graph.permutation import permute as permute_hidden
 from gmn.graph.weights import Weights
 from gmn.nn import INR_WEIGHTS_ONLY
 
+from .config import DEFAULT_EPOCHS, WEIGHTS_ONLY_GMN_EPOCHS
+
 GMN_MODEL_DEFAULTS = {}  # over the preset gmn.nn.INR_WEIGHTS_ONLY (gmn_build_options)
 GMN_PROBE_MODEL_DEFAULTS = {  # the function-sample GMN as measured before the weights-only one
     "hidden_dim": 64,
@@ -50,7 +52,7 @@ GMN_TRAIN_DEFAULTS = {  # the weights-only GMN (docs/accuracy.md)
     "lr": 1e-2,
     "weight_decay": 0.05,
     "batch_size": 32,
-    "epochs": 60,
+    "epochs": WEIGHTS_ONLY_GMN_EPOCHS,
     "warmup_fraction": 0.05,
     # a pixel shift moves first-layer biases, which decide the canonical slots: on MNIST the
     # weights-only GMN learned faster without it (docs/accuracy.md)
@@ -60,15 +62,19 @@ GMN_TRAIN_DEFAULTS = {  # the weights-only GMN (docs/accuracy.md)
     "input_noise": 0.6,
     "label_smoothing": 0.1,
 }
-GMN_PROBE_TRAIN_DEFAULTS = {  # "epochs": None trains for --epochs, like the image models
-    **GMN_TRAIN_DEFAULTS, "lr": 3e-3, "batch_size": 64, "epochs": None, "shift_pixels": "auto",
+GMN_PROBE_TRAIN_DEFAULTS = {  # as many epochs as the image models
+    **GMN_TRAIN_DEFAULTS, "lr": 3e-3, "batch_size": 64, "epochs": DEFAULT_EPOCHS,
+    "shift_pixels": "auto",
     "input_noise": 0.0, "label_smoothing": 0.0,
 }
 
 
-def split_gmn_config(overrides: dict, family: str = "gmn") -> tuple[dict, dict]:
+def split_gmn_config(overrides: dict, family: str = "gmn", epochs: int | None = None,
+                     own_epochs: int | None = None) -> tuple[dict, dict]:
     """``--gmn-config`` → (GMN build options, training options) of ``family``, each over its
-    defaults.
+    defaults. The training options' ``epochs``: ``own_epochs`` (``--epochs FAMILY=N``) when
+    given, else ``--gmn-config``'s, else ``epochs`` (``--epochs N``), else the family's
+    default.
 
     The build options (``gmn.nn.params_to_gmn.build_gmn``'s) are ``function_samples``
     (decided by the family: true for ``gmn_probe`` only) plus the GMN keyword options; unknown
@@ -86,9 +92,11 @@ def split_gmn_config(overrides: dict, family: str = "gmn") -> tuple[dict, dict]:
     samples = family == "gmn_probe"
     defaults = GMN_PROBE_MODEL_DEFAULTS if samples else GMN_MODEL_DEFAULTS
     train_defaults = GMN_PROBE_TRAIN_DEFAULTS if samples else GMN_TRAIN_DEFAULTS
+    every = {} if epochs is None else {"epochs": epochs}
+    own = {} if own_epochs is None else {"epochs": own_epochs}
     return (
         {"function_samples": samples, **defaults, **model},
-        {**train_defaults, **train},
+        {**train_defaults, **every, **train, **own},
     )
 
 

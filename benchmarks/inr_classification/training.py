@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import warnings
 from pathlib import Path
 
@@ -15,8 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Subset, TensorDataset
 
-from gmn.files import IntegrityError
+from gmn.files import IntegrityError, clear_folder
 from gmn.train import TrainConfig, Trainer, load_checkpoint
+from gmn.train.config import describe_changes
 
 from .cache import digests, load_json, load_tensors, save_json, save_tensors, verify_digests
 from .config import GMN_FAMILIES, BenchmarkConfig
@@ -65,35 +65,50 @@ def run_key(family: str, seed: int, config: BenchmarkConfig, data: BenchmarkData
         "family": family,
         "seed": seed,
         "data": data.key,
-        **config.key("epochs", "batch_size", "lr"),
+        "epochs": plan.epochs,
+        **config.key("batch_size", "lr"),
         "architecture": plan.architecture,
     }
     if family in GMN_FAMILIES:
         model_options, train_options = split_gmn_config(config.gmn_config, family)
+        train_options.pop("epochs")  # the run's own epochs are above
         key["gmn_options"] = {**model_options, **train_options}
     return json.loads(json.dumps(key))
 
 
+def _upgraded_key(cached: dict) -> dict:
+    """A run key in today's form. Keys written before ``--epochs`` reached the GMN families
+    held ``--epochs`` at the top and a GMN's own epochs in ``gmn_options`` (``None``: the
+    top one); the run trained the latter, which is today's top ``epochs``."""
+    options = cached.get("gmn_options")
+    if not isinstance(options, dict) or "epochs" not in options:
+        return cached
+    options = dict(options)
+    own = options.pop("epochs")
+    return {**cached, "epochs": cached["epochs"] if own is None else own, "gmn_options": options}
+
+
 def train_family_seed(
     family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig, run_dir: Path
-) -> tuple[dict, dict[str, torch.Tensor]]:
+) -> tuple[dict, dict[str, torch.Tensor], bool]:
     """Train and test one run, or load it when ``run_dir`` already holds it.
 
     Returns:
-        (result, outputs): ``result`` has ``test_accuracy``, ``best_val_accuracy``,
-        ``best_epoch``, ``train_seconds``, ``files`` (sha256 of the outputs and checkpoints)
-        …; ``outputs`` has ``probabilities`` [n_test, C] and ``predictions`` [n_test].
+        (result, outputs, reused): ``result`` has ``test_accuracy``, ``best_val_accuracy``,
+        ``best_epoch``, ``epochs_completed``, ``train_seconds``, ``files`` (sha256 of the
+        outputs and checkpoints) …; ``outputs`` has ``probabilities`` [n_test, C] and
+        ``predictions`` [n_test]; ``reused`` is True when the finished run was read back.
     """
     plan = plan_family(family, data, config)
     key = run_key(family, seed, config, data, plan)
     cached = _cached_run(run_dir, key, config)
     if cached is not None:
-        return cached
+        return (*cached, True)
     try:
-        return _train(family, seed, data, config, run_dir, plan, key)
-    except IntegrityError as err:  # a damaged checkpoint: this run is trained again
+        return (*_train(family, seed, data, config, run_dir, plan, key), False)
+    except IntegrityError as err:  # a damaged or missing checkpoint: this run is trained again
         _discard(run_dir, err, config)
-        return _train(family, seed, data, config, run_dir, plan, key)
+        return (*_train(family, seed, data, config, run_dir, plan, key), False)
 
 
 def _cached_run(run_dir: Path, key: dict, config: BenchmarkConfig):
@@ -103,7 +118,7 @@ def _cached_run(run_dir: Path, key: dict, config: BenchmarkConfig):
         return None
     try:
         result = load_json(run_dir / RESULT)
-        cached = {k: v for k, v in result["key"].items() if k not in RETIRED_KEYS}
+        cached = {k: v for k, v in _upgraded_key(result["key"]).items() if k not in RETIRED_KEYS}
         if cached != key:
             raise ValueError(
                 f"{run_dir} holds a run with other settings ({describe_changes(cached, key)}"
@@ -120,7 +135,7 @@ def _cached_run(run_dir: Path, key: dict, config: BenchmarkConfig):
 def trained_model(family: str, data: BenchmarkData, config: BenchmarkConfig, run_dir: Path,
                   result: dict) -> TrainedModel:
     """The run's tested model, loaded from ``best.pt`` after checking it against the sha256
-    that ``result.json`` lists (and ``checkpoints.json``), with its probed layers and its
+    that ``result.json`` lists (and the hash it carries), with its probed layers and its
     test set (raises ``IntegrityError`` naming a changed file)."""
     plan = plan_family(family, data, config)
     verify_digests(run_dir, {BEST: result["files"][BEST]}, run_dir / RESULT)
@@ -142,27 +157,14 @@ def _discard(run_dir: Path, err: Exception, config: BenchmarkConfig,
         for name in (RESULT, OUTPUTS):
             (run_dir / name).unlink(missing_ok=True)
     else:
-        shutil.rmtree(run_dir)
-
-
-def describe_changes(cached: dict, now: dict, prefix: str = "") -> str:
-    """The settings that differ between two cache keys: ``"epochs: 3 -> 4, …"``."""
-    changes = []
-    for name in sorted(set(cached) | set(now), key=str):
-        old, new = cached.get(name, "(unset)"), now.get(name, "(unset)")
-        if isinstance(old, dict) and isinstance(new, dict):
-            inner = describe_changes(old, new, f"{prefix}{name}.")
-            changes += [inner] if inner else []
-        elif old != new:
-            changes.append(f"{prefix}{name}: {json.dumps(old)[:60]} -> {json.dumps(new)[:60]}")
-    return ", ".join(changes)
+        clear_folder(run_dir)  # a symbolic link to the run folder stays one
 
 
 def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
            run_dir: Path, plan: FamilyPlan, key: dict) -> tuple[dict, dict[str, torch.Tensor]]:
     """Train (or resume) and test one run; store its outputs, then its record."""
     options = {"batch_size": config.batch_size, "lr": config.lr, **plan.train_options}
-    epochs = options.pop("epochs", None) or config.epochs
+    epochs = plan.epochs
     loss_fn = functools.partial(F.cross_entropy,
                                 label_smoothing=options.pop("label_smoothing", 0.0))
     sets = _datasets(data, plan.inputs)
@@ -176,7 +178,9 @@ def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
         monitor="val_accuracy",
         resume=config.resume,
         progress=config.progress,
+        print_summary=False,  # the pipeline prints one line per run
         device=config.device,
+        run_key=key,
         **options,
     )
     trainer = Trainer(

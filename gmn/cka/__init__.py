@@ -16,7 +16,7 @@ Exception: gmn.cka.comparison may import: gmn.probing, gmn.batches.
 - :func:`plot_cka`: heatmap (needs matplotlib).
 - beyond CKA: :func:`procrustes_distance`, :func:`canonical_correlations`, :func:`svcca`,
   :func:`pwcca`, :func:`rsa`, :func:`similarity_matrix`; :func:`adjust_p_values` (Holm,
-  Benjamini–Hochberg).
+  Benjamini–Hochberg), :func:`smallest_adjusted_p`.
 
 >>> import torch, gmn.cka
 >>> x = torch.randn(100, 10, generator=torch.Generator().manual_seed(0))
@@ -27,7 +27,7 @@ Exception: gmn.cka.comparison may import: gmn.probing, gmn.batches.
 from .accumulator import CKAAccumulator
 from .cca import canonical_correlations, mean_cca, pwcca, svcca
 from .comparison import compare
-from .correction import adjust_p_values
+from .correction import adjust_p_values, smallest_adjusted_p
 from .estimators import cka, linear_cka, rbf_cka
 from .grid import CKAGrid
 from .layer import Estimator
@@ -67,5 +67,6 @@ __all__ = [
     "rbf_cka",
     "rsa",
     "similarity_matrix",
+    "smallest_adjusted_p",
     "svcca",
 ]

@@ -10,6 +10,8 @@ canonical variate of X in sample space, ``x_j`` X's columns). CCA needs ``n`` we
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 
@@ -40,9 +42,27 @@ def _prepared(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
 
 def canonical_correlations(x: Tensor, y: Tensor, *, keep: float | None = None) -> Tensor:
     """``ρ`` ``[min(rank x, rank y)]`` in decreasing order (float64); ``keep``: SVD
-    reduction to that fraction of each side's variance first."""
+    reduction to that fraction of each side's variance first. Warns when the two bases
+    span more than the ``n - 1`` dimensions of the centred samples: then some correlations
+    are 1 by construction, whatever the representations."""
     fx, fy = _prepared(x, y)
-    return torch.linalg.svdvals(_basis(fx, keep).T @ _basis(fy, keep)).clamp(0, 1)
+    ux, uy = _basis(fx, keep), _basis(fy, keep)
+    warn_if_forced(ux.shape[1], uy.shape[1], fx.shape[0])
+    return torch.linalg.svdvals(ux.T @ uy).clamp(0, 1)
+
+
+def warn_if_forced(rank_x: int, rank_y: int, n: int) -> None:
+    """Warn when bases of ranks ``rank_x``, ``rank_y`` over ``n`` centred samples must share
+    directions (``rank_x + rank_y > n - 1``): those canonical correlations are 1."""
+    forced = rank_x + rank_y - (n - 1)
+    if forced > 0:
+        warnings.warn(
+            f"canonical correlations of {n} samples with ranks {rank_x} and {rank_y}: at "
+            f"least {forced} of {min(rank_x, rank_y)} are 1 by construction (the centred "
+            f"samples span only {n - 1} dimensions); use n well above {rank_x + rank_y}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def mean_cca(x: Tensor, y: Tensor) -> Tensor:
@@ -60,6 +80,7 @@ def pwcca(x: Tensor, y: Tensor) -> Tensor:
     """Projection-weighted CCA (Morcos et al.), weights from ``x``'s neurons (asymmetric)."""
     fx, fy = _prepared(x, y)
     ux, uy = _basis(fx), _basis(fy)
+    warn_if_forced(ux.shape[1], uy.shape[1], fx.shape[0])
     left, rho, _ = torch.linalg.svd(ux.T @ uy, full_matrices=False)
     variates = ux @ left  # [n, k] canonical variates of x, unit norm
     rho = rho.clamp(0, 1)

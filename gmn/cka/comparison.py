@@ -9,7 +9,7 @@ from torch import nn
 
 from .grid import CKAGrid
 from .layer import Estimator
-from .matrix import CKAMatrix
+from .matrix import CKAMatrix, cka_matrix
 from .minibatch import MinibatchGrid
 from .random_features import RandomFourierFeatures
 
@@ -44,6 +44,34 @@ def _batches(loader_a: Iterable, loader_b: Iterable | None):
             shorter = "loader_a" if batch_a is sentinel else "loader_b"
             raise ValueError(f"{shorter} ran out of batches before the other loader")
         yield batch_a, batch_b
+
+
+class FirstSamples:
+    """``on_batch`` hook of :func:`stream` that keeps the states of the first ``limit``
+    samples of both models; :meth:`states` gives ``({state: Tensor[min(limit, n), d]}, …)``
+    for the rows' and the columns' model."""
+
+    def __init__(self, limit: int):
+        self.limit, self.n = limit, 0
+        self.parts: tuple[dict, dict] = ({}, {})
+
+    def __call__(self, rows: dict[str, torch.Tensor], cols: dict[str, torch.Tensor]) -> None:
+        room = self.limit - self.n
+        if room <= 0:
+            return
+        for parts, states in zip(self.parts, (rows, cols)):
+            for name, state in states.items():
+                parts.setdefault(name, []).append(state[:room])
+        self.n += min(room, len(next(iter(rows.values()))))
+
+    def states(self, rows: Sequence[str] | None = None,
+               cols: Sequence[str] | None = None) -> tuple[dict, dict]:
+        """The kept states of ``rows`` and ``cols`` (default: all, as probed), in that order."""
+        kept_rows, kept_cols = self.parts
+        return (
+            {name: torch.cat(kept_rows[name]) for name in (rows or kept_rows)},
+            {name: torch.cat(kept_cols[name]) for name in (cols or kept_cols)},
+        )
 
 
 def stream(
@@ -141,6 +169,8 @@ def compare(
     layers=None,
     debiased: bool = False,
     method: str = "exact",
+    permutations: int = 0,
+    permutation_samples: int = 2000,
     **options,
 ) -> CKAMatrix:
     """Layer × layer CKA between two models over every batch of the loaders, in one pass.
@@ -166,18 +196,46 @@ def compare(
             float32 models at ~the cost of float32 products on a CPU), ``on_batch``
             (``on_batch(rows, cols)`` sees each batch's kept states ``{name: [b, d]}``,
             as probed, before any cast: e.g. to keep a bounded sample for permutation
-            tests), ``rff_features``, ``threshold``, ``seed``, ``all_reduce``
-            (default: when ``torch.distributed`` is initialised, sum over ranks; each rank
-            feeds its own shard), ``group``.
+            tests), ``rff_features``, ``threshold``, ``seed`` (also of the permutations),
+            ``all_reduce`` (default: when ``torch.distributed`` is initialised, sum over
+            ranks; each rank feeds its own shard), ``group``.
+        permutations: with ``method="exact"``, a permutation test of every cell with this
+            many permutations (``cka_matrix``'s), on the states of the first
+            ``permutation_samples`` samples, kept during the same pass (memory grows with
+            that number, not with the data set). 0: no test.
 
     Returns:
         a :class:`CKAMatrix` ``[states of a, states of b]`` with the probed state names,
-        ready for :func:`gmn.cka.plot_cka`, ``save`` and ``CKAMatrix.load``.
+        ready for :func:`gmn.cka.plot_cka`, ``save`` and ``CKAMatrix.load``; with
+        ``permutations``, its ``p_values`` and ``baseline`` (the values stay those of every
+        sample; ``permutation_samples`` says how many samples the test saw).
     """
+    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 0:
+        raise ValueError(f"permutations must be a whole number ≥ 0, got {permutations!r}")
+    if permutations and method != "exact":
+        raise ValueError(f"permutation tests need method='exact', got method={method!r}")
+    if permutations and permutation_samples < 4:  # the debiased estimator's minimum
+        raise ValueError(f"permutation_samples must be ≥ 4, got {permutation_samples}")
+    first = FirstSamples(permutation_samples) if permutations else None
+    if first is not None:
+        on_batch = options.pop("on_batch", None)
+
+        def keep_first(rows: dict, cols: dict) -> None:
+            first(rows, cols)
+            if on_batch is not None:
+                on_batch(rows, cols)
+
+        options["on_batch"] = keep_first
     grid = stream(model_a, model_b, loader_a, loader_b, layers=layers, method=method, **options)
     if method == "minibatch":
         return grid.compute()
     matrix = grid.compute(debiased)
     if method == "rff":
         matrix.estimator = Estimator("rbf", debiased, options.get("threshold", 1.0))
+    if first is not None:
+        tested = cka_matrix(*first.states(matrix.row_names, matrix.col_names),
+                            debiased=debiased, permutations=permutations,
+                            seed=options.get("seed", 0))
+        matrix.p_values, matrix.baseline = tested.p_values, tested.baseline
+        matrix.permutations, matrix.permutation_samples = permutations, first.n
     return matrix

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from .cca import RANK_TOLERANCE
+from .cca import RANK_TOLERANCE, warn_if_forced
 from .hsic import linear_hsic
 from .inputs import as_samples, check_sample_count, finite_column_sums
 from .layer import Estimator
@@ -332,6 +332,9 @@ class CKAGrid:
             for side in SIDES
             for name, sums in layers[side].items()
         }
+        for row in self.names["rows"]:
+            for col in self.names["cols"]:
+                warn_if_forced(whiten["rows", row].shape[1], whiten["cols", col].shape[1], self.n)
         values = torch.tensor(
             [
                 [

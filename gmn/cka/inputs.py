@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 
@@ -57,8 +59,17 @@ def finite_column_sums(x: Tensor, name: str = "x") -> Tensor:
 
 
 def check_sample_count(n: int, debiased: bool) -> None:
-    """Raise if ``n`` samples are too few for the chosen estimator."""
+    """Raise if ``n`` samples are too few for the chosen estimator; warn when the biased
+    estimator's value is decided by ``n`` alone (n = 2: two centred samples span one
+    direction, so every pair of representations has CKA 1)."""
     needed = 4 if debiased else 2
     if n < needed:
         estimator = "the debiased estimator (unbiased HSIC)" if debiased else "CKA"
         raise ValueError(f"{estimator} needs at least {needed} samples, got n={n}")
+    if not debiased and n == 2:
+        warnings.warn(
+            "biased CKA of n=2 samples is 1 for any two representations (two centred samples "
+            "span a single direction); it measures nothing: use more samples",
+            RuntimeWarning,
+            stacklevel=3,
+        )

@@ -20,8 +20,9 @@ class CKAMatrix:
     """CKA between layers: ``values[i, j]`` compares row layer i with column layer j.
 
     values: ``[A, B]`` float64 (differentiable). p_values, baseline: ``[A, B]`` from a
-    permutation test (``permutations > 0``): its p-value and the mean CKA on shuffled
-    rows. ci_low, ci_high: ``[A, B]`` jackknife interval bounds (``confidence`` given).
+    permutation test of ``permutations`` permutations (on ``permutation_samples`` samples,
+    all of them when None): its p-value and the mean CKA on shuffled rows. ci_low, ci_high:
+    ``[A, B]`` jackknife interval bounds (``confidence`` given).
     """
 
     values: Tensor
@@ -33,6 +34,8 @@ class CKAMatrix:
     ci_low: Tensor | None = None
     ci_high: Tensor | None = None
     confidence: float | None = field(default=None)
+    permutations: int | None = None
+    permutation_samples: int | None = None
 
     def __getitem__(self, names: tuple[str, str]) -> float:
         """``matrix["layer_a", "layer_b"]``: one value by layer names."""
@@ -55,15 +58,21 @@ class CKAMatrix:
             "ci_low": plain(self.ci_low),
             "ci_high": plain(self.ci_high),
             "confidence": self.confidence,
+            "permutations": self.permutations,
+            "permutation_samples": self.permutation_samples,
         }
 
-    def adjusted_p_values(self, method: str = "holm") -> Tensor:
+    def adjusted_p_values(self, method: str = "holm", alpha: float = 0.05) -> Tensor:
         """``p_values`` corrected for testing every cell: ``"holm"`` (family-wise error) or
-        ``"bh"`` (Benjamini–Hochberg false discovery rate); see ``correction.py``."""
+        ``"bh"`` (Benjamini–Hochberg false discovery rate); see ``correction.py``. Warns when
+        ``permutations`` are too few for any cell to reach ``alpha`` after the correction."""
         if self.p_values is None:
             raise ValueError("this matrix has no p-values: compute it with permutations > 0")
-        from .correction import adjust_p_values
+        from .correction import adjust_p_values, warn_if_unreachable
 
+        if self.permutations is not None:
+            cells = int((~torch.isnan(torch.as_tensor(self.p_values, dtype=torch.float64))).sum())
+            warn_if_unreachable(self.permutations, cells, method, alpha)
         return adjust_p_values(self.p_values, method)
 
     def save(self, path) -> tuple:
@@ -189,4 +198,5 @@ def cka_matrix(
         ci_low=grid("ci_low") if confidence is not None else None,
         ci_high=grid("ci_high") if confidence is not None else None,
         confidence=confidence,
+        permutations=permutations or None,
     )

@@ -20,7 +20,7 @@ def _paths(path: str | Path) -> tuple[Path, Path]:
 
 def save_matrix(matrix, path: str | Path) -> tuple[Path, Path]:
     """Write ``path.safetensors`` (the ``[A, B]`` tensors) and ``path.json`` (layer names,
-    estimator, confidence and the tensors file's sha256); returns both paths."""
+    estimator, confidence, permutations and the tensors file's sha256); returns both paths."""
     from safetensors.torch import save_file
 
     tensors_path, meta_path = _paths(path)
@@ -43,6 +43,8 @@ def save_matrix(matrix, path: str | Path) -> tuple[Path, Path]:
             "method": est.method,
         },
         "confidence": matrix.confidence,
+        "permutations": matrix.permutations,
+        "permutation_samples": matrix.permutation_samples,
         "tensors": sorted(tensors),
         "sha256": hashlib.sha256(tensors_path.read_bytes()).hexdigest(),
     }
@@ -92,5 +94,7 @@ def load_matrix(path: str | Path):
         col_names=meta["col_names"],
         estimator=Estimator(**meta["estimator"]),
         confidence=meta["confidence"],
+        permutations=meta.get("permutations"),  # absent from files written before it was kept
+        permutation_samples=meta.get("permutation_samples"),
         **{key: tensors.get(key) for key in TENSORS},
     )

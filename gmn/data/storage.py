@@ -1,30 +1,38 @@
 """The on-disk INR dataset: a folder of safetensors shards plus a JSON manifest.
 
 ``shard-00000.safetensors`` … hold stacked parameters ``{state_dict key: Tensor[n, *shape]}``
-of consecutive INRs, with their PSNRs and step counts in the safetensors metadata. Every file
-is written to a temporary name and renamed, so a file with its final name is complete.
-``manifest.json`` (written last) lists the shards with their sha256; loading checks each
-shard's hash the first time it is read and memory-maps it (``safetensors.safe_open``).
+of consecutive INRs, with their PSNRs and step counts in the safetensors metadata, and the
+sha256 of that content (:func:`gmn.files.write_safetensors`): a shard vouches for itself when
+no manifest does. Every file is written to a temporary name and renamed, so a file with its
+final name is complete. ``manifest.json`` (written last) lists the shards with their sha256;
+loading checks each shard's hash the first time it is read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor
 
 from gmn import files
-from gmn.files import CorruptFileError, IntegrityError, atomic_write, sha256, verify_sha256
+from gmn.files import (
+    CorruptFileError,
+    IntegrityError,
+    read_safetensors,
+    read_safetensors_metadata,
+    sha256,
+    verify_sha256,
+    write_safetensors,
+)
 
 MANIFEST = "manifest.json"
 FORMAT = "gmn.inr-dataset"
 FORMAT_VERSION = 1
 __all__ = ["CorruptFileError", "IntegrityError", "ShardStore", "read_manifest", "sha256",
-           "shard_name", "write_json", "write_shard"]
+           "shard_name", "verify_shard", "write_json", "write_shard"]
 
 
 def shard_name(index: int) -> str:
@@ -33,10 +41,17 @@ def shard_name(index: int) -> str:
 
 def write_shard(path, params: dict[str, Tensor], psnr: Tensor, steps: Tensor) -> None:
     """Write one shard (params [n, *shape] per key; psnr, steps [n]) atomically."""
-    # one metadata entry: safetensors writes its metadata map in a random order per process
     metadata = {"gmn": json.dumps({"psnr": psnr.tolist(), "steps": steps.tolist()})}
-    tensors = {k: v.contiguous() for k, v in params.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata))
+    write_safetensors(path, params, metadata)
+
+
+def verify_shard(path) -> None:
+    """Check a shard against the sha256 of its content that it carries (no manifest needed).
+
+    Raises:
+        CorruptFileError, IntegrityError: naming the file (damaged, or carrying no hash).
+    """
+    read_safetensors(path)
 
 
 def read_shard_metadata(path) -> tuple[list[float], list[int], int]:
@@ -45,17 +60,13 @@ def read_shard_metadata(path) -> tuple[list[float], list[int], int]:
     Raises:
         CorruptFileError: the file is not a readable gmn shard (truncated, damaged), naming it.
     """
+    metadata = read_safetensors_metadata(path)
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            count = handle.get_slice(next(iter(handle.keys()))).get_shape()[0]
         fitted = json.loads(metadata["gmn"])
-        return fitted["psnr"], fitted["steps"], count
-    except Exception as err:  # noqa: BLE001 - safetensors raises its own kinds; name the file
-        raise CorruptFileError(
-            f"{path} is not a readable gmn shard ({type(err).__name__}: {err}); it was "
-            "truncated or damaged"
-        ) from err
+        return fitted["psnr"], fitted["steps"], len(fitted["psnr"])
+    except (KeyError, ValueError, TypeError) as err:
+        raise CorruptFileError(f"{path} is not a gmn shard (its 'gmn' metadata is missing or "
+                               f"damaged: {err})") from err
 
 
 def write_json(path, content: dict) -> None:
@@ -98,13 +109,12 @@ class ShardStore:
             path = self.folder / entry["file"]
             if not path.exists():
                 raise FileNotFoundError(f"shard {path} listed in the manifest is missing")
+            data = path.read_bytes()
             if self.verify:
-                verify_sha256(path, entry["sha256"], f"the manifest {self.folder / MANIFEST}")
-            try:
-                with safe_open(str(path), framework="pt") as handle:
-                    self._loaded[index] = {k: handle.get_tensor(k) for k in self.keys}
-            except Exception as err:  # noqa: BLE001 - name the file
-                raise CorruptFileError(f"cannot read shard {path}: {err}") from err
+                verify_sha256(path, entry["sha256"], f"the manifest {self.folder / MANIFEST}",
+                              digest=hashlib.sha256(data).hexdigest())
+            # the manifest's hash vouches for the bytes (shards of older builds carry no own)
+            self._loaded[index], _ = read_safetensors(path, self.keys, data=data, verify=False)
         return self._loaded[index]
 
     def gather(self, indices: Tensor) -> dict[str, Tensor]:

@@ -16,8 +16,9 @@ from gmn.nn.encoders import EdgeEncoder, NodeEncoder
 from gmn.nn.fourier import ScalarFourierFeatures
 from gmn.nn.global_update import GlobalUpdate
 from gmn.nn.layer import GMNLayer
-from gmn.nn.model import GMN, INR_WEIGHTS_ONLY, GMNConfig
+from gmn.nn.model import GMN, GMNConfig
 from gmn.nn.node_update import NodeUpdate
+from gmn.nn.presets import INR_WEIGHTS_ONLY, ZOO_GMN, zoo_gmn_config
 from gmn.nn.readout import POOLINGS, AttentionPooling, Readout
 from gmn.nn.standardize import Standardize
 from gmn.nn.state import GraphState
@@ -27,6 +28,8 @@ __all__ = [
     "GMN",
     "GMNConfig",
     "INR_WEIGHTS_ONLY",
+    "ZOO_GMN",
+    "zoo_gmn_config",
     "GMNLayer",
     "GraphState",
     "GraphContext",

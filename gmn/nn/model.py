@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from types import MappingProxyType
 
 import torch
 from torch import Tensor, nn
@@ -25,7 +24,8 @@ ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU}
 class GMNConfig:
     """Hyper-parameters of :class:`GMN`. The defaults build a model that trains and evaluates
     with no fitting call (``fit_feature_statistics`` is optional: it standardises the input
-    columns). :data:`INR_WEIGHTS_ONLY` is the INR benchmark's weights-only configuration.
+    columns). :data:`gmn.nn.presets.INR_WEIGHTS_ONLY` is the INR benchmark's weights-only
+    configuration.
 
     Attributes:
         out_dim: width of the graph-level output (classes, or regression targets).
@@ -119,32 +119,6 @@ class GMNConfig:
         if unknown:
             raise TypeError(f"unknown GMN option(s) {unknown}; valid options: {valid}")
         return cls(**kwargs)
-
-
-INR_WEIGHTS_ONLY = MappingProxyType({
-    "hidden_dim": 64,
-    "edge_dim": None,
-    "num_layers": 1,
-    "aggregations": ("mean",),
-    "use_global": False,
-    "norm": "layer",
-    "dropout": 0.2,
-    "activation": "silu",
-    "readout": ("output_mean", "node_mean", "edge_mean", "edge_bilinear"),
-    "attention_heads": 4,
-    "bilinear_readout_dim": None,
-    "bilinear_readout_channels": 1,
-    "fourier_frequencies": 0,
-    "fourier_min": 1.0,
-    "fourier_max": 300.0,
-    "edge_message": "bilinear",
-    "rank_embedding": True,
-    "canonical_standardization": True,
-})
-"""The weights-only GMN of the INR benchmark's ``gmn`` family (``docs/accuracy.md``): GMNConfig
-options for ``GMN(out_dim=C, **INR_WEIGHTS_ONLY)``. It reads the canonical positions of
-INRs fitted from one shared initialisation, so call ``fit_feature_statistics`` on training
-graphs before the first forward."""
 
 
 class GMN(nn.Module):
