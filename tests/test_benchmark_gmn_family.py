@@ -49,10 +49,6 @@ def test_defaults_and_overrides():
     assert model == {"function_samples": False}  # gmn: the preset below, no samples
     assert gmn_build_options("gmn", model) == {"function_samples": False, **INR_WEIGHTS_ONLY}
     assert gmn_build_options("gmn", {"hidden_dim": 8})["hidden_dim"] == 8
-    # the preset names every option but the data's sizes
-    data_sizes = {"out_dim", "node_in_dim", "edge_in_dim", "num_node_types", "num_edge_types",
-                  "num_activations", "max_layers", "max_io_positions"}
-    assert set(INR_WEIGHTS_ONLY) == {f for f in GMNConfig.__dataclass_fields__} - data_sizes
     assert (train["lr"], train["weight_decay"], train["shift_pixels"]) == (1e-2, 0.05, 0)
     assert (train["batch_size"], train["epochs"]) == (32, 60)
     assert (train["input_noise"], train["label_smoothing"]) == (0.6, 0.1)
