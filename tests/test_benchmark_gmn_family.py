@@ -11,6 +11,7 @@ from benchmarks.inr_classification.families import plan_family
 from benchmarks.inr_classification.gmn_family import (
     GMN_TRAIN_DEFAULTS,
     gmn_augmentation,
+    gmn_build_options,
     split_gmn_config,
 )
 from benchmarks.inr_classification.training import _upgraded_key, run_key
@@ -43,10 +44,12 @@ def tiny_data(template, params, image_size=(5, 4), train=2) -> BenchmarkData:
 
 
 def test_defaults_and_overrides():
-    from gmn.nn import GMNConfig
+    from gmn.nn import INR_WEIGHTS_ONLY, GMNConfig
 
     model, train = split_gmn_config({})
-    assert model == {"function_samples": False}  # gmn: gmn.nn.GMN's own defaults, no samples
+    assert model == {"function_samples": False}  # gmn: the preset below, no samples
+    assert gmn_build_options("gmn", model) == {"function_samples": False, **INR_WEIGHTS_ONLY}
+    assert gmn_build_options("gmn", {"hidden_dim": 8})["hidden_dim"] == 8
     assert (train["lr"], train["weight_decay"], train["shift_pixels"]) == (1e-2, 0.05, 0)
     assert (train["batch_size"], train["epochs"]) == (32, 60)
     assert (train["input_noise"], train["label_smoothing"]) == (0.6, 0.1)
@@ -59,7 +62,8 @@ def test_defaults_and_overrides():
     assert (probe["hidden_dim"], probe["num_layers"], probe["dropout"]) == (64, 2, 0.2)
     assert (probe["fourier_frequencies"], probe["edge_message"]) == (0, "additive")
     assert (probe["canonical_standardization"], probe["rank_embedding"]) == (False, False)
-    assert GMNConfig().canonical_standardization  # the weights-only default
+    assert INR_WEIGHTS_ONLY["canonical_standardization"]  # the weights-only preset
+    assert not GMNConfig().canonical_standardization  # GMN() needs no fitting call
     model, train = split_gmn_config({"hidden_dim": 16, "lr": 0.01}, "gmn_probe")
     assert (model["function_samples"], model["hidden_dim"], train["lr"]) == (True, 16, 0.01)
     with pytest.raises(ValueError, match="function_samples is decided by the family"):

@@ -121,7 +121,9 @@ def test_random_features_approximate_the_rbf_kernel():
 
     k, l = centred(rbf(states_a)), centred(rbf(states_b))
     exact = (k * l).sum() / np.sqrt((k * k).sum() * (l * l).sum())
-    assert float(approx.values[0, 0]) == pytest.approx(exact, abs=0.02)
+    # measured: error -0.0073 at this seed (n = 256, 8,192 features; exact 0.4742); over seeds
+    # 0-19 mean -0.0022, std 0.0031, |error| <= 0.0092 (docs/cka.md's 0.0013 is at n = 2,000)
+    assert float(approx.values[0, 0]) == pytest.approx(exact, abs=0.01)
     assert approx.label == "biased RBF (threshold 1) CKA"
 
 

@@ -97,6 +97,20 @@ def test_a_multiplication_elsewhere_names_the_module():
         gmn.from_state_dict(nn.Sequential(nn.Linear(2, 3), Doubled(), nn.Linear(3, 1)))
 
 
+@pytest.fixture
+def own_activation_table(monkeypatch):
+    """Registrations inside the test are undone after it (the table is process-global and
+    other modules hold its dictionaries, so they are restored in place)."""
+    monkeypatch.setattr(vocab, "ACTIVATIONS", vocab.ACTIVATIONS)
+    tables = [vocab.ACTIVATION, activations.TABLE, activations._BY_MODULE,
+              activations._BY_FUNCTION]
+    saved = [{k: list(v) if isinstance(v, list) else v for k, v in t.items()} for t in tables]
+    yield
+    for table, before in zip(tables, saved):
+        table.clear()
+        table.update(before)
+
+
 class Snake(nn.Module):
     """x + sin²(a·x)/a, an activation the table does not know."""
 
@@ -108,7 +122,7 @@ class Snake(nn.Module):
         return x + torch.sin(self.a * x) ** 2 / self.a
 
 
-def test_register_activation_for_a_user_module():
+def test_register_activation_for_a_user_module(own_activation_table):
     model = nn.Sequential(nn.Linear(2, 6), Snake(0.5), nn.Linear(6, 1))
     with pytest.raises(gmn.ConversionError, match="Snake"):
         gmn.from_state_dict(model)
@@ -134,3 +148,22 @@ def test_graph_does_not_import_gmn_models():
             "print('gmn.models' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+class Cube(nn.Module):
+    def forward(self, x):
+        return x ** 3
+
+
+def test_what_is_built_after_register_activation_knows_it(own_activation_table):
+    from gmn.graph.signs import sample_signs
+    from gmn.nn import GMN
+
+    gmn.register_activation("cube_test", lambda z, a: z ** 3, modules=(Cube,))
+    model = nn.Sequential(nn.Linear(2, 4), Cube(), nn.Linear(4, 1))
+    graph = gmn.from_state_dict(model)
+    assert int(graph.node_act.max()) == len(vocab.ACTIVATIONS) - 1  # the new, last index
+    assert GMN(out_dim=3)(graph).shape == (1, 3)  # its embedding table has a row for it
+    # cube is odd, but not one of the activations sign flips are declared for: their own error
+    with pytest.raises(ValueError, match=r"activations \['cube_test'\]"):
+        sample_signs(gmn.GraphTemplate.from_module(model), 2)

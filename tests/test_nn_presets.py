@@ -1,5 +1,6 @@
-"""The zoo GMN preset is a library configuration: the one docs/zoo.md measured, the one the
-generalization benchmark builds, and a change of GMNConfig's defaults does not move it."""
+"""The GMN presets are library configurations: the zoo preset is the one docs/zoo.md measured
+and the generalization benchmark builds, and a change of GMNConfig's defaults moves neither it
+nor the INR benchmark's weights-only preset."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import dataclasses
 import pytest
 
 import benchmarks.generalization.methods as methods
-from gmn.nn import GMN, ZOO_GMN, GMNConfig, zoo_gmn_config
+from gmn.nn import GMN, INR_WEIGHTS_ONLY, ZOO_GMN, GMNConfig, zoo_gmn_config
 
 # the configuration measured in docs/zoo.md (commit 5a8dea1), written out in full
 MEASURED = dict(out_dim=1, hidden_dim=32, num_layers=2, dropout=0.0, fourier_frequencies=16,
@@ -38,3 +39,12 @@ def test_every_field_that_decides_the_model_is_pinned():
             "bilinear_readout_dim", "bilinear_readout_channels"}  # derived, data, or unused
     fields = {f.name for f in dataclasses.fields(GMNConfig)}
     assert fields - free <= set(ZOO_GMN), sorted(fields - free - set(ZOO_GMN))
+
+
+def test_the_weights_only_preset_pins_every_option_but_the_data_sizes():
+    data_sizes = {"out_dim", "node_in_dim", "edge_in_dim", "num_node_types", "num_edge_types",
+                  "num_activations", "max_layers", "max_io_positions"}
+    assert set(INR_WEIGHTS_ONLY) == {f.name for f in dataclasses.fields(GMNConfig)} - data_sizes
+    assert INR_WEIGHTS_ONLY["canonical_standardization"]  # unlike GMNConfig's defaults
+    with pytest.raises(TypeError):
+        INR_WEIGHTS_ONLY["hidden_dim"] = 8  # read-only: copy it to change it

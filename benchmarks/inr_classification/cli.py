@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         default={},
         metavar="JSON",
         help="options of every GMN family as a JSON object or a .json file: keys of "
-        "gmn.nn.GMNConfig configure the model (gmn, gmn_noaug: GMNConfig's defaults; "
+        "gmn.nn.GMNConfig configure the model (gmn, gmn_noaug: gmn.nn.INR_WEIGHTS_ONLY; "
         "gmn_probe: its own, see docs/benchmark.md); lr, weight_decay, batch_size, epochs, "
         "warmup_fraction, shift_pixels, input_noise, label_smoothing its training. "
         "Function samples are decided by the family (gmn_probe), not here",

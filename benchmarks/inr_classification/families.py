@@ -23,7 +23,12 @@ from gmn.nn.params_to_gmn import BUILD_OPTIONS, build_gmn
 
 from .config import DEFAULT_EPOCHS, IMAGE_FAMILIES, BenchmarkConfig
 from .data import BenchmarkData
-from .gmn_family import OPTIONAL_TRAIN_OPTIONS, gmn_augmentation, split_gmn_config
+from .gmn_family import (
+    OPTIONAL_TRAIN_OPTIONS,
+    gmn_augmentation,
+    gmn_build_options,
+    split_gmn_config,
+)
 
 
 @dataclass
@@ -94,6 +99,7 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
     model_options, train_options = split_gmn_config(
         config.gmn_config, family, config.epochs, config.family_epochs.get(family))
     epochs = train_options.pop("epochs")
+    model_options = gmn_build_options(family, model_options)
     raw_affine = (data.param_scale, data.param_shift)
     transform = gmn_augmentation(
         data.template, shape[1:], train_options.pop("shift_pixels"), family != "gmn_noaug",

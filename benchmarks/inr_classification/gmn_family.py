@@ -4,13 +4,13 @@ A GMN reads a batch of flat INR parameter vectors [B, P] (``gmn.nn.params_to_gmn
 ``build_gmn``, ``ParamsToGraph`` turns them into a batch of parameter graphs), so the GMN
 and the weight-space MLP share one dataset and one augmentation.
 
-``gmn`` and ``gmn_noaug`` read the parameter graph alone, with :class:`gmn.nn.GMN`'s own
-defaults (the best weights-only configuration, ``docs/accuracy.md``). ``gmn_probe`` also
-gets **function samples**: each neuron's values at the H×W pixel-centre coordinates the INRs
-were fitted on (the query points, ``gmn.models.siren.image_grid``), appended to the node
-features ``x`` by ``gmn.graph.neuron_activations``: K = H·W extra columns. They are computed
-from the parameters and permute with the hidden neurons (the GMN stays permutation
-invariant), but the output neuron's function samples are the image itself.
+``gmn`` and ``gmn_noaug`` read the parameter graph alone, with the preset
+:data:`gmn.nn.INR_WEIGHTS_ONLY` (the best weights-only configuration, ``docs/accuracy.md``).
+``gmn_probe`` also gets **function samples**: each neuron's values at the H×W pixel-centre
+coordinates the INRs were fitted on (the query points, ``gmn.models.siren.image_grid``),
+appended to the node features ``x`` by ``gmn.graph.neuron_activations``: K = H·W extra
+columns. They are computed from the parameters and permute with the hidden neurons (the GMN
+stays permutation invariant), but the output neuron's function samples are the image itself.
 
 GMN families train with weight-space augmentation (:func:`gmn_augmentation`): every INR of a
 training batch is moved by up to ``shift_pixels`` whole pixels (its first-layer bias, see
@@ -39,10 +39,11 @@ from gmn.data.augment import (
     RandomSignFlip,
 )
 from gmn.graph.weights import Weights
+from gmn.nn import INR_WEIGHTS_ONLY
 
 from .config import DEFAULT_EPOCHS, WEIGHTS_ONLY_GMN_EPOCHS
 
-GMN_MODEL_DEFAULTS = {}  # the weights-only GMN: gmn.nn.GMNConfig's defaults
+GMN_MODEL_DEFAULTS = {}  # over the preset gmn.nn.INR_WEIGHTS_ONLY (gmn_build_options)
 GMN_PROBE_MODEL_DEFAULTS = {  # the function-sample GMN as measured before the weights-only one
     "hidden_dim": 64,
     "num_layers": 2,
@@ -108,6 +109,16 @@ def split_gmn_config(overrides: dict, family: str = "gmn", epochs: int | None = 
         {"function_samples": samples, **defaults, **model},
         {**train_defaults, **every, **train, **own},
     )
+
+
+def gmn_build_options(family: str, model_options: dict) -> dict:
+    """What ``build_gmn`` gets: ``model_options`` (:func:`split_gmn_config`'s) over the preset
+    :data:`gmn.nn.INR_WEIGHTS_ONLY` for ``gmn``/``gmn_noaug`` (``gmn_probe``'s own defaults
+    are all in ``GMN_PROBE_MODEL_DEFAULTS``). The run's key holds the preset through the
+    resolved architecture, and ``model_options`` without it, as before the preset had a name,
+    so runs cached then are reused."""
+    preset = {} if family == "gmn_probe" else INR_WEIGHTS_ONLY
+    return {**preset, **model_options}
 
 
 def gmn_augmentation(template, image_size: tuple[int, int], shift_pixels: int | str,

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from . import vocab
 from .permutation import neuron_classes
 from .template import GraphTemplate
-from .vocab import ACTIVATIONS, NODE_TYPES
 from .weights import Weights
 
 ODD_ACTIVATIONS = ("identity", "tanh", "sine")
@@ -36,8 +36,10 @@ def _check_flippable(template: GraphTemplate, gid: int) -> None:
     start, size = template.groups[gid]
     kinds = template.structure["node_type"][start:start + size].unique().tolist()
     acts = template.structure["node_act"][start:start + size].unique().tolist()
-    bad_kinds = [NODE_TYPES[k] for k in kinds if NODE_TYPES[k] not in FLIPPABLE_NODE_TYPES]
-    bad_acts = [ACTIVATIONS[a] for a in acts if ACTIVATIONS[a] not in ODD_ACTIVATIONS]
+    bad_kinds = [vocab.NODE_TYPES[k] for k in kinds
+                 if vocab.NODE_TYPES[k] not in FLIPPABLE_NODE_TYPES]
+    names = [vocab.ACTIVATIONS[a] for a in acts]  # read now: registrations extend it
+    bad_acts = [name for name in names if name not in ODD_ACTIVATIONS]
     if bad_kinds or bad_acts:
         raise ValueError(
             f"sign flips keep the function only for hidden neurons of {FLIPPABLE_NODE_TYPES} "

@@ -4,7 +4,9 @@ Owns the metanetwork blocks; reads graphs through the ``gmn.graph`` contract.
 May import: gmn.graph, gmn.scatter, gmn.models (the SIREN pixel grid of function samples).
 
 Compose your own metanetwork from the encoders, :class:`EdgeUpdate`, :class:`NodeUpdate`,
-:class:`GlobalUpdate`, :class:`GMNLayer` and :class:`Readout`, or use :class:`GMN`.
+:class:`GlobalUpdate`, :class:`GMNLayer` and :class:`Readout`, or use :class:`GMN` (its
+defaults need no fitting call; ``GMN(out_dim=C, **INR_WEIGHTS_ONLY)`` is the INR benchmark's
+weights-only model).
 """
 
 from gmn.nn.canonical import CanonicalStandardize
@@ -16,7 +18,7 @@ from gmn.nn.global_update import GlobalUpdate
 from gmn.nn.layer import GMNLayer
 from gmn.nn.model import GMN, GMNConfig
 from gmn.nn.node_update import NodeUpdate
-from gmn.nn.presets import ZOO_GMN, zoo_gmn_config
+from gmn.nn.presets import INR_WEIGHTS_ONLY, ZOO_GMN, zoo_gmn_config
 from gmn.nn.readout import POOLINGS, AttentionPooling, Readout
 from gmn.nn.standardize import Standardize
 from gmn.nn.state import GraphState
@@ -25,6 +27,7 @@ __all__ = [
     "CanonicalStandardize",
     "GMN",
     "GMNConfig",
+    "INR_WEIGHTS_ONLY",
     "ZOO_GMN",
     "zoo_gmn_config",
     "GMNLayer",

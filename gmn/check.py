@@ -1,13 +1,21 @@
-"""Correctness of gmn on an accelerator, measured against the CPU.
+"""`python -m gmn.check`: does gmn compute the right numbers on this machine's accelerator?
 
-    python -m tests.cuda_checks --device cuda [--out checks.json]
+May import: gmn.graph, gmn.nn, gmn.scatter, gmn.cka, gmn.data, gmn.models, gmn.train, gmn.probing.
+
+    python -m gmn.check                 # on CUDA when it is available, else the CPU
+    python -m gmn.check --device cuda:1 --out checks.json
+    python -m gmn.check --only gmn_forward_backward trainer
 
 Every check runs the same seeded computation on the CPU and on ``--device`` and prints one
-line, ``PASS|FAIL name: measured numbers (tolerance)``. A check that raises is a FAIL with
-the exception text; the other checks still run. The exit status is 1 when any check fails.
-``--device cpu`` compares the CPU with itself (a smoke test of this script). fp32
-comparisons run with TF32 off (``allow_tf32 = False``): TF32 rounds matmul inputs to 10
-mantissa bits, far beyond the 1e-4 tolerances here.
+line, ``PASS|FAIL name: measured numbers (tolerance)``: scatter, graph round trips, GMN
+forward/backward (the canonical features included), permutation invariance and bf16, probes,
+function samples, CKA, INR fitting, the trainer in fp32/bf16/fp16 with a kill and resume,
+and weight-space augmentations. A check that raises is a FAIL with the exception text; the
+others still run. The last lines say what works and what does not; the exit status is 1
+when any check fails, 2 when the device asked for is not there. Without CUDA (a CPU-only
+torch, or no GPU visible) it says so and compares the CPU with itself, which checks the
+checks. fp32 comparisons run with TF32 off (``allow_tf32 = False``): TF32 rounds matmul
+inputs to 10 mantissa bits, far beyond the 1e-4 tolerances here.
 """
 
 from __future__ import annotations
@@ -30,9 +38,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import gmn
-from gmn.graph.permutation import permute
-from gmn.graph.weights import Weights
-from gmn.scatter import BACKEND, scatter
 
 CPU = torch.device("cpu")
 
@@ -75,9 +80,10 @@ def _siren_template(hidden=(32, 32)):
     return gmn.GraphTemplate.from_module(Siren(2, hidden, 1))
 
 
-def _siren_params(n: int, seed: int = 0) -> tuple[gmn.GraphTemplate, Tensor]:
+def siren_params(n: int, seed: int = 0) -> tuple[gmn.GraphTemplate, Tensor]:
     """The SIREN 2→32→32→1 template and [n, P] realistic initialisations (CPU)."""
     from gmn.data.batched_siren import init_params
+    from gmn.graph import Weights
     from gmn.models.siren import SirenLayout
 
     template = _siren_template()
@@ -92,14 +98,17 @@ def _small_cnn() -> nn.Module:
 
 
 def _gmn(seed: int = 0, **overrides) -> nn.Module:
+    """A GMN with canonical features (fit it before its first forward)."""
     torch.manual_seed(seed)
     options = dict(out_dim=10, hidden_dim=32, num_layers=2, use_global=True,
-                   aggregations=("mean", "max"))
+                   aggregations=("mean", "max"), canonical_standardization=True)
     return gmn.nn.GMN(**{**options, **overrides}).eval()
 
 
 # ----------------------------------------------------------------------------- checks
 def check_scatter(device: torch.device) -> Report:
+    from gmn.scatter import scatter
+
     r = Report()
     g = torch.Generator().manual_seed(0)
     src = torch.randn(2000, 16, generator=g)
@@ -115,8 +124,10 @@ def check_scatter(device: torch.device) -> Report:
 
 
 def check_graph_roundtrip(device: torch.device) -> Report:
+    from gmn.graph import Weights
+
     r = Report()
-    template, flat = _siren_params(64)
+    template, flat = siren_params(64)
     y = torch.arange(64) % 10
     want = template.batch(flat, y=y)
     batch = template.batch(flat.to(device), y=y.to(device))
@@ -164,7 +175,7 @@ def _compare_gmn(r: Report, name: str, model: nn.Module, batch, device: torch.de
 
 def check_gmn_forward_backward(device: torch.device) -> Report:
     r = Report()
-    template, flat = _siren_params(32)
+    template, flat = siren_params(32)
     batch = template.batch(flat, y=torch.arange(32) % 10)
     _compare_gmn(r, "siren", _gmn(), batch, device)
     cnn = _small_cnn()
@@ -179,8 +190,10 @@ def check_gmn_forward_backward(device: torch.device) -> Report:
 
 
 def check_gmn_invariance_and_bf16(device: torch.device) -> Report:
+    from gmn.graph import Weights, permute
+
     r = Report()
-    template, flat = _siren_params(32)
+    template, flat = siren_params(32)
     batch = template.batch(flat.to(device), y=(torch.arange(32) % 10).to(device))
     model = _gmn()
     model.fit_feature_statistics(template.batch(flat))
@@ -201,9 +214,10 @@ def check_gmn_invariance_and_bf16(device: torch.device) -> Report:
 
 def check_probe(device: torch.device) -> Report:
     r = Report()
-    template, flat = _siren_params(16)
+    template, flat = siren_params(16)
     batch = template.batch(flat)
     model = _gmn(readout=("node_mean", "global"))
+    model.fit_feature_statistics(batch)
     with gmn.probe(model) as p:
         want = p.run(batch)
     on_device = copy.deepcopy(model).to(device)
@@ -221,11 +235,12 @@ def check_probe(device: torch.device) -> Report:
 
 
 def check_neuron_activations(device: torch.device) -> Report:
+    from gmn.graph import Weights
     from gmn.graph.neuron_activations import neuron_activations, with_neuron_activations
     from gmn.models.siren import image_grid
 
     r = Report()
-    template, flat = _siren_params(16)
+    template, flat = siren_params(16)
     points = image_grid(7, 7)
     want = neuron_activations(Weights(template, flat), points)
     got = neuron_activations(Weights(template, flat.to(device)), points)
@@ -302,7 +317,7 @@ def _graph_classifier(template) -> nn.Module:
 
     graph = ParamsToGraph(template)
     model = _gmn(out_dim=4, hidden_dim=16, num_layers=1)
-    model.fit_feature_statistics(graph(_siren_params(56)[1]))  # the check's training INRs
+    model.fit_feature_statistics(graph(siren_params(56)[1]))  # the check's training INRs
     return nn.Sequential(graph, model)
 
 
@@ -315,10 +330,11 @@ def check_trainer(device: torch.device) -> Report:
     checkpoint, which must end with the full run's weights (cuda: up to atomics' rounding)."""
     from torch.utils.data import TensorDataset
 
+    from gmn.graph import Weights, permute
     from gmn.train import TrainConfig, Trainer, load_checkpoint
 
     r = Report()
-    template, flat = _siren_params(56)
+    template, flat = siren_params(56)
     labels = torch.arange(56) % 4
     data = [TensorDataset(flat[a:b], labels[a:b]) for a, b in ((0, 32), (32, 44), (44, 56))]
 
@@ -371,11 +387,12 @@ def check_trainer(device: torch.device) -> Report:
 
 def check_augment(device: torch.device) -> Report:
     from gmn.data import augment
+    from gmn.graph import Weights, permute
     from gmn.graph.neuron_activations import network_outputs
     from gmn.models.siren import image_grid
 
     r = Report()
-    template, flat = _siren_params(16)
+    template, flat = siren_params(16)
     params = Weights(template, flat)
     transforms = {
         "permutation": augment.RandomPermutation(),
@@ -405,22 +422,7 @@ def check_augment(device: torch.device) -> Report:
     r.true("permute [N,P] on device", moved.device.type == device.type)
     want = permute(Weights(template, flat), torch.Generator().manual_seed(5)).params
     r.close("permute [N,P] == cpu", moved, want, 0.0)
-    _check_benchmark_augmentation(r, template, flat, device)
     return r
-
-
-def _check_benchmark_augmentation(r: Report, template, flat: Tensor, device) -> None:
-    """The benchmark GMN's shift + permutation of standardised [N, P] parameters on the
-    device, with the standardisation statistics and the generator left on the CPU."""
-    from benchmarks.inr_classification.gmn_family import gmn_augmentation
-
-    scale, offset = torch.linspace(0.5, 2.0, flat.shape[1]), torch.full((flat.shape[1],), 0.1)
-    transform = gmn_augmentation(template, (28, 28), 1, True, (scale, offset))
-    labels = torch.arange(len(flat))
-    want, _ = transform((flat, labels), torch.Generator().manual_seed(6))
-    got, _ = transform((flat.to(device), labels.to(device)), torch.Generator().manual_seed(6))
-    r.true("benchmark augmentation on device", got.device.type == device.type)
-    r.close("benchmark augmentation == cpu", got, want, 1e-5, relative=True)
 
 
 CHECKS: list[tuple[str, Callable[[torch.device], Report]]] = [
@@ -466,15 +468,39 @@ def run_checks(checks, device: torch.device) -> list[dict]:
     return results
 
 
-def main(argv=None, checks=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+def cuda_status() -> str | None:
+    """None when CUDA can be used, else why not (a sentence)."""
+    if torch.cuda.is_available():
+        return None
+    if torch.version.cuda is None:
+        return f"CUDA is not available: this torch ({torch.__version__}) is built for the CPU only"
+    return (f"CUDA is not available: torch {torch.__version__} (CUDA {torch.version.cuda}) "
+            "sees no GPU")
+
+
+def main(argv=None, checks=None, prog: str = "python -m gmn.check") -> int:
+    """Run the checks (``checks``: ``[(name, check)]``, default :data:`CHECKS`); the exit
+    status: 0 all passed, 1 some failed, 2 the device asked for is not there."""
+    checks = CHECKS if checks is None else checks
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Does gmn compute the right numbers on this device? Each check compares "
+        "it with the CPU.")
+    parser.add_argument("--device", help="cuda, cuda:1, cpu, ... (default: cuda when "
+                        "available, else cpu)")
     parser.add_argument("--out", help="write every result to this JSON file")
-    parser.add_argument("--only", nargs="*", choices=[name for name, _ in CHECKS],
+    parser.add_argument("--only", nargs="*", choices=[name for name, _ in checks],
                         help="run only these checks")
     args = parser.parse_args(argv)
+    unavailable = cuda_status()
+    if args.device is None:
+        args.device = "cpu" if unavailable else "cuda"
+        if unavailable:
+            print(f"{unavailable}; checking the CPU against itself (--device cpu)", flush=True)
     device = torch.device(args.device)
-    checks = CHECKS if checks is None else checks
+    if device.type == "cuda" and unavailable:
+        print(f"{unavailable}; run with --device cpu to check the CPU", file=sys.stderr)
+        return 2
     if args.only:
         checks = [(n, c) for n, c in checks if n in args.only]
     tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
@@ -486,6 +512,8 @@ def main(argv=None, checks=None) -> int:
 
 
 def _run_and_report(checks, device: torch.device, out: str | None) -> int:
+    from gmn.scatter import BACKEND
+
     environment = dict(device=str(device), torch=torch.__version__,
                        cuda=torch.version.cuda, backend=BACKEND,
                        gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None)
@@ -493,9 +521,12 @@ def _run_and_report(checks, device: torch.device, out: str | None) -> int:
     start = time.perf_counter()
     results = run_checks(checks, device)
     failed = [r["name"] for r in results if not r["passed"]]
+    works = [r["name"] for r in results if r["passed"]]
     total = time.perf_counter() - start
-    print(f"{len(results) - len(failed)}/{len(results)} passed in {total:.1f} s"
-          + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
+    print(f"{len(works)}/{len(results)} checks passed on {device} in {total:.1f} s", flush=True)
+    print(f"works: {', '.join(works) or 'nothing'}", flush=True)
+    if failed:
+        print(f"does not work: {', '.join(failed)} (the FAIL lines above say how)", flush=True)
     if out:
         Path(out).write_text(json.dumps(dict(environment=environment, seconds=total,
                                                   checks=results), indent=2, default=str))
