@@ -154,7 +154,7 @@ def canonicalize_signs(weights: Weights) -> Weights:
     n = params.shape[0]
     bias = params[:, bias_index]  # [N, H]
     omega = template.act_arg[node].to(params)
-    is_sine = torch.tensor([ACTIVATIONS[a] == "sine" for a in
+    is_sine = torch.tensor([vocab.ACTIVATIONS[a] == "sine" for a in
                             template.structure["node_act"][node].tolist()], dtype=torch.bool,
                            device=params.device)
     phase = omega * bias
