@@ -18,7 +18,9 @@ from tests.test_graph_template import assert_batches_equal
 
 MODULES = [nn.ReLU(), nn.LeakyReLU(0.0), nn.LeakyReLU(0.3), nn.GELU(), nn.GELU("tanh"),
            nn.Tanh(), nn.Sigmoid(), nn.SiLU(), nn.ELU(0.7), nn.Softplus(beta=2.5), nn.Hardswish(),
-           nn.Hardsigmoid(), nn.Mish(), nn.ReLU6()]
+           nn.Hardsigmoid(), nn.Mish(), nn.ReLU6(), nn.SELU(), nn.Softsign(), nn.CELU(0.6),
+           nn.RReLU(0.1, 0.3).eval(), nn.LogSigmoid(), nn.Tanhshrink(), nn.Softshrink(0.3),
+           nn.Hardshrink(0.4)]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=repr)
@@ -88,13 +90,25 @@ def test_multiplication_by_a_constant_before_sin_keeps_w0():
         torch.testing.assert_close(gmn.graph.execute(graph, x), model(x))
 
 
-def test_a_multiplication_elsewhere_names_the_module():
+def test_a_multiplication_elsewhere_is_a_scale_node_and_a_division_names_the_module():
     class Doubled(nn.Module):
         def forward(self, x):
             return 2.0 * torch.relu(x)
 
-    with pytest.raises(gmn.ConversionError, match=r"in module '1' \(Doubled\)"):
-        gmn.from_state_dict(nn.Sequential(nn.Linear(2, 3), Doubled(), nn.Linear(3, 1)))
+    model = nn.Sequential(nn.Linear(2, 3), Doubled(), nn.Linear(3, 1))
+    graph = gmn.from_state_dict(model)
+    scale = graph.edge_type == vocab.EDGE_TYPE["scale"]
+    assert int(scale.sum()) == 3 and bool((graph.edge_attr[scale, 0] == 2.0).all())
+    x = torch.randn(5, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(gmn.graph.execute(graph, x), model(x))
+
+    class Ratio(nn.Module):
+        def forward(self, x):
+            return x / torch.relu(x)
+
+    with pytest.raises(gmn.ConversionError, match=r"division.*in module '1' \(Ratio\)"):
+        gmn.from_state_dict(nn.Sequential(nn.Linear(2, 3), Ratio(), nn.Linear(3, 1)))
 
 
 class Snake(nn.Module):

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .builder import Axis, GraphBuilder, NeuronGroup, Value
-from .converters import convert_conv, self_attention
+from .converters import Weight, convert_conv, self_attention
 from .errors import ConversionError
+from .shapes import prepend_tokens
 from .registry import register_named_converter
 
 
@@ -64,11 +65,6 @@ def _vit_for_classification(m: nn.Module, pixel_values, *args, **kwargs):
     return m.classifier(m.vit(pixel_values)[:, 0, :])  # the class token's features
 
 
-def prepend_token(x: Tensor) -> Tensor:
-    """[B, T, D] → [B, T + 1, D], a zero token first (where ViT puts its class token)."""
-    return F.pad(x, (0, 0, 1, 0))
-
-
 def convert_vit_embeddings(builder: GraphBuilder, path: str, module: nn.Module, value: Value
                            ) -> Value:
     """``ViTEmbeddings``: the patch projection (a strided conv) gives tokens [B, T, D]; the
@@ -78,11 +74,11 @@ def convert_vit_embeddings(builder: GraphBuilder, path: str, module: nn.Module, 
     patches = convert_conv(builder, f"{path}.patch_embeddings.projection", projection, value)
     dim, length = projection.out_channels, module.position_embeddings.shape[1]
     out = builder.new_group(dim, "sum", patches.group.layer + 1)
-    reads = ((torch.flatten, (2,), {}), (torch.transpose, (1, 2), {}), (prepend_token, (), {}))
+    reads = ((torch.flatten, (2,), {}), (torch.transpose, (1, 2), {}), (prepend_tokens, (1,), {}))
     builder.identity(patches.group, out, "identity", reads=reads)
     for name, count in (("cls_token", 1), ("position_embeddings", length)):
         tokens = builder.new_group(count, "token", 0)
-        tokens.onehot = length
+        tokens.token = True
         weight = builder.param(f"{path}.{name}", (None, None, Axis(out.gid)))  # [1, count, D]
         builder.connect(tokens, out, weight[0].T.reshape(dim, count, 1, 1), "token_embedding")
     out.stage = "sum"
@@ -105,8 +101,9 @@ def convert_vit_attention(builder: GraphBuilder, path: str, module: nn.Module, v
             builder.param(f"{n}.bias", (Axis(g.gid),)) for n, g in zip(names, qkv)]
         return weights, biases
 
+    bias = Weight(f"{path}.o_proj.bias") if module.o_proj.bias is not None else None
     out = self_attention(builder, path, value, embed, module.num_attention_heads, True, project,
-                         f"{path}.o_proj", module.o_proj)
+                         Weight(f"{path}.o_proj.weight"), bias)
     return out, None
 
 

@@ -101,12 +101,13 @@ class GraphTemplate:
             placed = {k: v.to(device) for k, v in self.structure.items()}
             placed["constants"] = placed["constants"].to(dtype)
             placed["node_act_arg"] = self.act_arg.to(device, dtype)
+            placed["node_spec"] = placed["node_spec"].to(dtype)
             placed["x_index"] = self.structure["x_src"].reshape(-1).to(device)
             placed["edge_attr_index"] = self.structure["edge_src"].reshape(-1).to(device)
             static = {k: placed[k] for k in NODE_INDEX_FIELDS + EDGE_INDEX_FIELDS}
             self._prototypes[key] = ParameterGraph(
                 edge_index=placed["edge_index"], node_act_arg=placed["node_act_arg"],
-                template=self, **static)
+                node_spec=placed["node_spec"], template=self, **static)
             self._placed[key] = placed
         return self._placed[key]
 
@@ -141,7 +142,8 @@ class GraphTemplate:
         builder = GraphBuilder(keys, [state[k].shape for k in keys])
         inputs, outputs = trace_into(builder, model, concrete_args)
         structure = builder.finish(encoding, outputs, inputs)
-        fixed = {inputs.gid, outputs.gid} | {g.gid for g in builder.groups if g.onehot}
+        fixed = {inputs.gid, outputs.gid} | {g.gid for g in builder.groups if g.token} | (
+            builder.fixed)
         return cls(builder, structure, keys, dtypes, int_entries, list(state), encoding, fixed)
 
     # --- parameter vectors ----------------------------------------------------------------
@@ -311,10 +313,12 @@ class GraphTemplate:
         node_offsets = graphs * self.num_nodes
         fields = {k: s[k].repeat(n) for k in NODE_INDEX_FIELDS + EDGE_INDEX_FIELDS}
         fields["node_act_arg"] = s["node_act_arg"].repeat(n)
+        fields["node_spec"] = s["node_spec"].repeat(n, 1)
         fields["edge_index"] = (s["edge_index"].unsqueeze(1)
                                 + node_offsets.view(1, n, 1)).reshape(2, -1)
         counts = {"x": self.num_nodes, "edge_index": self.num_edges, "template": 1,
-                  "edge_attr": self.num_edges, "node_act_arg": self.num_nodes}
+                  "edge_attr": self.num_edges, "node_act_arg": self.num_nodes,
+                  "node_spec": self.num_nodes}
         counts.update({k: self.num_nodes for k in NODE_INDEX_FIELDS})
         counts.update({k: self.num_edges for k in EDGE_INDEX_FIELDS})
         ends = torch.arange(n + 1, device=device)
