@@ -212,6 +212,8 @@ class ShapeOps:
 
     def local_pool(self, value: Value, function, args: tuple, kwargs: dict, node: fx.Node
                    ) -> Value:
+        if _raw_input(value):
+            return self.shaped(value, (function, tuple(args), dict(kwargs)))
         if not value.spatial or value.channels_last:
             raise ConversionError(f"{_name(function)} {self.describe(node)} reads features or a "
                                   "channels-last map, not a map [B, C, *S]")
@@ -230,6 +232,8 @@ class ShapeOps:
     def pad(self, value: Value, pads, mode: str, fill, node: fx.Node) -> Value:
         """``F.pad`` / a pad module over the spatial dimensions of a map [B, C, *S]."""
         pads = tuple(int(p) for p in pads)
+        if _raw_input(value):  # its layout is known once a layer reads it
+            return self.shaped(value, (F.pad, (pads,), {"mode": mode, "value": fill}))
         if not value.spatial or value.channels_last or len(pads) > 2 * value.spatial:
             raise ConversionError(f"padding {self.describe(node)} by {pads} is only supported "
                                   "over the spatial dimensions of a map [B, C, *S]")
@@ -237,6 +241,8 @@ class ShapeOps:
 
     def upsample(self, value: Value, kwargs: dict, node: fx.Node) -> Value:
         """``F.interpolate`` / ``nn.Upsample`` of a map, replayed as it is."""
+        if _raw_input(value):
+            return self.shaped(value, (F.interpolate, (), kwargs))
         if not value.spatial or value.channels_last:
             raise ConversionError(f"interpolation {self.describe(node)} reads features, not a "
                                   "map [B, C, *S]")
@@ -269,6 +275,11 @@ class ShapeOps:
         return self.shaped(value, (function, (tuple(dims),), {"keepdim": bool(keepdim)}),
                            spatial=0, singleton=value.spatial if keepdim else 0,
                            channels_last=False)
+
+
+def _raw_input(value: Value) -> bool:
+    """The network input before any layer has said what it is (its size and layout)."""
+    return value.group.op == "input" and value.group.size is None
 
 
 def _permutation(key, dims: tuple, rank: int) -> tuple[int, ...] | None:
