@@ -19,14 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 from .builder import Axis, GraphBuilder, NeuronGroup, Value
 from .converters import Weight, convert_conv, self_attention
 from .errors import ConversionError
-from .shapes import prepend_tokens
 from .registry import register_named_converter
+from .shapes import prepend_tokens
 
 
 def _resnet_embeddings(m: nn.Module, pixel_values, *args, **kwargs):

@@ -17,9 +17,15 @@ their numbers (``layers.{i}``, ``fc{i}``) run in numeric order, and differently 
 keys leave more than one such order, the conversion asks for ``like=``; where no order fits,
 the error says that key order is the likely cause.
 
-What the keys cannot say is recorded, never guessed into the numbers: the activation after every hidden layer is ``"unknown"``, and where
-convolutions meet a linear layer the feature map is globally average-pooled when the linear
-layer has as many inputs as there are channels, flattened otherwise. The round trip is exact
+**Skips.** A bare state_dict does not say whether its forward adds skip connections
+(``x + f(x)``). ``gmn.from_state_dict`` reads one as a chain only where none can hide: an
+``nn.Sequential`` (layers numbered at the top level, or numbered with gaps where activations
+sit), or widths that never repeat; otherwise it asks for ``like=``.
+
+What the keys cannot say is recorded, never guessed into the numbers: the activation after
+every hidden layer is ``"unknown"``, and where convolutions meet a linear layer the feature
+map is globally average-pooled when the linear layer has as many inputs as there are
+channels, flattened otherwise. The round trip is exact
 either way; pass ``like=`` for anything else.
 """
 

@@ -25,8 +25,9 @@ def register_converter(module_type: type, converter: Converter | None = None):
 
     Use directly, ``register_converter(MyLayer, fn)``, or as a decorator,
     ``@register_converter(MyLayer)``. A subclass that overrides ``forward`` (or
-    ``_conv_forward``) is not covered: it is traced through its own forward. A later registration for the same type replaces the
-    earlier one. Templates cached by :func:`gmn.from_state_dict` before are not reused.
+    ``_conv_forward``) is not covered: it is traced through its own forward. A later
+    registration for the same type replaces the earlier one. Templates cached by
+    :func:`gmn.from_state_dict` before are not reused.
     """
     if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
         raise TypeError(f"module_type must be an nn.Module subclass, got {module_type!r}")

@@ -119,6 +119,11 @@ ACTIVATIONS = (
     "hardshrink",
 )
 
+# The vocabulary sizes whose embedding rows a GMN draws at random; rows of entries appended
+# later start at zero (gmn.nn.encoders.vocabulary_embedding), so growing a vocabulary changes
+# no existing model's initialisation.
+DRAWN_SIZES = {"node_types": 17, "edge_types": 7, "activations": 18}
+
 NODE_TYPE = {name: i for i, name in enumerate(NODE_TYPES)}
 EDGE_TYPE = {name: i for i, name in enumerate(EDGE_TYPES)}
 ACTIVATION = {name: i for i, name in enumerate(ACTIVATIONS)}
