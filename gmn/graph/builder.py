@@ -14,7 +14,6 @@ import os
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import ConversionError
@@ -27,36 +26,6 @@ MEMORY_LIMIT_BYTES: int | None = None  # None: half of the machine's physical me
 
 
 OUTPUT_HEADS = ("none", "softmax", "log_softmax")
-
-
-# pooling functions a block may read through, by their ``read_pool`` code in ``node_spec``
-POOL_KINDS = {F.max_pool1d: 1, F.max_pool2d: 1, F.avg_pool1d: 2, F.avg_pool2d: 2,
-              F.adaptive_avg_pool1d: 3, F.adaptive_avg_pool2d: 3, torch.mean: 3,
-              F.adaptive_max_pool1d: 4, F.adaptive_max_pool2d: 4, torch.amax: 4}
-
-
-def _first_number(value) -> float:
-    while isinstance(value, (tuple, list)) and value:
-        value = value[0]
-    return float(value) if isinstance(value, (int, float)) and value is not None else 0.0
-
-
-def read_spec(reads: tuple) -> dict[str, float]:
-    """The ``node_spec`` read columns of a block's shape operations: the first pooling (its
-    kind, size and stride; a global mean or max has size 0) and the total padding (F.pad)."""
-    spec: dict[str, float] = {}
-    for function, args, kwargs in reads:
-        kind = POOL_KINDS.get(function)
-        if kind and "read_pool" not in spec:
-            global_reduction = function in (torch.mean, torch.amax)
-            spec["read_pool"] = float(kind)
-            spec["read_size"] = 0.0 if global_reduction else _first_number(
-                args[0] if args else kwargs.get("kernel_size", kwargs.get("output_size")))
-            stride = args[1] if len(args) > 1 else kwargs.get("stride")
-            spec["read_stride"] = 0.0 if global_reduction else _first_number(stride)
-        if function is F.pad:
-            spec["read_pad"] = spec.get("read_pad", 0.0) + float(sum(args[0]))
-    return spec
 
 
 def memory_limit() -> int:
@@ -93,9 +62,10 @@ class NeuronGroup:
     combine: str = "sum"  # how execute joins the incoming blocks: "sum" or "product"
     input_kind: str = "features"  # the network input: "features", or "ids" (an embedding's)
     attention: dict | None = None  # value neurons of an attention: heads, q/k groups, layout
-    # a ``token`` group: its neurons are the first ``size`` positions of a sequence, each the
-    # indicator of its position ([1, size, size] when run); it never moves
-    token: bool = False
+    # a ``token`` group never moves: "positions", its neurons are the first ``size`` positions
+    # of a sequence, each the indicator of its position ([1, size, size] when run); "first",
+    # the entries of a table of which every position reads the first ([1, 1, size])
+    token: str = ""
     start: int = -1  # first node id, set by ``GraphBuilder.finish``
 
     @property
@@ -389,6 +359,8 @@ class GraphBuilder:
     def _node_spec(self, outputs: NeuronGroup, num_nodes: int) -> Tensor:
         """[N, len(NODE_SPEC)] float64: each group's ``spec``, the pooling/padding its incoming
         blocks read through, and the output's offset and head."""
+        from .shapes import read_spec  # shapes builds Values: imported here, not at the top
+
         for block in self.blocks:
             if block.edge_type != "attention":
                 for column, value in read_spec(block.reads).items():

@@ -381,12 +381,12 @@ def convert_attention(builder: GraphBuilder, path: str, module: nn.MultiheadAtte
 
 
 def self_attention(builder: GraphBuilder, path: str, value: Value, embed: int, heads: int,
-                   batch_first: bool, project, out_weight: Weight, out_bias: Weight | None,
-                   causal: bool = False) -> Value:
+                   batch_first: bool, project, out_weight: Weight | None,
+                   out_bias: Weight | None, causal: bool = False) -> Value:
     """Query, key and value neurons fed by the input projections, output neurons fed by the
-    values through the output projection, and ``attention`` edges from query and key
-    dimension ``i`` to value dimension ``i``. Dimensions move only within their head, q, k and
-    v together.
+    values through the output projection (``out_weight``; ``None``: the value neurons are the
+    output), and ``attention`` edges from query and key dimension ``i`` to value dimension
+    ``i``. Dimensions move only within their head, q, k and v together.
 
     ``project((q, k, v), source)`` returns the projections' flat indices: weights
     [3, embed, embed] (q, k, v rows) and biases [3, embed] or ``None``. ``causal``: each
@@ -413,6 +413,8 @@ def self_attention(builder: GraphBuilder, path: str, value: Value, embed: int, h
     v.attention = dict(heads=heads, query=q.gid, key=k.gid, batch_first=batch_first,
                        causal=causal)
     v.spec.update(heads=float(heads), causal=float(causal))
+    if out_weight is None:
+        return Value(v, tokens=value.tokens)
     return linear(builder, path, Value(v, tokens=value.tokens), embed, embed, out_weight,
                   out_bias)
 

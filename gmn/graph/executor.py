@@ -245,9 +245,9 @@ class _Runner:
                 ids = spec.get("input_kind") == "ids"
                 values[gid] = inputs if ids else inputs.to(g.x.dtype)
                 continue
-            if spec["token"]:  # each neuron the indicator of its position: [1, size, size]
-                eye = torch.eye(spec["size"], dtype=g.x.dtype, device=g.x.device)
-                values[gid] = eye.unsqueeze(0)
+            if spec["token"]:  # each neuron the indicator of its position: [1, size, size], or
+                eye = torch.eye(spec["size"], dtype=g.x.dtype, device=g.x.device)  # of row 0
+                values[gid] = (eye if spec["token"] == "positions" else eye[:1]).unsqueeze(0)
                 continue
             nodes = slice(spec["start"], spec["start"] + spec["size"])
             parts, residual, channel_dim, tokens = [], None, -1, []
@@ -255,7 +255,8 @@ class _Runner:
                 if block["edge_type"] == "attention":
                     continue
                 part = self.contribution(block, _replay(values[block["src"]], block["reads"]))
-                if self.groups[block["src"]]["token"]:
+                token = self.groups[block["src"]]["token"]
+                if token == "positions":
                     tokens.append(part)
                     continue
                 channel_dim = _channel_dim(block["op"] or {})

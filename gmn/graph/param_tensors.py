@@ -33,6 +33,17 @@ class ParamTensor:
     value: Tensor
 
 
+def add_positions(x: Tensor, table: Tensor) -> Tensor:
+    """``x + table[:T]``: position embeddings [P, D] (an ``nn.Embedding`` read at positions
+    0..T-1) added to the tokens [B, T, D]."""
+    return x + table[: x.shape[-2]]
+
+
+def add_first_row(x: Tensor, table: Tensor) -> Tensor:
+    """``x + table[0]``: BERT's token-type embedding for the default type ids (all 0)."""
+    return x + table[0]
+
+
 BATCH_SIZE_META = "gmn_batch_size"  # fx node meta flag: the node is x.size(0) of the input
 
 

@@ -53,6 +53,17 @@ def prepend_tokens(x: Tensor, count: int) -> Tensor:
     return F.pad(x, (0, 0, count, 0))
 
 
+def tf_same_pad(x: Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                dilation: tuple[int, int]) -> Tensor:
+    """TensorFlow's "SAME" padding of a map [B, C, H, W] before a convolution, computed from
+    the input's size (MobileNetV2's ``apply_tf_padding``)."""
+    pads = []
+    for size, k, s, d in zip(x.shape[-1:-3:-1], kernel[::-1], stride[::-1], dilation[::-1]):
+        total = max(k - (s if size % s == 0 else size % s), 0)
+        pads += [total // 2 * d, (total - total // 2) * d]
+    return F.pad(x, pads)
+
+
 LAYOUT = (torch.flatten, torch.squeeze, flatten_to)  # commute with elementwise functions
 POOL_MODULES = {
     nn.MaxPool1d: F.max_pool1d, nn.MaxPool2d: F.max_pool2d, nn.AvgPool1d: F.avg_pool1d,
@@ -239,6 +250,12 @@ class ShapeOps:
                                   "over the spatial dimensions of a map [B, C, *S]")
         return self.shaped(value, (F.pad, (pads,), {"mode": mode, "value": fill}))
 
+    def tf_pad(self, value: Value, args: tuple, node: fx.Node) -> Value:
+        """TensorFlow "SAME" padding (:func:`tf_same_pad`), replayed from the input's size."""
+        if not (_raw_input(value) or value.spatial == 2 and not value.channels_last):
+            raise ConversionError(f"padding {self.describe(node)} reads a map [B, C, H, W]")
+        return self.shaped(value, (tf_same_pad, tuple(args), {}))
+
     def upsample(self, value: Value, kwargs: dict, node: fx.Node) -> Value:
         """``F.interpolate`` / ``nn.Upsample`` of a map, replayed as it is."""
         if _raw_input(value):
@@ -275,6 +292,42 @@ class ShapeOps:
         return self.shaped(value, (function, (tuple(dims),), {"keepdim": bool(keepdim)}),
                            spatial=0, singleton=value.spatial if keepdim else 0,
                            channels_last=False)
+
+
+# pooling functions a block may read through, by their ``read_pool`` code in ``node_spec``
+POOL_KINDS = {F.max_pool1d: 1, F.max_pool2d: 1, F.avg_pool1d: 2, F.avg_pool2d: 2,
+              F.adaptive_avg_pool1d: 3, F.adaptive_avg_pool2d: 3, torch.mean: 3,
+              F.adaptive_max_pool1d: 4, F.adaptive_max_pool2d: 4, torch.amax: 4,
+              F.interpolate: 5}
+
+
+def _first_number(value) -> float:
+    while isinstance(value, (tuple, list)) and value:
+        value = value[0]
+    return float(value) if isinstance(value, (int, float)) and value is not None else 0.0
+
+
+def read_spec(reads: tuple) -> dict[str, float]:
+    """The ``node_spec`` read columns of a block's shape operations: the first pooling (its
+    kind, size and stride; a global mean or max has size 0) and the total padding (F.pad)."""
+    spec: dict[str, float] = {}
+    for function, args, kwargs in reads:
+        kind = POOL_KINDS.get(function)
+        if kind and "read_pool" not in spec:
+            global_reduction = function in (torch.mean, torch.amax)
+            spec["read_pool"] = float(kind)
+            spec["read_size"] = 0.0 if global_reduction else _first_number(
+                args[0] if args else kwargs.get("kernel_size", kwargs.get(
+                    "output_size", kwargs.get("scale_factor", kwargs.get("size")))))
+            stride = args[1] if len(args) > 1 else kwargs.get("stride")
+            spec["read_stride"] = 0.0 if global_reduction else _first_number(stride)
+        if function is F.pad:
+            spec["read_pad"] = spec.get("read_pad", 0.0) + float(sum(args[0]))
+        if function is tf_same_pad:  # the padding of an input whose size the stride divides
+            kernel, stride = args[0], args[1]
+            spec["read_pad"] = spec.get("read_pad", 0.0) + float(
+                sum(max(k - s, 0) for k, s in zip(kernel, stride)))
+    return spec
 
 
 def _raw_input(value: Value) -> bool:

@@ -25,7 +25,14 @@ from . import converters, huggingface
 from .builder import Axis, GraphBuilder, NeuronGroup, Value
 from .converters import Norm, Weight
 from .errors import ConversionError, UnsupportedModuleError
-from .param_tensors import BATCH_SIZE_META, ParamTensor, evaluate, identify
+from .param_tensors import (
+    BATCH_SIZE_META,
+    ParamTensor,
+    add_first_row,
+    add_positions,
+    evaluate,
+    identify,
+)
 from .registry import find_converter, keeps_forward, supported_types
 from .shapes import (
     ADAPTIVE_POOL_FUNCTIONS,
@@ -39,6 +46,7 @@ from .shapes import (
     ShapeOps,
     flatten_to,
     prepend_tokens,
+    tf_same_pad,
 )
 from .substitutes import substitute_for
 
@@ -171,6 +179,7 @@ def trace_into(builder: GraphBuilder, model: nn.Module, concrete_args: dict | No
 def _untraceable(model: nn.Module, tracer: _Tracer, error: Exception) -> ConversionError:
     """Where and why torch.fx stopped, in the terms of the user's code."""
     path, module_type = tracer.calls[-1] if tracer.calls else ("", type(model))
+    path = _unprefixed(path) if isinstance(tracer.root, _Root) else path
     where = f"module {path!r} ({module_type.__name__})" if path else \
         f"{type(model).__name__}.forward"
     message = str(error).replace("_Proxy", "traced tensor").replace("Proxy", "traced tensor")
@@ -197,13 +206,29 @@ def _refuse_known(m: nn.Module, path: str) -> None:
 
 
 def _trace_layer(builder: GraphBuilder, model: nn.Module) -> tuple[NeuronGroup, NeuronGroup]:
-    """A converted layer as the whole model: its parameters' keys have no module prefix."""
-    graph = _Tracer().trace(_Root(model))
-    walker = _Walker(builder, model)
+    """A converted layer (or a class traced through a substitute forward) as the whole model:
+    its parameters' keys and module paths have no prefix."""
+    tracer = _Tracer()
+    try:
+        graph = tracer.trace(_Root(model))
+    except ConversionError:
+        raise
+    except Exception as error:  # noqa: BLE001 - fx raises many types; report them as one
+        raise _untraceable(model, tracer, error) from error
     for node in graph.nodes:
-        if node.op == "call_module" and node.target.startswith("model"):
-            node.target = node.target[len("model."):] if node.target != "model" else ""
-    return walker.run(graph)
+        if node.op in ("call_module", "get_attr"):
+            node.target = _unprefixed(node.target)
+        stack = node.meta.get("nn_module_stack")
+        if stack:
+            node.meta["nn_module_stack"] = {k: (_unprefixed(path), kind)
+                                            for k, (path, kind) in stack.items()}
+    return _Walker(builder, model).run(graph)
+
+
+def _unprefixed(path: str) -> str:
+    """A path under ``_Root`` as the model's own (``model.layers.0`` -> ``layers.0``)."""
+    return "" if path == "model" else path[len("model."):] if path.startswith("model.") \
+        else path
 
 
 def where(node: fx.Node) -> str:
@@ -533,6 +558,16 @@ class _Walker(ShapeOps):
             bound = self.bind(node, ("input", "pad", "mode", "value"))
             return self.pad(self.first(node), bound["pad"], bound["mode"] or "constant",
                             float(bound["value"] or 0.0), node)
+        if key is tf_same_pad:
+            return self.tf_pad(self.first(node), self.constant(tuple(node.args[1:])), node)
+        if key in (add_positions, add_first_row):
+            table = self.env.get(node.args[1])
+            if not isinstance(table, ParamTensor) or table.value.dim() != 2:
+                raise ConversionError(f"{key.__name__} {self.describe(node)} needs a [P, D] "
+                                      "table held by the network")
+            if key is add_positions:
+                return self.add_parameter(node, node.args[0], table, 1.0)
+            return self.add_parameter(node, node.args[0], table, 1.0, token="first")
         if key is F.interpolate:
             bound = self.bind(node, ("input", "size", "scale_factor", "mode", "align_corners",
                                      "recompute_scale_factor", "antialias"))
@@ -808,10 +843,11 @@ class _Walker(ShapeOps):
                                    layout_from=_extent(found))
 
     def add_parameter(self, node: fx.Node, tensor: fx.Node, param: ParamTensor,
-                      weight: float) -> Value:
+                      weight: float, token: str = "positions") -> Value:
         """``x + p``: a learned bias (one value per channel) on a ``sum`` group, or, for
         ``p`` of shape [1, T, D] / [T, D] on a token sequence, position embeddings: ``token``
-        nodes sending ``token_embedding`` edges (ViT's ``x + self.pos_embed``)."""
+        nodes sending ``token_embedding`` edges (ViT's ``x + self.pos_embed``). ``token="first"``:
+        every position reads the table's first row (:func:`add_first_row`)."""
         found = self.value(tensor, node)
         shape = tuple(param.value.shape)
         what = f"{param.keys[0]!r} added {where(node)}"
@@ -825,7 +861,8 @@ class _Walker(ShapeOps):
         channel = _channel_position(found)
         if weight not in (1.0, -1.0):
             raise ConversionError(f"{what} with alpha={weight}: not supported")
-        if len(trimmed) == -channel and shape[channel] == size and not found.flattened:
+        if len(trimmed) == -channel and shape[channel] == size and not found.flattened and (
+                token == "positions"):
             axes = [None] * len(shape)
             axes[len(shape) + channel] = Axis(out.gid)
             out.features["bias"] = self.builder.param(identified.key, tuple(axes)).reshape(-1)
@@ -834,7 +871,7 @@ class _Walker(ShapeOps):
                 and not found.spatial and weight == 1.0:
             count = shape[-2]
             tokens = self.builder.new_group(count, "token", 0)
-            tokens.token = True
+            tokens.token = token
             axes = (None, Axis(out.gid)) if len(shape) == 2 else (None, None, Axis(out.gid))
             index = self.builder.param(identified.key, axes).reshape(count, size)
             self.builder.connect(tokens, out, index.T.reshape(size, count, 1, 1),
@@ -908,7 +945,7 @@ class _Walker(ShapeOps):
         self.builder.identity(value.group, out, "identity",
                               reads=(*value.reads, (prepend_tokens, (total,), {})))
         tokens = self.builder.new_group(total, "token", 0)
-        tokens.token = True
+        tokens.token = "positions"
         offset = 0
         for p, count in zip(params, counts):
             found = identify(p, self.model, f"class token {p.keys[0]!r} {where(node)}")
