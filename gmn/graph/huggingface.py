@@ -32,7 +32,6 @@ from .param_tensors import add_first_row, add_positions
 from .registry import register_named_converter
 from .shapes import tf_same_pad
 
-
 for _name in ("add_positions", "add_first_row", "tf_same_pad"):
     fx.wrap(_name)  # recorded as calls, not traced into
 
