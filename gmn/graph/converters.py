@@ -199,6 +199,42 @@ def convert_conv(builder: GraphBuilder, path: str, module: nn.Conv2d, value: Val
                 module.groups, module.padding_mode)
 
 
+@register_converter(nn.ConvTranspose1d)
+@register_converter(nn.ConvTranspose2d)
+def convert_conv_transpose(builder: GraphBuilder, path: str, module: nn.ConvTranspose2d,
+                           value: Value) -> Value:
+    """A transposed convolution (DCGAN generators): ``conv_transpose`` edges in-channel →
+    out-channel, each carrying the kernel ``weight[in, out]``."""
+    spatial = module.weight.dim() - 2
+    _set_input_size(value, module.in_channels, spatial)
+    source = value.group
+    if module.groups != 1 or module.padding_mode != "zeros":
+        raise ConversionError(f"{type(module).__name__} {path!r}: only groups=1 and zero "
+                              "padding are supported")
+    if value.flattened or value.channels_last or value.tokens or (
+            value.spatial + value.singleton != spatial) or source.size != module.in_channels:
+        raise ConversionError(
+            f"{type(module).__name__} {path!r} expects {module.in_channels} channels with "
+            f"{spatial} spatial dimension(s); its input has {source.size} neurons")
+    out = builder.new_group(module.out_channels, "conv", source.layer + 1)
+    index = builder.param(_key(path, "weight"), (Axis(source.gid), Axis(out.gid), None,
+                                                 None)[:spatial + 2]).transpose(0, 1)
+    if spatial == 1:
+        index = index.unsqueeze(2)
+    op = dict(stride=module.stride, padding=module.padding, dilation=module.dilation,
+              output_padding=module.output_padding, spatial=value.spatial + value.singleton,
+              channels_last=False, transform=None)
+    builder.connect(source, out, index, "conv_transpose", reads=value.reads, op=op)
+    padding = tuple(2 * p + o for p, o in zip(module.padding, module.output_padding))
+    out.spec.update(_conv_spec(module.stride, (0,) * spatial, module.dilation, "zeros",
+                               module.kernel_size))
+    out.spec["padding_y"], out.spec["padding_x"] = (float(v) for v in (
+        (0,) * (2 - spatial) + padding)[-2:])
+    if module.bias is not None:
+        out.features["bias"] = builder.param(_key(path, "bias"), (Axis(out.gid),))
+    return value.produced(out, spatial=value.spatial, singleton=value.singleton)
+
+
 @dataclass(frozen=True)
 class Norm:
     """A normalisation as ``gmn.graph.execute`` computes it.
@@ -419,6 +455,6 @@ def self_attention(builder: GraphBuilder, path: str, value: Value, embed: int, h
                   out_bias)
 
 
-BUILTIN = {convert_linear, convert_conv, convert_batchnorm, convert_instancenorm,
+BUILTIN = {convert_linear, convert_conv, convert_conv_transpose, convert_batchnorm, convert_instancenorm,
            convert_layernorm, convert_rmsnorm, convert_groupnorm, convert_embedding,
            convert_attention}

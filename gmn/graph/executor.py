@@ -174,6 +174,13 @@ class _Runner:
                 padding = 0
             conv = F.conv1d if spatial == 1 else F.conv2d
             return conv(source, weight, None, op["stride"], padding, op["dilation"])
+        if kind == "conv_transpose":  # the kernel [out, in, ...] as torch stores it: [in, out]
+            weight = weight.transpose(0, 1)
+            if op["spatial"] == 1:
+                return F.conv_transpose1d(source, weight[:, :, 0], None, op["stride"],
+                                          op["padding"], op["output_padding"], 1, op["dilation"])
+            return F.conv_transpose2d(source, weight, None, op["stride"], op["padding"],
+                                      op["output_padding"], 1, op["dilation"])
         # one-to-one edges (identity, residual, scale, product): the weight each target receives
         dim = _channel_dim(op)
         scale = weight.sum(dim=(1, 2, 3))  # [dst]: the one weight each target receives

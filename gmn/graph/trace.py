@@ -778,8 +778,7 @@ class _Walker(ShapeOps):
         if len(tensors) == 1:
             other = operands[1] if tensors[0] is left else operands[0]
             if tensors[0] is not left and sign != 1.0:
-                raise ConversionError(f"operation {self.describe(node)} subtracts a tensor of "
-                                      "the network from a constant; not supported")
+                return self.subtract_from(node, tensors[0], other, weight)
             if isinstance(other, ParamTensor):
                 return self.add_parameter(node, tensors[0], other, weight)
             return self.add_constant(node, tensors[0], weight * other if _is_number(other)
@@ -839,6 +838,21 @@ class _Walker(ShapeOps):
                          channels_last=found.channels_last)
         out = self.new_sum(found, node)
         out.constant_features["bias"] = float(constant)
+        return dataclasses.replace(found, group=out, reads=(), exclusive=True,
+                                   layout_from=_extent(found))
+
+    def subtract_from(self, node: fx.Node, tensor: fx.Node, constant, weight: float) -> Value:
+        """``c - x`` (a highway gate's ``1 - t``): a ``sum`` group fed by ``x`` through
+        ``scale`` edges of weight -1, with the constant bias ``c``."""
+        if not _is_number(constant):
+            raise ConversionError(f"operation {self.describe(node)} subtracts a tensor of the "
+                                  "network from a parameter or tensor; only from a number")
+        found = self.value(tensor, node)
+        out = self.builder.new_group(found.group.size, "sum", found.group.layer + 1)
+        self.builder.identity(found.group, out, "scale", reads=found.reads, constant=weight,
+                              spatial=_extent(found), channels_last=found.channels_last)
+        out.constant_features["bias"] = float(constant)
+        out.stage = "sum"
         return dataclasses.replace(found, group=out, reads=(), exclusive=True,
                                    layout_from=_extent(found))
 
@@ -976,11 +990,22 @@ class _Walker(ShapeOps):
         if weight.value.dim() != 2:
             raise ConversionError(f"the matrix {found.key!r} {where(node)} has shape "
                                   f"{tuple(weight.value.shape)}; a 2-D [in, out] is supported")
-        value = self.first(node)
+        value, used = self.folded(node, Weight(found.key, not found.transposed, found.transform))
         inputs, outputs = weight.value.shape
-        used = Weight(found.key, not found.transposed, found.transform)
         return converters.linear(self.builder, self.builder.path, value, inputs, outputs, used,
                                  None)
+
+    def folded(self, node: fx.Node, weight: Weight) -> tuple[Value, Weight]:
+        """The input of a weighted layer, with a pending constant multiplication folded into
+        the layer's weight scale (``(2π x) @ B`` is ``x @ (2π B)``)."""
+        value = self.first(node, scaled=True)
+        if value.scale == 1.0 or value.scale_param is not None or (
+                weight.transform is not None and weight.transform[0] != "scale"):
+            return self.first(node), weight
+        scale = value.scale * (weight.transform[1] if weight.transform else 1.0)
+        value = dataclasses.replace(value, scale=1.0, exclusive=value.exclusive and len(
+            self.first_node(node).users) == 1)
+        return value, dataclasses.replace(weight, transform=("scale", scale))
 
     # --- functional layers on parameters --------------------------------------------------
     def functional_layer(self, node: fx.Node, key) -> Value:
@@ -988,7 +1013,6 @@ class _Walker(ShapeOps):
         parameters (possibly transformed: see :func:`identify`) — what a subclass of
         ``nn.Linear``/``nn.Conv2d``/a norm with its own ``forward`` computes."""
         bound = self.bind(node, FUNCTIONAL_LAYERS[key])
-        value = self.first(node)
         path = self.builder.path
         name = getattr(key, "__name__", str(key))
 
@@ -1010,14 +1034,14 @@ class _Walker(ShapeOps):
             return shape[::-1] if w.transposed else shape
 
         if key is F.linear:
-            w = weight("weight")
+            value, w = self.folded(node, weight("weight"))
             out_features, in_features = stored(w)
             bias = weight("bias", required=False)
             self.check_bias(bias, node)
             return converters.linear(self.builder, path, value, in_features, out_features, w,
                                      bias)
         if key in (F.conv1d, F.conv2d):
-            w = weight("weight")
+            value, w = self.folded(node, weight("weight"))
             if w.transposed:
                 raise ConversionError(f"{name} {self.describe(node)}: a transposed kernel")
             bias = weight("bias", required=False)
@@ -1025,6 +1049,7 @@ class _Walker(ShapeOps):
             return converters.conv(self.builder, path, value, w, bias, stored(w),
                                    bound["stride"], bound["padding"], bound["dilation"],
                                    bound["groups"])
+        value = self.first(node)
         if key is F.embedding:
             if bound["max_norm"] is not None:
                 raise ConversionError(f"{name} {self.describe(node)} with max_norm")

@@ -43,6 +43,8 @@ Output neurons keep the type of the layer that produced them; ``node_io_pos >= 0
   token or position embedding entry for one feature;
 * ``scale``: feeds a ``scale`` node; its weight is the factor (constant or learned);
 * ``product``: feeds a ``product`` node (constant weight 1);
+* ``conv_transpose``: a transposed convolution's kernel from an input to an output channel
+  (its output neurons have the node type ``conv``);
 * ``embedding``: from an entry of a lookup table (an input neuron of an ``nn.Embedding``
   reading ids) to an embedding dimension; its weight is the table's entry.
 
@@ -86,7 +88,7 @@ NODE_TYPES = (
 )
 
 EDGE_TYPES = ("linear", "conv", "residual", "identity", "linear_from_spatial", "attention",
-              "token_embedding", "scale", "product", "embedding")
+              "token_embedding", "scale", "product", "embedding", "conv_transpose")
 
 ACTIVATIONS = (
     "identity",
