@@ -90,18 +90,29 @@ def test_multiplication_by_a_constant_before_sin_keeps_w0():
         torch.testing.assert_close(gmn.graph.execute(graph, x), model(x))
 
 
-def test_a_multiplication_elsewhere_is_a_scale_node_and_a_division_names_the_module():
+def test_a_multiplication_elsewhere_is_a_scale_node_or_a_weight_scale():
+    """``2 * relu(h)`` read by a linear layer scales that layer's weight (node_spec
+    weight_scale); read by anything else it is a scale node of constant weight 2; a division of
+    two tensors is refused naming the module."""
+    from gmn.graph.parameter_graph import NODE_SPEC
+
     class Doubled(nn.Module):
         def forward(self, x):
             return 2.0 * torch.relu(x)
 
-    model = nn.Sequential(nn.Linear(2, 3), Doubled(), nn.Linear(3, 1))
-    graph = gmn.from_state_dict(model)
-    scale = graph.edge_type == vocab.EDGE_TYPE["scale"]
-    assert int(scale.sum()) == 3 and bool((graph.edge_attr[scale, 0] == 2.0).all())
     x = torch.randn(5, 2)
+    folded = nn.Sequential(nn.Linear(2, 3), Doubled(), nn.Linear(3, 1))
+    graph = gmn.from_state_dict(folded)
+    output = graph.node_io_pos >= 0
+    output &= graph.node_layer == graph.node_layer.max()
+    assert graph.node_spec[output, NODE_SPEC.index("weight_scale")].tolist() == [2.0]
+    scaled = nn.Sequential(nn.Linear(2, 3), Doubled(), nn.Tanh(), nn.Linear(3, 1))
+    graph_scaled = gmn.from_state_dict(scaled)
+    scale = graph_scaled.edge_type == vocab.EDGE_TYPE["scale"]
+    assert int(scale.sum()) == 3 and bool((graph_scaled.edge_attr[scale, 0] == 2.0).all())
     with torch.no_grad():
-        torch.testing.assert_close(gmn.graph.execute(graph, x), model(x))
+        torch.testing.assert_close(gmn.graph.execute(graph, x), folded(x))
+        torch.testing.assert_close(gmn.graph.execute(graph_scaled, x), scaled(x))
 
     class Ratio(nn.Module):
         def forward(self, x):

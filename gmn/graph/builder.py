@@ -61,6 +61,7 @@ class NeuronGroup:
     norm_spec: dict | None = None  # how ``gmn.graph.execute`` normalises (eps, groups, …)
     combine: str = "sum"  # how execute joins the incoming blocks: "sum" or "product"
     input_kind: str = "features"  # the network input: "features", or "ids" (an embedding's)
+    input_spatial: int = 0  # the network input: its spatial dimensions, once a layer says
     attention: dict | None = None  # value neurons of an attention: heads, q/k groups, layout
     # a ``token`` group never moves: "positions", its neurons are the first ``size`` positions
     # of a sequence, each the indicator of its position ([1, size, size] when run); "first",
@@ -111,6 +112,7 @@ class Value:
     reads: tuple = ()  # shape operations applied since the neurons were computed (pooling, …)
     scale: float = 1.0  # a pending multiplication by a constant (folded into an activation)
     scale_param: object = None  # a pending multiplication by a parameter (a ParamTensor)
+    scale_divides: bool = False  # ... or a division by it
     singleton: int = 0  # size-1 spatial dimensions left by a global pool, before a flatten
     layout_from: int = 0  # dimensions after the channel one before trailing flatten/squeeze
     scaled_at: str = ""  # where the pending multiplication sits, for error messages
@@ -179,7 +181,16 @@ class GraphBuilder:
         """Flat indices of state_dict entry ``key``, shaped like it; each entry is used once.
         ``scalar``: a 0-d entry is allowed (a learned scale or ω₀)."""
         if key not in self.shapes:
-            raise ConversionError(f"the network uses parameter {key!r}, not in its state_dict")
+            owner = key.rpartition(".")[0]
+            stored = [k for k in self.shapes if k.startswith(f"{owner}.") and "." not in k[
+                len(owner) + 1:].replace("parametrizations.", "")] if owner else []
+            hint = (f"; module {owner!r} stores {', '.join(stored)} instead: a reparametrisation "
+                    "(spectral_norm, weight_norm) computes its weight in a hook or property, "
+                    "which a graph of the stored values cannot express; remove it "
+                    "(torch.nn.utils.remove_spectral_norm / remove_weight_norm) before "
+                    "converting" if stored else "")
+            raise ConversionError(f"the network uses parameter {key!r}, not in its state_dict"
+                                  + hint)
         if key in self.param_axes:
             raise ConversionError(
                 f"parameter {key!r} is used twice (a module called twice shares its weights); "
@@ -235,11 +246,13 @@ class GraphBuilder:
 
     def identity(self, src: NeuronGroup, dst: NeuronGroup, edge_type: str, reads: tuple = (),
                  constant: float = 1.0, spatial: int = 0, channels_last: bool = False,
-                 weight: Tensor | None = None, offset: int | None = None) -> None:
+                 weight: Tensor | None = None, offset: int | None = None,
+                 reciprocal: bool = False) -> None:
         """One edge of weight ``constant`` (or of the flat indices ``weight`` [size], a learned
         scale) from each neuron of ``src`` to the same neuron of ``dst``, which must then be
         permuted together; or, with an ``offset``, to neuron ``offset + i`` of ``dst`` (a part
-        of a concatenation: neither group moves)."""
+        of a concatenation: neither group moves). ``reciprocal``: the target divides by the
+        weight (``x / self.std``)."""
         part = offset is not None
         offset = offset or 0
         if not part and src.size != dst.size or offset + src.size > dst.size:
@@ -247,7 +260,7 @@ class GraphBuilder:
                 f"cannot join {src.size} neurons to {dst.size} neurons one to one"
             )
         index = torch.arange(src.size)
-        op = {"spatial": spatial, "channels_last": channels_last}
+        op = {"spatial": spatial, "channels_last": channels_last, "reciprocal": reciprocal}
         if weight is None:
             self.connect(src, dst, None, edge_type, index, index + offset, reads=reads, op=op,
                          constant=constant)

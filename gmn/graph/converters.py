@@ -9,7 +9,7 @@ naming the module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -45,7 +45,7 @@ def _set_input_size(value: Value, size: int, spatial: int) -> None:
         if value.group.size is None:
             value.group.size = size
         if not value.flattened and not value.channels_last:
-            value.spatial = spatial
+            value.spatial = value.group.input_spatial = spatial
 
 
 def _bias(builder: GraphBuilder, out: NeuronGroup, bias: Weight | None) -> None:
@@ -106,11 +106,24 @@ def _layer_op(value: Value, weight: Weight, **settings) -> dict:
                 channels_last=value.channels_last, transform=weight.transform)
 
 
+def folded(value: Value, weight: Weight) -> tuple[Value, Weight]:
+    """A pending constant multiplication of a layer's input folded into the layer's weight
+    scale (``(2π x) @ B`` is ``x @ (2π B)``)."""
+    if value.scale == 1.0:
+        return value, weight
+    if value.scale_param is not None or weight.transform is not None and (
+            weight.transform[0] != "scale"):
+        raise ConversionError("a multiplied input of a layer whose weight is also standardised "
+                              "or multiplied by a parameter is not supported")
+    scale = value.scale * (weight.transform[1] if weight.transform else 1.0)
+    return replace(value, scale=1.0), replace(weight, transform=("scale", scale))
+
+
 @register_converter(nn.Linear)
 def convert_linear(builder: GraphBuilder, path: str, module: nn.Linear, value: Value) -> Value:
     bias = Weight(_key(path, "bias")) if module.bias is not None else None
-    return linear(builder, path, value, module.in_features, module.out_features,
-                  Weight(_key(path, "weight")), bias)
+    value, weight = folded(value, Weight(_key(path, "weight")))
+    return linear(builder, path, value, module.in_features, module.out_features, weight, bias)
 
 
 def conv(builder: GraphBuilder, path: str, value: Value, weight: Weight, bias: Weight | None,
@@ -194,7 +207,8 @@ def _conv_spec(stride, padding, dilation, padding_mode: str, kernel) -> dict:
 @register_converter(nn.Conv2d)
 def convert_conv(builder: GraphBuilder, path: str, module: nn.Conv2d, value: Value) -> Value:
     bias = Weight(_key(path, "bias")) if module.bias is not None else None
-    return conv(builder, path, value, Weight(_key(path, "weight")), bias,
+    value, weight = folded(value, Weight(_key(path, "weight")))
+    return conv(builder, path, value, weight, bias,
                 tuple(module.weight.shape), module.stride, module.padding, module.dilation,
                 module.groups, module.padding_mode)
 
@@ -455,6 +469,8 @@ def self_attention(builder: GraphBuilder, path: str, value: Value, embed: int, h
                   out_bias)
 
 
-BUILTIN = {convert_linear, convert_conv, convert_conv_transpose, convert_batchnorm, convert_instancenorm,
+FOLDING = {convert_linear, convert_conv}  # read a pending input scale into their weight
+BUILTIN = {convert_linear, convert_conv, convert_conv_transpose, convert_batchnorm,
+           convert_instancenorm,
            convert_layernorm, convert_rmsnorm, convert_groupnorm, convert_embedding,
            convert_attention}

@@ -184,6 +184,8 @@ class _Runner:
         # one-to-one edges (identity, residual, scale, product): the weight each target receives
         dim = _channel_dim(op)
         scale = weight.sum(dim=(1, 2, 3))  # [dst]: the one weight each target receives
+        if op.get("reciprocal"):
+            scale = 1.0 / scale
         src_of = weight.sum(dim=(2, 3)).ne(0).float().argmax(dim=1)
         moved = source.index_select(dim, src_of)
         shape = [1] * moved.dim()

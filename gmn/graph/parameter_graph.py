@@ -31,7 +31,8 @@ field              shape / dtype        meaning
                                         neuron, columns ``NODE_SPEC`` (0 where not applicable):
                                         norm ε, convolution stride/dilation/padding (y, x) and
                                         padding mode, a constant scale or a standardisation
-                                        applied to the stored weights before use, attention
+                                        applied to the stored weights before use, a scale
+                                        node dividing by its factor, attention
                                         heads and causality, the pooling or padding its layer
                                         reads through, the output offset and head
 ``int_buffers``    [1, K] long          integer buffers (BatchNorm ``num_batches_tracked``)
@@ -64,6 +65,7 @@ NODE_SPEC = (
     "padding_mode",  # index into converters.PADDING_MODES
     "weight_scale", "bias_scale",  # constants the stored weight / bias are multiplied by
     "weight_standardize",  # ε of a per-output-channel standardisation of the stored weights
+    "scale_reciprocal",  # a scale node divides by its factor (x / self.std) instead
     "heads", "causal",  # attention value neurons
     "read_pool", "read_size", "read_stride",  # pooling between the source neurons and the layer
     "read_pad",  # padding (F.pad) between the source neurons and the layer: total pixels

@@ -38,6 +38,12 @@ def flatten_to(x: Tensor, features: int) -> Tensor:
     return out
 
 
+def add_singletons(x: Tensor, count: int) -> Tensor:
+    """[B, C] → [B, C, 1, …, 1] with ``count`` size-1 dimensions (an SE gate to multiply a
+    map: ``y.view(b, c, 1, 1)``, ``y[:, :, None, None]``, ``y.unsqueeze(-1)``)."""
+    return x.reshape(*x.shape[:2], *([1] * count))
+
+
 def to_channels_last(x: Tensor) -> Tensor:
     """[B, C, *S] → [B, *S, C]."""
     return x.movedim(1, -1)
@@ -129,6 +135,9 @@ class ShapeOps:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         batch_first = bool(shape) and (shape[0] == -1 or isinstance(shape[0], Shape))
+        if len(shape) > 2 and batch_first and all(d == 1 for d in shape[2:]) and (
+                shape[1] == value.group.size or isinstance(shape[1], Shape)):
+            return self.singletons(value, len(shape) - 2, node)
         if len(shape) == 3 and isinstance(shape[0], Shape) and shape[2] == -1 and (
                 shape[1] == value.group.size and value.spatial and not value.singleton):
             self.alias(node)
@@ -206,13 +215,38 @@ class ShapeOps:
         return self.shaped(value, (torch.squeeze, (tuple(resolved),), {}),
                            singleton=value.singleton - len(resolved))
 
+    def singletons(self, value: Value, count: int, node: fx.Node) -> Value:
+        """Features [B, C] as [B, C, 1, …, 1]: :func:`add_singletons`."""
+        if value.spatial or value.singleton or value.flattened or value.tokens or (
+                value.channels_last):
+            raise ConversionError(f"{self.describe(node)} adds size-1 dimensions to a tensor "
+                                  "that is not features [B, C]; not supported")
+        self.alias(node)
+        return self.shaped(value, (add_singletons, (count,), {}), singleton=count)
+
+    def unsqueeze(self, node: fx.Node) -> Value:
+        """``y.unsqueeze(-1)`` / ``y.unsqueeze(2)`` of features [B, C] (or of a [B, C, 1])."""
+        value = self.first(node)
+        dim = self.constant(node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None))
+        rank = 2 + value.singleton
+        if dim not in (-1, rank) or value.spatial or value.flattened or value.tokens:
+            raise ConversionError(f"unsqueeze {self.describe(node)} at dim {dim} is not "
+                                  "supported; only trailing size-1 dimensions of features "
+                                  "[B, C] (a gate for a map) are")
+        self.alias(node)
+        return self.shaped(value, (add_singletons, (value.singleton + 1,), {}),
+                           singleton=value.singleton + 1)
+
     def select_token(self, node: fx.Node) -> Value:
         """``x[:, i]`` (ViT's class token ``x[:, 0, :]``) of a sequence known to be [B, T, D]:
-        the features of one token."""
+        the features of one token; ``y[:, :, None, None]`` of features [B, C]: size-1
+        dimensions (:meth:`singletons`)."""
         value = self.first(node)
         index = self.constant(node.args[1])
         index = index if isinstance(index, tuple) else (index,)
         every = slice(None)
+        if len(index) > 2 and index[:2] == (every, every) and all(i is None for i in index[2:]):
+            return self.singletons(value, len(index) - 2, node)
         if not (value.tokens and len(index) in (2, 3) and index[0] == every
                 and type(index[1]) is int and index[2:] in ((), (every,))):
             raise ConversionError(f"indexing {self.describe(node)} with {_shown(index)} is not "

@@ -40,6 +40,18 @@ from .trace import trace_into
 BATCH_CACHE_SIZE = 4  # batch sizes whose structure tensors are kept
 
 
+def _refuse_tied(model: nn.Module) -> None:
+    """Two state_dict entries holding one parameter (tied weights) would become two
+    independent sets of edges; refused."""
+    seen: dict[int, str] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        if id(parameter) in seen:
+            raise ConversionError(
+                f"parameters {seen[id(parameter)]!r} and {name!r} are one tensor (tied weights: "
+                "a parameter used twice); weight sharing is not supported")
+        seen[id(parameter)] = name
+
+
 class GraphTemplate:
     """The parameter graph of one architecture, without values.
 
@@ -125,6 +137,7 @@ class GraphTemplate:
         """
         state = model.state_dict()
         parameter_names = {name for name, _ in model.named_parameters()}
+        _refuse_tied(model)
         keys, dtypes, int_entries = [], [], {}
         for key, tensor in state.items():
             if tensor.is_floating_point():

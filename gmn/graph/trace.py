@@ -281,6 +281,9 @@ class _Walker(ShapeOps):
                                   "expected")
         if not isinstance(found, Value):
             raise ConversionError(f"operation {self.describe(node)} expects a tensor input")
+        if found.group.op == "input" and found.group.input_spatial and not (
+                found.spatial or found.singleton or found.flattened or found.tokens):
+            found = dataclasses.replace(found, spatial=found.group.input_spatial)
         if not scaled:
             found = self.settled(found, node)
             self.env[arg] = found
@@ -290,15 +293,26 @@ class _Walker(ShapeOps):
         """``value`` with its pending multiplication recorded as a ``scale`` node group."""
         if value.scale == 1.0 and value.scale_param is None:
             return value
+        if value.group.size is None and value.scale_param is not None:
+            self.size_input(value, value.scale_param.value.numel(), node)
+        if value.group.size is None:
+            raise ConversionError(f"a multiplication of the raw network input {value.scaled_at} "
+                                  "before any layer has read it (its size is not known)")
         out = self.builder.new_group(value.group.size, "scale", value.group.layer + 1)
         weight = None
         if value.scale_param is not None:
             weight = self.scale_indices(value.scale_param, value, out, node)
+            if value.scale != 1.0:
+                raise ConversionError(f"a constant and a parameter multiply the same tensor "
+                                      f"{value.scaled_at}; only one of them is supported")
+        out.spec["scale_reciprocal"] = float(value.scale_divides)
         self.builder.identity(value.group, out, "scale", reads=value.reads,
                               constant=value.scale, spatial=_extent(value),
-                              channels_last=value.channels_last, weight=weight)
+                              channels_last=value.channels_last, weight=weight,
+                              reciprocal=value.scale_divides)
         return dataclasses.replace(value, group=out, reads=(), scale=1.0, scale_param=None,
-                                   exclusive=True, layout_from=_extent(value))
+                                   scale_divides=False, exclusive=True,
+                                   layout_from=_extent(value))
 
     def first(self, node: fx.Node, scaled: bool = False) -> Value:
         """The tensor an operation reads: its first argument, positional or keyword."""
@@ -404,7 +418,10 @@ class _Walker(ShapeOps):
             if converter not in BUILTIN_CONVERTERS:
                 self.builder.metadata.setdefault("custom_converters", []).append(node.target)
             self.builder.path = node.target
-            return converter(self.builder, node.target, module, self.first(node))
+            value = self.first(node, scaled=converter in converters.FOLDING)
+            if value.scale_param is not None:
+                value = self.settled(value, node)
+            return converter(self.builder, node.target, module, value)
         if type(module) is nn.Hardtanh:
             return self.clamp(node, (module.min_val, module.max_val), {"inplace": module.inplace},
                               nn.Hardtanh)
@@ -543,6 +560,8 @@ class _Walker(ShapeOps):
             return self.transpose(node)
         if key in ("squeeze", torch.squeeze):
             return self.squeeze(node)
+        if key in ("unsqueeze", torch.unsqueeze):
+            return self.unsqueeze(node)
         if key in (torch.cat, torch.concat, torch.concatenate):
             return self.concatenate(node)
         if key in LOCAL_POOL_FUNCTIONS:
@@ -622,6 +641,8 @@ class _Walker(ShapeOps):
                    module: nn.Module | None = None, chained: Value | None = None) -> Value:
         value = chained if chained is not None else self.first(node, scaled=record.scaled)
         learned = None
+        if value.scale_param is not None and value.scale_divides:
+            value = self.settled(value, node)
         if value.scale_param is not None:
             if value.scale != 1.0:
                 raise ConversionError(f"activation {self.describe(node)} reads a constant and "
@@ -717,11 +738,13 @@ class _Walker(ShapeOps):
             raise ConversionError(f"division {self.describe(node)} by a tensor of the network "
                                   "is not supported")
         found = self.value(tensors[0], node, scaled=True)
+        if found.scale_param is not None and not isinstance(other, ParamTensor):
+            found = self.settled(found, node)
         if isinstance(other, ParamTensor):
-            if divide or found.scale_param is not None:
-                raise ConversionError(f"operation {self.describe(node)}: only a single "
-                                      "multiplication by a parameter is supported")
-            return dataclasses.replace(found, scale_param=other, scaled_at=where(node))
+            if found.scale_param is not None or found.scale != 1.0:
+                found = self.settled(found, node)
+            return dataclasses.replace(found, scale_param=other, scale_divides=divide,
+                                       scaled_at=where(node))
         if not _is_number(other):
             raise ConversionError(f"operation {self.describe(node)} multiplies by "
                                   f"{type(other).__name__}; only numbers, parameters and "
@@ -733,7 +756,11 @@ class _Walker(ShapeOps):
         """The elementwise product of two tensors: a ``product`` group fed one to one by both
         (``product`` edges); a [B, C, 1, 1] gate broadcasts over the positions of [B, C, H, W]."""
         a, b = self.value(left, node), self.value(right, node)
-        big, small = (a, b) if _extent(a) >= _extent(b) else (b, a)
+        if a.group.size is None or b.group.size is None:
+            raise ConversionError(f"product {self.describe(node)} of the raw network input: its "
+                                  "size is not known before a layer reads it; let a layer read "
+                                  "the input first")
+        big, small = (a, b) if a.spatial >= b.spatial else (b, a)
         same = (a.spatial == b.spatial and a.singleton == b.singleton)
         gate = small.spatial == 0 and small.singleton == big.spatial and not big.singleton
         if a.group.size != b.group.size or a.flattened != b.flattened or not (same or gate) or (
@@ -814,8 +841,19 @@ class _Walker(ShapeOps):
                      singleton=result.singleton, tokens=a.tokens or b.tokens,
                      channels_last=a.channels_last)
 
+    def size_input(self, value: Value, count: int, node: fx.Node) -> None:
+        """The raw network input's size, given by a per-channel parameter applied to it
+        (``(x - self.mean) / self.std``)."""
+        if count <= 1:
+            raise ConversionError(f"operation {self.describe(node)} on the raw network input "
+                                  "before any layer has read it: its size is not known")
+        value.group.size = count
+
     def new_sum(self, value: Value, node: fx.Node) -> NeuronGroup:
         """A ``sum`` group fed one to one by ``value``'s neurons (to carry more terms)."""
+        if value.group.size is None:
+            raise ConversionError(f"operation {self.describe(node)} on the raw network input "
+                                  "before any layer has read it: its size is not known")
         out = self.builder.new_group(value.group.size, "sum", value.group.layer + 1)
         self.builder.identity(value.group, out, "identity", reads=value.reads,
                               spatial=_extent(value), channels_last=value.channels_last)
@@ -865,6 +903,8 @@ class _Walker(ShapeOps):
         found = self.value(tensor, node)
         shape = tuple(param.value.shape)
         what = f"{param.keys[0]!r} added {where(node)}"
+        if found.group.size is None and token == "positions":
+            self.size_input(found, shape[-1] if shape else 1, node)
         identified = identify(param, self.model, what)
         if identified.transform is not None or identified.transposed:
             raise ConversionError(f"{what} is transformed before use; only a stored parameter "
@@ -996,16 +1036,14 @@ class _Walker(ShapeOps):
                                  None)
 
     def folded(self, node: fx.Node, weight: Weight) -> tuple[Value, Weight]:
-        """The input of a weighted layer, with a pending constant multiplication folded into
-        the layer's weight scale (``(2π x) @ B`` is ``x @ (2π B)``)."""
+        """The input of a weighted layer and its weight, a pending constant multiplication of
+        the input folded into the weight (:func:`converters.folded`); a multiplication by a
+        parameter, or of a standardised weight, is a scale node."""
         value = self.first(node, scaled=True)
-        if value.scale == 1.0 or value.scale_param is not None or (
-                weight.transform is not None and weight.transform[0] != "scale"):
+        if value.scale_param is not None or weight.transform is not None and (
+                weight.transform[0] != "scale"):
             return self.first(node), weight
-        scale = value.scale * (weight.transform[1] if weight.transform else 1.0)
-        value = dataclasses.replace(value, scale=1.0, exclusive=value.exclusive and len(
-            self.first_node(node).users) == 1)
-        return value, dataclasses.replace(weight, transform=("scale", scale))
+        return converters.folded(value, weight)
 
     # --- functional layers on parameters --------------------------------------------------
     def functional_layer(self, node: fx.Node, key) -> Value:
