@@ -428,7 +428,7 @@ def bit_resnet(conv) -> nn.Module:
 
 
 def conv_same_net() -> nn.Module:
-    return nn.Sequential(Conv2dSame(3, 8, 2, stride=2), nn.ReLU(), Conv2dSame(8, 8, 2, stride=2),
+    return nn.Sequential(Conv2dSame(3, 8, 3, stride=2), nn.ReLU(), Conv2dSame(8, 8, 3, stride=2),
                          nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(8, 3))
 
 

@@ -61,6 +61,8 @@ DIV = {operator.truediv, operator.itruediv, torch.div, "div", "div_"}
 INPLACE_ARITHMETIC = {operator.iadd, operator.isub, operator.imul, operator.itruediv, "add_",
                       "sub_", "mul_", "div_"}
 SHAPE_QUERIES = {"size", "dim"}
+SQUARES = {torch.square, "square", operator.pow, torch.pow, "pow"}
+CASTS = {"float", "to", "type_as", "double"}
 HEADS = {F.softmax: "softmax", F.log_softmax: "log_softmax", torch.softmax: "softmax",
          torch.log_softmax: "log_softmax", "softmax": "softmax", "log_softmax": "log_softmax"}
 HEAD_MODULES = {nn.Softmax: "softmax", nn.LogSoftmax: "log_softmax"}
@@ -111,7 +113,7 @@ class _Tracer(fx.Tracer):
 
     def __init__(self):
         super().__init__()
-        self.calls: list[tuple[str, type]] = []
+        self.failed_in: tuple[str, type] | None = None
 
     def proxy(self, node: fx.Node) -> fx.Proxy:
         return _Proxy(node, self)
@@ -130,14 +132,14 @@ class _Tracer(fx.Tracer):
         path = self.path_of_module(m)
         _refuse_known(m, path)
         substitute = substitute_for(m)
-        self.calls.append((path, type(m)))
         try:
             if substitute is not None:
                 return super().call_module(m, lambda *a, **k: substitute(m, *a, **k), args,
                                            kwargs)
             return super().call_module(m, forward, args, kwargs)
-        finally:
-            self.calls.pop()
+        except Exception:
+            self.failed_in = self.failed_in or (path, type(m))  # the innermost module
+            raise
 
 
 def _torch_class(m: nn.Module) -> type:
@@ -178,7 +180,7 @@ def trace_into(builder: GraphBuilder, model: nn.Module, concrete_args: dict | No
 
 def _untraceable(model: nn.Module, tracer: _Tracer, error: Exception) -> ConversionError:
     """Where and why torch.fx stopped, in the terms of the user's code."""
-    path, module_type = tracer.calls[-1] if tracer.calls else ("", type(model))
+    path, module_type = tracer.failed_in or ("", type(model))
     path = _unprefixed(path) if isinstance(tracer.root, _Root) else path
     where = f"module {path!r} ({module_type.__name__})" if path else \
         f"{type(model).__name__}.forward"
@@ -544,6 +546,15 @@ class _Walker(ShapeOps):
             return self.mutate(node, result) if inplace else result
         if key in MATMUL:
             return self.matmul(node)
+        if key in SQUARES:
+            exponent = self.constant(node.args[1]) if key in (operator.pow, torch.pow, "pow") \
+                else 2
+            if exponent != 2:
+                raise ConversionError(f"power {self.describe(node)} with exponent {exponent!r} "
+                                      "is not supported; only squares (a product x * x)")
+            return self.product(node, node.args[0], node.args[0])
+        if key in CASTS:
+            return self.cast(node, key)
         if key in (torch.flatten, "flatten"):
             start = self.constant(node.kwargs.get("start_dim",
                                                   node.args[1] if len(node.args) > 1 else 0))
@@ -597,6 +608,23 @@ class _Walker(ShapeOps):
             return self.reduce(node, key)
         raise ConversionError(f"operation {self.describe(node)} is not supported in a network "
                               "converted to a parameter graph")
+
+    def cast(self, node: fx.Node, key) -> Value:
+        """``x.float()``, ``x.to(dtype)``: nothing to record when the dtype is the model's (a
+        cast to another dtype changes the function's precision: refused)."""
+        value = self.first(node)
+        args = self.constant(tuple(node.args[1:]))
+        dtype = {"float": torch.float32, "double": torch.float64}.get(key)
+        if key == "to":
+            found = [a for a in (*args, *self.constant(dict(node.kwargs)).values())
+                     if isinstance(a, torch.dtype)]
+            others = [a for a in args if not isinstance(a, (torch.dtype, torch.device, str))]
+            dtype = found[0] if found and not others else None
+        if key == "type_as" or dtype != self.model_dtype():
+            raise ConversionError(f"cast {self.describe(node)} is only supported to the model's "
+                                  f"own dtype {self.model_dtype()}")
+        self.alias(node)
+        return value
 
     def reads_data(self, node: fx.Node) -> bool:
         """Whether any input of ``node`` is (derived from) the network input."""
@@ -1021,6 +1049,10 @@ class _Walker(ShapeOps):
         linear layer (Fourier features ``x @ self.B``)."""
         left, right = node.args[0], node.args[1]
         weight = self.env.get(right)
+        if isinstance(weight, Tensor):
+            raise ConversionError(f"operation {self.describe(node)} multiplies by a tensor the "
+                                  "state_dict does not hold (a non-persistent buffer or a "
+                                  "constant); register it with register_buffer(persistent=True)")
         if not isinstance(weight, ParamTensor) or not isinstance(self.env.get(left), Value):
             raise ConversionError(f"operation {self.describe(node)} multiplies two tensors of "
                                   "the network (attention written by hand?); only x @ W with a "
