@@ -156,8 +156,8 @@ def _unknown(what: str, tensor: ParamTensor, detail: str) -> ConversionError:
     return ConversionError(
         f"{what} is computed from {tensor.keys[0]!r} by {' -> '.join(operations(tensor.node))}"
         f"{' ' + detail if detail else ''}; a parameter graph stores the state_dict's values "
-        "and knows these transforms of a weight: a transpose, a constant scale (equalised learning rate) and "
-        "a per-output-channel standardisation (weight standardisation). Compute the weight "
+        "and knows these transforms of a weight: a transpose, a constant scale (equalised "
+        "learning rate) and a per-output-channel standardisation (weight standardisation). Compute the weight "
         "with one of them, or register a converter for the module")
 
 
