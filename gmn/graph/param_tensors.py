@@ -157,8 +157,8 @@ def _unknown(what: str, tensor: ParamTensor, detail: str) -> ConversionError:
         f"{what} is computed from {tensor.keys[0]!r} by {' -> '.join(operations(tensor.node))}"
         f"{' ' + detail if detail else ''}; a parameter graph stores the state_dict's values "
         "and knows these transforms of a weight: a transpose, a constant scale (equalised "
-        "learning rate) and a per-output-channel standardisation (weight standardisation). Compute the weight "
-        "with one of them, or register a converter for the module")
+        "learning rate) and a per-output-channel standardisation (weight standardisation). "
+        "Compute the weight with one of them, or register a converter for the module")
 
 
 def _candidates(stored: Tensor, used: Tensor) -> list[tuple | None]:
