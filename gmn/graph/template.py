@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import functools
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -105,6 +106,15 @@ class GraphTemplate:
         self._placed: dict[tuple, dict[str, Tensor]] = {}
         self._prototypes: dict[tuple, ParameterGraph] = {}  # structure-only graph to copy
         self._batched: OrderedDict[tuple, dict] = OrderedDict()
+        # large outputs of batch() reused once the batch that held them is gone
+        self._recycler = memory.Recycler()
+
+    def __getstate__(self) -> dict:
+        """Pickled (a dataset sent to worker processes) without its caches and buffers."""
+        state = dict(self.__dict__)
+        state.update(_placed={}, _prototypes={}, _batched=OrderedDict(),
+                     _recycler=memory.Recycler())
+        return state
 
     def _structure_on(self, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
         """The structure tensors on ``device``, float ones in ``dtype`` (cached)."""
@@ -290,7 +300,10 @@ class GraphTemplate:
         flat = params
         n, device = flat.shape[0], flat.device
         constants = self._structure_on(device, flat.dtype)["constants"]
-        x, edge_attr, act_arg = self._features(memory.cat([flat, constants.expand(n, -1)], dim=1))
+        extended = memory.cat([flat, constants.expand(n, -1)], dim=1, recycler=self._recycler)
+        x, edge_attr, act_arg = self._features(extended, functools.partial(
+            memory.index_select, recycler=self._recycler))
+        del extended  # its memory is recycled by the next batch
         static = self._batched_structure(n, device, flat.dtype)
         out = Batch(_base_cls=ParameterGraph, x=x, edge_attr=edge_attr, template=[self] * n,
                     **static["fields"])
