@@ -92,9 +92,9 @@ def main() -> None:
                  f"{n} stacked state_dicts": (Weights.from_stacked, stacked)}
         for form, (make, params) in forms.items():
             for loop in args.loop:
-                held = {}
+                held: dict = {}
 
-                def step(m=make, p=params, keep=loop == "kept"):
+                def step(m=make, p=params, keep=loop == "kept", held=held):
                     batch = m(template, p).graphs()
                     if keep:  # alive while the next one is made, as in a training loop
                         held["batch"] = batch
