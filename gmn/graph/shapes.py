@@ -15,8 +15,40 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
-from .builder import Value
+from . import activations as act_table
+from .builder import NeuronGroup, Value
 from .errors import ConversionError
+
+
+def where(node: fx.Node) -> str:
+    """``"in module 'block.1' (UserSine)"`` from fx's module stack, or ``"in forward"``."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return "in the top-level forward"
+    path, module_type = list(stack.values())[-1]
+    name = getattr(module_type, "__name__", str(module_type))
+    return f"in module {path!r} ({name})"
+
+
+def extent(value: Value) -> int:
+    """Dimensions after the batch one besides the channels (as far as layout matters)."""
+    return value.spatial + value.singleton
+
+
+def channel_position(value: Value) -> int:
+    """Where the channel dimension is, counted from the end."""
+    if value.channels_last or not extent(value):
+        return -1
+    return -(1 + extent(value))
+
+
+def channel_shape(value: Value, group: NeuronGroup) -> tuple:
+    """The shape of one factor per channel of ``value`` (``(C, 1, 1)`` for a map)."""
+    return (group.size,) + (1,) * (-1 - channel_position(value))
+
+
+def is_number(value) -> bool:
+    return act_table.is_finite_number(value)
 
 
 class Shape:
