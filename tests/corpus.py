@@ -825,6 +825,20 @@ def _entries() -> list[Entry]:
         refuses("'0.weight'", "spectral_norm"))
     add("pixel-shuffle upsampler (ESPCN)", vision.pixel_shuffle_generator, (2, 3, 8, 8),
         refuses("'1'", "PixelShuffle"))
+    add("input normalised in forward ((x - 0.5) / 0.5), sum pooling", vision.Preprocessed,
+        (2, 3, 8, 8))
+    add("decoder resized to the input's size", wrapped(vision.ResizeToInput), (2, 3, 8, 8),
+        refuses("in module '0' (ResizeToInput)", "interpolate", "size"))
+    add("pytorch tutorial lenet (num_flat_features)", wrapped(vision.TutorialLeNet),
+        (2, 1, 12, 12), refuses("module '0' (TutorialLeNet)", "iterated"))
+    add("simclr projection head (F.normalize)", wrapped(vision.ProjectionHead), (4, 8),
+        refuses("in module '0' (ProjectionHead)", "normalize"))
+    add("autoencoder with nn.Unflatten", lambda: nn.Sequential(
+        nn.Linear(6, 16), nn.Unflatten(1, (4, 2, 2)), nn.ConvTranspose2d(4, 1, 2, 2)), (3, 6),
+        refuses("'1'", "Unflatten"))
+    add("3-d convolution", lambda: nn.Sequential(nn.Conv3d(1, 2, 3), nn.Flatten(),
+                                                 nn.Linear(2 * 2 * 2, 2)), (2, 1, 4, 4, 3),
+        refuses("'0'", "Conv3d"))
 
     # --- coordinate networks, MLPs, sequence models (tests/corpus_mlp.py) ---
     add("siren layer as nn.Linear subclass (R1)", mlp.siren_subclass, (7, 2))
@@ -863,12 +877,11 @@ def _entries() -> list[Entry]:
     add("highway network (t * H(x) + (1 - t) * x)", mlp.Highway, (5, 6))
     add("input normalised by buffers ((x - mean) / std)", mlp.InputNormalised, (5, 4))
     add("temperature-scaled logits (/ a parameter)", mlp.TemperatureScaled, (5, 4))
-    for kind in ("swish", "mish", "quick_gelu"):
-        add(f"{kind} written out", lambda k=kind: mlp.HandActivation(k), (5, 4))
-    add("gelu-new written out (pow)", wrapped(lambda: mlp.HandActivation("gelu_new")), (5, 4),
-        refuses("in module '0' (HandActivation)", "pow"))
-    for style in ("clamp", "clamp min", "hardtanh", "clamp_ in place"):
-        add(f"{style}", lambda s=style: mlp.ClampNet(s), (5, 4))
+    for kind in mlp.WRITTEN_OUT:
+        if kind != "gelu_new":
+            add(f"{kind} written out", lambda k=kind: mlp.WrittenOut(k), (5, 4))
+    add("gelu-new written out (a cube)", wrapped(lambda: mlp.WrittenOut("gelu_new")), (5, 4),
+        refuses("in module '0' (WrittenOut)", "pow"))
     for act in (nn.SELU(), nn.Softsign(), nn.RReLU(0.1, 0.3), nn.CELU(0.7), nn.Hardtanh(-2, 2),
                 nn.LogSigmoid(), nn.Tanhshrink(), nn.Softshrink(0.2), nn.Hardshrink(0.3)):
         add(f"mlp {act!r}", lambda a=act: mlp.activation_mlp(a), (5, 4))

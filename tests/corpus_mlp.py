@@ -220,9 +220,22 @@ class TemperatureScaled(nn.Module):
         return self.fc2(F.relu(self.fc1(x))) / self.temperature
 
 
-class HandActivation(nn.Module):
-    """Activations written out: swish x·σ(x), mish x·tanh(softplus(x)), quick GELU
-    x·σ(1.702x), GELU-new with a cube (refused: pow)."""
+WRITTEN_OUT = {  # activations written out as public code writes them
+    "swish": lambda h: h * torch.sigmoid(h),
+    "mish": lambda h: h * torch.tanh(F.softplus(h)),
+    "quick_gelu": lambda h: h * torch.sigmoid(1.702 * h),
+    "gelu_new": lambda h: 0.5 * h * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (
+        h + 0.044715 * torch.pow(h, 3.0)))),  # refused: a cube
+    "clamp": lambda h: torch.clamp(h, -0.5, 0.8),
+    "clamp min": lambda h: h.clamp(min=0.1),
+    "hardtanh": lambda h: F.hardtanh(h, -2.0, 2.0),
+    "clamp_ in place": lambda h: h.clamp_(0.0, 1.0),
+    "relu squared": lambda h: torch.square(F.relu(h)),
+}
+
+
+class WrittenOut(nn.Module):
+    """A hidden layer whose activation is written out (:data:`WRITTEN_OUT`)."""
 
     def __init__(self, kind: str):
         super().__init__()
@@ -230,36 +243,7 @@ class HandActivation(nn.Module):
         self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.fc1(x)
-        if self.kind == "swish":
-            h = h * torch.sigmoid(h)
-        elif self.kind == "mish":
-            h = h * torch.tanh(F.softplus(h))
-        elif self.kind == "quick_gelu":
-            h = h * torch.sigmoid(1.702 * h)
-        else:
-            h = 0.5 * h * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (
-                h + 0.044715 * torch.pow(h, 3.0))))
-        return self.fc2(h)
-
-
-class ClampNet(nn.Module):
-    def __init__(self, style: str):
-        super().__init__()
-        self.style = style
-        self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 2)
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.fc1(x)
-        if self.style == "clamp":
-            h = torch.clamp(h, -0.5, 0.8)
-        elif self.style == "clamp min":
-            h = h.clamp(min=0.1)
-        elif self.style == "hardtanh":
-            h = F.hardtanh(h, -2.0, 2.0)
-        else:
-            h = h.clamp_(0.0, 1.0)
-        return torch.sigmoid(self.fc2(h)).clamp(max=0.9)
+        return self.fc2(WRITTEN_OUT[self.kind](self.fc1(x)))
 
 
 def hf_activation_mlp(name: str) -> nn.Module:

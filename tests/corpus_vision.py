@@ -713,3 +713,57 @@ def spectral_norm_discriminator() -> nn.Module:
 
 def pixel_shuffle_generator() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2), nn.PReLU(3))
+
+
+class Preprocessed(nn.Module):
+    """Inputs normalised inside the model ((x - 0.5) / 0.5), sum pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 6, 3), nn.Linear(6, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = (x - 0.5) / 0.5
+        return self.fc(F.relu(self.conv(x)).sum((2, 3)))
+
+
+class ResizeToInput(nn.Module):
+    """A decoder branch resized to the input's size (refused: a size read from a tensor)."""
+
+    def __init__(self):
+        super().__init__()
+        self.down, self.skip = nn.Conv2d(3, 4, 3, 2), nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.interpolate(self.down(x), size=x.shape[2:]) + self.skip(x)
+
+
+class TutorialLeNet(nn.Module):
+    """The PyTorch tutorial's ``num_flat_features`` loop over ``x.size()[1:]`` (refused: fx
+    cannot iterate over a size)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 4, 5), nn.Linear(4 * 4 * 4, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.max_pool2d(F.relu(self.conv(x)), 2)
+        return self.fc(x.view(-1, self.num_flat_features(x)))
+
+    @staticmethod
+    def num_flat_features(x: Tensor) -> int:
+        num = 1
+        for s in x.size()[1:]:
+            num *= s
+        return num
+
+
+class ProjectionHead(nn.Module):
+    """A contrastive (SimCLR) head: features L2-normalised (refused: F.normalize)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(8, 8), nn.Linear(8, 4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.normalize(self.fc2(F.relu(self.fc1(x))), dim=1)

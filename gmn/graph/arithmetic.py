@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
@@ -249,6 +250,9 @@ class Arithmetic:
                 f"operation {self.describe(node)} adds a {type(constant).__name__} that is not "
                 "a number, a parameter or a buffer (a tensor constant); register it as a buffer")
         found = self.value(tensor, node)
+        if found.group.size is None:  # preprocessing of the raw input: replayed, like a pad
+            return dataclasses.replace(found, reads=(*found.reads,
+                                                     (torch.add, (float(constant),), {})))
         if all(u.op == "output" for u in node.users) and not found.reads:
             offset = self.builder.metadata.get("output_offset", 0.0) + float(constant)
             self.builder.metadata["output_offset"] = offset
@@ -267,6 +271,9 @@ class Arithmetic:
             raise ConversionError(f"operation {self.describe(node)} subtracts a tensor of the "
                                   "network from a parameter or tensor; only from a number")
         found = self.value(tensor, node)
+        if found.group.size is None:  # preprocessing of the raw input: replayed, like a pad
+            return dataclasses.replace(found, reads=(*found.reads, (torch.mul, (weight,), {}),
+                                                     (torch.add, (float(constant),), {})))
         out = self.builder.new_group(found.group.size, "sum", found.group.layer + 1)
         self.builder.identity(found.group, out, "scale", reads=found.reads, constant=weight,
                               spatial=extent(found), channels_last=found.channels_last)

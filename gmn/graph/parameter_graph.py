@@ -33,8 +33,9 @@ field              shape / dtype        meaning
                                         padding mode, a constant scale or a standardisation
                                         applied to the stored weights before use, a scale
                                         node dividing by its factor, attention
-                                        heads and causality, the pooling or padding its layer
-                                        reads through, the output offset and head
+                                        heads and causality, the pooling, padding or input
+                                        preprocessing its layer reads through, the output
+                                        offset and head
 ``int_buffers``    [1, K] long          integer buffers (BatchNorm ``num_batches_tracked``)
                                         in state_dict order; K = 0 when the network has none.
                                         Batches concatenate it along dim 1 ([1, ΣK]), so
@@ -69,6 +70,7 @@ NODE_SPEC = (
     "heads", "causal",  # attention value neurons
     "read_pool", "read_size", "read_stride",  # pooling between the source neurons and the layer
     "read_pad",  # padding (F.pad) between the source neurons and the layer: total pixels
+    "read_scale", "read_offset",  # x·a + b of the raw input before the layer reading it
     "output_offset", "output_head",  # output neurons: a constant added; 1 softmax, 2 log-softmax
 )
 

@@ -130,6 +130,25 @@ class ShapeOps:
     """The shape operations of :class:`gmn.graph.trace._Walker` (a mixin: it provides
     ``first``, ``constant``, ``describe`` and ``alias``)."""
 
+    def sizes_free(self, arguments, node: fx.Node) -> None:
+        """Refuse a shape operation whose settings are a tensor's size (not traced)."""
+        found: list = []
+
+        def visit(a) -> None:
+            if isinstance(a, (tuple, list)):
+                for b in a:
+                    visit(b)
+            elif isinstance(a, dict):
+                visit(list(a.values()))
+            elif isinstance(a, (Shape, Value)):
+                found.append(a)
+
+        visit(arguments)
+        if found:
+            raise ConversionError(f"operation {self.describe(node)} takes a tensor's size as a "
+                                  "setting; sizes are not traced (only the batch size is): "
+                                  "give it fixed numbers")
+
     def shaped(self, value: Value, reads_entry, **layout) -> Value:
         fields = dict(spatial=value.spatial, flattened=value.flattened, singleton=value.singleton,
                       layout_from=value.layout_from, tokens=value.tokens,
@@ -289,6 +308,7 @@ class ShapeOps:
 
     def local_pool(self, value: Value, function, args: tuple, kwargs: dict, node: fx.Node
                    ) -> Value:
+        self.sizes_free((args, kwargs), node)
         if _raw_input(value):
             return self.shaped(value, (function, tuple(args), dict(kwargs)))
         if not value.spatial or value.channels_last:
@@ -297,6 +317,7 @@ class ShapeOps:
         return self.shaped(value, (function, tuple(args), dict(kwargs)))
 
     def adaptive_pool(self, value: Value, function, size, node: fx.Node) -> Value:
+        self.sizes_free(size, node)
         if not value.spatial or value.channels_last:
             raise ConversionError(f"{_name(function)} {self.describe(node)} reads features or a "
                                   "channels-last map, not a map [B, C, *S]")
@@ -308,6 +329,7 @@ class ShapeOps:
 
     def pad(self, value: Value, pads, mode: str, fill, node: fx.Node) -> Value:
         """``F.pad`` / a pad module over the spatial dimensions of a map [B, C, *S]."""
+        self.sizes_free(pads, node)
         pads = tuple(int(p) for p in pads)
         if _raw_input(value):  # its layout is known once a layer reads it
             return self.shaped(value, (F.pad, (pads,), {"mode": mode, "value": fill}))
@@ -324,6 +346,7 @@ class ShapeOps:
 
     def upsample(self, value: Value, kwargs: dict, node: fx.Node) -> Value:
         """``F.interpolate`` / ``nn.Upsample`` of a map, replayed as it is."""
+        self.sizes_free(kwargs, node)
         if _raw_input(value):
             return self.shaped(value, (F.interpolate, (), kwargs))
         if not value.spatial or value.channels_last:
@@ -341,7 +364,8 @@ class ShapeOps:
         keepdim = self.constant(node.kwargs.get("keepdim",
                                                 node.args[2] if len(node.args) > 2 else False))
         dims = dims if isinstance(dims, (tuple, list)) else (dims,)
-        function = torch.amax if key in (torch.amax, "amax") else torch.mean
+        function = {"amax": torch.amax, "sum": torch.sum}.get(getattr(key, "__name__", key),
+                                                               torch.mean)
         over_tokens = value.tokens and len(dims) == 1 and dims[0] in (1, -2)
         if value.spatial == 0 and not keepdim and (over_tokens or all(
                 isinstance(d, int) and d < -1 for d in dims)):
@@ -364,7 +388,7 @@ class ShapeOps:
 POOL_KINDS = {F.max_pool1d: 1, F.max_pool2d: 1, F.avg_pool1d: 2, F.avg_pool2d: 2,
               F.adaptive_avg_pool1d: 3, F.adaptive_avg_pool2d: 3, torch.mean: 3,
               F.adaptive_max_pool1d: 4, F.adaptive_max_pool2d: 4, torch.amax: 4,
-              F.interpolate: 5}
+              F.interpolate: 5, torch.sum: 6}
 
 
 def _first_number(value) -> float:
@@ -380,7 +404,7 @@ def read_spec(reads: tuple) -> dict[str, float]:
     for function, args, kwargs in reads:
         kind = POOL_KINDS.get(function)
         if kind and "read_pool" not in spec:
-            global_reduction = function in (torch.mean, torch.amax)
+            global_reduction = function in (torch.mean, torch.amax, torch.sum)
             spec["read_pool"] = float(kind)
             spec["read_size"] = 0.0 if global_reduction else _first_number(
                 args[0] if args else kwargs.get("kernel_size", kwargs.get(
@@ -389,6 +413,13 @@ def read_spec(reads: tuple) -> dict[str, float]:
             spec["read_stride"] = 0.0 if global_reduction else _first_number(stride)
         if function is F.pad:
             spec["read_pad"] = spec.get("read_pad", 0.0) + float(sum(args[0]))
+        if function in (torch.mul, torch.add):  # preprocessing of the raw input: x·a + b
+            scale, offset = spec.get("read_scale", 1.0), spec.get("read_offset", 0.0)
+            if function is torch.mul:
+                scale, offset = scale * args[0], offset * args[0]
+            else:
+                offset += args[0]
+            spec["read_scale"], spec["read_offset"] = scale, offset
         if function is tf_same_pad:  # the padding of an input whose size the stride divides
             kernel, stride = args[0], args[1]
             spec["read_pad"] = spec.get("read_pad", 0.0) + float(

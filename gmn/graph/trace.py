@@ -45,6 +45,7 @@ from .shapes import (
     ShapeOps,
     flatten_to,
     tf_same_pad,
+    where,
 )
 from .substitutes import substitute_for
 
@@ -212,20 +213,6 @@ def _unprefixed(path: str) -> str:
         else path
 
 
-def where(node: fx.Node) -> str:
-    """``"in module 'block.1' (UserSine)"`` from fx's module stack, or ``"in forward"``."""
-    stack = node.meta.get("nn_module_stack") or {}
-    if not stack:
-        return "in the top-level forward"
-    path, module_type = list(stack.values())[-1]
-    name = getattr(module_type, "__name__", str(module_type))
-    return f"in module {path!r} ({name})"
-
-
-def is_number(value) -> bool:
-    return act_table.is_finite_number(value)
-
-
 class _Walker(ShapeOps, Arithmetic, ParamUses):
     def __init__(self, builder: GraphBuilder, model: nn.Module, concrete: dict | None = None):
         self.concrete = concrete or {}
@@ -276,9 +263,9 @@ class _Walker(ShapeOps, Arithmetic, ParamUses):
             return value
         if value.group.size is None and value.scale_param is not None:
             self.size_input(value, value.scale_param.value.numel(), node)
-        if value.group.size is None:
-            raise ConversionError(f"a multiplication of the raw network input {value.scaled_at} "
-                                  "before any layer has read it (its size is not known)")
+        if value.group.size is None:  # preprocessing of the raw input: replayed, like a pad
+            return dataclasses.replace(value, scale=1.0, reads=(
+                *value.reads, (torch.mul, (value.scale,), {})))
         out = self.builder.new_group(value.group.size, "scale", value.group.layer + 1)
         weight = None
         if value.scale_param is not None:
@@ -583,7 +570,7 @@ class _Walker(ShapeOps, Arithmetic, ParamUses):
             bound.pop("input")
             bound = {k: v for k, v in bound.items() if v is not None}
             return self.upsample(self.first(node), bound, node)
-        if key in (torch.mean, "mean", torch.amax, "amax"):
+        if key in (torch.mean, "mean", torch.amax, "amax", torch.sum, "sum"):
             return self.reduce(node, key)
         raise ConversionError(f"operation {self.describe(node)} is not supported in a network "
                               "converted to a parameter graph")
