@@ -186,3 +186,22 @@ def test_a_hugging_face_error_names_the_models_own_path():
                                                   "intermediate_act_fn'") as caught:
         gmn.from_state_dict(BertModel(config).eval())
     assert "model." not in str(caught.value)
+
+
+def test_function_samples_and_sign_flips_refuse_what_they_cannot_keep():
+    """A scaled or standardised weight changes the function samples' layer evaluation and a
+    sign flip's effect on the next layer: both refuse, naming why."""
+    from gmn.graph.neuron_activations import UnsupportedArchitectureError, neuron_activations
+    from gmn.graph.signs import flip_signs
+    from gmn.graph.weights import Weights
+
+    scaled = corpus_mlp.scaled_linear_mlp()
+    weights = Weights.from_state_dicts(gmn.GraphTemplate.from_module(scaled),
+                                       [scaled.state_dict()])
+    with pytest.raises(UnsupportedArchitectureError, match="weight_scale"):
+        neuron_activations(weights, torch.zeros(3, 4))
+    standardised = nn.Sequential(corpus_vision.StdConv2d(3, 4, 3), nn.Tanh(),
+                                 corpus_vision.StdConv2d(4, 2, 3))
+    template = gmn.GraphTemplate.from_module(standardised)
+    with pytest.raises(ValueError, match="standardises its weights"):
+        flip_signs(Weights.from_state_dicts(template, [standardised.state_dict()]))
