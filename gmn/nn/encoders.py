@@ -5,9 +5,12 @@ to hidden-neuron permutations. Only input and output neurons get a position embe
 (``node_io_pos``); hidden neurons (``node_io_pos == -1``) share one "no identity" row.
 
 Vocabulary tables draw the rows of the vocabularies' first sizes at random
-(``vocab.DRAWN_SIZES``); rows of entries appended later, and the map of the operation settings
-(``node_spec``), start at zero, so a model on graphs without them is initialised, and trains,
-as it did before they existed.
+(``vocab.DRAWN_SIZES``); rows of entries appended later start at zero. The operation settings
+(``node_spec``) enter through a fixed random projection drawn from its own generator, not a
+learned map: it neither draws from the model's random stream nor adds a parameter. So a model
+on graphs without the new entries and settings is initialised, and trains, bit for bit as it
+did before they existed (a new parameter, even one whose gradient is zero, changes the last
+bits of the gradient-norm clipping's sums).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ def vocabulary_embedding(size: int, dim: int, vocabulary: str) -> nn.Embedding:
 # output's offset and head, like the activation argument, are the same for every network of a
 # dataset; a model that needs them adds them as extra features)
 SPEC_COLUMNS = tuple(i for i, name in enumerate(NODE_SPEC) if not name.startswith("output_"))
+SPEC_PROJECTION_SEED = 24
 
 
 def _signed_log1p(x: Tensor) -> Tensor:
@@ -107,8 +111,12 @@ class NodeEncoder(nn.Module):
         self.node_layer = nn.Embedding(max_layers, dim)
         # row 0: hidden neuron; 1..P: input positions; P+1..2P: output positions
         self.node_io_pos = nn.Embedding(1 + 2 * max_io_positions, dim)
-        # the operation settings (norm ε, strides, weight transforms, …), signed log1p-scaled
-        self.spec = nn.Parameter(torch.zeros(dim, len(SPEC_COLUMNS)))
+        # the operation settings (norm ε, strides, weight transforms, …), signed log1p-scaled,
+        # through a fixed projection (the layers after the encoder learn to read it)
+        generator = torch.Generator().manual_seed(SPEC_PROJECTION_SEED)
+        projection = torch.randn(dim, len(SPEC_COLUMNS), generator=generator)
+        self.register_buffer("spec_projection", projection / len(SPEC_COLUMNS) ** 0.5,
+                             persistent=False)
 
     def forward(self, graph, extra: Tensor | None = None, slots: Tensor | None = None) -> Tensor:
         """``extra`` [N, extra_dim]: more standardised scalars per node (canonical ones);
@@ -134,7 +142,7 @@ class NodeEncoder(nn.Module):
             + self.node_act(graph.node_act)
             + self.node_layer(graph.node_layer)
             + self.node_io_pos(io_row)
-            + F.linear(_signed_log1p(graph.node_spec[:, SPEC_COLUMNS]), self.spec.to(
+            + F.linear(_signed_log1p(graph.node_spec[:, SPEC_COLUMNS]), self.spec_projection.to(
                 graph.node_spec.dtype)).to(graph.x.dtype)
         )
         if self.node_rank is not None:
