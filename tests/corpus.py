@@ -786,6 +786,8 @@ def _entries() -> list[Entry]:
     add("googlenet inception branches (cat)", vision.googlenet, (2, 3, 16, 16))
     add("densenet layers (cat of input and new features)", vision.densenet, (2, 3, 16, 16))
     add("u-net (transposed conv, skip concatenation)", vision.UNetTiny, (2, 1, 16, 16))
+    add("u-net upsampling with output_size=", vision.UNetOutputSize, (2, 1, 16, 16),
+        refuses("'up'", "output_size"))
     add("decoder: view to a map, nn.Upsample, conv", vision.UpsampleDecoder, (3, 6),
         refuses("in the top-level forward", "reshape"))
     add("torchvision mobilenet v2 (inverted residuals)", vision.mobilenet_v2, image)

@@ -767,3 +767,13 @@ class ProjectionHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.normalize(self.fc2(F.relu(self.fc1(x))), dim=1)
+
+
+class UNetOutputSize(UNetTiny):
+    """U-Net upsampling to the skip's size with ``output_size=`` (refused: a setting read from
+    a tensor's size, which would be recorded as the module's own)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = self.down1(x)
+        b = self.down2(a)
+        return self.out(self.conv(torch.cat([a, self.up(b, output_size=a.size())], dim=1)))

@@ -142,13 +142,9 @@ class _Runner:
         if transform is None:
             return weight
         mask = None
-        if transform[0] == "standardize":
-            edges = block["stop"] - block["start"]
-            ones = torch.ones(edges, dtype=weight.dtype, device=weight.device)
-            if self.template.encoding == "position":
-                mask = self.kernel(block, src_size, ones).bool()
-            else:  # padded kernels: each edge's real kh x kw entries
-                mask = self.kernel(block, src_size, ones).bool()
+        if transform[0] == "standardize":  # over the kernel's real entries only
+            ones = weight.new_ones(block["stop"] - block["start"])
+            mask = self.kernel(block, src_size, ones).bool()
         return apply_transform(transform, weight, mask)
 
     def contribution(self, block: dict, source: Tensor) -> Tensor:

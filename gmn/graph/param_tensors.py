@@ -139,7 +139,7 @@ def identify(tensor: ParamTensor, model, what: str, shape: tuple[int, ...] | Non
         if any(o.shape != s.shape for o, s in zip(outputs, seen)):
             continue
         for transform in _candidates(seen[0], outputs[0]):
-            if all(torch.allclose(_apply(transform, s), o, rtol=1e-6, atol=1e-9)
+            if all(torch.allclose(apply_transform(transform, s), o, rtol=1e-6, atol=1e-9)
                    for s, o in zip(seen, outputs)):
                 found = Identified(key, transposed, transform)
                 return _check_shape(found, outputs[0].shape, shape, what)
@@ -176,10 +176,6 @@ def _candidates(stored: Tensor, used: Tensor) -> list[tuple | None]:
             rounded = float(f"{eps:.2g}")
             candidates += [("standardize", rounded, unbiased), ("standardize", eps, unbiased)]
     return candidates
-
-
-def _apply(transform: tuple | None, stored: Tensor) -> Tensor:
-    return apply_transform(transform, stored)
 
 
 def apply_transform(transform: tuple | None, weight: Tensor, mask: Tensor | None = None

@@ -383,6 +383,11 @@ class _Walker(ShapeOps, Arithmetic, ParamUses):
                                       "tensors; converted modules read one (self-attention only)")
             if isinstance(module, nn.MultiheadAttention):
                 self.check_attention_call(node)
+            elif converter in BUILTIN_CONVERTERS and (node.args[1:] or node.kwargs):
+                raise ConversionError(
+                    f"module {node.target!r} ({type(module).__name__}) is called with more "
+                    "than its input (e.g. a transposed convolution's output_size); the graph "
+                    "records the module's own settings only")
             if converter not in BUILTIN_CONVERTERS:
                 self.builder.metadata.setdefault("custom_converters", []).append(node.target)
             self.builder.path = node.target
