@@ -899,6 +899,9 @@ def _entries() -> list[Entry]:
     add("transformer on embeddings + position parameter", mlp.TinyTransformerLM,
         _ids(30, (2, 7)))
     add("1-d audio cnn (strided, dilated, global max)", mlp.Conv1dAudio, (2, 1, 128))
+    add("nanogpt (arange positions, wte + wpe, blocks, head)", mlp.NanoGPT, _ids(30, (2, 7)))
+    add("F.dropout without training= (drops in eval mode)", wrapped(mlp.DropoutDefault), (5, 4),
+        refuses("in module '0' (DropoutDefault)", "dropout", "training mode"))
     add("gru classifier", mlp.GRUClassifier, (2, 5, 4), refuses("'gru'", "GRU"))
     add("weight-tied language model", mlp.TiedLM, _ids(20, (2, 5)),
         refuses("'embed.weight'", "'out.weight'", "tied weights"))

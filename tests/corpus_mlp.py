@@ -368,3 +368,35 @@ class MaskedFill(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h = self.fc(x)
         return h.masked_fill(h < 0, 0.0)
+
+
+class NanoGPT(nn.Module):
+    """nanoGPT's forward: ``pos = torch.arange(0, t)``, ``wte(idx) + wpe(pos)``, blocks, a
+    final LayerNorm and an untied head (its blocks as torch's pre-norm encoder layers)."""
+
+    def __init__(self, vocab: int = 30, dim: int = 8, length: int = 12):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, dim), nn.Embedding(length, dim)
+        self.drop = nn.Dropout(0.1)
+        self.blocks = nn.ModuleList(nn.TransformerEncoderLayer(
+            dim, 2, 4 * dim, dropout=0.0, batch_first=True, norm_first=True) for _ in range(2))
+        self.ln_f, self.lm_head = nn.LayerNorm(dim), nn.Linear(dim, vocab, bias=False)
+
+    def forward(self, idx: Tensor) -> Tensor:
+        t = idx.size(1)
+        pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
+        x = self.drop(self.wte(idx) + self.wpe(pos))
+        for block in self.blocks:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))
+
+
+class DropoutDefault(nn.Module):
+    """``F.dropout(h, 0.5)`` without ``training=``: drops even in eval mode (refused)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.dropout(F.relu(self.fc1(x)), 0.5))

@@ -25,12 +25,14 @@ class ParamTensor:
     """A tensor computed from parameters and buffers alone.
 
     ``node``: the fx node computing it; ``keys``: the state_dict entries it reads; ``value``:
-    its value for the model being traced (a batch dimension taken as 1).
+    its value for the model being traced (a batch dimension taken as 1); ``stored``: it is
+    the stored entry itself.
     """
 
     node: fx.Node
     keys: tuple[str, ...]
     value: Tensor
+    stored: bool = False  # the state_dict entry itself (read by get_attr or a lookup table)
 
 
 def add_positions(x: Tensor, table: Tensor) -> Tensor:
@@ -122,8 +124,9 @@ def identify(tensor: ParamTensor, model, what: str, shape: tuple[int, ...] | Non
                               f"({', '.join(tensor.keys)}); a layer's weight must be one stored "
                               "tensor, possibly scaled or standardised")
     key = tensor.keys[0]
-    stored = tensor.value if tensor.node.op == "get_attr" else _attribute(model, key)
-    if tensor.node.op == "get_attr":
+    direct = tensor.stored or tensor.node.op == "get_attr"
+    stored = tensor.value if direct else _attribute(model, key)
+    if direct:
         return _check_shape(Identified(key), stored.shape, shape, what)
     generator = torch.Generator().manual_seed(0)
     trials = [torch.randn(stored.shape, generator=generator, dtype=torch.float64)

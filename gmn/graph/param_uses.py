@@ -245,6 +245,9 @@ class ParamUses:
             raise ConversionError(f"{name} {self.describe(node)}: use nn.PReLU")
         return self.functional_norm(node, key, bound, value, weight)
 
+    def model_device(self) -> torch.device:
+        return next((p.device for p in self.model.parameters()), torch.device("cpu"))
+
     def model_dtype(self) -> torch.dtype:
         return next((p.dtype for p in self.model.parameters()), torch.get_default_dtype())
 

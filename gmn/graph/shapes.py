@@ -51,6 +51,11 @@ def is_number(value) -> bool:
     return act_table.is_finite_number(value)
 
 
+class Positions:
+    """``torch.arange(T)`` of a sequence's length T (possibly unsqueezed or expanded): the
+    position ids 0..T-1 an ``nn.Embedding`` of positions reads (nanoGPT's ``wpe(pos)``)."""
+
+
 class Shape:
     """A non-tensor value derived from a tensor's shape (``x.shape``, ``x.size(1)``);
     ``batch``: it is the batch size (``x.size(0)``, ``x.shape[0]``)."""

@@ -41,6 +41,7 @@ from .shapes import (
     POOL_MODULES,
     POOL_SETTINGS,
     TRANSPOSES,
+    Positions,
     Shape,
     ShapeOps,
     flatten_to,
@@ -51,8 +52,8 @@ from .substitutes import substitute_for
 
 PASSTHROUGH_MODULES = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
                        nn.AlphaDropout, nn.FeatureAlphaDropout)
-PASSTHROUGH_FUNCTIONS = {F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout,
-                         "contiguous", "clone", "detach", torch.clone}
+DROPOUTS = {F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout}
+PASSTHROUGH_FUNCTIONS = DROPOUTS | {"contiguous", "clone", "detach", torch.clone, "cpu"}
 ADD = {operator.add, operator.iadd, torch.add, "add", "add_"}
 SUB = {operator.sub, operator.isub, torch.sub, "sub", "sub_"}
 MUL = {operator.mul, operator.imul, torch.mul, "mul", "mul_"}
@@ -375,6 +376,10 @@ class _Walker(ShapeOps, Arithmetic, ParamUses):
 
     def call_module(self, node: fx.Node, module: nn.Module):
         converter = find_converter(module)
+        if converter is converters.convert_embedding and isinstance(
+                self.env.get(self.first_node(node)), Positions):  # a table of positions
+            return ParamTensor(node, (f"{node.target}.weight",), module.weight.detach(),
+                               stored=True)
         if converter is not None:
             inputs = {a for a in (*node.args, *node.kwargs.values())
                       if isinstance(a, fx.Node) and isinstance(self.env.get(a), Value)}
@@ -472,6 +477,8 @@ class _Walker(ShapeOps, Arithmetic, ParamUses):
                 raise ConversionError(f"operation {self.describe(node)} on parameters "
                                       f"{', '.join(keys)} failed ({error})") from error
             return ParamTensor(node, keys, value) if isinstance(value, Tensor) else value
+        if self.positions(node, values):
+            return Positions()
         if any(isinstance(v, Shape) for v in values):
             return Shape()
         target = node.target
@@ -482,12 +489,24 @@ class _Walker(ShapeOps, Arithmetic, ParamUses):
             return target(*args, **kwargs)
         return None
 
+    def positions(self, node: fx.Node, values: list) -> bool:
+        """``torch.arange(T)`` / ``torch.arange(0, T)`` of a (non-batch) size, and its
+        unsqueezed, expanded or cast forms: the position ids of a sequence."""
+        if node.target is torch.arange:
+            args = self.constant(node.args)
+            args = args[1:] if len(args) == 2 and args[0] == 0 else args
+            return len(args) == 1 and isinstance(args[0], Shape) and not args[0].batch
+        return any(isinstance(v, Positions) for v in values) and node.target in (
+            "unsqueeze", torch.unsqueeze, "expand", "view", "reshape", "to", "long")
+
     def call_function(self, node: fx.Node, key):
         """``key``: the function, or the Tensor method's name."""
         head = node.args[0] if node.args else None
         source = self.env.get(head) if isinstance(head, fx.Node) else None
         if key is operator.getitem and isinstance(source, (tuple, list)):
             return source[node.args[1]]
+        if key is getattr and node.args[1] in ("device", "dtype") and isinstance(source, Value):
+            return self.model_device() if node.args[1] == "device" else self.model_dtype()
         shape_query = key in SHAPE_QUERIES or key is getattr and node.args[1] == "shape"
         if shape_query and isinstance(source, Value) or isinstance(source, Shape):
             return self.shape_query(node, key, source)
@@ -506,6 +525,8 @@ class _Walker(ShapeOps, Arithmetic, ParamUses):
             dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
             return self.head(node, HEADS[key], self.constant(dim))
         if key in PASSTHROUGH_FUNCTIONS:
+            if key in DROPOUTS:
+                self.check_dropout(node, key)
             self.alias(node)
             return self.first(node)
         inplace = key in INPLACE_ARITHMETIC
@@ -580,6 +601,18 @@ class _Walker(ShapeOps, Arithmetic, ParamUses):
         raise ConversionError(f"operation {self.describe(node)} is not supported in a network "
                               "converted to a parameter graph")
 
+    def check_dropout(self, node: fx.Node, key) -> None:
+        """A functional dropout in training mode (``F.dropout(x, 0.5)``: ``training`` defaults
+        to True) drops at random even in eval mode; the graph has no place for it."""
+        bound = self.bind(node, ("input", "p", "training", "inplace"))
+        p = bound["p"] if node.args[1:] or "p" in node.kwargs else 0.5
+        training = bound["training"] if node.args[2:] or "training" in node.kwargs else True
+        if training and p:
+            raise ConversionError(
+                f"{key.__name__} {self.describe(node)} runs in training mode (training="
+                f"{training!r}; F.dropout's default is True), so it drops at random whatever "
+                "the module's mode; pass training=self.training")
+
     def cast(self, node: fx.Node, key) -> Value:
         """``x.float()``, ``x.to(dtype)``: nothing to record when the dtype is the model's (a
         cast to another dtype changes the function's precision: refused)."""
@@ -591,6 +624,8 @@ class _Walker(ShapeOps, Arithmetic, ParamUses):
                      if isinstance(a, torch.dtype)]
             others = [a for a in args if not isinstance(a, (torch.dtype, torch.device, str))]
             dtype = found[0] if found and not others else None
+            if not found and not others:  # x.to(device): nothing to record
+                dtype = self.model_dtype()
         if key == "type_as" or dtype != self.model_dtype():
             raise ConversionError(f"cast {self.describe(node)} is only supported to the model's "
                                   f"own dtype {self.model_dtype()}")
