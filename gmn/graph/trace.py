@@ -388,7 +388,7 @@ class _Walker(ShapeOps, Arithmetic, ParamUses):
                                       "tensors; converted modules read one (self-attention only)")
             if isinstance(module, nn.MultiheadAttention):
                 self.check_attention_call(node)
-            elif converter in BUILTIN_CONVERTERS and (node.args[1:] or node.kwargs):
+            elif converter in BUILTIN_CONVERTERS and len(node.args) + len(node.kwargs) > 1:
                 raise ConversionError(
                     f"module {node.target!r} ({type(module).__name__}) is called with more "
                     "than its input (e.g. a transposed convolution's output_size); the graph "
