@@ -18,7 +18,9 @@ from tests.test_graph_template import assert_batches_equal
 
 MODULES = [nn.ReLU(), nn.LeakyReLU(0.0), nn.LeakyReLU(0.3), nn.GELU(), nn.GELU("tanh"),
            nn.Tanh(), nn.Sigmoid(), nn.SiLU(), nn.ELU(0.7), nn.Softplus(beta=2.5), nn.Hardswish(),
-           nn.Hardsigmoid(), nn.Mish(), nn.ReLU6()]
+           nn.Hardsigmoid(), nn.Mish(), nn.ReLU6(), nn.SELU(), nn.Softsign(), nn.CELU(0.6),
+           nn.RReLU(0.1, 0.3).eval(), nn.LogSigmoid(), nn.Tanhshrink(), nn.Softshrink(0.3),
+           nn.Hardshrink(0.4)]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=repr)
@@ -88,13 +90,36 @@ def test_multiplication_by_a_constant_before_sin_keeps_w0():
         torch.testing.assert_close(gmn.graph.execute(graph, x), model(x))
 
 
-def test_a_multiplication_elsewhere_names_the_module():
+def test_a_multiplication_elsewhere_is_a_scale_node_or_a_weight_scale():
+    """``2 * relu(h)`` read by a linear layer scales that layer's weight (node_spec
+    weight_scale); read by anything else it is a scale node of constant weight 2; a division of
+    two tensors is refused naming the module."""
+    from gmn.graph.parameter_graph import NODE_SPEC
+
     class Doubled(nn.Module):
         def forward(self, x):
             return 2.0 * torch.relu(x)
 
-    with pytest.raises(gmn.ConversionError, match=r"in module '1' \(Doubled\)"):
-        gmn.from_state_dict(nn.Sequential(nn.Linear(2, 3), Doubled(), nn.Linear(3, 1)))
+    x = torch.randn(5, 2)
+    folded = nn.Sequential(nn.Linear(2, 3), Doubled(), nn.Linear(3, 1))
+    graph = gmn.from_state_dict(folded)
+    output = graph.node_io_pos >= 0
+    output &= graph.node_layer == graph.node_layer.max()
+    assert graph.node_spec[output, NODE_SPEC.index("weight_scale")].tolist() == [2.0]
+    scaled = nn.Sequential(nn.Linear(2, 3), Doubled(), nn.Tanh(), nn.Linear(3, 1))
+    graph_scaled = gmn.from_state_dict(scaled)
+    scale = graph_scaled.edge_type == vocab.EDGE_TYPE["scale"]
+    assert int(scale.sum()) == 3 and bool((graph_scaled.edge_attr[scale, 0] == 2.0).all())
+    with torch.no_grad():
+        torch.testing.assert_close(gmn.graph.execute(graph, x), folded(x))
+        torch.testing.assert_close(gmn.graph.execute(graph_scaled, x), scaled(x))
+
+    class Ratio(nn.Module):
+        def forward(self, x):
+            return x / torch.relu(x)
+
+    with pytest.raises(gmn.ConversionError, match=r"division.*in module '1' \(Ratio\)"):
+        gmn.from_state_dict(nn.Sequential(nn.Linear(2, 3), Ratio(), nn.Linear(3, 1)))
 
 
 @pytest.fixture
@@ -111,23 +136,23 @@ def own_activation_table(monkeypatch):
         table.update(before)
 
 
-class Snake(nn.Module):
-    """x + sin²(a·x)/a, an activation the table does not know."""
+class Damped(nn.Module):
+    """x·exp(−a·x²), an activation the table does not know (exp has no graph)."""
 
     def __init__(self, a: float):
         super().__init__()
         self.a = a
 
     def forward(self, x):
-        return x + torch.sin(self.a * x) ** 2 / self.a
+        return x * torch.exp(-self.a * x * x)
 
 
 def test_register_activation_for_a_user_module(own_activation_table):
-    model = nn.Sequential(nn.Linear(2, 6), Snake(0.5), nn.Linear(6, 1))
-    with pytest.raises(gmn.ConversionError, match="Snake"):
+    model = nn.Sequential(nn.Linear(2, 6), Damped(0.5), nn.Linear(6, 1))
+    with pytest.raises(gmn.ConversionError, match="exp.*Damped"):
         gmn.from_state_dict(model)
     record = gmn.register_activation(
-        "snake_test", lambda z, a: z + torch.sin(a * z) ** 2 / a, modules=(Snake,),
+        "damped_test", lambda z, a: z * torch.exp(-a * z * z), modules=(Damped,),
         settings={"a": ARG})
     graph = gmn.from_state_dict(model)
     hidden = graph.node_io_pos == -1
@@ -137,7 +162,7 @@ def test_register_activation_for_a_user_module(own_activation_table):
     with torch.no_grad():
         torch.testing.assert_close(gmn.graph.execute(graph, x), model(x))
     with pytest.raises(ValueError, match="already registered"):
-        gmn.register_activation("snake_test", record.fn)
+        gmn.register_activation("damped_test", record.fn)
 
 
 def test_graph_does_not_import_gmn_models():

@@ -133,6 +133,9 @@ def _resolved_gmn_config(model_options: dict) -> dict:
 
     options = {k: v for k, v in model_options.items() if k not in BUILD_OPTIONS}
     resolved = asdict(GMNConfig.from_kwargs(**options))
-    for size in ("out_dim", "node_in_dim"):  # set by build_gmn from the data
+    # set by build_gmn from the data, or by gmn.graph.vocab: its tables grow by rows that
+    # start at zero, which change no number of a network that does not use them
+    for size in ("out_dim", "node_in_dim", "num_node_types", "num_edge_types",
+                 "num_activations"):
         resolved.pop(size)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items()}

@@ -16,7 +16,11 @@ May import: gmn.memory.
   points) and ``network_outputs``, the batched evaluation of MLPs and SIRENs;
 * :mod:`~gmn.graph.weight_statistics`: per-layer weight statistics (Unterthiner et al.);
 * :mod:`~gmn.graph.trace`, :mod:`~gmn.graph.converters`, :mod:`~gmn.graph.registry`:
-  dataflow tracing and the per-module converters (``register_converter``);
+  dataflow tracing and the per-module converters (``register_converter``); the tracer's
+  :mod:`~gmn.graph.shapes` (shape operations), :mod:`~gmn.graph.arithmetic` (activations,
+  products, sums, concatenations) and :mod:`~gmn.graph.param_uses` (functional layers and
+  parameters used in forward), with :mod:`~gmn.graph.param_tensors` (what a weight
+  computed from a parameter is: transposed, scaled, standardised);
 * :mod:`~gmn.graph.errors`: ``ConversionError``, ``UnsupportedModuleError``;
 * :mod:`~gmn.graph.infer`: layouts of plain sequential state_dicts from their keys
   (``infer_module``);
@@ -28,7 +32,8 @@ May import: gmn.memory.
 * :mod:`~gmn.graph.activations`: the one activation table (``register_activation``);
 * :mod:`~gmn.graph.executor`: ``execute(graph, inputs)``, a graph run as its network;
 * :mod:`~gmn.graph.substitutes`, :mod:`~gmn.graph.huggingface`: traceable equivalents of
-  forwards torch.fx cannot trace (transformer encoders, Hugging Face ResNets).
+  forwards torch.fx cannot trace (transformer encoders, Hugging Face BERT, GPT-2, ViT, DeiT,
+  ConvNeXt, MobileNetV2, ResNet).
 
 The names above are importable from ``gmn.graph`` directly; each is loaded on first use, so
 ``import gmn.graph`` stays fast.

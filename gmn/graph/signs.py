@@ -53,6 +53,11 @@ def sample_signs(template: GraphTemplate, n: int, generator: torch.Generator | N
     """Random signs for ``n`` samples: ``{gid: Tensor[n, size]}`` of ±1.0 for every neuron
     group (all +1 for groups that cannot flip). Raises ``ValueError`` naming the group when a
     hidden neuron is not a linear/conv neuron with an odd activation."""
+    standardised = [b["dst"] for b in template.program["blocks"]
+                    if ((b["op"] or {}).get("transform") or ("",))[0] == "standardize"]
+    if standardised:
+        raise ValueError(f"sign flips do not keep the function of a layer that standardises its "
+                         f"weights (neuron group {standardised[0]}): its statistics change")
     out = {}
     device = None if generator is None else generator.device
     for members in neuron_classes(template):
