@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import json
 import operator
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -25,7 +24,7 @@ from safetensors.torch import load, save
 from torch import Tensor, nn
 
 from gmn.files import write_bytes
-from gmn.graph import trace
+from gmn.graph import shapes
 from gmn.graph.builder import Axis
 from gmn.graph.template import GraphTemplate
 
@@ -35,8 +34,8 @@ _RECORDS = {"Axis": Axis}  # the dataclasses a template holds
 # the shape operations a traced template replays (``program`` reads): stored by name, and
 # only these names are read back
 _FUNCTIONS = {f"{getattr(f, '__module__', None)}.{f.__name__}": f for f in (
-    *trace.LAYOUT, *(f for f in trace.TRANSPOSES if callable(f)), *trace.LOCAL_POOL_FUNCTIONS,
-    *trace.ADAPTIVE_POOL_FUNCTIONS, torch.amax, torch.mean, operator.getitem)}
+    *shapes.LAYOUT, *(f for f in shapes.TRANSPOSES if callable(f)), *shapes.LOCAL_POOL_FUNCTIONS,
+    *shapes.ADAPTIVE_POOL_FUNCTIONS, torch.amax, torch.mean, operator.getitem)}
 _FUNCTION_NAMES = {f: name for name, f in _FUNCTIONS.items()}
 
 
@@ -47,8 +46,9 @@ class StoredTemplateError(ValueError):
 def template_bytes(template: GraphTemplate) -> bytes:
     """``template`` as the bytes of a safetensors file (equal templates, equal bytes)."""
     tensors: dict[str, Tensor] = {}
-    attributes = {name: _encode(value, tensors, name, private=name.startswith("_"))
-                  for name, value in sorted(vars(template).items())}
+    caches = GraphTemplate.fresh_caches()
+    attributes = {name: _encode(value, tensors, name)
+                  for name, value in sorted(vars(template).items()) if name not in caches}
     header = json.dumps({"format": FORMAT, "attributes": attributes}, sort_keys=True)
     return save(tensors, {"gmn-template": header})
 
@@ -78,7 +78,8 @@ def template_from_bytes(data: bytes, name: str = "template") -> GraphTemplate:
     if header.get("format") != FORMAT:
         raise StoredTemplateError(f"{name} is not a {FORMAT} file")
     attributes = header["attributes"]
-    expected = set(vars(_reference()))
+    caches = GraphTemplate.fresh_caches()
+    expected = set(vars(_reference())) - set(caches)
     if set(attributes) != expected:
         raise StoredTemplateError(
             f"{name} was written by a gmn whose graph templates hold other attributes "
@@ -86,6 +87,7 @@ def template_from_bytes(data: bytes, name: str = "template") -> GraphTemplate:
             f"{sorted(set(attributes) - expected)}); import the checkpoints again")
     template = GraphTemplate.__new__(GraphTemplate)
     template.__dict__.update({k: _decode(v, tensors, name) for k, v in attributes.items()})
+    template.__dict__.update(caches)
     return template
 
 
@@ -105,9 +107,7 @@ def _reference() -> GraphTemplate:
     return _REFERENCE[0]
 
 
-def _encode(value, tensors: dict, where: str, private: bool = False):
-    if private and isinstance(value, dict):
-        return {"$cache": type(value).__name__}
+def _encode(value, tensors: dict, where: str):
     if isinstance(value, Tensor):
         name = f"t{len(tensors)}"
         tensors[name] = value.detach().cpu().contiguous().clone()
@@ -169,8 +169,6 @@ def _decode(value, tensors: dict, name: str):
         return slice(*value["$slice"])
     if "$ellipsis" in value:
         return Ellipsis
-    if "$cache" in value:
-        return OrderedDict() if value["$cache"] == "OrderedDict" else {}
     if value.get("$record") in _RECORDS:
         fields = {k: _decode(v, tensors, name) for k, v in value["fields"].items()}
         return _RECORDS[value["$record"]](**fields)

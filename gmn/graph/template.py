@@ -103,18 +103,23 @@ class GraphTemplate:
         self.fixed_groups = fixed_groups
         self.program = builder.program  # what gmn.graph.execute reads besides the graph
         self._numels = [s.numel() for s in self.shapes]
-        self._placed: dict[tuple, dict[str, Tensor]] = {}
-        self._prototypes: dict[tuple, ParameterGraph] = {}  # structure-only graph to copy
-        self._batched: OrderedDict[tuple, dict] = OrderedDict()
-        # large outputs of batch() reused once the batch that held them is gone
-        self._recycler = memory.Recycler()
+        self.__dict__.update(self.fresh_caches())
+
+    @staticmethod
+    def fresh_caches() -> dict:
+        """The template's caches, empty: what it computes from its structure on first use
+        (never part of what it is: not pickled, not stored)."""
+        return {
+            "_placed": {},  # {(device, dtype): structure tensors there}
+            "_prototypes": {},  # {(device, dtype): structure-only graph to copy}
+            "_batched": OrderedDict(),  # batched structure per batch size
+            # large outputs of batch() reused once the batch that held them is gone
+            "_recycler": memory.Recycler(),
+        }
 
     def __getstate__(self) -> dict:
         """Pickled (a dataset sent to worker processes) without its caches and buffers."""
-        state = dict(self.__dict__)
-        state.update(_placed={}, _prototypes={}, _batched=OrderedDict(),
-                     _recycler=memory.Recycler())
-        return state
+        return {**self.__dict__, **self.fresh_caches()}
 
     def _structure_on(self, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
         """The structure tensors on ``device``, float ones in ``dtype`` (cached)."""
