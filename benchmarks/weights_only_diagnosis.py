@@ -17,7 +17,9 @@ the INRs' own parameters (``gmn.data.InRawSpace``), so they keep every INR's fun
 ``--opts``: keyword options of ``gmn.nn.GMN``. ``--linear-probe``:
 test accuracy of a logistic regression on per-coordinate standardised weights (what the weight
 MLP reads; not permutation invariant) and on the canonically standardised weights of
-``gmn.nn.canonical`` (invariant), with slots by bias rank only and with signatures.
+``gmn.nn.canonical`` (invariant), with slots by bias rank only and with signatures; and the
+test R² of a ridge regression from the per-coordinate standardised weights to the image (its
+penalty chosen on validation): how nearly linear the image is in the weights.
 """
 
 from __future__ import annotations
@@ -118,6 +120,24 @@ def logistic_regression_accuracy(features: Tensor, labels: Tensor, split: dict) 
     return float((classifier(features[test]).argmax(1) == labels[test]).float().mean())
 
 
+def ridge_image_r2(features: Tensor, pixels: Tensor, split: dict) -> float:
+    """Test R² of a ridge regression from [N, F] features to the [N, D] images (its penalty
+    chosen on the validation images), against the training images' mean."""
+    import numpy as np
+    from sklearn.linear_model import Ridge
+
+    x, y = features.double().numpy(), pixels.double().numpy()
+    train, val, test = (split[k].numpy() for k in ("train", "val", "test"))
+
+    def r2(model, rows):
+        error = ((model.predict(x[rows]) - y[rows]) ** 2).sum()
+        return 1.0 - error / ((y[rows] - y[train].mean(0)) ** 2).sum()
+
+    fits = [Ridge(alpha=alpha).fit(x[train], y[train]) for alpha in np.logspace(-3, 3, 13)]
+    best = max(fits, key=lambda model: r2(model, val))
+    return float(r2(best, test))
+
+
 def canonical_features(template, params: Tensor, train: Tensor, refinements: int) -> Tensor:
     """[N, E + N_nodes]: every INR's canonically standardised weights and biases
     (:class:`gmn.nn.CanonicalStandardize` fitted on ``train``), ordered by canonical key."""
@@ -167,6 +187,7 @@ def main(argv=None) -> None:
         for name, refinements in (("canonical_bias_rank", 0), ("canonical_signatures", 2)):
             features = canonical_features(data.template, params, split["train"], refinements)
             result[name] = logistic_regression_accuracy(features, labels, split)
+        result["image_r2_per_coordinate"] = ridge_image_r2(params, data.images.flatten(1), split)
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
                           for k, v in result.items()}))
         return

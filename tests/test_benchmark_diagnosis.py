@@ -28,3 +28,17 @@ def test_the_image_target_reports_r2_on_held_out_images(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["target"] == "image" and report["training_inrs"] == 2 * 42
     assert report["test_at_best_val"] <= 1.0 and len(report["history_train_loss_val"]) == 2
+
+
+def test_ridge_image_r2_knows_a_linear_image_from_noise():
+    import torch
+
+    from benchmarks.weights_only_diagnosis import ridge_image_r2
+
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.randn(120, 16, generator=generator)
+    split = {"train": torch.arange(80), "val": torch.arange(80, 100),
+             "test": torch.arange(100, 120)}
+    mixing = torch.randn(16, 30, generator=generator)
+    assert ridge_image_r2(pixels @ mixing, pixels, split) > 0.99  # the image is linear in them
+    assert ridge_image_r2(torch.randn(120, 30, generator=generator), pixels, split) < 0.05
