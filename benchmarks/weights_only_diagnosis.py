@@ -3,7 +3,7 @@
 Loads (or fits, ~20 s) the default benchmark's INRs once and trains one GMN variant on the
 parameter graph alone (no function samples), printing one JSON line:
 
-    python -m benchmarks.weights_only_diagnosis --spread             # deviation scales
+    python -m benchmarks.weights_only_diagnosis --spread             # deviation scales, movement
     python -m benchmarks.weights_only_diagnosis --overfit 150 \\
         --opts '{"fourier_frequencies": 0, "edge_message": "additive", "dropout": 0}'
     python -m benchmarks.weights_only_diagnosis --epochs 20 --opts '{}'
@@ -103,6 +103,27 @@ def spread(data) -> dict:
     return out
 
 
+def movement(data) -> dict:
+    """Per layer tensor: the median over view-0 INRs of ``‖θ − θ₀‖ / ‖θ₀‖``, how far fitting
+    moved each INR from its own initialisation θ₀ (drawn again from the dataset's seeds)."""
+    from gmn.data.batched_siren import init_params
+    from gmn.data.fit import FitRecipe, inr_seeds
+
+    dataset = data.train_set.dataset
+    manifest = dataset.info["manifest"]
+    first = (dataset.info["view"] == 0).nonzero().squeeze(1)
+    recipe = FitRecipe.from_dict(manifest["fit"])
+    seeds = inr_seeds(recipe, manifest["seed"], dataset.info["image_ids"][first],
+                      dataset.info["view"][first])
+    start = init_params(recipe.layout, seeds)
+    fitted = dataset.weights(first).stacked()
+    out = {}
+    for key, value in fitted.items():
+        change = (value - start[key]).flatten(1).norm(dim=1) / start[key].flatten(1).norm(dim=1)
+        out[key] = round(float(change.median()), 4)
+    return out
+
+
 def logistic_regression_accuracy(features: Tensor, labels: Tensor, split: dict) -> float:
     """Test accuracy of a logistic regression (400 full-batch Adam steps, seeded) on [N, F]
     features standardised with training statistics."""
@@ -178,7 +199,8 @@ def main(argv=None) -> None:
     config = parse_config(data_options)
     data = prepare_data(config, Path(config.out))
     if a.spread:
-        print(json.dumps({"init": a.init, "spread": spread(data)}))
+        print(json.dumps({"init": a.init, "spread": spread(data),
+                          "moved_from_own_initialisation": movement(data)}))
         return
     if a.linear_probe:
         params, labels, split = data.params, data.labels, data.split

@@ -42,3 +42,14 @@ def test_ridge_image_r2_knows_a_linear_image_from_noise():
     mixing = torch.randn(16, 30, generator=generator)
     assert ridge_image_r2(pixels @ mixing, pixels, split) > 0.99  # the image is linear in them
     assert ridge_image_r2(torch.randn(120, 30, generator=generator), pixels, split) < 0.05
+
+
+def test_movement_is_measured_from_each_inrs_own_initialisation(tmp_path, capsys):
+    """One Adam step of 1e-3 moves each weight by at most about 1e-3: relative to the layer
+    (weights of order 0.1-0.7) the movement is small but not zero."""
+    main(["--init", "independent", "--data", "--limit 30 --inr-steps 1", "--out",
+          str(tmp_path), "--spread"])
+    moved = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[
+        "moved_from_own_initialisation"]
+    assert set(moved) == {f"seq.{i}.{k}" for i in range(3) for k in ("weight", "bias")}
+    assert all(0 < value < 0.02 for value in moved.values()), moved
