@@ -87,6 +87,9 @@ def test_report_states_every_verdict_and_links_real_figures(runs):
         assert heading in report
     for finding in results["findings"]:
         assert finding["claim"] in report
+    assert results["data"]["setting"] == "shared initialisation"
+    assert "| test accuracy (%), shared initialisation |" in report
+    assert report.count("(INRs of shared initialisation).") == 8, "every finding says its setting"
     assert "accuracy_overlap.png" in report and "cka_gmn.png" in report
     assert "### The same claims for `gmn_probe`" in report
     for name in results["figures"].values():

@@ -34,8 +34,9 @@ def tiny_data(template, params, image_size=(5, 4), train=2) -> BenchmarkData:
     """Four INRs of two classes as the benchmark holds them: ``train`` for training, one for
     validation, the last for testing."""
     return BenchmarkData(
-        name="tiny", images=torch.zeros(4, 1, *image_size), labels=torch.arange(4) % 2,
-        params=params[:, None], psnr=torch.full((4, 1), 40.0),
+        name="tiny", setting="shared initialisation", images=torch.zeros(4, 1, *image_size),
+        labels=torch.arange(4) % 2,
+        params=params, psnr=torch.full((4, 1), 40.0),
         split={"train": torch.arange(train), "val": torch.tensor([train]),
                "test": torch.tensor([3])},
         template=template, num_classes=2, key={"d": 1}, description="", inr_description="",
@@ -229,3 +230,73 @@ def test_input_noise_is_scaled_by_each_parameters_training_spread(siren_params):
     assert plan_family("gmn_noaug", data, off).transform is None  # no noise, no permutation
     with pytest.raises(ValueError, match="input_noise must be a number >= 0"):
         plan_family("gmn", data, BenchmarkConfig(gmn_config={"input_noise": -1}))
+
+
+def per_layer_standardisation(template, raw):
+    """The benchmark's kind of standardisation: one (scale, shift) per state_dict key, [P]
+    each, with the shifts far from zero so that a flip of standardised values shows."""
+    stacked = Weights(template, raw[:1]).stacked()
+    scale = Weights.from_stacked(template, {k: torch.full_like(v, 0.5 + i) for i, (k, v)
+                                            in enumerate(stacked.items())}).params[0]
+    shift = Weights.from_stacked(template, {k: torch.full_like(v, 0.3 - 0.2 * i) for i, (k, v)
+                                            in enumerate(stacked.items())}).params[0]
+    return scale, shift
+
+
+def test_sign_flips_act_on_the_inrs_own_parameters(siren_params):
+    """The flips the GMN trains on keep every INR's rendered image, through the exact pipeline
+    (standardised parameters in, standardised parameters out); flipping the standardised
+    values themselves would change the images."""
+    from gmn.data import RandomSignFlip
+
+    template, raw, _ = siren_params
+    raw = raw.double()
+    scale, shift = per_layer_standardisation(template, raw)
+    params, labels = (raw - shift) / scale, torch.arange(len(raw))
+    transform = gmn_augmentation(template, (8, 8), 0, False, (scale, shift), sign_flip=True)
+    flipped, _ = transform((params, labels), torch.Generator().manual_seed(0))
+    assert not torch.allclose(flipped, params), "some neuron was flipped"
+    before = render(Weights(template, raw), 8, 8)
+    torch.testing.assert_close(render(Weights(template, flipped * scale + shift), 8, 8), before,
+                               rtol=0, atol=1e-6)
+    wrong = RandomSignFlip()(Weights(template, params), torch.Generator().manual_seed(0)).params
+    assert (render(Weights(template, wrong * scale + shift), 8, 8) - before).abs().max() > 0.01
+    with pytest.raises(ValueError, match="sign_flip must be true or false"):
+        gmn_augmentation(template, (8, 8), 0, False, (scale, shift), sign_flip=1)
+
+
+def test_a_gmn_reading_canonical_signs_ignores_flips_and_permutations(siren_params):
+    """``canonical_signs``: the GMN's logits (float64) are the same for every INR after random
+    sign flips (in raw space) and hidden-neuron permutations, drawn together."""
+    template, raw, _ = siren_params
+    raw = raw.double()
+    scale, shift = per_layer_standardisation(template, raw)
+    params = (raw - shift) / scale
+    options = {"hidden_dim": 8, "canonical_standardization": False, "rank_embedding": False,
+               "dropout": 0.0, "canonical_signs": True}
+    model = build_gmn(template, 3, params, options, raw_affine=(scale, shift)).double().eval()
+    transform = gmn_augmentation(template, (8, 8), 0, True, (scale, shift), sign_flip=True)
+    moved, _ = transform((params, torch.arange(len(raw))), torch.Generator().manual_seed(2))
+    torch.testing.assert_close(model(moved), model(params), rtol=0, atol=1e-9)
+    plain = build_gmn(template, 3, params, {**options, "canonical_signs": False},
+                      raw_affine=(scale, shift)).double().eval()
+    plain.load_state_dict(model.state_dict())
+    assert not torch.allclose(plain(moved), plain(params), atol=1e-4)
+
+
+def test_function_samples_at_a_few_random_points(siren_params):
+    """``query_points``: K seeded random points in [-1, 1]² instead of the pixel grid; the
+    output neuron's samples are the INR's values there."""
+    template, raw, nets = siren_params
+    options = {**split_gmn_config({"hidden_dim": 8, "query_points": 16}, "gmn_probe")[0]}
+    model = build_gmn(template, 3, raw, options, (8, 8))
+    points = model.graph.points
+    assert points.shape == (16, 2) and points.abs().max() <= 1
+    assert torch.equal(points, build_gmn(template, 3, raw, options, (8, 8)).graph.points)
+    assert not torch.equal(points[:, 0], points[:, 1])
+    out_rows = model.graph(raw).x.view(len(raw), template.num_nodes, 5 + 16)[:, -1, 5:]
+    with torch.no_grad():
+        expected = torch.stack([n(points).squeeze(-1) for n in nets])
+    torch.testing.assert_close(out_rows, expected, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="query_points places function samples"):
+        build_gmn(template, 3, raw, {"hidden_dim": 8, "query_points": 16}, (8, 8))

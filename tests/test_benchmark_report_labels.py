@@ -37,8 +37,10 @@ def test_probe_family_is_labelled_in_tables_and_findings():
         "comparisons": [{"a": "gmn", "b": "gmn_probe", "accuracy_difference": [0.0],
                          "mcnemar_p": [1.0], "verdict": "no significant difference"}],
         "figures": {},
+        "data": {"setting": "independent initialisation"},
     }
     findings = "\n".join(report._findings_section(results))
+    assert findings.count("— ❔ inconclusive (INRs of independent initialisation).") == 2
     assert FAMILY_DESCRIPTIONS["gmn"] in findings.split("### The same claims")[0]
     assert "weights claim" in findings.split("### The same claims")[0]
     assert "probe claim" in findings.split("### The same claims for `gmn_probe`")[1]

@@ -160,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     inr.add_argument(
+        "--stream-shards",
+        type=int,
+        metavar="N",
+        help="hold at most N INR shards (1,024 INRs each) in memory: parameter families "
+        "read their training INRs from the shards, shuffled within windows of N shards, so "
+        "many views fit any memory (default: every shard read stays loaded, shuffled over "
+        "the whole training set)",
+    )
+    inr.add_argument(
         "--inr-hidden",
         type=_ints,
         metavar="W,W",

@@ -51,6 +51,7 @@ class BenchmarkConfig:
     classes: tuple[int, ...] | None = None
     limit: int | None = None
     views: int = 1
+    stream_shards: int | None = None
     inr_steps: int = 300
     inr_lr: float = 1e-3
     inr_target_psnr: float | None = 40.0
@@ -107,6 +108,10 @@ class BenchmarkConfig:
                 raise ValueError(f"--classes needs at least two classes, got {self.classes}")
         if self.seeds < 2:
             raise ValueError(f"--seeds must be >= 2 (cross-seed CKA needs two), got {self.seeds}")
+        if self.stream_shards is not None and self.stream_shards < 1:
+            raise ValueError(f"--stream-shards must be >= 1, got {self.stream_shards}")
+        if self.stream_shards is not None and self.zoo is not None:
+            raise ValueError("--stream-shards streams fitted INR shards; a --zoo is read whole")
         for name in ("views", "epochs", "batch_size", "inr_steps"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")

@@ -19,11 +19,16 @@ from gmn.models.cnn import CNN
 from gmn.models.mlp import MLP
 from gmn.models.vit import ViT
 from gmn.models.weight_mlp import WeightMLP
-from gmn.nn.params_to_gmn import build_gmn
+from gmn.nn.params_to_gmn import BUILD_OPTIONS, build_gmn
 
 from .config import DEFAULT_EPOCHS, IMAGE_FAMILIES, BenchmarkConfig
 from .data import BenchmarkData
-from .gmn_family import gmn_augmentation, gmn_build_options, split_gmn_config
+from .gmn_family import (
+    OPTIONAL_TRAIN_OPTIONS,
+    gmn_augmentation,
+    gmn_build_options,
+    split_gmn_config,
+)
 
 
 @dataclass
@@ -78,7 +83,7 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
             _block_layers,
             {"model": model.__name__, **options},
         )
-    train_params = data.params[data.split["train"], 0]
+    train_params = data.params[data.split["train"]]
     if family == "weight_mlp":
         mean, std = train_params.mean(0), train_params.std(0).clamp_min(1e-6)
         hidden, dropout = (256, 256), 0.1
@@ -99,6 +104,7 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
     transform = gmn_augmentation(
         data.template, shape[1:], train_options.pop("shift_pixels"), family != "gmn_noaug",
         raw_affine, train_options.pop("input_noise"), train_params.std(0),
+        train_options.pop("sign_flip", OPTIONAL_TRAIN_OPTIONS["sign_flip"]),
     )
     return FamilyPlan(
         lambda: build_gmn(
@@ -125,7 +131,7 @@ def _resolved_gmn_config(model_options: dict) -> dict:
 
     from gmn.nn import GMNConfig
 
-    options = {k: v for k, v in model_options.items() if k != "function_samples"}
+    options = {k: v for k, v in model_options.items() if k not in BUILD_OPTIONS}
     resolved = asdict(GMNConfig.from_kwargs(**options))
     # set by build_gmn from the data, or by gmn.graph.vocab: its tables grow by rows that
     # start at zero, which change no number of a network that does not use them

@@ -30,8 +30,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gmn.data.augment import GaussianNoise, RandomPixelShift
-from gmn.graph.permutation import permute as permute_hidden
+from gmn.data.augment import (
+    Compose,
+    GaussianNoise,
+    InRawSpace,
+    RandomPermutation,
+    RandomPixelShift,
+    RandomSignFlip,
+)
 from gmn.graph.weights import Weights
 from gmn.nn import INR_WEIGHTS_ONLY
 
@@ -62,6 +68,10 @@ GMN_TRAIN_DEFAULTS = {  # the weights-only GMN (docs/accuracy.md)
     "input_noise": 0.6,
     "label_smoothing": 0.1,
 }
+# Training options off by default that enter a run's options (and cache key) only when given,
+# so runs recorded before they existed are reused: random function-preserving sign flips of
+# the INRs' hidden neurons (odd activations only).
+OPTIONAL_TRAIN_OPTIONS = {"sign_flip": False}
 GMN_PROBE_TRAIN_DEFAULTS = {  # as many epochs as the image models
     **GMN_TRAIN_DEFAULTS, "lr": 3e-3, "batch_size": 64, "epochs": DEFAULT_EPOCHS,
     "shift_pixels": "auto",
@@ -87,8 +97,9 @@ def split_gmn_config(overrides: dict, family: str = "gmn", epochs: int | None = 
             "--gmn-config function_samples is decided by the family: gmn and gmn_noaug read "
             "the parameter graph alone, gmn_probe adds function samples (choose with --families)"
         )
-    train = {k: v for k, v in overrides.items() if k in GMN_TRAIN_DEFAULTS}
-    model = {k: v for k, v in overrides.items() if k not in GMN_TRAIN_DEFAULTS}
+    train_names = {*GMN_TRAIN_DEFAULTS, *OPTIONAL_TRAIN_OPTIONS}
+    train = {k: v for k, v in overrides.items() if k in train_names}
+    model = {k: v for k, v in overrides.items() if k not in train_names}
     samples = family == "gmn_probe"
     defaults = GMN_PROBE_MODEL_DEFAULTS if samples else GMN_MODEL_DEFAULTS
     train_defaults = GMN_PROBE_TRAIN_DEFAULTS if samples else GMN_TRAIN_DEFAULTS
@@ -113,15 +124,18 @@ def gmn_build_options(family: str, model_options: dict) -> dict:
 def gmn_augmentation(template, image_size: tuple[int, int], shift_pixels: int | str,
                      permute: bool,
                      raw_affine: tuple[Tensor | None, Tensor | None] = (None, None),
-                     input_noise: float = 0.0, param_std: Tensor | None = None):
+                     input_noise: float = 0.0, param_std: Tensor | None = None,
+                     sign_flip: bool = False):
     """Trainer transform on ``(params [B, P], labels)``: Gaussian noise of ``input_noise`` ×
     ``param_std`` [P] (each parameter's spread over the training INRs) added to each
     parameter, each INR moved by up to ``shift_pixels`` whole pixels (``"auto"``:
-    ``min(image_size) // 28``), then (``permute``) its hidden neurons permuted at random.
+    ``min(image_size) // 28``) and (``sign_flip``) its hidden neurons' signs flipped at random,
+    then (``permute``) its hidden neurons permuted at random.
 
-    The shift acts on the INRs' own parameters: with ``raw_affine`` = (scale, shift) [P]
-    undoing a standardisation, the first-layer bias moves by ``W δ / scale`` and no other
-    entry changes. Returns None when there is nothing to do."""
+    The shift and the flips act on the INRs' own parameters (:class:`gmn.data.InRawSpace`
+    with ``raw_affine`` = (scale, shift) [P] undoing a standardisation): both keep the
+    rendered image (the shift up to the pixels it moves in). Returns None when there is
+    nothing to do."""
     if shift_pixels == "auto":
         shift_pixels = min(image_size) // 28
     if isinstance(shift_pixels, bool) or not isinstance(shift_pixels, int) or shift_pixels < 0:
@@ -131,28 +145,25 @@ def gmn_augmentation(template, image_size: tuple[int, int], shift_pixels: int | 
     if isinstance(input_noise, bool) or not isinstance(input_noise, (int, float)) \
             or input_noise < 0:
         raise ValueError(f"--gmn-config input_noise must be a number >= 0, got {input_noise!r}")
+    if not isinstance(sign_flip, bool):
+        raise ValueError(f"--gmn-config sign_flip must be true or false, got {sign_flip!r}")
     if input_noise and param_std is None:
         raise ValueError("input_noise needs param_std, each parameter's training spread [P]")
-    if not shift_pixels and not permute and not input_noise:
-        return None
-    shift = RandomPixelShift(*image_size, shift_pixels) if shift_pixels else None
-    noise = GaussianNoise(input_noise * param_std) if input_noise else None
     scale, offset = raw_affine
     if (scale is None) != (offset is None):
         raise ValueError("raw_affine takes both a scale and a shift [P], or neither")
+    in_raw = ([RandomPixelShift(*image_size, shift_pixels)] if shift_pixels else []) \
+        + ([RandomSignFlip()] if sign_flip else [])
+    if in_raw and scale is not None:
+        in_raw = [InRawSpace(Compose(in_raw), scale, offset)]
+    steps = ([GaussianNoise(input_noise * param_std)] if input_noise else []) + in_raw \
+        + ([RandomPermutation()] if permute else [])
+    if not steps:
+        return None
+    augment = Compose(steps)
 
     def transform(batch, generator: torch.Generator):
         params, labels = batch
-        if noise is not None:
-            params = noise(Weights(template, params, allow_nonfinite=True), generator).params
-        if shift is not None:
-            factor = 1.0 if scale is None else scale.to(params)
-            raw = params if scale is None else params * factor + offset.to(params)
-            moved = shift(Weights(template, raw), generator).params
-            params = params + (moved - raw) / factor
-        if permute:
-            params = permute_hidden(Weights(template, params, allow_nonfinite=True),
-                                    generator).params
-        return params, labels
+        return augment(Weights(template, params, allow_nonfinite=True), generator).params, labels
 
     return transform

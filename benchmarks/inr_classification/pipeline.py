@@ -182,6 +182,7 @@ def _run_stages(config: BenchmarkConfig, command: str | None, out: Path,
         "families": list(config.families),
         "data": {
             "name": data.name,
+            "setting": data.setting,
             "description": data.description,
             "inr_description": data.inr_description,
             "n_train": len(data.split["train"]),

@@ -63,9 +63,11 @@ def _accuracy_section(results: dict) -> list[str]:
     return [
         "## Test accuracy",
         "",
-        "Best-validation checkpoint of each seed, tested once (mean ± sample std over seeds).",
+        f"INRs of {_setting(results)}. Best-validation checkpoint of each seed, tested once "
+        "(mean ± sample std over seeds).",
         "",
-        *_table(["family", "model", "test accuracy (%)", "per seed", "best epoch"], rows),
+        *_table(["family", "model", f"test accuracy (%), {_setting(results)}", "per seed",
+                 "best epoch"], rows),
         "",
     ]
 
@@ -133,15 +135,21 @@ def _finding_evidence(finding: dict) -> str:
     )
 
 
-def _finding_lines(claims: list[dict]) -> list[str]:
+def _finding_lines(claims: list[dict], setting: str) -> list[str]:
     lines = []
     for i, finding in enumerate(claims, 1):
         lines += [
-            f"{i}. **{finding['claim']}** — {VERDICT_MARK[finding['verdict']]}.",
+            f"{i}. **{finding['claim']}** — {VERDICT_MARK[finding['verdict']]} "
+            f"(INRs of {setting}).",
             f"   {_finding_evidence(finding)}",
             "",
         ]
     return lines
+
+
+def _setting(results: dict) -> str:
+    """How the INRs were initialised (results of versions that did not record it say so)."""
+    return results["data"].get("setting", "an initialisation not recorded")
 
 
 def _findings_section(results: dict) -> list[str]:
@@ -150,9 +158,9 @@ def _findings_section(results: dict) -> list[str]:
         "",
         "Each claim of Yeom & Lee (2025) is tested on this run's numbers; the verdict is "
         "computed, with the rule stated. The GMN is `gmn`: "
-        f"{FAMILY_DESCRIPTIONS['gmn']}.",
+        f"{FAMILY_DESCRIPTIONS['gmn']}. Setting: INRs of {_setting(results)}.",
         "",
-        *_finding_lines(results["findings"]),
+        *_finding_lines(results["findings"], _setting(results)),
     ]
     if "probe_findings" in results:
         lines += [
@@ -162,7 +170,7 @@ def _findings_section(results: dict) -> list[str]:
             f"`gmn_probe`: {FAMILY_DESCRIPTIONS['gmn_probe']}. Not a weights-only model: "
             "read these verdicts as a GMN that also sees the image.",
             "",
-            *_finding_lines(results["probe_findings"]),
+            *_finding_lines(results["probe_findings"], _setting(results)),
         ]
     return lines
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Subset, TensorDataset
+from torch.utils.data import Dataset, Subset, TensorDataset
 
 from gmn.files import IntegrityError, clear_folder
 from gmn.train import TrainConfig, Trainer, load_checkpoint
@@ -35,22 +35,14 @@ BEST = "best.pt"  # the best-validation checkpoint: the model tested, then probe
 RETIRED_KEYS = ("probe_samples", "gmn_config")
 
 
-def _datasets(data: BenchmarkData, inputs: str) -> dict[str, TensorDataset]:
+def _datasets(data: BenchmarkData, inputs: str) -> dict[str, Dataset]:
     """Train/val/test ``(inputs, label)`` datasets. Parameter families train on every INR
-    view of the training images and are validated and tested on view 0."""
+    view of the training images (``data.train_set``) and are validated and tested on view 0."""
     labels, split = data.labels, data.split
-    if inputs == "images":
-        return {k: TensorDataset(data.images[idx], labels[idx]) for k, idx in split.items()}
-    views = data.params.shape[1]
-    train = split["train"]
-    sets = {
-        "train": TensorDataset(
-            data.params[train].flatten(0, 1), labels[train].repeat_interleave(views)
-        )
-    }
-    sets.update(
-        {k: TensorDataset(data.params[split[k], 0], labels[split[k]]) for k in ("val", "test")}
-    )
+    source = data.images if inputs == "images" else data.params
+    sets = {k: TensorDataset(source[idx], labels[idx]) for k, idx in split.items()}
+    if inputs == "params" and data.train_set is not None:
+        sets["train"] = data.train_set
     return sets
 
 
@@ -73,6 +65,8 @@ def run_key(family: str, seed: int, config: BenchmarkConfig, data: BenchmarkData
         model_options, train_options = split_gmn_config(config.gmn_config, family)
         train_options.pop("epochs")  # the run's own epochs are above
         key["gmn_options"] = {**model_options, **train_options}
+    if plan.inputs == "params" and config.stream_shards is not None:  # the training order
+        key["stream_shards"] = config.stream_shards
     return json.loads(json.dumps(key))
 
 
@@ -141,7 +135,7 @@ def trained_model(family: str, data: BenchmarkData, config: BenchmarkConfig, run
     verify_digests(run_dir, {BEST: result["files"][BEST]}, run_dir / RESULT)
     model = plan.build().to(config.device)
     model.load_state_dict(load_checkpoint(run_dir / BEST)["model"])
-    inputs = data.images if plan.inputs == "images" else data.params[:, 0]  # views, no copy
+    inputs = data.images if plan.inputs == "images" else data.params
     test = Subset(TensorDataset(inputs, data.labels), data.split["test"].tolist())
     return TrainedModel(model.eval(), plan.probe_layers(model), test)
 
@@ -171,6 +165,8 @@ def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
     if "warmup_fraction" in options:
         steps = epochs * -(-len(sets["train"]) // options["batch_size"])
         options["warmup_steps"] = int(options.pop("warmup_fraction") * steps)
+    if plan.inputs == "params" and config.stream_shards is not None:
+        options["shuffle_window"] = config.stream_shards
     train_config = TrainConfig(
         run_dir=str(run_dir),
         seed=seed,

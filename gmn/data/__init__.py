@@ -8,6 +8,7 @@ May import: gmn.graph, gmn.models, gmn.files, gmn.seeding.
 from gmn.data.augment import (
     Compose,
     GaussianNoise,
+    InRawSpace,
     RandomPermutation,
     RandomRotation,
     RandomScale,
@@ -32,7 +33,8 @@ from gmn.data.split import split_images
 from gmn.data.zoo import read_dwsnets_fmnist, read_dwsnets_mnist, read_nfn_siren
 
 __all__ = [
-    "Compose", "FitRecipe", "FitResult", "GaussianNoise", "INRDataset", "ImageSet", "ModelZoo",
+    "Compose", "FitRecipe", "FitResult", "GaussianNoise", "INRDataset", "InRawSpace", "ImageSet",
+    "ModelZoo",
     "Normalize", "RandomPermutation", "RandomRotation", "RandomScale", "RandomSignFlip",
     "RandomTranslation", "WeightDropout",
     "build_dataset", "fit_inrs", "from_tensor", "import_checkpoints", "layer_statistics",

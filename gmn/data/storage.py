@@ -90,21 +90,33 @@ def read_manifest(folder) -> dict:
 
 
 class ShardStore:
-    """Stacked parameters kept in shards; a shard is hash-checked and loaded on first use."""
+    """Stacked parameters kept in shards; a shard is hash-checked and loaded on first use.
 
-    def __init__(self, folder, shards: list[dict], keys: list[str], verify: bool = True):
+    ``max_loaded`` bounds the shards held in memory at once (the least recently used one is
+    dropped first; None: every shard read stays), so a dataset larger than memory streams
+    through a bounded window."""
+
+    def __init__(self, folder, shards: list[dict], keys: list[str], verify: bool = True,
+                 max_loaded: int | None = None):
+        if max_loaded is not None and max_loaded < 1:
+            raise ValueError(f"max_loaded must be >= 1 or None, got {max_loaded}")
         self.folder = Path(folder)
         self.shards = shards
         self.keys = keys
         self.verify = verify
+        self.max_loaded = max_loaded
         self.starts = torch.tensor([s["start"] for s in shards] + [shards[-1]["stop"]])
-        self._loaded: dict[int, dict[str, Tensor]] = {}
+        self._loaded: dict[int, dict[str, Tensor]] = {}  # in order of last use
 
     def __len__(self) -> int:
         return int(self.starts[-1])
 
     def _shard(self, index: int) -> dict[str, Tensor]:
-        if index not in self._loaded:
+        if index in self._loaded:
+            self._loaded[index] = self._loaded.pop(index)  # most recently used last
+        else:
+            if self.max_loaded is not None and len(self._loaded) >= self.max_loaded:
+                self._loaded.pop(next(iter(self._loaded)))
             entry = self.shards[index]
             path = self.folder / entry["file"]
             if not path.exists():
@@ -122,12 +134,20 @@ class ShardStore:
         indices = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
         if indices.numel() and (indices.min() < 0 or indices.max() >= len(self)):
             raise IndexError(f"INR index out of range [0, {len(self)})")
-        shard_of = torch.searchsorted(self.starts, indices, right=True) - 1
-        out = {k: v.new_empty(len(indices), *v.shape[1:]) for k, v in self._shard(0).items()}
+        shard_of = self.shard_of(indices)
+        out = None
         for shard in shard_of.unique().tolist():
             rows = (shard_of == shard).nonzero().squeeze(1)
             tensors = self._shard(shard)
+            if out is None:
+                out = {k: v.new_empty(len(indices), *v.shape[1:]) for k, v in tensors.items()}
             local = indices[rows] - self.starts[shard]
             for key, value in tensors.items():
                 out[key][rows] = value[local]
+        if out is None:  # no index: empty tensors shaped like the first shard's
+            out = {k: v[:0].clone() for k, v in self._shard(0).items()}
         return out
+
+    def shard_of(self, indices: Tensor) -> Tensor:
+        """[n] long: the shard holding each INR index."""
+        return torch.searchsorted(self.starts, indices, right=True) - 1

@@ -26,7 +26,7 @@ May import: gmn.memory.
   (``infer_module``);
 * :mod:`~gmn.graph.permutation`: hidden-neuron permutations (function-preserving), ``permute``;
 * :mod:`~gmn.graph.signs`: hidden-neuron sign flips of odd-activation networks
-  (function-preserving), ``flip_signs``;
+  (function-preserving), ``flip_signs``, and their canonical form, ``canonicalize_signs``;
 * :mod:`~gmn.graph.mixed`: batches of mixed architectures (``batch_groups``,
   ``concat_batches``, ``to_state_dicts``);
 * :mod:`~gmn.graph.activations`: the one activation table (``register_activation``);
@@ -57,6 +57,7 @@ _LAZY = {
     "infer_module": "gmn.graph.infer",
     "permute": "gmn.graph.permutation",
     "flip_signs": "gmn.graph.signs",
+    "canonicalize_signs": "gmn.graph.signs",
     "batch_groups": "gmn.graph.mixed",
     "concat_batches": "gmn.graph.mixed",
     "to_state_dicts": "gmn.graph.mixed",

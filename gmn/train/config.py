@@ -38,6 +38,9 @@ class TrainConfig:
     the run early. ``print_summary`` prints the run's summary (always saved to
     ``summary.json``) when ``fit`` ends. ``find_unused_parameters`` is passed to
     ``DistributedDataParallel`` (needed when some parameters get no gradient in a step).
+    ``shuffle_window``: shuffle the training set within windows of that many of its blocks
+    (a dataset with ``shuffle_blocks()``, e.g. :class:`gmn.data.dataset.ParameterRows`
+    streaming from shards) instead of over the whole set (None).
 
     ``run_key`` holds, as JSON data, whatever else decides the run's numbers: the model's
     and the loss's options, the data (e.g. its split and content hash). It is saved in every
@@ -69,6 +72,7 @@ class TrainConfig:
     tensorboard: bool | None = None
     num_workers: int = 0
     device: str | None = None
+    shuffle_window: int | None = None
     run_key: dict | None = None
 
     def __post_init__(self):
@@ -76,7 +80,8 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.epochs is None and self.max_steps is None:
             raise ValueError("give epochs, max_steps or both")
-        for name in ("epochs", "max_steps", "patience", "checkpoint_every_steps"):
+        for name in ("epochs", "max_steps", "patience", "checkpoint_every_steps",
+                     "shuffle_window"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None, got {value}")

@@ -118,12 +118,21 @@ class Trainer:
         for name, spec in self.eval_specs.items():
             if len(spec) < self.dist.world_size:
                 raise ValueError(f"{name} set has {len(spec)} samples, fewer than the ranks")
+        blocks = None
+        if c.shuffle_window is not None:
+            if not hasattr(self.train_spec.dataset, "shuffle_blocks"):
+                raise ValueError(
+                    "shuffle_window needs a training dataset with shuffle_blocks() (e.g. "
+                    "gmn.data.dataset.ParameterRows); this one has none")
+            blocks = self.train_spec.dataset.shuffle_blocks()
         self.sampler = EpochSampler(
             len(self.train_spec),
             self.train_spec.batch_size,
             c.seed,
             rank=self.dist.rank,
             world_size=self.dist.world_size,
+            blocks=blocks,
+            window=c.shuffle_window or 1,
         )
         per_rank, batch = self.sampler.per_rank(), self.train_spec.batch_size
         full_batches, remainder = divmod(per_rank, batch)
