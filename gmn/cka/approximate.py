@@ -39,10 +39,8 @@ from .estimators import (
     as_samples,
     cka_from_hsic,
     defined_self_hsic,
+    distances_and_median,
     hsic,
-    linear_gram,
-    median_squared_distance,
-    squared_distances,
 )
 from .matrix import CKAMatrix
 from .streaming import SIDES, batch_layers
@@ -170,12 +168,9 @@ class RandomFourierFeatures:
         self.origin: Tensor | None = None  # the first batch's mean: RBF ignores translation
 
     def bandwidth(self, x: Tensor) -> float:
-        """``threshold · sqrt(median squared distance)`` of the batch ``x`` ``[b, d]``."""
-        distances = squared_distances(linear_gram(x))
-        scale = float(median_squared_distance(distances, self.median))
-        if scale <= 0:
-            raise ValueError("the first batch's median pairwise distance is zero; pass sigma")
-        return self.threshold * math.sqrt(scale)
+        """``threshold · sqrt(median squared distance)`` of the batch ``x`` ``[b, d]`` (a
+        ``ValueError`` when that median is zero: then pass ``sigma``)."""
+        return self.threshold * math.sqrt(float(distances_and_median(x, self.median)[1]))
 
     def __call__(self, x: Tensor, name: str = "x") -> Tensor:
         x = as_samples(x, name)

@@ -10,6 +10,7 @@ from torch import nn
 from .approximate import MinibatchGrid, RandomFourierFeatures
 from .estimators import Estimator
 from .matrix import CKAMatrix, cka_matrix
+from .statistics import check_permutations
 from .streaming import CKAGrid
 
 METHODS = ("exact", "minibatch", "rff")
@@ -201,8 +202,7 @@ def compare(model_a: nn.Module, model_b: nn.Module, loader_a: Iterable,
         sample; ``permutation_samples`` says how many samples the test saw).
     """
     method = options.get("method", "exact")
-    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 0:
-        raise ValueError(f"permutations must be a whole number ≥ 0, got {permutations!r}")
+    check_permutations(permutations)
     if permutations and method != "exact":
         raise ValueError(f"permutation tests need method='exact', got method={method!r}")
     if permutations and permutation_samples < 4:  # the debiased estimator's minimum

@@ -321,6 +321,14 @@ def rbf_gram(features: Tensor, threshold: float = 1.0, median: str = "numpy") ->
     """
     if not threshold > 0:
         raise ValueError(f"the RBF threshold must be positive, got {threshold}")
+    distances, scale = distances_and_median(features, median)
+    return torch.exp(-distances / (2 * threshold**2 * scale))
+
+
+def distances_and_median(features: Tensor, median: str = "numpy") -> tuple[Tensor, Tensor]:
+    """The squared pairwise distances ``[n, n]`` of ``features`` ``[n, d]`` and their median
+    ``m`` (float64 scalar) under the ``median`` rule, from which the RBF bandwidth follows;
+    ``ValueError`` when ``m`` is zero."""
     distances = squared_distances(linear_gram(features))
     scale = median_squared_distance(distances, median)
     if scale <= 0:
@@ -328,7 +336,7 @@ def rbf_gram(features: Tensor, threshold: float = 1.0, median: str = "numpy") ->
             "the median pairwise distance is zero (more than half the sample pairs are "
             f"identical under the {median!r} rule); the RBF bandwidth is undefined"
         )
-    return torch.exp(-distances / (2 * threshold**2 * scale))
+    return distances, scale
 
 
 # ---- exact centring ---------------------------------------------------------------------------
@@ -352,7 +360,7 @@ def centre(x: Tensor, name: str = "x") -> Centred:
 
     Subtracting the float64 mean rounded to ``x``'s dtype leaves each column a mean of up
     to half an ulp of the original mean, which matters once ``|mean| ≫ std``. A second pass
-    removes that residual mean, now measured on the centred values where it is exact to
+    removes that residual mean, measured on the centred values where it is exact to
     rounding (cheaper than deciding whether it is needed, which takes the per-column
     ranges). The power of two (exact; CKA does not depend on it) keeps float32 products
     from overflowing or underflowing. Both passes stay differentiable.

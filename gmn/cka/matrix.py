@@ -14,6 +14,7 @@ from torch import Tensor
 from .estimators import Estimator, LayerStatistics, as_tensor, layer_cka, named_layers
 from .statistics import (
     adjust_p_values,
+    check_permutations,
     layer_jackknife,
     layer_permutation_test,
     warn_if_unreachable,
@@ -201,10 +202,7 @@ def cka_matrix(
     permutation p-values and shuffled-row baselines, ``confidence`` (e.g. 0.95) jackknife
     intervals over ``jackknife_groups`` groups. ``seed`` fixes all random draws.
     """
-    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 0:
-        raise ValueError(
-            f"permutations must be a whole number ≥ 0 (0: no test), got {permutations!r}"
-        )
+    check_permutations(permutations)
     estimator = Estimator(kernel, debiased, threshold, median, method)
     named_a = {k: as_tensor(v, f"a[{k!r}]") for k, v in named_layers(reps_a, "reps_a").items()}
     named_b = (

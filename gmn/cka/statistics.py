@@ -58,6 +58,15 @@ class ConfidenceInterval:
     level: float
 
 
+def check_permutations(permutations) -> None:
+    """``ValueError`` unless ``permutations`` (a count of permutations to draw) is a whole
+    number ≥ 0."""
+    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 0:
+        raise ValueError(
+            f"permutations must be a whole number ≥ 0 (0: no test), got {permutations!r}"
+        )
+
+
 def permutation_test(
     x: Tensor, y: Tensor, *, n_permutations: int = 200, seed: int = 0, **options
 ) -> PermutationTest:
