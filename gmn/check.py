@@ -254,7 +254,7 @@ def check_neuron_activations(device: torch.device) -> Report:
 
 
 def check_cka(device: torch.device) -> Report:
-    from gmn.cka import CKAAccumulator, MinibatchCKA, cka, cka_matrix, linear_cka
+    from gmn.cka import CKAGrid, MinibatchGrid, cka, cka_matrix
 
     r = Report()
     g = torch.Generator().manual_seed(0)
@@ -268,20 +268,18 @@ def check_cka(device: torch.device) -> Report:
             tag = f"{kernel}/{method}/{'debiased' if debiased else 'biased'}"
             r.true(f"{tag} float64", got.dtype == torch.float64)
             r.close(tag, got, want, 1e-6)
-    r.close("linear wide", linear_cka(x.to(device), wide.to(device)), linear_cka(x, wide), 1e-6)
-    accumulator = CKAAccumulator()
-    minibatch = MinibatchCKA()
+    r.close("linear wide", cka(x.to(device), wide.to(device)), cka(x, wide), 1e-6)
+    grid, minibatch, reference = CKAGrid(), MinibatchGrid(), MinibatchGrid()
     for start, stop in ((0, 50), (50, 120), (120, 200)):
-        accumulator.update(x[start:stop].to(device), y[start:stop].to(device))
-        minibatch.update(x[start:stop].to(device), y[start:stop].to(device))
+        part_x, part_y = x[start:stop], y[start:stop]
+        grid.update({"x": part_x.to(device)}, {"y": part_y.to(device)})
+        minibatch.update({"x": part_x.to(device)}, {"y": part_y.to(device)})
+        reference.update({"x": part_x}, {"y": part_y})
     for debiased in (False, True):
-        one_shot = linear_cka(x.to(device), y.to(device), debiased=debiased)
+        one_shot = cka(x.to(device), y.to(device), debiased=debiased)
         r.close(f"stream {'debiased' if debiased else 'biased'} vs one-shot",
-                accumulator.compute(debiased), one_shot, 1e-6)
-    reference = MinibatchCKA()
-    for start, stop in ((0, 50), (50, 120), (120, 200)):
-        reference.update(x[start:stop], y[start:stop])
-    r.close("minibatch", minibatch.compute(), reference.compute(), 1e-6)
+                grid.compute(debiased).values[0, 0], one_shot, 1e-6)
+    r.close("minibatch", minibatch.compute().values, reference.compute().values, 1e-6)
     reps = {"x": x, "y": y}
     want = cka_matrix(reps, reps, debiased=True, permutations=20)
     got = cka_matrix({k: v.to(device) for k, v in reps.items()},

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import gmn
-from gmn.cka import CKAGrid, CKAMatrix, MinibatchCKA, cka_matrix, compare
+from gmn.cka import CKAGrid, CKAMatrix, MinibatchGrid, cka_matrix, compare
 from gmn.cka.comparison import stream
 
 
@@ -97,10 +97,10 @@ def test_minibatch_method_matches_one_pair_estimators():
     data = loader()
     grid = compare(a, b, data, method="minibatch")
     states_a, states_b = in_memory(a, data), in_memory(b, data)
-    one = MinibatchCKA()
+    one = MinibatchGrid()
     for x, y in zip(states_a["2"].split(64), states_b["1"].split(64)):
-        one.update(x, y)
-    assert float(grid["2", "1"]) == pytest.approx(float(one.compute()), abs=1e-12)
+        one.update({"2": x}, {"1": y})
+    assert grid["2", "1"] == pytest.approx(one.compute()["2", "1"], abs=1e-12)
 
 
 def test_random_features_approximate_the_rbf_kernel():

@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from .grid import CKAGrid
-from .layer import Estimator
+from .approximate import MinibatchGrid, RandomFourierFeatures
+from .estimators import Estimator
 from .matrix import CKAMatrix, cka_matrix
-from .minibatch import MinibatchGrid
-from .random_features import RandomFourierFeatures
+from .statistics import check_permutations
+from .streaming import CKAGrid
 
 METHODS = ("exact", "minibatch", "rff")
 
@@ -94,12 +94,31 @@ def stream(
     all_reduce: bool | None = None,
     group=None,
 ) -> CKAGrid | MinibatchGrid:
-    """Run both models over the loaders once and return the filled accumulator grid.
+    """Run both models over the loaders once and return the filled grid.
 
-    See :func:`compare` for the arguments. ``"exact"`` and ``"rff"`` give a
-    :class:`~gmn.cka.grid.CKAGrid` (whose :meth:`~gmn.cka.grid.CKAGrid.compute` gives the
-    biased and the debiased matrix from the same state), ``"minibatch"`` a
-    :class:`~gmn.cka.minibatch.MinibatchGrid`.
+    Args:
+        model_a, model_b: any ``nn.Module`` (a GMN gives its per-graph pooled states).
+        loader_a: batches for ``model_a``; also for ``model_b`` when ``loader_b`` is None.
+        loader_b: batches for ``model_b``, holding the same samples in the same order
+            (e.g. images for a CNN and their INRs for a GMN); same number of batches.
+        layers: module names for both models, a pair ``(layers_a, layers_b)``, or None
+            (``gmn.probe``'s defaults).
+        method: ``"exact"`` (a :class:`~gmn.cka.CKAGrid`: linear CKA of all samples, memory
+            ``O(L_a·L_b·d²)`` independent of n; its :meth:`~gmn.cka.CKAGrid.compute` gives
+            the biased and the debiased matrix from the same state), ``"minibatch"`` (a
+            :class:`~gmn.cka.MinibatchGrid`: Nguyen et al.'s estimator, an approximation whose
+            memory does not grow with d; always debiased; ``kernel="rbf"`` for the RBF
+            kernel) or ``"rff"`` (a ``CKAGrid`` of ``rff_features`` random Fourier features
+            per layer: RBF CKA approximated by linear CKA, bandwidth ``threshold`` × the first
+            batch's median distance, draws from ``seed``).
+        keep: ``keep(state_name) -> bool`` picks probed states.
+        forward: ``forward(model, batch)``; device: where batches are moved.
+        dtype: states are cast to it before they enter the grid (``torch.float64`` makes
+            the products float64 too).
+        on_batch: ``on_batch(rows, cols)`` sees each batch's kept states ``{name: [b, d]}``,
+            as probed, before any cast: e.g. to keep a bounded sample for permutation tests.
+        all_reduce: sum over the ranks of ``group`` (default: when ``torch.distributed`` is
+            initialised; each rank feeds its own shard).
     """
     from gmn.batches import move_to
     from gmn.probing import default_forward, probe
@@ -160,49 +179,21 @@ def stream(
     return grid
 
 
-def compare(
-    model_a: nn.Module,
-    model_b: nn.Module,
-    loader_a: Iterable,
-    loader_b: Iterable | None = None,
-    *,
-    layers=None,
-    debiased: bool = False,
-    method: str = "exact",
-    permutations: int = 0,
-    permutation_samples: int = 2000,
-    **options,
-) -> CKAMatrix:
+def compare(model_a: nn.Module, model_b: nn.Module, loader_a: Iterable,
+            loader_b: Iterable | None = None, *, debiased: bool = False, permutations: int = 0,
+            permutation_samples: int = 2000, **options) -> CKAMatrix:
     """Layer × layer CKA between two models over every batch of the loaders, in one pass.
 
     Args:
-        model_a, model_b: any ``nn.Module`` (a GMN gives its per-graph pooled states).
-        loader_a: batches for ``model_a``; also for ``model_b`` when ``loader_b`` is None.
-        loader_b: batches for ``model_b``, holding the same samples in the same order
-            (e.g. images for a CNN and their INRs for a GMN); same number of batches.
-        layers: module names for both models, a pair ``(layers_a, layers_b)``, or None
-            (``gmn.probe``'s defaults).
-        debiased: unbiased HSIC (Song et al.) instead of the biased one.
-        method: ``"exact"`` (linear CKA of all samples, memory ``O(L_a·L_b·d²)``
-            independent of n), ``"minibatch"`` (Nguyen et al.'s estimator, an approximation
-            whose memory does not grow with d; always debiased; ``kernel="rbf"`` for the
-            RBF kernel) or ``"rff"`` (RBF CKA approximated by linear CKA of
-            ``rff_features`` random Fourier features, bandwidth ``threshold`` × the first
-            batch's median distance).
-        options: ``kernel`` (minibatch), ``keep`` (``keep(state_name) -> bool`` picks
-            probed states), ``forward`` (``forward(model, batch)``), ``device`` (where
-            batches are moved), ``dtype`` (states are cast to it before they enter the
-            grid: ``torch.float64`` makes the products float64 too, exact to ~1e-12 for
-            float32 models at ~the cost of float32 products on a CPU), ``on_batch``
-            (``on_batch(rows, cols)`` sees each batch's kept states ``{name: [b, d]}``,
-            as probed, before any cast: e.g. to keep a bounded sample for permutation
-            tests), ``rff_features``, ``threshold``, ``seed`` (also of the permutations),
-            ``all_reduce`` (default: when ``torch.distributed`` is initialised, sum over
-            ranks; each rank feeds its own shard), ``group``.
-        permutations: with ``method="exact"``, a permutation test of every cell with this
-            many permutations (``cka_matrix``'s), on the states of the first
-            ``permutation_samples`` samples, kept during the same pass (memory grows with
-            that number, not with the data set). 0: no test.
+        model_a, model_b, loader_a, loader_b, options: those of :func:`stream` (``layers``,
+            ``method``, ``keep``, ``forward``, ``device``, ``dtype``, ``on_batch``,
+            ``kernel``, ``rff_features``, ``threshold``, ``seed``, ``all_reduce``, ``group``).
+        debiased: unbiased HSIC (Song et al.) instead of the biased one (the minibatch method
+            is always debiased).
+        permutations: with the exact method, a permutation test of every cell with this
+            many permutations (``cka_matrix``'s, drawn from ``seed``), on the states of the
+            first ``permutation_samples`` samples, kept during the same pass (memory grows
+            with that number, not with the data set). 0: no test.
 
     Returns:
         a :class:`CKAMatrix` ``[states of a, states of b]`` with the probed state names,
@@ -210,8 +201,8 @@ def compare(
         ``permutations``, its ``p_values`` and ``baseline`` (the values stay those of every
         sample; ``permutation_samples`` says how many samples the test saw).
     """
-    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 0:
-        raise ValueError(f"permutations must be a whole number ≥ 0, got {permutations!r}")
+    method = options.get("method", "exact")
+    check_permutations(permutations)
     if permutations and method != "exact":
         raise ValueError(f"permutation tests need method='exact', got method={method!r}")
     if permutations and permutation_samples < 4:  # the debiased estimator's minimum
@@ -226,7 +217,7 @@ def compare(
                 on_batch(rows, cols)
 
         options["on_batch"] = keep_first
-    grid = stream(model_a, model_b, loader_a, loader_b, layers=layers, method=method, **options)
+    grid = stream(model_a, model_b, loader_a, loader_b, **options)
     if method == "minibatch":
         return grid.compute()
     matrix = grid.compute(debiased)

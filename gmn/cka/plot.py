@@ -1,4 +1,4 @@
-"""Heatmaps of CKA matrices (matplotlib, the optional ``gmn[plot]`` extra)."""
+"""Heatmaps of layer × layer matrices (matplotlib, the optional ``gmn[plot]`` extra)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from .matrix import CKAMatrix
+from .statistics import METHOD_NAMES, adjust_p_values, warn_if_unreachable
 
 ANNOTATE_UP_TO = 12
 
@@ -40,20 +41,21 @@ def plot_cka(
     alpha: float = 0.05,
     correction: str | None = "holm",
 ):
-    """Draw a CKA matrix as a heatmap and return the matplotlib ``Figure``.
+    """Draw a layer × layer matrix as a heatmap and return the matplotlib ``Figure``.
 
-    ``matrix``: a :class:`CKAMatrix` (names, title and p-values are taken from it) or
-    a ``[A, B]`` tensor. Cells are annotated with their values when ``annotate`` is
-    True, or by default when neither side exceeds 12 layers. With p-values, a cell gets
-    a ``*`` when its p-value, corrected for testing every cell (``correction``: ``"holm"``,
-    ``"bh"``, or None for none), is ≤ ``alpha``; the title says which correction, and
-    when the matrix's permutations are too few for any cell to pass it, a warning is
-    raised and the title says so. NaN cells are grey. ``path``: save a PNG there. Needs
-    matplotlib (``pip install 'gmn[plot]'``).
+    ``matrix``: a :class:`CKAMatrix` of any measure (names, title, colour-bar label and
+    p-values are taken from it) or a ``[A, B]`` tensor. Cells are annotated with their
+    values when ``annotate`` is True, or by default when neither side exceeds 12 layers.
+    With p-values, a cell gets a ``*`` when its p-value, corrected for testing every cell
+    (``correction``: ``"holm"``, ``"bh"``, or None for none), is ≤ ``alpha``; the title says
+    which correction, and when the matrix's permutations are too few for any cell to pass
+    it, a warning is raised and the title says so. NaN cells are grey. ``path``: save a PNG
+    there. Needs matplotlib (``pip install 'gmn[plot]'``).
     """
     Figure = _pyplot_free_figure()
-    p_values, note = None, ""
+    p_values, note, measure = None, "", "CKA"
     if isinstance(matrix, CKAMatrix):
+        measure = "CKA" if matrix.measure == "cka" else matrix.measure
         values = matrix.values
         row_names = row_names or matrix.row_names
         col_names = col_names or matrix.col_names
@@ -89,7 +91,7 @@ def plot_cka(
         axes.set_xlabel(xlabel)
     if ylabel:
         axes.set_ylabel(ylabel)
-    figure.colorbar(image, ax=axes, label="CKA")
+    figure.colorbar(image, ax=axes, label=measure)
     if annotate:
         for i in range(n_rows):
             for j in range(n_cols):
@@ -120,8 +122,6 @@ def _significance(matrix: CKAMatrix, alpha: float, correction: str | None) -> tu
     raw = torch.as_tensor(matrix.p_values, dtype=torch.float64)
     if correction is None:
         return raw, f"* permutation p ≤ {alpha:g}, not corrected for the cells tested"
-    from .correction import METHOD_NAMES, adjust_p_values, warn_if_unreachable
-
     adjusted = adjust_p_values(raw, correction)  # refuses an unknown correction
     cells, name = int((~torch.isnan(raw)).sum()), METHOD_NAMES[correction]
     if matrix.permutations is not None and warn_if_unreachable(

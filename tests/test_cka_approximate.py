@@ -1,10 +1,10 @@
-"""MinibatchCKA is Nguyen et al.'s estimator, checked against a numpy implementation."""
+"""MinibatchGrid is Nguyen et al.'s minibatch CKA, checked against a numpy implementation."""
 
 import numpy as np
 import pytest
 import torch
 
-from gmn.cka import MinibatchCKA
+from gmn.cka import MinibatchGrid, cka
 
 
 def unbiased_hsic(k: np.ndarray, l: np.ndarray) -> float:
@@ -36,13 +36,13 @@ def test_the_issue_repro_batches_of_different_scale():
     x = torch.randn(512, 16, generator=g, dtype=torch.float64)
     y = x + torch.randn(512, 16, generator=g, dtype=torch.float64)
     x[256:] *= 3  # the two batches get different power-of-two scalings
-    estimator = MinibatchCKA()
+    estimator = MinibatchGrid()
     for a, b in zip(x.split(256), y.split(256)):
-        estimator.update(a, b)
+        estimator.update({"x": a}, {"y": b})
     reference = nguyen_minibatch_cka(
         [a.numpy() for a in x.split(256)], [b.numpy() for b in y.split(256)]
     )
-    assert float(estimator.compute()) == pytest.approx(reference, abs=1e-10)
+    assert estimator.compute()["x", "y"] == pytest.approx(reference, abs=1e-10)
     assert reference == pytest.approx(0.3812, abs=1e-4)
 
 
@@ -58,12 +58,38 @@ def test_uneven_batches_with_offsets_and_scales(dtype):
         torch.tanh(x[:, :5]) + 0.3 * torch.randn(len(x), 5, generator=g, dtype=torch.float64)
         for x in xs
     ]
-    estimator = MinibatchCKA()
+    estimator = MinibatchGrid()
     for x, y in zip(xs, ys):
-        estimator.update(x.to(dtype), y.to(dtype))
+        estimator.update([x.to(dtype)], [y.to(dtype)])
     reference = nguyen_minibatch_cka(
         [x.to(dtype).double().numpy() - x.to(dtype).double().numpy().mean(0) for x in xs],
         [y.to(dtype).double().numpy() for y in ys],
     )
     tolerance = 1e-10 if dtype == torch.float64 else 1e-5
-    assert float(estimator.compute()) == pytest.approx(reference, abs=tolerance)
+    assert estimator.compute()["0", "0"] == pytest.approx(reference, abs=tolerance)
+
+def paired_data(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, 4, generator=g, dtype=torch.float64)
+    y = torch.tanh(x.reshape(n, -1) @ torch.randn(12, 7, generator=g, dtype=torch.float64))
+    return x, y + 0.3 * torch.randn(n, 7, generator=g, dtype=torch.float64)
+
+
+def test_minibatch_estimator_with_one_batch_is_the_debiased_value():
+    x, y = paired_data(n=64, seed=11)
+    value = MinibatchGrid().update({"x": x}, {"y": y}).compute()["x", "y"]
+    assert value == pytest.approx(float(cka(x, y, debiased=True)), abs=1e-12)
+
+
+def test_minibatch_estimator_averages_per_batch_hsic_and_merges():
+    x, y = paired_data(n=400, seed=12)
+    halves = [MinibatchGrid().update([x[i : i + 100]], [y[i : i + 100]])
+              for i in range(0, 400, 100)]
+    merged = halves[0].merge(halves[1]).merge(halves[2]).merge(halves[3])
+    exact = float(cka(x, y, debiased=True))
+    approx = merged.compute()["0", "0"]
+    assert merged.batches == 4
+    assert approx != pytest.approx(exact, abs=1e-6)  # an approximation of the full-data value
+    assert approx == pytest.approx(exact, abs=0.05)
+    with pytest.raises(ValueError, match="before any update"):
+        MinibatchGrid().compute()

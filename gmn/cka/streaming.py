@@ -1,34 +1,55 @@
-"""Exact linear CKA between every layer of one model and every layer of another, streamed."""
+"""Exact linear CKA between every layer of one model and every layer of another, streamed.
+
+For two sides ``u, v`` (features ``[n, d_u]``, ``[n, d_v]``, rows ``u_i``, ``v_i``) with
+squared row norms ``a_i = ‖u_i‖²``, ``b_i = ‖v_i‖²``, the debiased and biased linear HSIC
+need only sums over samples (see ``estimators.linear_hsic``), and so do the Procrustes
+similarity and the canonical correlations (``measures.py``). :class:`CKAGrid` keeps those
+sums in float64, measured from a reference origin close to the mean so that large feature
+means do not cancel catastrophically; :func:`translate_pair` and :func:`translate_side`
+move them to another origin exactly.
+
+A side (one layer) keeps ``s = Σ u_i`` ``[d_u]``, ``a = Σ a_i`` and its own pair sums
+(with itself). A pair ``(u, v)`` keeps ``S = Σ u_i v_iᵀ`` ``[d_u, d_v]``,
+``aa = Σ a_i b_i``, ``ua = Σ u_i b_i`` ``[d_u]`` and ``va = Σ v_i a_i`` ``[d_v]``; a side's
+pair with itself stores no ``va`` (it equals ``ua``).
+"""
 
 from __future__ import annotations
-
-import warnings
-from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
 
-from .cca import RANK_TOLERANCE, warn_if_forced
-from .hsic import linear_hsic
-from .inputs import as_samples, check_sample_count, finite_column_sums
-from .layer import Estimator
+from .estimators import (
+    Estimator,
+    as_samples,
+    check_sample_count,
+    cka_from_hsic,
+    column_sums,
+    defined_self_hsic,
+    finite_column_sums,
+    inner_products,
+    linear_hsic,
+    named_layers,
+    row_sq_norms,
+)
 from .matrix import CKAMatrix
-from .measures import SimilarityMatrix
-from .moments import Sums, add, pair_sums, side_sums, translate_pair, translate_side
-from .procrustes import nuclear_similarity
+from .measures import canonical_analysis, procrustes_from_moments, whitening
 
 SIDES = ("rows", "cols")
+Sums = dict[str, Tensor]
 
 
-def _named(layers, side: str) -> dict[str, Tensor]:
-    if isinstance(layers, Mapping):
-        return {str(k): v for k, v in layers.items()}
-    if isinstance(layers, Sequence) and not isinstance(layers, (str, bytes, Tensor)):
-        return {str(i): v for i, v in enumerate(layers)}
-    raise TypeError(
-        f"{side} must be a dict {{layer_name: Tensor[b, ...]}} or a list of tensors, "
-        f"got {type(layers).__name__}"
-    )
+def batch_layers(rows, cols, names: dict[str, list[str]] | None) -> dict[str, dict]:
+    """One batch's layers ``{side: {name: [b, ...]}}`` from ``rows`` and ``cols`` (dicts or
+    lists, :func:`~gmn.cka.estimators.named_layers`), checked against ``names``, the layers of
+    the earlier batches (None: this is the first)."""
+    batch = {side: named_layers(layers, side) for side, layers in zip(SIDES, (rows, cols))}
+    for side in SIDES:
+        if names is not None and list(batch[side]) != names[side]:
+            raise ValueError(
+                f"this batch's {side} layers are {list(batch[side])}, earlier ones {names[side]}"
+            )
+    return batch
 
 
 class CKAGrid:
@@ -61,15 +82,9 @@ class CKAGrid:
     def update(self, rows, cols) -> CKAGrid:
         """Add one batch: ``rows`` and ``cols`` map layer names to ``[b, ...]`` states of the
         same ``b`` samples (lists are named ``"0"``, ``"1"``, ...)."""
-        batch = {side: _named(layers, side) for side, layers in zip(SIDES, (rows, cols))}
+        batch = batch_layers(rows, cols, self.names)
         if self.names is None:
             self.names = {side: list(batch[side]) for side in SIDES}
-        for side in SIDES:
-            if list(batch[side]) != self.names[side]:
-                raise ValueError(
-                    f"this batch's {side} layers are {list(batch[side])}, earlier ones "
-                    f"{self.names[side]}"
-                )
         shifted, sq_norms, sums, size = {}, {}, {}, None
         for side in SIDES:
             for name, state in batch[side].items():
@@ -91,7 +106,7 @@ class CKAGrid:
                         f"{key} has {features.shape[1]} features per sample in this batch but "
                         f"{origin.shape[0]} in earlier ones"
                     )
-                # two plain reductions: aminmax over dim 0 is slower on CPU (docs/cka.md)
+                # two plain reductions: aminmax over dim 0 is slower on CPU
                 low, high = features.amin(dim=0), features.amax(dim=0)
                 self._widen(side, name, low.double(), high.double())
                 moved = features - origin.to(features.dtype)
@@ -266,105 +281,120 @@ class CKAGrid:
         layers, cells = centred or self.centred()
         self_hsic = {}
         for side in SIDES:
+            values = []
             for name, sums in layers[side].items():
-                if self.constant(side, name):
-                    warnings.warn(
-                        f"{side}[{name!r}] has zero variance (all {self.n} samples identical); "
-                        "its CKA is undefined and returned as NaN",
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
-                    self_hsic[side, name] = torch.tensor(float("nan"), dtype=torch.float64)
-                    continue
-                self_hsic[side, name] = _hsic(self.n, sums, sums, sums, debiased)
-                if not self_hsic[side, name] > 0:
-                    warnings.warn(
-                        f"{side}[{name!r}] has non-positive self-HSIC (no usable variance); "
-                        "its CKA is undefined and returned as NaN",
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
-        values = torch.empty(len(self.names["rows"]), len(self.names["cols"]), dtype=torch.float64)
-        for i, row in enumerate(self.names["rows"]):
-            for j, col in enumerate(self.names["cols"]):
-                cross = _hsic(
-                    self.n, cells[row, col], layers["rows"][row], layers["cols"][col], debiased
-                )
-                a, b = self_hsic["rows", row], self_hsic["cols", col]
-                values[i, j] = cross / (a * b).sqrt() if a > 0 and b > 0 else float("nan")
+                constant = self.constant(side, name)
+                value = (torch.zeros_like(sums["a"]) if constant
+                         else _hsic(self.n, sums, sums, sums, debiased))
+                values.append(defined_self_hsic(value, f"{side}[{name!r}]", constant, self.n))
+            self_hsic[side] = torch.stack(values)
+        rows, cols = self.names["rows"], self.names["cols"]
+        cross = torch.stack([
+            torch.stack([
+                _hsic(self.n, cells[row, col], layers["rows"][row], layers["cols"][col], debiased)
+                for col in cols
+            ])
+            for row in rows
+        ])
+        values = cka_from_hsic(cross, self_hsic["rows"][:, None], self_hsic["cols"][None, :])
         return CKAMatrix(
-            values=values,
-            row_names=list(self.names["rows"]),
-            col_names=list(self.names["cols"]),
+            values=values.cpu(),
+            row_names=list(rows),
+            col_names=list(cols),
             estimator=Estimator("linear", debiased),
         )
 
-    def procrustes(self, *, centred: tuple | None = None) -> SimilarityMatrix:
+    def procrustes(self, *, centred: tuple | None = None) -> CKAMatrix:
         """Procrustes similarity ``‖XᵀY‖_*`` of centred, unit-norm layers (see
-        ``procrustes.py``) for every cell, from the same streamed sums (``centred`` as in
+        ``measures.py``) for every cell, from the same streamed sums (``centred`` as in
         :meth:`compute`)."""
         layers, cells = centred or self.centred()
-        values = torch.tensor(
-            [
-                [
-                    float(
-                        nuclear_similarity(
-                            cells[row, col]["S"], layers["rows"][row]["a"], layers["cols"][col]["a"]
-                        )
-                    )
-                    for col in self.names["cols"]
-                ]
-                for row in self.names["rows"]
-            ],
-            dtype=torch.float64,
-        )
-        return SimilarityMatrix(
-            values, list(self.names["rows"]), list(self.names["cols"]), "procrustes"
-        )
+        return self._readout("procrustes", lambda row, col: procrustes_from_moments(
+            cells[row, col]["S"], layers["rows"][row]["a"], layers["cols"][col]["a"]))
 
-    def cca(self, *, centred: tuple | None = None) -> SimilarityMatrix:
-        """Mean canonical correlation for every cell from the streamed covariances:
-        the singular values of ``Σxx^{-1/2} Σxy Σyy^{-1/2}`` (directions without variance
-        dropped; ``centred`` as in :meth:`compute`)."""
+    def cca(self, *, centred: tuple | None = None) -> CKAMatrix:
+        """Mean canonical correlation for every cell from the streamed moments, computed as
+        the in-memory ``gmn.cka.mean_cca`` computes it (``measures.canonical_analysis``;
+        ``centred`` as in :meth:`compute`)."""
         layers, cells = centred or self.centred()
-        whiten = {
-            (side, name): _inverse_sqrt(sums["S"])
-            for side in SIDES
-            for name, sums in layers[side].items()
-        }
-        for row in self.names["rows"]:
-            for col in self.names["cols"]:
-                warn_if_forced(whiten["rows", row].shape[1], whiten["cols", col].shape[1], self.n)
-        values = torch.tensor(
-            [
-                [
-                    float(
-                        torch.linalg.svdvals(
-                            whiten["rows", row].T @ cells[row, col]["S"] @ whiten["cols", col]
-                        )
-                        .clamp(0, 1)[
-                            : min(whiten["rows", row].shape[1], whiten["cols", col].shape[1])
-                        ]
-                        .mean()
-                    )
-                    for col in self.names["cols"]
-                ]
-                for row in self.names["rows"]
-            ],
-            dtype=torch.float64,
-        )
-        return SimilarityMatrix(values, list(self.names["rows"]), list(self.names["cols"]), "cca")
+        whiten = {(side, name): whitening(sums["S"])
+                  for side in SIDES for name, sums in layers[side].items()}
+        return self._readout("cca", lambda row, col: canonical_analysis(
+            whiten["rows", row], whiten["cols", col], cells[row, col]["S"], self.n)[0].mean())
 
-
-def _inverse_sqrt(covariance: Tensor) -> Tensor:
-    """``V Λ^{-1/2}`` ``[d, r]`` over the eigenvectors with non-negligible eigenvalues."""
-    eigenvalues, vectors = torch.linalg.eigh(covariance)
-    keep = eigenvalues > RANK_TOLERANCE * eigenvalues.max().clamp_min(0)
-    if not bool(keep.any()):
-        raise ValueError("a layer without variance has no canonical correlations")
-    return vectors[:, keep] / eigenvalues[keep].sqrt()
+    def _readout(self, measure: str, cell) -> CKAMatrix:
+        """``cell(row, col)`` (a float64 scalar) for every cell, as a matrix of ``measure``."""
+        rows, cols = self.names["rows"], self.names["cols"]
+        values = torch.tensor([[float(cell(row, col)) for col in cols] for row in rows],
+                              dtype=torch.float64)
+        return CKAMatrix(values, list(rows), list(cols), measure=measure)
 
 
 def _hsic(n: int, pair: Sums, u: Sums, v: Sums, debiased: bool) -> Tensor:
     """Linear HSIC from centred pair sums and the two sides' centred sums."""
     return linear_hsic(n, pair["S"].square().sum(), pair["aa"], u["a"], v["a"], debiased)
+
+
+# ---- sums over samples and their change of origin ----------------------------------------
+
+
+def side_sums(features: Tensor) -> tuple[Sums, Tensor]:
+    """One batch of one layer, ``features`` ``[b, d]`` (already shifted to the origin):
+    its side sums and its squared row norms ``[b]`` (float64)."""
+    sq_norms = row_sq_norms(features)
+    sums = {
+        "s": column_sums(features),
+        "a": sq_norms.sum(),
+        "S": inner_products(features, features),
+        "aa": sq_norms.square().sum(),
+        "ua": inner_products(features, sq_norms.to(features.dtype)[:, None])[:, 0],
+    }
+    return sums, sq_norms
+
+
+def pair_sums(fu: Tensor, fv: Tensor, sq_u: Tensor, sq_v: Tensor) -> Sums:
+    """One batch of the pair ``(u, v)``: features ``[b, d_u]``, ``[b, d_v]`` and their
+    squared row norms ``[b]``."""
+    return {
+        "S": inner_products(fu, fv),
+        "aa": (sq_u * sq_v).sum(),
+        "ua": inner_products(fu, sq_v.to(fu.dtype)[:, None])[:, 0],
+        "va": inner_products(fv, sq_u.to(fv.dtype)[:, None])[:, 0],
+    }
+
+
+def add(total: Sums | None, more: Sums) -> Sums:
+    """Key-wise sum (``total`` None: a copy of ``more``)."""
+    return dict(more) if total is None else {k: v + more[k] for k, v in total.items()}
+
+
+def translate_pair(pair: Sums, u: Sums, v: Sums, n: int, du: Tensor, dv: Tensor) -> Sums:
+    """The pair sums for features ``u - du``, ``v - dv`` (float64 ``[d_u]``, ``[d_v]``);
+    ``u``, ``v``: the two sides' sums (``s``, ``a``) before the move."""
+    su, sv, au, av = u["s"], v["s"], u["a"], v["a"]
+    cross, ua = pair["S"], pair["ua"]
+    va = pair.get("va", ua)
+    du2, dv2 = du @ du, dv @ dv
+    moved = {
+        "S": cross - torch.outer(du, sv) - torch.outer(su, dv) + n * torch.outer(du, dv),
+        "aa": pair["aa"]
+        - 2 * (du @ ua + dv @ va)
+        + dv2 * au
+        + du2 * av
+        + 4 * (du @ cross @ dv)
+        - 2 * dv2 * (du @ su)
+        - 2 * du2 * (dv @ sv)
+        + n * du2 * dv2,
+        "ua": ua - 2 * cross @ dv + dv2 * su - du * av + 2 * du * (dv @ sv) - n * dv2 * du,
+    }
+    if "va" in pair:
+        moved["va"] = va - 2 * cross.T @ du + du2 * sv - dv * au + 2 * dv * (du @ su) - n * du2 * dv
+    return moved
+
+
+def translate_side(side: Sums, n: int, delta: Tensor) -> Sums:
+    """A side's sums for features ``u - delta`` (float64 ``[d_u]``)."""
+    moved = translate_pair(side, side, side, n, delta, delta)
+    moved["s"] = side["s"] - n * delta
+    moved["a"] = side["a"] - 2 * (delta @ side["s"]) + n * (delta @ delta)
+    return moved
