@@ -10,7 +10,7 @@ Cases (float32 inputs, n = 10,000 samples, d = 512 features unless stated):
 - naive:   the same pair the textbook way: n×n Gram matrices, centred, Frobenius
            inner products (Kornblith et al.'s reference algorithm, O(n²) memory);
 - matrix:  a 6 × 6 layer matrix (goal ≤ 2 s);
-- stream:  CKAAccumulator over n = 100,000 and n = 1,000,000 samples in batches of
+- stream:  a one-pair CKAGrid over n = 100,000 and n = 1,000,000 samples in batches of
            10,000 (d = 256), generated on the fly: memory must not depend on n;
 - ratio:   one pair against the plain fp32 feature-space formula (centre, three GEMMs),
            timed alternately in the same process (goal ≤ 1.1×);
@@ -45,7 +45,7 @@ from statistics import median
 
 import torch
 
-from gmn.cka import CKAAccumulator, cka_matrix, compare, linear_cka
+from gmn.cka import CKAGrid, cka, cka_matrix, compare
 
 N, D = 10_000, 512
 STREAM_D, STREAM_BATCH = 256, 10_000
@@ -151,8 +151,8 @@ def case_pair(device: torch.device):
     x, y = pair_data(device)
     out = {}
     for debiased in (False, True):
-        value, figures = measure(lambda d=debiased: linear_cka(x, y, debiased=d), device)
-        reference = float(linear_cka(x.double(), y.double(), debiased=debiased))
+        value, figures = measure(lambda d=debiased: cka(x, y, debiased=d), device)
+        reference = float(cka(x.double(), y.double(), debiased=debiased))
         figures.update(value=float(value), error_vs_float64=abs(float(value) - reference))
         out["debiased" if debiased else "biased"] = figures
     return out
@@ -179,12 +179,12 @@ def case_matrix(device: torch.device):
 def stream(n_samples: int, device: torch.device) -> float:
     g = torch.Generator().manual_seed(2)
     mixing = (torch.randn(STREAM_D, STREAM_D, generator=g) / STREAM_D**0.5).to(device)
-    accumulator = CKAAccumulator()
+    grid = CKAGrid()
     for _ in range(n_samples // STREAM_BATCH):
         x = torch.randn(STREAM_BATCH, STREAM_D, generator=g).to(device)
         y = torch.randn(STREAM_BATCH, STREAM_D, generator=g).to(device).add_(x @ mixing)
-        accumulator.update(x, y)
-    return float(accumulator.compute(debiased=True))
+        grid.update({"x": x}, {"y": y})
+    return float(grid.compute(debiased=True).values[0, 0])
 
 
 def case_stream(device: torch.device):
@@ -224,8 +224,8 @@ def case_ratio(device: torch.device):
     times = alternate(
         {
             "plain": lambda: plain_feature_cka(x, y),
-            "biased": lambda: linear_cka(x, y),
-            "debiased": lambda: linear_cka(x, y, debiased=True),
+            "biased": lambda: cka(x, y),
+            "debiased": lambda: cka(x, y, debiased=True),
         },
         device,
     )
@@ -287,13 +287,11 @@ def case_compare(device: torch.device):
 def case_rff(device: torch.device):
     from torch.utils.data import DataLoader
 
-    from gmn.cka import rbf_cka
-
     g = torch.Generator().manual_seed(4)
     x = torch.randn(2000, 32, generator=g, dtype=torch.float64)
     y = torch.tanh(x @ torch.randn(32, 16, generator=g, dtype=torch.float64))
     y = y + 0.5 * torch.randn(2000, 16, generator=g, dtype=torch.float64)
-    exact = float(rbf_cka(x, y))
+    exact = float(cka(x, y, kernel="rbf"))
     out = {"exact": exact}
     identity = torch.nn.Identity()
     for features in (512, 2048, 8192):
@@ -358,7 +356,7 @@ def report(results: dict, device: torch.device) -> None:
         print(f"6 x 6 layer matrix n={N:,} d={D} fp32: {timing(r)}, {memory(r)}   goal <= 2 s")
     for n_samples, r in results.get("stream", {}).items():
         print(
-            f"CKAAccumulator n={int(n_samples):,} d={STREAM_D}, batches of {STREAM_BATCH:,}: "
+            f"CKAGrid, one pair, n={int(n_samples):,} d={STREAM_D}, batches of {STREAM_BATCH:,}: "
             f"{timing(r)}, {r['extra_mb']:.0f} MB"
         )
 

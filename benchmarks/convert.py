@@ -6,13 +6,18 @@ Run from the repository root::
 
 Prints models/s for SIREN 2→32→32→1, the small CNN (2 conv + BN, 2 fc, width 32) and the
 small ResNet (width 32), each converted one at a time with a warm template cache, and for
-``GraphTemplate.batch`` on SIREN parameter matrices. Anchors measured on 2 CPU cores with the
-Lim et al. converter: SIREN 1,540/s, CNN 480/s, ResNet 170/s.
+``GraphTemplate.batch`` on SIREN parameter matrices, in two patterns: each batch released
+before the next is made, and the previous batch still alive while the next is made (a
+training loop: ``batch = template.batch(params)`` rebinds only after the call). Anchors
+measured on 2 CPU cores with the Lim et al. converter: SIREN 1,540/s, CNN 480/s, ResNet 170/s.
+The load average is printed first: on a shared machine the wall-clock figures depend on it,
+the per-CPU-second figures much less.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -25,11 +30,12 @@ from gmn.testing import make_cnn, make_resnet, make_siren
 ANCHORS = {"siren": 1540, "cnn": 480, "resnet": 170}
 
 
-def rate(fn, seconds: float, device: torch.device) -> tuple[float, float]:
-    """Calls per second of ``fn`` over at least ``seconds``: by wall clock, and by the CPU time
-    this process used (closer to an idle machine's figure when other processes share the cores;
-    meaningful for CPU runs)."""
-    fn()
+def rate(fn, seconds: float, device: torch.device, warmup: int = 1) -> tuple[float, float]:
+    """Calls per second of ``fn`` over at least ``seconds`` after ``warmup`` calls: by wall
+    clock, and by the CPU time this process used (closer to an idle machine's figure when other
+    processes share the cores; meaningful for CPU runs)."""
+    for _ in range(warmup):
+        fn()
     calls, start, cpu_start = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         fn()
@@ -46,6 +52,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--batch", type=int, nargs="+", default=[256, 1024, 4096, 20000],
                         help="models per template.batch call (several sizes allowed)")
+    parser.add_argument("--loop", nargs="+", choices=["released", "kept"],
+                        default=["released", "kept"],
+                        help="batch patterns: each batch released before the next is made, or "
+                             "kept alive meanwhile (a training loop)")
+    parser.add_argument("--skip-single", action="store_true",
+                        help="measure only GraphTemplate.batch")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -54,12 +66,14 @@ def main() -> None:
         "cnn": make_cnn(width=32),
         "resnet": make_resnet(width=32),
     }
-    print(f"device={device} threads={torch.get_num_threads()}")
+    print(f"device={device} threads={torch.get_num_threads()} load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} CPUs) "
+          f"gmn={os.path.dirname(gmn.__file__)}")
     probe = torch.randn(1, 80_000, device=device)
     probe_ms = 1e3 / rate(lambda: torch.cat([probe, probe], dim=1), 0.5, device)[0]
     print(f"machine check: torch.cat of 2 x 80k floats {probe_ms:.3f} ms (tens of ms means the "
           "OpenMP threads wait for busy cores; rerun with OMP_NUM_THREADS=1 or on an idle machine)")
-    for name, model in models.items():
+    for name, model in ({} if args.skip_single else models).items():
         model = model.to(device)
         start = time.perf_counter()
         graph = from_state_dict(model)  # traces and caches the template
@@ -77,10 +91,21 @@ def main() -> None:
         forms = {f"[{n}, {template.num_params}] matrix": (Weights, matrix),
                  f"{n} stacked state_dicts": (Weights.from_stacked, stacked)}
         for form, (make, params) in forms.items():
-            wall, cpu = rate(lambda m=make, p=params: m(template, p).graphs(), args.seconds,
-                             device)
-            print(f"GraphTemplate.batch siren, {form:24s}: {n * wall:9,.0f} models/s "
-                  f"(per CPU second {n * cpu:9,.0f}; goal 200,000)")
+            for loop in args.loop:
+                held: dict = {}
+
+                def step(m=make, p=params, keep=loop == "kept", held=held):
+                    batch = m(template, p).graphs()
+                    if keep:  # alive while the next one is made, as in a training loop
+                        held["batch"] = batch
+
+                # the steady state of a loop: the first calls build the structure tensors for
+                # this batch size and the buffers recycled from then on
+                wall, cpu = rate(step, args.seconds, device, warmup=3)
+                held.clear()
+                print(f"GraphTemplate.batch siren, {form:24s}, previous batch {loop:8s}: "
+                      f"{n * wall:9,.0f} models/s (per CPU second {n * cpu:9,.0f}; "
+                      "goal 200,000)")
 
 
 if __name__ == "__main__":

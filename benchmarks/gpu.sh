@@ -4,7 +4,8 @@
 #     bash benchmarks/gpu.sh OUT_DIR MNIST_ROOT [DEVICE]
 #
 # MNIST_ROOT holds MNIST idx files (e.g. ../shared/data/mnist-test-half). Stages, in order:
-# CUDA-vs-CPU correctness (tests.cuda_checks), INR fitting speed, GMN training
+# CUDA-vs-CPU correctness (python -m gmn.check, plus the benchmark's augmentation check:
+# benchmarks.cuda_checks), INR fitting speed, GMN training
 # throughput, CKA speed, then the INR-classification benchmark on the 5,000 MNIST images
 # (80/20 split, 10% of the training part for validation, 3 seeds, 16 epochs). A stage that
 # fails is reported and the next one still runs; STAGE_LIMIT (seconds, default 900) bounds
@@ -37,7 +38,7 @@ print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, "
 EOF
 limit=${STAGE_LIMIT:-900}
 failed=()
-stage cuda_checks "$limit" "$python" -m tests.cuda_checks --device "$device" \
+stage cuda_checks "$limit" "$python" -m benchmarks.cuda_checks --device "$device" \
     --out "$out/cuda_checks.json"
 stage fit "$limit" "$python" -m benchmarks.fit --device "$device" --root "$root" \
     --num-images 4096 --chunk-size 4096 --baseline-images 8

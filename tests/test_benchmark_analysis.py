@@ -8,12 +8,14 @@ import torch
 from benchmarks.inr_classification import findings
 from benchmarks.inr_classification.analysis import (
     best_match_mean,
+    binomial_tail,
     diagonal_mean,
     ensemble_study,
     mcnemar_p,
     mean_std,
     permutation_test_mean_difference,
     prediction_overlap,
+    smallest_permutation_p,
 )
 
 
@@ -105,18 +107,19 @@ def test_findings_seed_sensitivity_verdicts():
 
 
 def test_findings_overlap_and_complementarity():
-    def overlap(only_a, n=100):
-        return {"only_a": only_a, "n": n}
+    def overlap(only_a, n=100, both_wrong=0):
+        return {"only_a": only_a, "n": n, "both_wrong": both_wrong}
 
-    yes = {"gmn-mlp": [overlap(3), overlap(2)], "gmn-cnn": [overlap(1), overlap(5)]}
-    assert findings.gmn_only_samples(yes)["verdict"] == "reproduced"
-    some = {"gmn-mlp": [overlap(3), overlap(0)], "gmn-cnn": [overlap(1), overlap(5)]}
-    assert findings.gmn_only_samples(some)["verdict"] == "inconclusive"
+    yes = {"gmn-mlp": [overlap(3), overlap(2)], "gmn-cnn": [overlap(2, both_wrong=1),
+                                                            overlap(5)]}
+    assert findings.gmn_only_samples(yes, 10)["verdict"] == "reproduced"
+    some = {"gmn-mlp": [overlap(3), overlap(0)], "gmn-cnn": [overlap(2), overlap(5)]}
+    assert findings.gmn_only_samples(some, 10)["verdict"] == "inconclusive"
     none = {"gmn-mlp": [overlap(0)], "gmn-cnn": [overlap(0)]}
-    assert findings.gmn_only_samples(none)["verdict"] == "contradicted"
+    assert findings.gmn_only_samples(none, 10)["verdict"] == "contradicted"
 
-    def pairing(diff, p):
-        return {"difference": diff, "mcnemar_p": p}
+    def pairing(diff, p, discordant=20):
+        return {"difference": diff, "mcnemar_p": p, "discordant": discordant}
 
     better = {"pairings": [pairing(0.02, 0.01), pairing(0.03, 0.001)]}
     assert findings.complementarity(better)["verdict"] == "reproduced"
@@ -124,6 +127,50 @@ def test_findings_overlap_and_complementarity():
     assert findings.complementarity(unsure)["verdict"] == "inconclusive"
     worse = {"pairings": [pairing(-0.02, 0.2), pairing(-0.03, 0.001)]}
     assert findings.complementarity(worse)["verdict"] == "contradicted"
+
+
+def test_only_gmn_samples_must_beat_guessing_whatever_the_test_set_size():
+    # the run: a weak GMN on 80 test samples, right on 1 of the 10 samples each image
+    # model misses (1.25 % of the test set, above MIN_ONLY_FRACTION): a uniform guess among
+    # 10 classes gets 1 of 10 right with probability 0.65, so this is not evidence
+    lucky = {"n": 80, "only_a": 1, "both_wrong": 9}
+    weak = findings.gmn_only_samples({"gmn-mlp": [lucky] * 3, "gmn-cnn": [lucky] * 3}, 10)
+    assert weak["verdict"] == "inconclusive"
+    test = weak["only_gmn"]["gmn-mlp"][0]
+    assert (test["n"], test["only_gmn"], test["image_wrong"]) == (80, 1, 10)
+    assert test["p_value"] == pytest.approx(1 - 0.9**10)
+    assert test["smallest_p"] == pytest.approx(0.1**10)
+    # the same fraction of a large test set, with the GMN right on most of the image model's
+    # errors, is far beyond guessing
+    strong = {"n": 8000, "only_a": 100, "both_wrong": 50}
+    assert findings.gmn_only_samples({"gmn-mlp": [strong], "gmn-cnn": [strong]}, 10)[
+        "verdict"] == "reproduced"
+
+
+def test_binomial_tail_matches_scipy():
+    from scipy.stats import binom
+
+    for k, m, p in ((0, 5, 0.1), (3, 10, 0.1), (10, 10, 0.5), (7, 40, 0.25), (0, 0, 0.1)):
+        assert binomial_tail(k, m, p) == pytest.approx(binom.sf(k - 1, m, p), rel=1e-12, abs=0)
+    with pytest.raises(ValueError, match="0 <= k <= m"):
+        binomial_tail(4, 3, 0.5)
+
+
+def test_smallest_reachable_p_is_what_a_perfect_separation_gives():
+    for low, high in (([0.1], [0.9]), ([0.1, 0.2], [0.8, 0.9]),
+                      ([0.1, 0.2, 0.3], [0.7, 0.8, 0.9])):
+        separated = permutation_test_mean_difference(low, high)
+        assert smallest_permutation_p(len(low), len(high)) == pytest.approx(separated)
+        test = findings.seed_sensitivity({"gmn": low, "mlp": high, "cnn": high})["tests"][0]
+        assert test["smallest_p"] == pytest.approx(separated)
+        assert (test["n_lower"], test["n_higher"]) == (len(low), len(high))
+    assert smallest_permutation_p(3, 3) == pytest.approx(0.05)  # 3 seeds: C(6, 3) = 20
+    assert smallest_permutation_p(6, 6, max_exact=500) == pytest.approx(1 / 501)
+    # McNemar: every discordant sample on one side is the most extreme split
+    out = findings.complementarity({"pairings": [
+        {"difference": 0.04, "mcnemar_p": mcnemar_p(4, 0), "discordant": 4}]})
+    assert out["pairings"][0]["smallest_p"] == pytest.approx(mcnemar_p(4, 0)) == 0.125
+    assert out["verdict"] == "inconclusive"
 
 
 def test_accuracy_comparison_needs_every_seed_significant():

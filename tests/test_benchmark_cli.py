@@ -18,6 +18,7 @@ def test_defaults_are_the_quick_offline_run():
     assert config.inr_hidden == (16, 16) and config.out == "results/inr-digits"
     assert config.inr_init == "shared" and config.threads is None
     assert config.seed_list == [0, 1, 2]
+    assert (config.epochs, config.family_epochs) == (None, {})  # each family's default
 
 
 def test_options_are_parsed(tmp_path):
@@ -33,6 +34,10 @@ def test_options_are_parsed(tmp_path):
     assert config.inr_hidden == (8, 8) and config.split == (0.8, 0.1, 0.1)
     assert config.gmn_config == {"hidden_dim": 32, "lr": 0.01}
     assert config.seed_list == [5, 6, 7, 8] and not config.resume
+    assert (config.epochs, config.family_epochs) == (None, {})
+    both = parse_config(["--epochs", "16,gmn=60, cnn=3"])
+    assert (both.epochs, both.family_epochs) == (16, {"gmn": 60, "cnn": 3})
+    assert parse_config(["--epochs", "7"]).epochs == 7
     assert config.out == "results/inr-mnist" and config.device == "cuda:1"
     zoo = parse_config(["--zoo", "dwsnets-mnist", "/zoo"])
     assert (zoo.zoo, zoo.zoo_dir, zoo.out) == ("dwsnets-mnist", "/zoo", "results/inr-dwsnets-mnist")
@@ -53,6 +58,13 @@ def test_options_are_parsed(tmp_path):
         (["--zoo", "nfn", "/x", "--limit", "5"], "a --zoo is used whole"),
         (["--cka-permutation-samples", "3"], "--cka-permutation-samples must be >= 4"),
         (["--cka-permutations", "-1"], "--cka-permutations must be >= 0"),
+        (["--limit", "-5"], "--limit must be >= 1 (a number of images), got -5"),
+        (["--limit", "0"], "--limit must be >= 1 (a number of images), got 0"),
+        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--epochs", "3,4"], "two epochs for every family in '3,4'"),
+        (["--epochs", "resnet=3"], "--epochs resnet=…: unknown family"),
+        (["--epochs", "gmn=x"], "'gmn=x' is not N or FAMILY=N"),
+        (["--epochs", "gmn=0"], "--epochs gmn=0: epochs must be an integer >= 1"),
     ],
 )
 def test_bad_options_name_the_problem(argv, message, capsys):

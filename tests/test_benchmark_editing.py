@@ -93,7 +93,7 @@ def test_no_edit_is_the_input_inr_against_the_dilated_image(runs):
     inrs = prepare_data(config, root / "a")
     images = load_source_images(config).images
     test = inrs.split["test"]
-    drawn = render(raw_weights(inrs, inrs.params[test, 0]), 8, 8)
+    drawn = render(raw_weights(inrs, inrs.params[test]), 8, 8)
     expected = (drawn - dilate_by_loops(images[test], 3)).square().mean()
     assert results["mse"]["no_edit"]["mean"] == pytest.approx(float(expected), rel=1e-5)
 

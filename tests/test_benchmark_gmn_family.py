@@ -5,15 +5,16 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks.inr_classification.config import BenchmarkConfig
+from benchmarks.inr_classification.config import FAMILIES, BenchmarkConfig
 from benchmarks.inr_classification.data import BenchmarkData
 from benchmarks.inr_classification.families import plan_family
 from benchmarks.inr_classification.gmn_family import (
     GMN_TRAIN_DEFAULTS,
     gmn_augmentation,
+    gmn_build_options,
     split_gmn_config,
 )
-from benchmarks.inr_classification.training import run_key
+from benchmarks.inr_classification.training import _upgraded_key, run_key
 from gmn.data.batched_siren import render
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
@@ -33,8 +34,9 @@ def tiny_data(template, params, image_size=(5, 4), train=2) -> BenchmarkData:
     """Four INRs of two classes as the benchmark holds them: ``train`` for training, one for
     validation, the last for testing."""
     return BenchmarkData(
-        name="tiny", images=torch.zeros(4, 1, *image_size), labels=torch.arange(4) % 2,
-        params=params[:, None], psnr=torch.full((4, 1), 40.0),
+        name="tiny", setting="shared initialisation", images=torch.zeros(4, 1, *image_size),
+        labels=torch.arange(4) % 2,
+        params=params, psnr=torch.full((4, 1), 40.0),
         split={"train": torch.arange(train), "val": torch.tensor([train]),
                "test": torch.tensor([3])},
         template=template, num_classes=2, key={"d": 1}, description="", inr_description="",
@@ -42,23 +44,26 @@ def tiny_data(template, params, image_size=(5, 4), train=2) -> BenchmarkData:
 
 
 def test_defaults_and_overrides():
-    from gmn.nn import GMNConfig
+    from gmn.nn import INR_WEIGHTS_ONLY, GMNConfig
 
     model, train = split_gmn_config({})
-    assert model == {"function_samples": False}  # gmn: gmn.nn.GMN's own defaults, no samples
+    assert model == {"function_samples": False}  # gmn: the preset below, no samples
+    assert gmn_build_options("gmn", model) == {"function_samples": False, **INR_WEIGHTS_ONLY}
+    assert gmn_build_options("gmn", {"hidden_dim": 8})["hidden_dim"] == 8
     assert (train["lr"], train["weight_decay"], train["shift_pixels"]) == (1e-2, 0.05, 0)
     assert (train["batch_size"], train["epochs"]) == (32, 60)
     assert (train["input_noise"], train["label_smoothing"]) == (0.6, 0.1)
     assert split_gmn_config({}, "gmn_noaug")[0] == model
     probe, probe_train = split_gmn_config({}, "gmn_probe")
-    assert (probe_train["lr"], probe_train["batch_size"], probe_train["epochs"]) == (3e-3, 64, None)
+    assert (probe_train["lr"], probe_train["batch_size"], probe_train["epochs"]) == (3e-3, 64, 10)
     assert probe_train["shift_pixels"] == "auto"
     assert (probe_train["input_noise"], probe_train["label_smoothing"]) == (0.0, 0.0)
     assert probe["function_samples"] is True
     assert (probe["hidden_dim"], probe["num_layers"], probe["dropout"]) == (64, 2, 0.2)
     assert (probe["fourier_frequencies"], probe["edge_message"]) == (0, "additive")
     assert (probe["canonical_standardization"], probe["rank_embedding"]) == (False, False)
-    assert GMNConfig().canonical_standardization  # the weights-only default
+    assert INR_WEIGHTS_ONLY["canonical_standardization"]  # the weights-only preset
+    assert not GMNConfig().canonical_standardization  # GMN() needs no fitting call
     model, train = split_gmn_config({"hidden_dim": 16, "lr": 0.01}, "gmn_probe")
     assert (model["function_samples"], model["hidden_dim"], train["lr"]) == (True, 16, 0.01)
     with pytest.raises(ValueError, match="function_samples is decided by the family"):
@@ -172,6 +177,48 @@ def test_cache_key_holds_the_architecture_and_the_resolved_gmn_options(siren_par
     assert run_key("vit", 0, BenchmarkConfig(), data)["architecture"]["patch_size"] == 2
 
 
+def test_epochs_reach_every_family_with_per_family_defaults(siren_params):
+    template, params, _ = siren_params
+    data = tiny_data(template, params, (8, 8))
+
+    def epochs(**options) -> dict[str, int]:
+        config = BenchmarkConfig(**options)
+        planned = {f: plan_family(f, data, config).epochs for f in FAMILIES}
+        keys = {f: run_key(f, 0, config, data)["epochs"] for f in FAMILIES}
+        assert keys == planned  # a run's key records the epochs it trains
+        return planned
+
+    defaults = {"gmn": 60, "gmn_noaug": 60, "gmn_probe": 10, "mlp": 10, "cnn": 10,
+                "vit": 10, "weight_mlp": 10, "nfn_np": 30}
+    assert epochs() == defaults  # the default benchmark as before
+    assert epochs(epochs=3) == dict.fromkeys(FAMILIES, 3)  # --epochs: every family
+    gmns = ("gmn", "gmn_noaug", "gmn_probe")  # --gmn-config's epochs: the GMN families
+    assert epochs(epochs=3, gmn_config={"epochs": 5}) == {
+        f: 5 if f in gmns else 3 for f in FAMILIES}
+    assert epochs(gmn_config={"epochs": 5}) == {f: 5 if f in gmns else defaults[f]
+                                                 for f in FAMILIES}
+    # --epochs FAMILY=N: that family, over everything else (16,gmn=60: the README's MNIST run)
+    assert epochs(epochs=16, family_epochs={"gmn": 60}) == {
+        f: 60 if f == "gmn" else 16 for f in FAMILIES}
+    assert epochs(epochs=3, family_epochs={"gmn_probe": 4, "cnn": 2},
+                  gmn_config={"epochs": 5}) == {
+        **{f: 5 if f in gmns else 3 for f in FAMILIES}, "gmn_probe": 4, "cnn": 2}
+
+
+def test_run_keys_written_before_epochs_reached_the_gmns_still_match(siren_params):
+    template, params, _ = siren_params
+    data = tiny_data(template, params, (8, 8))
+    for family, own in (("gmn", 60), ("gmn_noaug", 60), ("gmn_probe", None)):
+        key = run_key(family, 0, BenchmarkConfig(), data)
+        # such a key held --epochs at the top and the GMN's own epochs (None: --epochs) inside
+        before = {**key, "epochs": 10, "gmn_options": {**key["gmn_options"], "epochs": own}}
+        assert _upgraded_key(before) == key
+        other = {**before, "gmn_options": {**before["gmn_options"], "epochs": 7}}
+        assert _upgraded_key(other)["epochs"] == 7 != key["epochs"]
+    cnn = run_key("cnn", 0, BenchmarkConfig(), data)
+    assert _upgraded_key(cnn) == cnn
+
+
 def test_input_noise_is_scaled_by_each_parameters_training_spread(siren_params):
     template, params, _ = siren_params
     data = tiny_data(template, params, train=3)
@@ -198,7 +245,8 @@ def test_nfn_np_family_is_invariant_and_probed_per_layer(siren_params):
     data = tiny_data(template, params)
     plan = plan_family("nfn_np", data, BenchmarkConfig(families=("gmn", "mlp", "cnn", "nfn_np")))
     assert plan.inputs == "params" and plan.transform is None
-    assert plan.train_options == NFN_NP["train"]
+    own = dict(NFN_NP["train"])
+    assert plan.epochs == own.pop("epochs") and plan.train_options == own
     key = run_key("nfn_np", 0, BenchmarkConfig(), data, plan)
     assert key["architecture"]["channels"] == list(NFN_NP["model"]["channels"])
     model = plan.build().double().eval()
@@ -212,3 +260,73 @@ def test_nfn_np_family_is_invariant_and_probed_per_layer(siren_params):
     assert "nfn.blocks.0/layer_mean" in states
     for name, state in states.items():
         torch.testing.assert_close(moved_states[name], state, rtol=1e-9, atol=1e-9)
+
+
+def per_layer_standardisation(template, raw):
+    """The benchmark's kind of standardisation: one (scale, shift) per state_dict key, [P]
+    each, with the shifts far from zero so that a flip of standardised values shows."""
+    stacked = Weights(template, raw[:1]).stacked()
+    scale = Weights.from_stacked(template, {k: torch.full_like(v, 0.5 + i) for i, (k, v)
+                                            in enumerate(stacked.items())}).params[0]
+    shift = Weights.from_stacked(template, {k: torch.full_like(v, 0.3 - 0.2 * i) for i, (k, v)
+                                            in enumerate(stacked.items())}).params[0]
+    return scale, shift
+
+
+def test_sign_flips_act_on_the_inrs_own_parameters(siren_params):
+    """The flips the GMN trains on keep every INR's rendered image, through the exact pipeline
+    (standardised parameters in, standardised parameters out); flipping the standardised
+    values themselves would change the images."""
+    from gmn.data import RandomSignFlip
+
+    template, raw, _ = siren_params
+    raw = raw.double()
+    scale, shift = per_layer_standardisation(template, raw)
+    params, labels = (raw - shift) / scale, torch.arange(len(raw))
+    transform = gmn_augmentation(template, (8, 8), 0, False, (scale, shift), sign_flip=True)
+    flipped, _ = transform((params, labels), torch.Generator().manual_seed(0))
+    assert not torch.allclose(flipped, params), "some neuron was flipped"
+    before = render(Weights(template, raw), 8, 8)
+    torch.testing.assert_close(render(Weights(template, flipped * scale + shift), 8, 8), before,
+                               rtol=0, atol=1e-6)
+    wrong = RandomSignFlip()(Weights(template, params), torch.Generator().manual_seed(0)).params
+    assert (render(Weights(template, wrong * scale + shift), 8, 8) - before).abs().max() > 0.01
+    with pytest.raises(ValueError, match="sign_flip must be true or false"):
+        gmn_augmentation(template, (8, 8), 0, False, (scale, shift), sign_flip=1)
+
+
+def test_a_gmn_reading_canonical_signs_ignores_flips_and_permutations(siren_params):
+    """``canonical_signs``: the GMN's logits (float64) are the same for every INR after random
+    sign flips (in raw space) and hidden-neuron permutations, drawn together."""
+    template, raw, _ = siren_params
+    raw = raw.double()
+    scale, shift = per_layer_standardisation(template, raw)
+    params = (raw - shift) / scale
+    options = {"hidden_dim": 8, "canonical_standardization": False, "rank_embedding": False,
+               "dropout": 0.0, "canonical_signs": True}
+    model = build_gmn(template, 3, params, options, raw_affine=(scale, shift)).double().eval()
+    transform = gmn_augmentation(template, (8, 8), 0, True, (scale, shift), sign_flip=True)
+    moved, _ = transform((params, torch.arange(len(raw))), torch.Generator().manual_seed(2))
+    torch.testing.assert_close(model(moved), model(params), rtol=0, atol=1e-9)
+    plain = build_gmn(template, 3, params, {**options, "canonical_signs": False},
+                      raw_affine=(scale, shift)).double().eval()
+    plain.load_state_dict(model.state_dict())
+    assert not torch.allclose(plain(moved), plain(params), atol=1e-4)
+
+
+def test_function_samples_at_a_few_random_points(siren_params):
+    """``query_points``: K seeded random points in [-1, 1]² instead of the pixel grid; the
+    output neuron's samples are the INR's values there."""
+    template, raw, nets = siren_params
+    options = {**split_gmn_config({"hidden_dim": 8, "query_points": 16}, "gmn_probe")[0]}
+    model = build_gmn(template, 3, raw, options, (8, 8))
+    points = model.graph.points
+    assert points.shape == (16, 2) and points.abs().max() <= 1
+    assert torch.equal(points, build_gmn(template, 3, raw, options, (8, 8)).graph.points)
+    assert not torch.equal(points[:, 0], points[:, 1])
+    out_rows = model.graph(raw).x.view(len(raw), template.num_nodes, 5 + 16)[:, -1, 5:]
+    with torch.no_grad():
+        expected = torch.stack([n(points).squeeze(-1) for n in nets])
+    torch.testing.assert_close(out_rows, expected, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="query_points places function samples"):
+        build_gmn(template, 3, raw, {"hidden_dim": 8, "query_points": 16}, (8, 8))

@@ -1,13 +1,14 @@
 """The report says what each GMN sees: ``gmn_probe`` is labelled in every table as seeing
 function samples on the pixel grid, and the Findings name the weights-only ``gmn``."""
 
-from benchmarks.inr_classification import report
+from benchmarks.inr_classification import findings, report
 from benchmarks.inr_classification.config import FAMILY_DESCRIPTIONS
 
 
 def finding(claim: str) -> dict:
-    return {"claim": claim, "verdict": "inconclusive",
-            "only_gmn_fraction": {"x-mlp": [0.1]}, "threshold": 0.01}
+    overlap = {"n": 10, "only_a": 1, "both_wrong": 1}
+    only = findings.gmn_only_samples({"gmn-mlp": [overlap], "gmn-cnn": [overlap]}, 10)
+    return {**only, "claim": claim}
 
 
 def ensembles(other: str) -> dict:
@@ -36,8 +37,10 @@ def test_probe_family_is_labelled_in_tables_and_findings():
         "comparisons": [{"a": "gmn", "b": "gmn_probe", "accuracy_difference": [0.0],
                          "mcnemar_p": [1.0], "verdict": "no significant difference"}],
         "figures": {},
+        "data": {"setting": "independent initialisation"},
     }
     findings = "\n".join(report._findings_section(results))
+    assert findings.count("— ❔ inconclusive (INRs of independent initialisation).") == 2
     assert FAMILY_DESCRIPTIONS["gmn"] in findings.split("### The same claims")[0]
     assert "weights claim" in findings.split("### The same claims")[0]
     assert "probe claim" in findings.split("### The same claims for `gmn_probe`")[1]

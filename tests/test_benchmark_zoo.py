@@ -11,7 +11,8 @@ from gmn.models.siren import Siren
 
 def make_tiny_dwsnets_zoo(root, per_split=(16, 6, 6), first_seed=0):
     """SIRENs whose output offset encodes the label (0 or 1), in the DWSNets folder layout
-    (initialised from seeds ``first_seed``, ``first_seed + 1``, …)."""
+    (initialised from seeds ``first_seed``, ``first_seed + 1``, …), listed as neural-graphs'
+    split script lists them (relative paths, labels as strings)."""
     splits, index = {}, 0
     for split, count in zip(("train", "val", "test"), per_split):
         paths, labels = [], []
@@ -26,7 +27,7 @@ def make_tiny_dwsnets_zoo(root, per_split=(16, 6, 6), first_seed=0):
             (root / relative).parent.mkdir(parents=True)
             torch.save(siren.state_dict(), root / relative)
             paths.append(relative)
-            labels.append(label)
+            labels.append(str(label))
             index += 1
         splits[split] = {"path": paths, "label": labels}
     (root / "mnist_splits.json").write_text(json.dumps(splits))

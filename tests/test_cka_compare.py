@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import gmn
-from gmn.cka import CKAGrid, CKAMatrix, MinibatchCKA, cka_matrix, compare
+from gmn.cka import CKAGrid, CKAMatrix, MinibatchGrid, cka_matrix, compare
 from gmn.cka.comparison import stream
 
 
@@ -97,10 +97,10 @@ def test_minibatch_method_matches_one_pair_estimators():
     data = loader()
     grid = compare(a, b, data, method="minibatch")
     states_a, states_b = in_memory(a, data), in_memory(b, data)
-    one = MinibatchCKA()
+    one = MinibatchGrid()
     for x, y in zip(states_a["2"].split(64), states_b["1"].split(64)):
-        one.update(x, y)
-    assert float(grid["2", "1"]) == pytest.approx(float(one.compute()), abs=1e-12)
+        one.update({"2": x}, {"1": y})
+    assert grid["2", "1"] == pytest.approx(one.compute()["2", "1"], abs=1e-12)
 
 
 def test_random_features_approximate_the_rbf_kernel():
@@ -121,7 +121,9 @@ def test_random_features_approximate_the_rbf_kernel():
 
     k, l = centred(rbf(states_a)), centred(rbf(states_b))
     exact = (k * l).sum() / np.sqrt((k * k).sum() * (l * l).sum())
-    assert float(approx.values[0, 0]) == pytest.approx(exact, abs=0.02)
+    # measured: error -0.0073 at this seed (n = 256, 8,192 features; exact 0.4742); over seeds
+    # 0-19 mean -0.0022, std 0.0031, |error| <= 0.0092 (docs/cka.md's 0.0013 is at n = 2,000)
+    assert float(approx.values[0, 0]) == pytest.approx(exact, abs=0.01)
     assert approx.label == "biased RBF (threshold 1) CKA"
 
 
@@ -173,3 +175,27 @@ def test_on_batch_sees_the_probed_states_and_dtype_makes_the_sums_float64():
         assert torch.equal(reused, grid.compute(debiased).values)
     assert torch.equal(grid.procrustes(centred=centred).values, grid.procrustes().values)
     assert torch.equal(grid.cca(centred=centred).values, grid.cca().values)
+
+
+def test_compare_offers_the_permutation_test_of_cka_matrix_on_the_first_samples(tmp_path):
+    a, b = models()
+    data = loader()  # 300 samples in batches of 64: the first 100 end inside the second
+    tested = compare(a, b, data, debiased=True, permutations=19, permutation_samples=100,
+                     seed=3)
+    plain = compare(a, b, data, debiased=True)
+    assert torch.equal(tested.values, plain.values)  # the values use every sample
+    first = {k: v[:100] for k, v in in_memory(a, data).items()}
+    first_b = {k: v[:100] for k, v in in_memory(b, data).items()}
+    reference = cka_matrix(first, first_b, debiased=True, permutations=19, seed=3)
+    assert torch.equal(tested.p_values, reference.p_values)
+    assert torch.equal(tested.baseline, reference.baseline)
+    assert (tested.permutations, tested.permutation_samples) == (19, 100)
+    assert float(tested.p_values.max()) <= 1 and float(tested.p_values.min()) >= 1 / 20
+    tested.save(tmp_path / "m")
+    loaded = CKAMatrix.load(tmp_path / "m")
+    assert (loaded.permutations, loaded.permutation_samples) == (19, 100)
+    assert torch.equal(loaded.p_values, tested.p_values)
+    with pytest.raises(ValueError, match="method='exact'"):
+        compare(a, b, data, method="minibatch", permutations=5)
+    with pytest.raises(ValueError, match="permutations must be a whole number"):
+        compare(a, b, data, permutations=-1)

@@ -1,4 +1,4 @@
-"""CKAAccumulator.all_reduce across two gloo processes on loopback."""
+"""CKAGrid.all_reduce across two gloo processes on loopback."""
 
 import socket
 
@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from gmn.cka import CKAAccumulator, CKAGrid, cka_matrix, linear_cka
+from gmn.cka import CKAGrid, cka, cka_matrix
 
 
 def free_port() -> int:
@@ -29,22 +29,22 @@ def reduce_and_check(rank: int, world_size: int, port: int) -> None:
     try:
         torch.set_num_threads(1)
         x, y = shared_data()
-        expected = [float(linear_cka(x, y, debiased=d)) for d in (False, True)]
+        expected = [float(cka(x, y, debiased=d)) for d in (False, True)]
 
         # uneven shards, so the ranks start from different origins (first-batch means)
         rows = slice(0, 25) if rank == 0 else slice(25, 90)
-        uneven = CKAAccumulator()
+        uneven = CKAGrid()
         for chunk_x, chunk_y in zip(x[rows].split(10), y[rows].split(10)):
-            uneven.update(chunk_x, chunk_y)
+            uneven.update({"x": chunk_x}, {"y": chunk_y})
         # rank 1 sees no data at all
-        lopsided = CKAAccumulator()
+        lopsided = CKAGrid()
         if rank == 0:
-            lopsided.update(x, y)
-        for accumulator in (uneven.all_reduce(), lopsided.all_reduce()):
-            assert accumulator.n == 90
-            assert torch.equal(accumulator.low["x"], x.amin(dim=0))
+            lopsided.update({"x": x}, {"y": y})
+        for pair in (uneven.all_reduce(), lopsided.all_reduce()):
+            assert pair.n == 90
+            assert torch.equal(pair.low["rows"]["x"], x.amin(dim=0))
             for debiased, value in zip((False, True), expected):
-                got = float(accumulator.compute(debiased))
+                got = pair.compute(debiased)["x", "y"]
                 assert abs(got - value) < 1e-10, (rank, debiased, got, value)
 
         # a 2 x 2 grid, layers of different widths, rank 1 with one batch only

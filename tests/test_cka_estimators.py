@@ -1,11 +1,13 @@
 """Known answers, invariances and input checks of the one-pair CKA estimators."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from gmn.cka import cka, linear_cka, rbf_cka
-from gmn.cka.kernels import median_squared_distance, squared_distances
+from gmn.cka import CKAGrid, MinibatchGrid, cka, cka_matrix
+from gmn.cka.estimators import median_squared_distance, squared_distances
 
 ESTIMATORS = [
     dict(kernel="linear", debiased=False),
@@ -26,16 +28,16 @@ def kornblith_demo():
 
 def test_known_answers_of_kornblith_demo(kornblith_demo):
     x, y = kornblith_demo
-    assert float(linear_cka(x, y)) == pytest.approx(0.55761, abs=1e-5)
-    assert float(linear_cka(x, y, debiased=True)) == pytest.approx(0.51346, abs=1e-5)
-    assert float(rbf_cka(x, y, threshold=0.5)) == pytest.approx(0.65483, abs=1e-5)
+    assert float(cka(x, y)) == pytest.approx(0.55761, abs=1e-5)
+    assert float(cka(x, y, debiased=True)) == pytest.approx(0.51346, abs=1e-5)
+    assert float(cka(x, y, kernel="rbf", threshold=0.5)) == pytest.approx(0.65483, abs=1e-5)
 
 
 @pytest.mark.parametrize("debiased", [False, True])
 def test_feature_and_gram_forms_agree(kornblith_demo, debiased):
     x, y = kornblith_demo
-    features = linear_cka(x, y, debiased=debiased, method="features")
-    gram = linear_cka(x, y, debiased=debiased, method="gram")
+    features = cka(x, y, debiased=debiased, method="features")
+    gram = cka(x, y, debiased=debiased, method="gram")
     assert float(features) == pytest.approx(float(gram), abs=1e-12)
 
 
@@ -44,9 +46,9 @@ def test_auto_picks_gram_when_features_outnumber_samples():
     x = torch.randn(30, 200, generator=g, dtype=torch.float64)
     y = x[:, :50] + torch.randn(30, 50, generator=g, dtype=torch.float64)
     for debiased in (False, True):
-        auto = linear_cka(x, y, debiased=debiased)
+        auto = cka(x, y, debiased=debiased)
         assert float(auto) == pytest.approx(
-            float(linear_cka(x, y, debiased=debiased, method="features")), abs=1e-12
+            float(cka(x, y, debiased=debiased, method="features")), abs=1e-12
         )
 
 
@@ -87,8 +89,8 @@ def test_debiased_is_near_zero_on_independent_data_while_biased_is_not():
     for _ in range(20):
         x = torch.randn(100, 1000, generator=g, dtype=torch.float64)
         y = torch.randn(100, 1000, generator=g, dtype=torch.float64)
-        biased.append(float(linear_cka(x, y)))
-        debiased.append(float(linear_cka(x, y, debiased=True)))
+        biased.append(float(cka(x, y)))
+        debiased.append(float(cka(x, y, debiased=True)))
     standard_error = np.std(debiased) / np.sqrt(len(debiased))
     assert abs(np.mean(debiased)) < 4 * standard_error < 0.02
     assert np.mean(biased) > 0.8
@@ -101,8 +103,8 @@ def test_float32_input_matches_float64_at_n10000_d512():
         10_000, 512, generator=g
     )
     for debiased in (False, True):
-        single = linear_cka(x, y, debiased=debiased)
-        double = linear_cka(x.double(), y.double(), debiased=debiased)
+        single = cka(x, y, debiased=debiased)
+        double = cka(x.double(), y.double(), debiased=debiased)
         assert single.dtype == torch.float64
         assert float(single) == pytest.approx(float(double), abs=1e-5)
 
@@ -138,30 +140,30 @@ def test_median_rules_follow_numpy_and_torch_semantics():
         float(np.median(upper)), abs=1e-14
     )
     assert float(median_squared_distance(distances, "lower")) == float(distances.median())
-    assert float(rbf_cka(x, x**2, median="lower")) != float(rbf_cka(x, x**2))
+    assert float(cka(x, x**2, kernel="rbf", median="lower")) != float(cka(x, x**2, kernel="rbf"))
 
 
 def test_errors_name_what_is_wrong():
     x = torch.randn(10, 3)
     with pytest.raises(ValueError, match="same samples.*10 rows.*9"):
-        linear_cka(x, torch.randn(9, 3))
+        cka(x, torch.randn(9, 3))
     with pytest.raises(ValueError, match="at least 4 samples, got n=3"):
-        linear_cka(x[:3], x[:3], debiased=True)
+        cka(x[:3], x[:3], debiased=True)
     with pytest.raises(ValueError, match="at least 2 samples, got n=1"):
-        linear_cka(x[:1], x[:1])
+        cka(x[:1], x[:1])
     bad = x.clone()
     bad[2, 1] = float("nan")
     bad[4, 0] = float("inf")
     with pytest.raises(ValueError, match=r"y \(shape \(10, 3\)\) contains 2 NaN or Inf"):
-        linear_cka(x, bad)
+        cka(x, bad)
     with pytest.raises(ValueError, match="kernel must be one of"):
         cka(x, x, kernel="cosine")
     with pytest.raises(ValueError, match="no feature-space form"):
         cka(x, x, kernel="rbf", method="features")
     with pytest.raises(ValueError, match="threshold must be positive"):
-        rbf_cka(x, x, threshold=0.0)
+        cka(x, x, kernel="rbf", threshold=0.0)
     with pytest.raises(TypeError, match="x must be a torch.Tensor or numpy.ndarray.*got list"):
-        linear_cka(x.tolist(), x)
+        cka(x.tolist(), x)
 
 
 @pytest.mark.parametrize("options", ESTIMATORS)
@@ -177,8 +179,8 @@ def test_float32_extremes_neither_overflow_nor_underflow(magnitude):
     g = torch.Generator().manual_seed(9)
     x = torch.randn(9000, 4, generator=g)
     y = x + torch.randn(9000, 4, generator=g)
-    reference = float(linear_cka(x.double(), y.double(), debiased=True))
-    value = linear_cka(x * magnitude, y, debiased=True)  # 3e36 · 9000 overflows a float32 sum
+    reference = float(cka(x.double(), y.double(), debiased=True))
+    value = cka(x * magnitude, y, debiased=True)  # 3e36 · 9000 overflows a float32 sum
     assert float(value) == pytest.approx(reference, abs=1e-5)
 
 
@@ -192,3 +194,25 @@ def test_low_precision_and_integer_inputs_are_computed_in_float(dtype):
         value = cka(x, y, **options)
         assert value.dtype == torch.float64
         assert float(value) == pytest.approx(float(cka(x.to(exact), y.to(exact), **options)))
+
+
+def test_every_estimator_says_undefined_cka_the_same_way():
+    """On 4 samples, [0, 0, 0, 1] varies but its debiased self-HSIC is exactly 0: CKA against
+    it is undefined for the in-memory, the matrix, the streamed and the minibatch estimator
+    alike, each returning NaN with one warning that names the layer."""
+    x = torch.tensor([[0.0], [0.0], [0.0], [1.0]], dtype=torch.float64)
+    y = torch.tensor([[1.0], [2.0], [0.0], [5.0]], dtype=torch.float64)
+    estimators = {
+        "x": lambda: cka(x, y, debiased=True),
+        "a['x']": lambda: cka_matrix({"x": x}, {"y": y}, debiased=True).values[0, 0],
+        "rows['x']": lambda: CKAGrid().update({"x": x}, {"y": y}).compute(True).values[0, 0],
+        "rows['x'] ": lambda: MinibatchGrid().update({"x": x}, {"y": y}).compute().values[0, 0],
+    }
+    for name, estimator in estimators.items():
+        with pytest.warns(RuntimeWarning) as caught:
+            assert math.isnan(float(estimator()))
+        assert [str(w.message) for w in caught] == [
+            f"{name.strip()} has no usable variance (self-HSIC 0, not positive); its CKA is "
+            "undefined and returned as NaN"
+        ]
+    assert float(cka(x, y)) == pytest.approx(6 / 7)  # the biased estimator is defined

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from gmn.cka import CKAAccumulator, cka_matrix, linear_cka, rbf_cka
+from gmn.cka import CKAGrid, cka, cka_matrix
 
 
 def data():
@@ -15,14 +15,14 @@ def data():
 
 def test_numpy_arrays_give_the_tensor_values():
     x, y = data()
-    assert float(linear_cka(x.numpy(), y.numpy())) == float(linear_cka(x, y))
-    assert float(rbf_cka(x.numpy(), y)) == float(rbf_cka(x, y))
+    assert float(cka(x.numpy(), y.numpy())) == float(cka(x, y))
+    assert float(cka(x.numpy(), y, kernel="rbf")) == float(cka(x, y, kernel="rbf"))
     from_numpy = cka_matrix({"a": x.numpy()}, [y.numpy()], confidence=0.9, permutations=3)
     from_tensors = cka_matrix({"a": x}, [y], confidence=0.9, permutations=3)
     assert torch.equal(from_numpy.values, from_tensors.values)
     assert torch.equal(from_numpy.ci_low, from_tensors.ci_low)
-    streamed = CKAAccumulator().update(x.numpy(), y.numpy()).compute()
-    assert float(streamed) == pytest.approx(float(linear_cka(x, y)), abs=1e-12)
+    streamed = CKAGrid().update({"x": x.numpy()}, {"y": y.numpy()}).compute()
+    assert streamed["x", "y"] == pytest.approx(float(cka(x, y)), abs=1e-12)
 
 
 def test_lists_and_other_types_are_refused_by_name():
@@ -32,7 +32,7 @@ def test_lists_and_other_types_are_refused_by_name():
     with pytest.raises(TypeError, match=r"b\['fc'\] must be .*got str"):
         cka_matrix([x], {"fc": "y.npy"})
     with pytest.raises(TypeError, match="y must be .*got tuple"):
-        linear_cka(x, tuple(y.tolist()))
+        cka(x, tuple(y.tolist()))
     with pytest.raises(TypeError, match="reps_a must be a dict"):
         cka_matrix(np.float64(3.0))
 

@@ -1,5 +1,7 @@
 """Procrustes, CCA/SVCCA/PWCCA, RSA and p-value corrections against independent code."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -9,10 +11,12 @@ from scipy.stats import rankdata, spearmanr
 
 from gmn.cka import (
     CKAGrid,
+    CKAMatrix,
     adjust_p_values,
     canonical_correlations,
     cka_matrix,
     mean_cca,
+    plot_cka,
     procrustes_distance,
     procrustes_similarity,
     pwcca,
@@ -20,7 +24,7 @@ from gmn.cka import (
     similarity_matrix,
     svcca,
 )
-from gmn.cka.rsa import average_ranks
+from gmn.cka.measures import average_ranks
 
 
 def data(n=200, p=6, q=4, seed=0):
@@ -184,3 +188,97 @@ def test_grid_procrustes_and_cca_equal_the_in_memory_measures():
         torch.testing.assert_close(streamed.values, direct.values, rtol=0, atol=1e-10)
     with pytest.raises(ValueError, match="measure must be one of"):
         similarity_matrix(reps_a, measure="cosine")
+
+
+def _unrelated(n, p, q, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, p, generator=g, dtype=torch.float64), torch.randn(
+        n, q, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+def test_biased_cka_of_two_samples_is_one_for_anything_and_says_so(kernel):
+    from gmn.cka import cka
+
+    x, y = _unrelated(2, 5, 7)
+    with pytest.warns(RuntimeWarning, match="n=2 samples is 1 for any two"):
+        assert float(cka(x, y, kernel=kernel)) == pytest.approx(1.0, abs=1e-12)
+    grid = CKAGrid().update({"x": x}, {"y": y})
+    with pytest.warns(RuntimeWarning, match="n=2 samples"):
+        assert float(grid.compute().values[0, 0]) == pytest.approx(1.0, abs=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # three samples: a real value, no warning
+        assert float(cka(*_unrelated(3, 5, 7), kernel=kernel)) < 0.999
+
+
+@pytest.mark.parametrize("measure", [mean_cca, svcca, pwcca])
+def test_cca_with_fewer_samples_than_dimensions_is_one_by_construction_and_says_so(measure):
+    x, y = _unrelated(10, 20, 20)  # independent: any true correlation is near 0
+    with pytest.warns(RuntimeWarning, match=r"at least \d+ of \d+ are 1 by construction"):
+        assert float(measure(x, y)) == pytest.approx(1.0, abs=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert float(measure(*_unrelated(400, 5, 5))) < 0.3
+
+
+def test_the_streamed_cca_warns_as_the_in_memory_one():
+    x, y = _unrelated(10, 20, 20)
+    grid = CKAGrid().update({"x": x}, {"y": y})
+    with pytest.warns(RuntimeWarning, match="1 by construction"):
+        assert float(grid.cca().values[0, 0]) == pytest.approx(1.0, abs=1e-9)
+
+
+def numpy_cca_above_cut_off(x, y, relative_std=1e-5):
+    """Independent reference for the cut-off: numpy SVD of the centred data keeps the
+    directions whose singular value exceeds ``relative_std`` × the largest (the eigenvalue
+    cut-off RANK_TOLERANCE = 1e-10 of the covariance), then ρ = singular values of U_xᵀU_y."""
+
+    def basis(a):
+        u, s, _ = np.linalg.svd(a - a.mean(axis=0), full_matrices=False)
+        return u[:, s > relative_std * s[0]]
+
+    return np.linalg.svd(basis(x).T @ basis(y), compute_uv=False)
+
+
+def test_streamed_and_in_memory_cca_keep_the_same_directions():
+    """A direction of x with 1e-7 of the largest standard deviation, which y follows exactly:
+    below the cut-off, so neither computation keeps it (they used to differ on it)."""
+    g = np.random.default_rng(7)
+    x = g.normal(size=(240, 5))
+    x[:, 4] = x[:, 0] + 1e-7 * g.normal(size=240)
+    y = np.stack([(x[:, 4] - x[:, 0]) * 1e7, x[:, 1] + g.normal(size=240), g.normal(size=240)], 1)
+    expected = numpy_cca_above_cut_off(x, y)
+    assert len(expected) == 3 and expected[0] < 0.99  # the perfect correlation is not kept
+    np.testing.assert_allclose(canonical_correlations(x, y).numpy(), expected, atol=1e-8)
+    grid = CKAGrid()
+    for rows in np.array_split(np.arange(240), 4):
+        grid.update({"x": x[rows]}, {"y": y[rows]})
+    assert grid.cca()["x", "y"] == pytest.approx(float(mean_cca(x, y)), abs=1e-9)
+    assert float(mean_cca(x, y)) == pytest.approx(expected.mean(), abs=1e-8)
+
+
+def test_cca_against_numpy_on_random_data_of_many_shapes():
+    g = np.random.default_rng(8)
+    for n, p, q in ((50, 3, 7), (300, 12, 4), (120, 20, 20)):
+        x = g.normal(size=(n, p)) @ g.normal(size=(p, p)) + 3
+        y = np.tanh(x[:, : min(p, q)]) @ g.normal(size=(min(p, q), q)) + g.normal(size=(n, q))
+        np.testing.assert_allclose(
+            canonical_correlations(x, y).numpy(), numpy_cca_above_cut_off(x, y), atol=1e-9
+        )
+
+
+def test_every_measure_gives_the_one_matrix_type_which_saves_loads_and_plots(tmp_path):
+    x, y = data()
+    reps_a, reps_b = {"x": x, "x2": x**2}, {"y": y}
+    grid = CKAGrid().update(reps_a, reps_b)
+    for matrix in (similarity_matrix(reps_a, reps_b, measure="procrustes"), grid.procrustes()):
+        assert isinstance(matrix, CKAMatrix) and matrix.estimator is None
+        matrix.save(tmp_path / "p")
+        loaded = CKAMatrix.load(tmp_path / "p")
+        assert loaded.measure == loaded.label == "procrustes" and loaded.row_names == ["x", "x2"]
+        assert torch.equal(loaded.values, matrix.values)
+        assert loaded.to_dict() == matrix.to_dict()
+        assert plot_cka(loaded).axes[1].get_ylabel() == "procrustes"  # the colour bar
+    assert grid.compute().label == "biased linear CKA"
+    with pytest.raises(ValueError, match="a CKA matrix names its estimator"):
+        CKAMatrix(grid.compute().values, ["x", "x2"], ["y"])

@@ -1,11 +1,11 @@
-"""gmn.cka.products: float32 blocks summed in float64 agree with a float64 reference."""
+"""gmn.cka.estimators: float32 product blocks summed in float64 agree with a float64 reference."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from gmn.cka.products import column_sums, inner_products, row_sq_norms
+from gmn.cka.estimators import column_sums, inner_products, row_sq_norms
 
 
 @pytest.mark.parametrize("block", [7, 16384])

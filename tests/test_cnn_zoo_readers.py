@@ -1,4 +1,5 @@
-"""Readers of the public CNN zoos, on small files written here in each zoo's layout."""
+"""Readers of the public CNN zoos, on small files written here in each zoo's layout (CNN Wild
+Park: as neural-graphs' split script and Ray Tune lay it out)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,19 @@ import gzip
 import json
 import pickle
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gmn.data.architectures import build_architecture
 from gmn.data.cnn_zoo_readers import read_cnn_wild_park, read_small_cnn_zoo
 from gmn.data.zoo import UnsafeFileError
+from gmn.graph.executor import execute
 from gmn.graph.mixed import to_state_dicts
 
 SPEC = {"family": "zoo_cnn", "channels": [4, 4, 4], "kernel": 3, "stride": [2, 2, 2],
@@ -97,6 +102,18 @@ def test_nfn_copy_order_final_steps_and_split(tmp_path):
     assert zoo.splits["val"].tolist() == sorted(half[cut:])
 
 
+def test_a_diverged_row_is_kept_and_flagged_not_dropped(tmp_path):
+    """NFN's split indexes every final row; dropping a NaN row would shift it silently."""
+    write_small_zoo(tmp_path)
+    weights = np.load(tmp_path / "weights.npy")
+    weights[2, 5] = np.nan
+    np.save(tmp_path / "weights.npy", weights)
+    zoo = read_small_cnn_zoo(tmp_path, tmp_path / "zoo", progress=False)
+    assert len(zoo) == 6 and [m["finite"] for m in zoo.models] == [True, True, False, True,
+                                                                    True, True]
+    assert [m["source_row"] for m in zoo.models] == list(range(6))
+
+
 def test_pickled_and_truncated_weights_npy_are_refused_by_name(tmp_path):
     write_small_zoo(tmp_path)
     np.save(tmp_path / "weights.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
@@ -117,40 +134,112 @@ def test_layout_that_does_not_fit_the_weights_is_refused(tmp_path):
         read_small_cnn_zoo(tmp_path, tmp_path / "zoo", progress=False)
 
 
-def park_cnn(width: int, kernel: int) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(3, width, kernel), nn.ReLU(), nn.Conv2d(width, width, 3),
-                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10))
+class ParkCNN(nn.Module):
+    """The layout of neural-graphs' Wild Park CNNs (``cnn_sampler.CNN``): convolutions in a
+    ``layers`` ModuleList (padding k // 2), an activation after each, global average pooling,
+    then ``fc``. (Their forward also adds residuals by item assignment, which torch.fx cannot
+    trace; these have none.)"""
+
+    ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu}
+
+    def __init__(self, channels, kernels, activations):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Conv2d(a, b, k, padding=k // 2)
+                                    for a, b, k in zip(channels[:-1], channels[1:], kernels))
+        self.activations = [self.ACTIVATIONS[a] for a in activations]
+        self.fc = nn.Linear(channels[-1], 10)
+
+    def forward(self, x):
+        for layer, activation in zip(self.layers, self.activations):
+            x = activation(layer(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+PARK = {"train": [([3, 4, 8], [3, 5], ["relu", "tanh"]), ([3, 8, 4], [7, 3], ["gelu", "relu"]),
+                  ([3, 4, 8], [3, 5], ["relu", "tanh"])],
+        "val": [([3, 8, 4], [7, 3], ["relu", "relu"])],
+        "test": [([3, 16, 4, 4], [3, 3, 5], ["relu", "gelu", "tanh"])]}
 
 
 def write_park(root):
+    """Checkpoints under ``cifar10_zooV2/<trial>/<checkpoint>/checkpoint.pt`` (Ray Tune's
+    layout) and ``cnn_park_splits.json`` as neural-graphs' ``generate_cnn_park_splits.py``
+    writes it: ``{split: {"path", "score", "step"}}``, paths relative to its dataset folder,
+    each split's entries shuffled. The configs are returned (the state_dicts do not hold them)."""
     torch.manual_seed(0)
-    states, split = [], {}
-    for name, shapes in (("train", [(4, 3), (6, 5), (4, 3)]), ("val", [(6, 5)]),
-                         ("test", [(5, 7)])):
-        paths = []
-        for width, kernel in shapes:
-            path = f"cifar10_zooV2/run{len(states)}/ckpt/checkpoint.pt"
+    rng = np.random.default_rng(0)
+    states, configs, split = [], [], {}
+    for name, cnns in PARK.items():
+        entries = []
+        for config in cnns:
+            path = f"cifar10_zooV2/trial_{len(states):05d}/checkpoint_000010/checkpoint.pt"
             (root / path).parent.mkdir(parents=True)
-            state = park_cnn(width, kernel).state_dict()
+            state = ParkCNN(*config).state_dict()
             torch.save(state, root / path)
+            entries.append((path, float(rng.uniform(0.1, 0.6)), 10, len(states)))
             states.append(state)
-            paths.append(path)
-        split[name] = {"path": paths, "score": [0.5] * len(paths), "step": [3] * len(paths)}
-    (root / "cnn_park_splits.json").write_text(json.dumps(split))
-    return states, split
+            configs.append(config)
+        order = rng.permutation(len(entries))
+        split[name] = {key: [entries[i][column] for i in order]
+                       for column, key in enumerate(("path", "score", "step"))}
+        split[name]["_models"] = [entries[i][3] for i in order]
+    listed = {name: {k: v for k, v in entry.items() if k != "_models"}
+              for name, entry in split.items()}
+    (root / "cnn_park_splits.json").write_text(json.dumps(listed))
+    return states, configs, split
 
 
-def test_cnn_wild_park_keeps_weights_and_split(tmp_path):
-    states, _ = write_park(tmp_path)
-    zoo = read_cnn_wild_park(tmp_path, tmp_path / "zoo", progress=False)
-    assert len(zoo) == 5 and len(zoo.architectures) == 3
-    assert zoo.splits["train"].tolist() == [0, 1, 2]
-    assert zoo.splits["test"].tolist() == [4]
-    for i, state in enumerate(states):
-        assert_same(zoo.state_dict(i), state)
-    batch, order = zoo.graphs(torch.arange(5))
-    for model, state in zip(order.tolist(), to_state_dicts(batch)):
-        assert_same(state, states[model])
+def park_like(configs, split):
+    """``like``: each checkpoint's module, from the configs its trainer knew."""
+    config_of = {path: configs[model] for entry in split.values()
+                 for path, model in zip(entry["path"], entry["_models"])}
+    return lambda relative, state: ParkCNN(*config_of[relative])
+
+
+def test_cnn_wild_park_keys_alone_ask_for_like(tmp_path):
+    write_park(tmp_path)
+    with pytest.raises(ValueError, match="checkpoint.pt: its layout cannot be read from its keys"
+                                         ".*pass like="):
+        read_cnn_wild_park(tmp_path, tmp_path / "zoo", progress=False)
+
+
+def test_cnn_wild_park_keeps_weights_split_and_architectures(tmp_path):
+    states, configs, split = write_park(tmp_path)
+    zoo = read_cnn_wild_park(tmp_path, tmp_path / "zoo", like=park_like(configs, split),
+                             progress=False)
+    assert len(zoo) == 5 and len(zoo.architectures) == 4  # activations count too
+    order = [m for name in ("train", "val", "test") for m in split[name]["_models"]]
+    arch = {model: zoo.architecture_of[i] for i, model in enumerate(order)}
+    assert arch[0] == arch[2] != arch[1]  # the same config, then other activations
+    assert zoo.splits["train"].tolist() == [0, 1, 2] and zoo.splits["test"].tolist() == [4]
+    scores = [s for name in ("train", "val", "test") for s in split[name]["score"]]
+    assert zoo.targets().tolist() == scores
+    for i, model in enumerate(order):
+        assert_same(zoo.state_dict(i), states[model])
+    batch, members = zoo.graphs(torch.arange(5))
+    images = torch.randn(2, 3, 9, 9)
+    for graph, i in zip(batch.to_data_list(), members.tolist()):
+        module = ParkCNN(*configs[order[i]])
+        module.load_state_dict(states[order[i]])
+        assert torch.allclose(execute(graph, images), module.eval()(images), atol=1e-5)
+
+
+def test_a_cnn_wild_park_zoo_is_read_without_importing_the_readers(tmp_path):
+    """The inferred family is built in: a process that never imported the readers reads it."""
+    torch.manual_seed(0)
+    split = {}
+    for n, name in enumerate(("train", "val", "test")):
+        path = f"cifar10_zooV2/trial_{n}/checkpoint_000010/checkpoint.pt"
+        (tmp_path / path).parent.mkdir(parents=True)
+        torch.save(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                 nn.Flatten(), nn.Linear(4, 10)).state_dict(), tmp_path / path)
+        split[name] = {"path": [path], "score": [0.2 * n], "step": [10]}
+    (tmp_path / "cnn_park_splits.json").write_text(json.dumps(split))
+    read_cnn_wild_park(tmp_path, tmp_path / "zoo", progress=False)
+    code = ("from gmn.data.model_zoo import ModelZoo\n"
+            f"print(ModelZoo({str(tmp_path / 'zoo')!r}).graphs([0, 1, 2])[0].num_graphs)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "3", done.stderr
 
 
 class Exploit:
@@ -159,22 +248,35 @@ class Exploit:
 
 
 def test_cnn_wild_park_refuses_code_truncation_and_escape(tmp_path, capsys):
-    write_park(tmp_path)
-    victim = tmp_path / "cifar10_zooV2/run1/ckpt/checkpoint.pt"
+    _, configs, split = write_park(tmp_path)
+    victim = tmp_path / split["train"]["path"][1]
     victim.write_bytes(pickle.dumps({"weight": Exploit()}))
-    with pytest.raises(UnsafeFileError, match="run1"):
-        read_cnn_wild_park(tmp_path, tmp_path / "zoo", progress=False)
+    with pytest.raises(UnsafeFileError, match=split["train"]["path"][1]):
+        read_cnn_wild_park(tmp_path, tmp_path / "zoo", like=park_like(configs, split),
+                           progress=False)
     assert "must never run" not in capsys.readouterr().out
-    write_park(tmp_path / "again")
     root = tmp_path / "again"
-    victim = root / "cifar10_zooV2/run2/ckpt/checkpoint.pt"
+    root.mkdir()
+    _, configs, split = write_park(root)
+    victim = root / split["test"]["path"][0]
     victim.write_bytes(victim.read_bytes()[:200])
-    with pytest.raises(ValueError, match="run2"):
-        read_cnn_wild_park(root, root / "zoo", progress=False)
+    with pytest.raises(ValueError, match=split["test"]["path"][0]):
+        read_cnn_wild_park(root, root / "zoo", like=park_like(configs, split), progress=False)
     third = tmp_path / "third"
     third.mkdir()
-    _, split = write_park(third)
-    split["test"]["path"] = ["../again/cifar10_zooV2/run0/ckpt/checkpoint.pt"]
-    (third / "cnn_park_splits.json").write_text(json.dumps(split))
-    with pytest.raises(ValueError, match="outside"):
-        read_cnn_wild_park(third, third / "zoo", progress=False)
+    _, configs, split = write_park(third)
+    split["test"]["path"] = ["../again/" + split["train"]["path"][0]]
+    (third / "cnn_park_splits.json").write_text(json.dumps(
+        {k: {c: v for c, v in e.items() if c != "_models"} for k, e in split.items()}))
+    with pytest.raises(ValueError, match="points outside"):
+        read_cnn_wild_park(third, third / "zoo", like=park_like(configs, split), progress=False)
+
+
+def test_cnn_wild_park_with_an_empty_split_is_refused(tmp_path):
+    _, configs, split = write_park(tmp_path)
+    listed = json.loads((tmp_path / "cnn_park_splits.json").read_text())
+    listed["val"] = {"path": [], "score": [], "step": []}
+    (tmp_path / "cnn_park_splits.json").write_text(json.dumps(listed))
+    with pytest.raises(ValueError, match=r"cnn_park_splits.json: split\(s\) \['val'\] are empty"):
+        read_cnn_wild_park(tmp_path, tmp_path / "zoo", like=park_like(configs, split),
+                           progress=False)

@@ -9,10 +9,20 @@ import torch
 
 from gmn.data.cifar import CifarFileError, load_cifar10
 from gmn.data.zoo import ZooFileError, read_dwsnets_fmnist, read_dwsnets_mnist, read_nfn_siren
+from tests.public_zoos import write_dwsnets_fmnist, write_nfn_sirens
 from tests.test_data_images import write_cifar
 from tests.test_data_zoo import make_dwsnets_mnist, nfn_state, siren_state
 
-FIRST = "mnist_png_training_3_0/checkpoints/model_final.pth"
+FIRST = "mnist-inrs/mnist_png_training_3_0/checkpoints/model_final.pth"
+
+
+@pytest.fixture
+def dwsnets(tmp_path):
+    """A DWSNets MNIST-INR folder as its README lays it out (``dataset/mnist-inrs``,
+    ``dataset/mnist_splits.json`` from its split script): the root to read."""
+    root = tmp_path / "dataset"
+    make_dwsnets_mnist(root)
+    return root
 
 
 def edit_splits(root, edit):
@@ -22,25 +32,22 @@ def edit_splits(root, edit):
 
 
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated"])
-def test_an_empty_or_truncated_pth_is_named(tmp_path, content):
-    make_dwsnets_mnist(tmp_path)
-    (tmp_path / FIRST).write_bytes(content)
+def test_an_empty_or_truncated_pth_is_named(dwsnets, content):
+    (dwsnets / FIRST).write_bytes(content)
     with pytest.raises(ZooFileError, match=f"cannot read .*{FIRST}.*empty, truncated"):
-        read_dwsnets_mnist(tmp_path, progress=False)
+        read_dwsnets_mnist(dwsnets, progress=False)
 
 
-def test_a_truncated_real_pth_is_named(tmp_path):
-    make_dwsnets_mnist(tmp_path)
-    data = (tmp_path / FIRST).read_bytes()
-    (tmp_path / FIRST).write_bytes(data[: len(data) // 2])
+def test_a_truncated_real_pth_is_named(dwsnets):
+    data = (dwsnets / FIRST).read_bytes()
+    (dwsnets / FIRST).write_bytes(data[: len(data) // 2])
     with pytest.raises(ZooFileError, match=FIRST):
-        read_dwsnets_mnist(tmp_path, progress=False)
+        read_dwsnets_mnist(dwsnets, progress=False)
 
 
 @pytest.mark.parametrize("where", ["dotdot", "absolute", "symlink"])
 def test_split_paths_outside_the_root_are_refused(tmp_path, where):
-    root, outside = tmp_path / "zoo", tmp_path / "elsewhere"
-    root.mkdir()
+    root, outside = tmp_path / "dataset", tmp_path / "elsewhere"
     outside.mkdir()
     make_dwsnets_mnist(root)
     torch.save(siren_state(9), outside / "model_final.pth")
@@ -68,48 +75,85 @@ def test_a_symlink_out_of_an_nfn_zoo_is_refused(tmp_path):
 @pytest.mark.parametrize("bad, message", [
     (float("nan"), "'seq.1.weight' holds NaN or infinite values"),
     ("int", "'seq.1.weight' holds torch.int64 values"),
+    (1e30, "'seq.1.weight' holds a weight of magnitude 1e\\+30"),
+    (-2e4, "'seq.1.weight' holds a weight of magnitude 2e\\+04"),
 ])
-def test_nan_or_integer_weights_are_refused(tmp_path, bad, message):
-    make_dwsnets_mnist(tmp_path)
-    state = torch.load(tmp_path / FIRST, weights_only=True)
+def test_nan_integer_or_huge_weights_are_refused(dwsnets, bad, message):
+    state = torch.load(dwsnets / FIRST, weights_only=True)
     if bad == "int":
         state["seq.1.weight"] = state["seq.1.weight"].long()
     else:
         state["seq.1.weight"][0, 0] = bad
-    torch.save(state, tmp_path / FIRST)
+    torch.save(state, dwsnets / FIRST)
     with pytest.raises(ZooFileError, match=f"{FIRST}: {message}"):
-        read_dwsnets_mnist(tmp_path, progress=False)
+        read_dwsnets_mnist(dwsnets, progress=False)
 
 
-@pytest.mark.parametrize("label", [-1, 3.5, 42, "3", True])
-def test_bad_labels_in_a_splits_file_are_refused(tmp_path, label):
-    make_dwsnets_mnist(tmp_path)
-    edit_splits(tmp_path, lambda s: s["val"]["label"].__setitem__(0, label))
-    with pytest.raises(ZooFileError, match=f"split 'val'.*label {label!r} is not an integer"):
-        read_dwsnets_mnist(tmp_path, progress=False)
+@pytest.mark.parametrize("label", [-1, 3.5, 42, "42", "x", "3.0", "-1", "", " 3", True])
+def test_bad_labels_in_a_splits_file_are_refused(dwsnets, label):
+    edit_splits(dwsnets, lambda s: s["val"]["label"].__setitem__(0, label))
+    with pytest.raises(ZooFileError, match=f"mnist_splits.json: split 'val' entry .*"
+                                           f"model_final.pth: label {label!r} is not an integer"):
+        read_dwsnets_mnist(dwsnets, progress=False)
 
 
 @pytest.mark.parametrize("label", [torch.tensor(-1), torch.tensor(2.0), torch.tensor([1, 2])])
 def test_bad_labels_in_an_fmnist_file_are_refused(tmp_path, label):
-    state = dict(siren_state(0))
-    state["label"] = label
-    torch.save(state, tmp_path / "inr_0.pth")
-    (tmp_path / "splits.json").write_text(json.dumps({"train": ["inr_0.pth"], "val": [],
-                                                      "test": []}))
-    with pytest.raises(ZooFileError, match="inr_0.pth.*label"):
-        read_dwsnets_fmnist(tmp_path, progress=False)
+    write_dwsnets_fmnist(tmp_path, {"train": [1, 2], "val": [3], "test": [4]})
+    path = tmp_path / "fmnist_inrs" / "train" / "model_1.pth"
+    torch.save({**torch.load(path, weights_only=True), "label": label}, path)
+    with pytest.raises(ZooFileError, match="model_1.pth.*label"):
+        read_dwsnets_fmnist(tmp_path / "fmnist_inrs", progress=False)
 
 
-def test_a_file_in_two_splits_is_refused(tmp_path):
-    make_dwsnets_mnist(tmp_path)
+def test_a_file_in_two_splits_is_refused(dwsnets):
+    splits = json.loads((dwsnets / "mnist_splits.json").read_text())
+    where = "val" if FIRST in splits["val"]["path"][0] else "train"
 
     def duplicate(splits):
-        splits["test"]["path"].append(FIRST)
+        splits["test"]["path"].append(FIRST)  # the same file, written relative to the root
         splits["test"]["label"].append(3)
 
-    edit_splits(tmp_path, duplicate)
-    with pytest.raises(ZooFileError, match=f"{FIRST} is listed twice.*'train'.*'test'"):
-        read_dwsnets_mnist(tmp_path, progress=False)
+    edit_splits(dwsnets, duplicate)
+    with pytest.raises(ZooFileError, match=f"{FIRST} is listed twice.*'{where}'.*'test'"):
+        read_dwsnets_mnist(dwsnets, progress=False)
+
+
+def test_a_missing_inr_is_not_replaced_by_a_stray_file_with_its_name(dwsnets):
+    """DWSNets' absolute paths are matched by their tails under the root; a tail that every
+    INR shares (checkpoints/model_final.pth) belongs to none of them."""
+    (dwsnets / FIRST).unlink()
+    (dwsnets / "checkpoints").mkdir()
+    torch.save(siren_state(42), dwsnets / "checkpoints" / "model_final.pth")
+    with pytest.raises(FileNotFoundError, match="mnist_png_training_3_0/checkpoints/"
+                                                "model_final.pth .*not found.*checkpoints/"
+                                                "model_final.pth is a shorter tail that other "
+                                                "entries share"):
+        read_dwsnets_mnist(dwsnets, progress=False)
+
+
+def test_two_files_matching_one_entry_are_refused_as_ambiguous(dwsnets):
+    copy = dwsnets / FIRST.removeprefix("mnist-inrs/")
+    copy.parent.mkdir(parents=True)
+    torch.save(siren_state(42), copy)
+    with pytest.raises(ZooFileError, match="mnist_png_training_3_0.* is ambiguous: .* both "
+                                           "match it"):
+        read_dwsnets_mnist(dwsnets, progress=False)
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_an_empty_split_is_refused(dwsnets, split):
+    edit_splits(dwsnets, lambda s: s.__setitem__(split, {"path": [], "label": []}))
+    with pytest.raises(ZooFileError, match=f"mnist_splits.json: split\\(s\\) \\['{split}'\\] "
+                                           "are empty"):
+        read_dwsnets_mnist(dwsnets, progress=False)
+
+
+def test_nfn_split_points_beyond_a_small_zoo_are_refused(tmp_path):
+    write_nfn_sirens(tmp_path, [0, 1, 2, 0, 1, 2])
+    with pytest.raises(ZooFileError, match=r"split_points=\(45000, 50000\).*net indices run "
+                                           r"0\.\.5.*\['val', 'test'\] are empty"):
+        read_nfn_siren(tmp_path, progress=False)  # NFN's MNIST split points
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -3,6 +3,7 @@
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from gmn.files import (
     read_json,
     remove_stale_temporaries,
     verify_sha256,
+    write_figure,
     write_json,
 )
 
@@ -70,3 +72,32 @@ def test_verify_sha256_names_the_file(tmp_path):
     verify_sha256(path, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     with pytest.raises(IntegrityError, match="outputs.safetensors: sha256"):
         verify_sha256(path, "0" * 64, "result.json")
+
+
+def test_a_figure_killed_mid_save_leaves_the_old_file_never_a_torn_one(tmp_path, monkeypatch):
+    """The benchmark's figures go through gmn.files.write_figure: whole or not at all."""
+    from matplotlib.figure import Figure
+
+    from benchmarks.inr_classification.plots import plot_cka_figures
+
+    pair = {"debiased": [[1.0, 0.2], [0.3, 0.9]], "rows": ["a", "b"], "cols": ["a", "b"],
+            "a": "gmn seed 0", "b": "gmn seed 1"}
+    cka = {"within": {"gmn": {"pairs": [pair]}}, "between": {}}
+    path = tmp_path / plot_cka_figures(cka, tmp_path)["cka_gmn"]
+    whole = path.read_bytes()
+    assert whole.startswith(b"\x89PNG")
+
+    def killed_mid_write(self, target, *args, **kwargs):
+        Path(target).write_bytes(b"")  # what a kill during savefig leaves
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        plot_cka_figures({"within": {"gmn": {"pairs": [dict(pair, debiased=[[1, 0], [0, 1]])]}},
+                          "between": {}}, tmp_path)
+    assert path.read_bytes() == whole and [p.name for p in tmp_path.iterdir()] == [path.name]
+    monkeypatch.undo()
+    figure = Figure()
+    figure.add_subplot().plot([0, 1])
+    write_figure(figure, tmp_path / "new.pdf")  # the format follows the suffix
+    assert (tmp_path / "new.pdf").read_bytes().startswith(b"%PDF")

@@ -78,6 +78,39 @@ def test_idx_reader_rejects_a_truncated_file(tmp_path, tiny_mnist):
         read_idx(tmp_path / "x")
 
 
+def test_a_truncated_gzip_idx_file_is_named(tmp_path, tiny_mnist):
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", tiny_mnist[0], compress=True)
+    data = (tmp_path / "t10k-images-idx3-ubyte.gz").read_bytes()
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.gz: not a readable gzip file "
+                                         r"\(EOFError.*truncated or damaged"):
+        read_idx(tmp_path / "t10k-images-idx3-ubyte.gz")
+
+
+@pytest.mark.parametrize("bad", [10, 200])
+def test_labels_outside_the_ten_classes_are_refused(tmp_path, tiny_mnist, bad):
+    pixels, labels = tiny_mnist
+    labels = labels.copy()
+    labels[3] = bad
+    write_idx(tmp_path / "train-images-idx3-ubyte", pixels, compress=False)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", labels, compress=False)
+    with pytest.raises(ValueError, match=f"train-labels-idx1-ubyte: label {bad} at index 3 is not "
+                                         r"a mnist class in \[0, 10\)"):
+        load_mnist(tmp_path, split="train", download=False)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_a_bare_idx_pair_does_not_claim_a_split(tmp_path, tiny_mnist, split):
+    write_idx(tmp_path / "images-idx3-ubyte.gz", tiny_mnist[0], compress=True)
+    write_idx(tmp_path / "labels-idx1-ubyte.gz", tiny_mnist[1], compress=True)
+    with pytest.warns(UserWarning, match=f"bare idx pair.*used for split='{split}' as asked"):
+        images = load_mnist(tmp_path, split=split, download=False)
+    assert images.source["split"] is None and images.source["requested_split"] == split
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", tiny_mnist[0], compress=False)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", tiny_mnist[1], compress=False)
+    assert load_mnist(tmp_path, split="test", download=False).source["split"] == "test"
+
+
 def test_missing_mnist_files_error_names_folder_and_files(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
         load_mnist(tmp_path, split="train", kind="fashion-mnist", download=False)

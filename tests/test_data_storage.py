@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from gmn.data.dataset import INRDataset
 from gmn.data.fit import FitRecipe, fit_inrs
 from gmn.data.images import load_digits
 from gmn.data.normalize import Normalize, layer_statistics
+from gmn.data.split import split_images
 from gmn.data.storage import IntegrityError, read_manifest, sha256
 
 RECIPE = FitRecipe(steps=20, lr=1e-3, target_psnr=None)
@@ -183,6 +185,70 @@ def test_rebuilding_with_other_settings_is_refused(built):
                       views=2, seed=3, shard_size=6, progress=False)
 
 
+def _rebuild(images, folder, **overrides):
+    settings = dict(recipe=RECIPE, views=2, seed=3, shard_size=6, split=(6, 2, 2),
+                    progress=False)
+    return build_dataset(images, folder, **{**settings, **overrides})
+
+
+def _flip(path, at=None):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 if at is None else at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_shard_whose_manifest_was_deleted_is_refitted_not_vouched_for(built, tmp_path):
+    """A shard carries the hash of its own content: with the manifest lost, a damaged shard is
+    still caught, and the manifest rebuilt from the refitted one."""
+    folder = _copy(built[0], tmp_path / "copy")
+    (folder / "manifest.json").unlink()
+    _flip(folder / "shard-00001.safetensors", at=-1)  # tensor data: still a readable file
+    with pytest.warns(UserWarning, match=r"shard-00001\.safetensors: its content does not "
+                                         r"match.*refitting"):
+        _rebuild(built[1], folder)
+    assert folder_contents(folder) == folder_contents(built[0])
+
+
+def test_moving_the_image_folder_keeps_the_inrs(built, tmp_path):
+    """The build is keyed by the images' content, not by where they were read from."""
+    folder = _copy(built[0], tmp_path / "copy")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    images = built[1]
+    moved = type(images)(images.images, images.labels,
+                         {**images.source, "files": ["/elsewhere/t10k-images-idx3-ubyte"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing refitted
+        _rebuild(moved, folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_another_split_is_refused_naming_it_and_writes_nothing(built, tmp_path):
+    """A folder's INRs serve its split (possibly through a link from another run folder):
+    a build asking for another split is refused before anything is written."""
+    folder = _copy(built[0], tmp_path / "copy")
+    link = tmp_path / "other-run-inrs"
+    link.symlink_to(folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(ValueError, match=r"holds INRs split \[6, 2, 2\].*asked for split "
+                                         r"\[5, 3, 2\]"):
+        _rebuild(built[1], link, split=(5, 3, 2))
+    with pytest.raises(ValueError, match=r"split seed 3\).*split seed 4"):
+        _rebuild(built[1], link, split_seed=4)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_folder_with_a_non_utf8_name_is_built_and_reused_not_refitted(built, tmp_path):
+    folder = tmp_path / os.fsdecode(b"inrs-\xff")  # a name the OS accepts, not UTF-8
+    _rebuild(built[1], folder)
+    assert folder_contents(folder) == folder_contents(built[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no shard reported damaged or refitted
+        _rebuild(built[1], folder)
+    assert folder_contents(folder) == folder_contents(built[0])
+    assert torch.equal(INRDataset.open(folder).weights().params,
+                       INRDataset.open(built[0]).weights().params)
+
+
 def run_build(folder, *args, env=None):
     return subprocess.Popen([sys.executable, "-c", BUILD_SCRIPT, str(folder), *map(str, args)],
                             env={**os.environ, **(env or {})})
@@ -227,3 +293,13 @@ def test_torchrun_style_build_with_two_gloo_ranks_matches_one_process(tmp_path, 
     assert folder_contents(tmp_path) == uninterrupted
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert len(manifest["shards"]) == 12
+
+
+@pytest.mark.parametrize("num_images, sizes, counts", [
+    (3, (0.7, 0.1, 0.2), r"\[2, 0, 1\]"), (2, (0.7, 0.1, 0.2), r"\[1, 0, 1\]"),
+    (5, (5, 0, 0), r"\[5, 0, 0\]"),
+])
+def test_sizes_that_leave_a_split_empty_are_refused(num_images, sizes, counts):
+    with pytest.raises(ValueError, match=f"split sizes {counts} of {num_images} images leave "
+                                         r"\['val'"):
+        split_images(num_images, sizes)

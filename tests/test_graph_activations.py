@@ -18,7 +18,9 @@ from tests.test_graph_template import assert_batches_equal
 
 MODULES = [nn.ReLU(), nn.LeakyReLU(0.0), nn.LeakyReLU(0.3), nn.GELU(), nn.GELU("tanh"),
            nn.Tanh(), nn.Sigmoid(), nn.SiLU(), nn.ELU(0.7), nn.Softplus(beta=2.5), nn.Hardswish(),
-           nn.Hardsigmoid(), nn.Mish(), nn.ReLU6()]
+           nn.Hardsigmoid(), nn.Mish(), nn.ReLU6(), nn.SELU(), nn.Softsign(), nn.CELU(0.6),
+           nn.RReLU(0.1, 0.3).eval(), nn.LogSigmoid(), nn.Tanhshrink(), nn.Softshrink(0.3),
+           nn.Hardshrink(0.4)]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=repr)
@@ -88,32 +90,69 @@ def test_multiplication_by_a_constant_before_sin_keeps_w0():
         torch.testing.assert_close(gmn.graph.execute(graph, x), model(x))
 
 
-def test_a_multiplication_elsewhere_names_the_module():
+def test_a_multiplication_elsewhere_is_a_scale_node_or_a_weight_scale():
+    """``2 * relu(h)`` read by a linear layer scales that layer's weight (node_spec
+    weight_scale); read by anything else it is a scale node of constant weight 2; a division of
+    two tensors is refused naming the module."""
+    from gmn.graph.parameter_graph import NODE_SPEC
+
     class Doubled(nn.Module):
         def forward(self, x):
             return 2.0 * torch.relu(x)
 
-    with pytest.raises(gmn.ConversionError, match=r"in module '1' \(Doubled\)"):
-        gmn.from_state_dict(nn.Sequential(nn.Linear(2, 3), Doubled(), nn.Linear(3, 1)))
+    x = torch.randn(5, 2)
+    folded = nn.Sequential(nn.Linear(2, 3), Doubled(), nn.Linear(3, 1))
+    graph = gmn.from_state_dict(folded)
+    output = graph.node_io_pos >= 0
+    output &= graph.node_layer == graph.node_layer.max()
+    assert graph.node_spec[output, NODE_SPEC.index("weight_scale")].tolist() == [2.0]
+    scaled = nn.Sequential(nn.Linear(2, 3), Doubled(), nn.Tanh(), nn.Linear(3, 1))
+    graph_scaled = gmn.from_state_dict(scaled)
+    scale = graph_scaled.edge_type == vocab.EDGE_TYPE["scale"]
+    assert int(scale.sum()) == 3 and bool((graph_scaled.edge_attr[scale, 0] == 2.0).all())
+    with torch.no_grad():
+        torch.testing.assert_close(gmn.graph.execute(graph, x), folded(x))
+        torch.testing.assert_close(gmn.graph.execute(graph_scaled, x), scaled(x))
+
+    class Ratio(nn.Module):
+        def forward(self, x):
+            return x / torch.relu(x)
+
+    with pytest.raises(gmn.ConversionError, match=r"division.*in module '1' \(Ratio\)"):
+        gmn.from_state_dict(nn.Sequential(nn.Linear(2, 3), Ratio(), nn.Linear(3, 1)))
 
 
-class Snake(nn.Module):
-    """x + sin²(a·x)/a, an activation the table does not know."""
+@pytest.fixture
+def own_activation_table(monkeypatch):
+    """Registrations inside the test are undone after it (the table is process-global and
+    other modules hold its dictionaries, so they are restored in place)."""
+    monkeypatch.setattr(vocab, "ACTIVATIONS", vocab.ACTIVATIONS)
+    tables = [vocab.ACTIVATION, activations.TABLE, activations._BY_MODULE,
+              activations._BY_FUNCTION]
+    saved = [{k: list(v) if isinstance(v, list) else v for k, v in t.items()} for t in tables]
+    yield
+    for table, before in zip(tables, saved):
+        table.clear()
+        table.update(before)
+
+
+class Damped(nn.Module):
+    """x·exp(−a·x²), an activation the table does not know (exp has no graph)."""
 
     def __init__(self, a: float):
         super().__init__()
         self.a = a
 
     def forward(self, x):
-        return x + torch.sin(self.a * x) ** 2 / self.a
+        return x * torch.exp(-self.a * x * x)
 
 
-def test_register_activation_for_a_user_module():
-    model = nn.Sequential(nn.Linear(2, 6), Snake(0.5), nn.Linear(6, 1))
-    with pytest.raises(gmn.ConversionError, match="Snake"):
+def test_register_activation_for_a_user_module(own_activation_table):
+    model = nn.Sequential(nn.Linear(2, 6), Damped(0.5), nn.Linear(6, 1))
+    with pytest.raises(gmn.ConversionError, match="exp.*Damped"):
         gmn.from_state_dict(model)
     record = gmn.register_activation(
-        "snake_test", lambda z, a: z + torch.sin(a * z) ** 2 / a, modules=(Snake,),
+        "damped_test", lambda z, a: z * torch.exp(-a * z * z), modules=(Damped,),
         settings={"a": ARG})
     graph = gmn.from_state_dict(model)
     hidden = graph.node_io_pos == -1
@@ -123,7 +162,7 @@ def test_register_activation_for_a_user_module():
     with torch.no_grad():
         torch.testing.assert_close(gmn.graph.execute(graph, x), model(x))
     with pytest.raises(ValueError, match="already registered"):
-        gmn.register_activation("snake_test", record.fn)
+        gmn.register_activation("damped_test", record.fn)
 
 
 def test_graph_does_not_import_gmn_models():
@@ -134,3 +173,22 @@ def test_graph_does_not_import_gmn_models():
             "print('gmn.models' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+class Cube(nn.Module):
+    def forward(self, x):
+        return x ** 3
+
+
+def test_what_is_built_after_register_activation_knows_it(own_activation_table):
+    from gmn.graph.signs import sample_signs
+    from gmn.nn import GMN
+
+    gmn.register_activation("cube_test", lambda z, a: z ** 3, modules=(Cube,))
+    model = nn.Sequential(nn.Linear(2, 4), Cube(), nn.Linear(4, 1))
+    graph = gmn.from_state_dict(model)
+    assert int(graph.node_act.max()) == len(vocab.ACTIVATIONS) - 1  # the new, last index
+    assert GMN(out_dim=3)(graph).shape == (1, 3)  # its embedding table has a row for it
+    # cube is odd, but not one of the activations sign flips are declared for: their own error
+    with pytest.raises(ValueError, match=r"activations \['cube_test'\]"):
+        sample_signs(gmn.GraphTemplate.from_module(model), 2)

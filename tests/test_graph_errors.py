@@ -22,30 +22,47 @@ class OwnWeight(nn.Module):
         return x * self.scale
 
 
+class Bilinear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin, self.bil = nn.Linear(2, 3), nn.Bilinear(3, 3, 2)
+
+    def forward(self, x):
+        h = self.lin(x)
+        return self.bil(h, h)
+
+
 def test_unsupported_module_names_path_type_and_supported_list():
-    with pytest.raises(gmn.UnsupportedModuleError, match=r"'1'.*RMSNorm.*Linear"):
-        gmn.from_state_dict(nn.Sequential(nn.Linear(2, 3), nn.RMSNorm(3)))
-    model = nn.Sequential(nn.Linear(2, 3), OwnWeight())
-    with pytest.raises(gmn.UnsupportedModuleError, match=r"'1'.*OwnWeight") as caught:
-        gmn.from_state_dict(model)
-    assert caught.value.path == "1" and caught.value.module_type is OwnWeight
+    with pytest.raises(gmn.UnsupportedModuleError, match=r"'bil'.*Bilinear.*Linear") as caught:
+        gmn.from_state_dict(Bilinear())
+    assert caught.value.path == "bil" and caught.value.module_type is nn.Bilinear
     with pytest.raises(gmn.UnsupportedModuleError, match=r"'0'.*LSTM"):
         gmn.from_state_dict(nn.Sequential(nn.LSTM(2, 3)))
 
 
+def test_a_module_using_its_own_parameter_as_a_factor_is_a_scale_node():
+    model = nn.Sequential(nn.Linear(2, 3), OwnWeight())
+    with torch.no_grad():
+        model[1].scale.copy_(torch.tensor([0.5, -2.0, 3.0]))
+    graph = gmn.from_state_dict(model)
+    x = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(gmn.graph.execute(graph, x), model(x))
+
+
 def test_unsupported_parameter_free_operations_are_named():
-    class Concat(nn.Module):
+    class Cumulative(nn.Module):
         def __init__(self):
             super().__init__()
-            self.a, self.b = nn.Linear(2, 3), nn.Linear(2, 3)
+            self.a = nn.Linear(2, 3)
 
         def forward(self, x):
-            return torch.cat([self.a(x), self.b(x)], dim=1)
+            return torch.cumsum(self.a(x), dim=1)
 
-    with pytest.raises(gmn.ConversionError, match="cat"):
-        gmn.from_state_dict(Concat())
-    with pytest.raises(gmn.ConversionError, match="Upsample"):
-        gmn.from_state_dict(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Upsample(scale_factor=2)))
+    with pytest.raises(gmn.ConversionError, match="cumsum"):
+        gmn.from_state_dict(Cumulative())
+    with pytest.raises(gmn.ConversionError, match="'1'.*PixelShuffle"):
+        gmn.from_state_dict(nn.Sequential(nn.Conv2d(1, 4, 3), nn.PixelShuffle(2)))
 
 
 def test_tensor_constant_in_forward_is_rejected():
@@ -77,8 +94,10 @@ def test_reshapes_other_than_a_flatten_are_rejected():
         assert graph.num_edges == 2 * 4 * 36 + 4 * 9
     with pytest.raises(gmn.ConversionError, match="reshape.*6 features is no flatten"):
         gmn.from_state_dict(Flattens(6, (-1, 6)))
-    with pytest.raises(gmn.ConversionError, match="reshape.*not supported"):
+    with pytest.raises(gmn.ConversionError, match="'fc' reads a map.*mix positions"):
         gmn.from_state_dict(Flattens(36, ("B", 4, -1)))
+    with pytest.raises(gmn.ConversionError, match=r"reshape.*\(<batch size>, 2, -1, 3\)"):
+        gmn.from_state_dict(Flattens(36, ("B", 2, -1, 3)))
 
 
 def test_prelu_slopes_that_are_not_per_neuron_are_rejected():
@@ -112,21 +131,25 @@ def test_flattening_the_tokens_of_a_sequence_is_rejected():
         gmn.from_state_dict(TokensToBatch())
 
 
-def test_constant_inside_the_network_is_rejected():
+def test_a_constant_inside_the_network_is_the_bias_of_a_sum_node():
     class Shifted(nn.Module):
         def __init__(self):
             super().__init__()
             self.a, self.b = nn.Linear(2, 3), nn.Linear(3, 1)
 
         def forward(self, x):
-            return self.b(self.a(x) + 1.0)
+            return self.b(torch.relu(self.a(x)) - 1.5)
 
-    with pytest.raises(gmn.ConversionError, match="constant"):
-        gmn.from_state_dict(Shifted())
+    model = Shifted()
+    graph = gmn.from_state_dict(model)
+    assert sorted(set(graph.x[:, 0].tolist()) & {-1.5}) == [-1.5]
+    x = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(gmn.graph.execute(graph, x), model(x))
 
 
 def test_layouts_the_graph_cannot_express():
-    with pytest.raises(gmn.ConversionError, match="spatial"):
+    with pytest.raises(gmn.ConversionError, match="'1' reads a map"):
         gmn.from_state_dict(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Linear(2, 3)))
     with pytest.raises(gmn.ConversionError, match="used twice"):
         shared = nn.Linear(3, 3)

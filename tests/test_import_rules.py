@@ -132,3 +132,53 @@ def test_the_checker_sees_relative_lazy_and_from_gmn_imports(tmp_path):
     (root / "graph" / "convert.py").write_text(source)
     found = imported_units(root / "graph" / "convert.py", root)
     assert found == [(3, "nn"), (4, "files"), (6, "data")]
+
+
+CKA_CONCEPTS = ["estimators", "statistics", "matrix", "measures", "streaming", "approximate",
+                "comparison", "plot"]
+
+
+def sibling_imports(path: Path, root: Path = GMN) -> set[str]:
+    """The modules of its own package that the file at ``path`` imports (any import form)."""
+    package = module_name(path, root).rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules = [(alias.name, ()) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            parts = package.split(".")
+            base = parts[: len(parts) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            modules = [(module, tuple(alias.name for alias in node.names))]
+        else:
+            continue
+        for module, names in modules:
+            if module == package:  # ``from . import matrix``
+                found.update(names)
+            elif module.startswith(package + "."):
+                found.add(module[len(package) + 1:].split(".")[0])
+    return found
+
+
+def test_cka_is_one_module_per_concept_each_importing_only_those_above_it():
+    """gmn.cka's layout (its docstring lists it): the core estimators first, then statistics,
+    the one matrix type, the other measures, streaming, approximations, the comparison of
+    two models and the plot. An import that runs back up (a circle) fails here."""
+    package = GMN / "cka"
+    assert sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__") == sorted(
+        CKA_CONCEPTS)
+    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text()))
+    assert re.findall(r"^- ``(\w+)``", doc, re.M) == CKA_CONCEPTS
+    for i, concept in enumerate(CKA_CONCEPTS):
+        above = set(CKA_CONCEPTS[:i])
+        assert sibling_imports(package / f"{concept}.py") <= above, (concept, above)
+
+
+def test_sibling_imports_sees_every_form(tmp_path):
+    root = tmp_path / "gmn" / "pkg"
+    root.mkdir(parents=True)
+    (root / "b.py").write_text(
+        "from .a import x\nfrom . import c\nimport gmn.pkg.d\nfrom gmn.pkg.e import y\n"
+        "def f():\n    from .g import z\nfrom gmn.other import w\n"
+    )
+    assert sibling_imports(root / "b.py", tmp_path / "gmn") == {"a", "c", "d", "e", "g"}

@@ -23,7 +23,12 @@ def test_bf16_autocast_matches_float32():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = model(graph)
     assert low.dtype == torch.bfloat16
-    torch.testing.assert_close(low.float(), reference, rtol=0.05, atol=0.05)
+    # bf16 keeps 8 significant bits (2^-8 = 0.0039 relative). Measured here: max |error|
+    # 8.2e-4 = 0.0025 of max |logit| (0.33); over model and network seeds 0-9 at most 0.0072
+    # of it. The bound, 0.01 of max |logit| (4x this seed's error), fails on a wrong term of a
+    # few percent that rtol = atol = 0.05 let through.
+    error = (low.float() - reference).abs().max()
+    assert error <= 0.01 * reference.abs().max(), (error, reference.abs().max())
 
 
 def test_autocast_backward_reaches_parameters():

@@ -8,7 +8,7 @@ from torch_geometric.data import Batch
 
 import gmn
 from gmn.graph.parameter_graph import REQUIRED_FIELDS
-from gmn.nn import GMN, POOLINGS, GraphFieldError
+from gmn.nn import GMN, INR_WEIGHTS_ONLY, POOLINGS, GraphFieldError
 from gmn.testing import make_cnn, make_siren
 
 
@@ -85,14 +85,25 @@ def test_wrong_widths_dtypes_and_ranges_are_named():
     assert wider(wide).shape == (1, 10)
 
 
-def test_training_without_canonical_statistics_is_refused_by_name():
+def test_the_default_gmn_trains_and_evaluates_without_a_fitting_call():
+    torch.manual_seed(0)
+    batch = siren_batch()
+    model = GMN(out_dim=3)
+    torch.nn.functional.cross_entropy(model(batch), torch.arange(3)).backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.isfinite().all(), name
+    assert model.eval()(batch).shape == (3, 3)
+
+
+def test_an_unfitted_canonical_gmn_is_refused_by_name_in_training_and_in_eval_mode():
     graph = gmn.from_state_dict(make_siren())
-    model = GMN(hidden_dim=8, num_layers=1)
-    with pytest.raises(RuntimeError, match="fit_feature_statistics"):
-        model(graph)
-    assert model.eval()(graph).shape == (1, 10)  # inference (invariance tests, probes) runs
-    model.train().fit_feature_statistics(graph)
-    assert model(graph).shape == (1, 10)
+    for model in (GMN(hidden_dim=8, canonical_standardization=True),
+                  GMN(out_dim=10, **INR_WEIGHTS_ONLY)):
+        for training in (True, False):
+            with pytest.raises(RuntimeError, match="fit_feature_statistics"):
+                model.train(training)(graph)
+        model.fit_feature_statistics(graph)
+        assert model.train()(graph).shape == model.eval()(graph).shape == (1, 10)
 
 
 def test_feature_statistics_standardise_without_touching_the_batch():

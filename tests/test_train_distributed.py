@@ -88,7 +88,7 @@ def worker(out_dir: str) -> None:
     """One rank: train; probe its shard of the eval set, gather in order; all-reduce CKA."""
     import torch.distributed as dist
 
-    from gmn.cka import CKAAccumulator
+    from gmn.cka import CKAGrid
     from gmn.train import map_in_order, save_atomic, shutdown
 
     trainer, eval_set = train(str(Path(out_dir) / "run"), PER_RANK_BATCH)
@@ -97,15 +97,15 @@ def worker(out_dir: str) -> None:
         hidden = map_in_order(lambda batch: probe_states(model, [batch]), eval_set, 3)
         shard = range(dist.get_rank(), NUM_EVAL, dist.get_world_size())
         local = probe_states(model, [eval_set[i : i + 1] for i in shard])
-    accumulator = CKAAccumulator().update(local["layers.0/node_mean"], local["logits"])
-    accumulator.all_reduce()
+    grid = CKAGrid().update({"x": local["layers.0/node_mean"]}, {"y": local["logits"]})
+    grid.all_reduce()
     if dist.get_rank() == 0:
         save_atomic(
             {
                 "weights": model.state_dict(),
                 "test": trainer.test_result,
                 "hidden": hidden,
-                "cka": accumulator.compute(),
+                "cka": grid.compute().values[0, 0],
                 "world_size": dist.get_world_size(),
             },
             Path(out_dir) / "rank0.pt",
@@ -114,7 +114,7 @@ def worker(out_dir: str) -> None:
 
 
 def test_two_gloo_processes_match_one_process_with_the_combined_batch(tmp_path):
-    from gmn.cka import CKAAccumulator
+    from gmn.cka import cka
     from gmn.train import load_checkpoint
 
     launch = subprocess.Popen(
@@ -147,7 +147,7 @@ def test_two_gloo_processes_match_one_process_with_the_combined_batch(tmp_path):
     assert set(ddp["hidden"]) == set(states) and "layers.1/node_mean" in states
     for key, value in states.items():
         torch.testing.assert_close(ddp["hidden"][key], value, rtol=1e-4, atol=1e-5, msg=key)
-    expected = CKAAccumulator().update(states["layers.0/node_mean"], states["logits"]).compute()
+    expected = cka(states["layers.0/node_mean"], states["logits"])
     torch.testing.assert_close(ddp["cka"], expected, rtol=1e-4, atol=1e-6)
 
 

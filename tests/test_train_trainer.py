@@ -250,3 +250,27 @@ def test_the_example_in_docs_train_md_runs(tmp_path, monkeypatch):
     assert namespace["summary"]["status"] == "completed"
     assert namespace["trainer"].test_result["probabilities"].shape == (170, 2)
     assert (tmp_path / "runs" / "demo" / "summary.json").exists()
+
+
+def test_console_says_where_a_run_resumes_and_prints_the_summary_only_when_asked(tmp_path,
+                                                                                 capsys):
+    def stop_at_step_8(batch, generator):
+        stop_at_step_8.calls += 1
+        if stop_at_step_8.calls == 8:  # 6 steps per epoch: inside epoch 2, after batch 1
+            raise KeyboardInterrupt
+        return batch
+
+    stop_at_step_8.calls = 0
+    quiet = config(tmp_path, print_summary=False, checkpoint_every_steps=1)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(mlp, tensor_data(96, 0), tensor_data(40, 1), config=quiet,
+                transform=stop_at_step_8).fit()
+    assert capsys.readouterr().out == ""  # no progress bars, no summary
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"].startswith(
+        "failed: KeyboardInterrupt")  # saved all the same
+    resumed = config(tmp_path, resume=True, checkpoint_every_steps=1)
+    Trainer(mlp, tensor_data(96, 0), tensor_data(40, 1), config=resumed).fit()
+    printed = capsys.readouterr().out
+    assert printed.startswith(
+        f"resuming from epoch 1/3, batch 1 (step 7) of {tmp_path / 'run' / 'last.pt'}\n")
+    assert "training summary:" in printed

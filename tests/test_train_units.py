@@ -30,7 +30,7 @@ def test_checkpoint_round_trip_is_weights_only_and_leaves_no_temp_file(tmp_path)
     path = save_atomic(state, tmp_path / "ck.pt")
     loaded = load_checkpoint(path)  # weights_only=True inside
     assert torch.equal(loaded["w"], state["w"]) and loaded["meta"] == state["meta"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints.json", "ck.pt"]  # no temp
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]  # no temporary, no index
 
 
 def test_save_atomic_replaces_old_file_and_clears_stale_temp(tmp_path):

@@ -104,6 +104,32 @@ def test_a_changed_shard_is_refused_with_its_name(zoo_folder, tmp_path):
         zoo.state_dict(model)
 
 
+def test_an_edited_zoo_manifest_is_refused_with_its_name(zoo_folder, tmp_path):
+    for path in zoo_folder.iterdir():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["models"][0]["test_accuracy"] = 0.99  # still valid JSON: only its hash tells
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IntegrityError, match=r"manifest\.json: its content does not match"):
+        ModelZoo(tmp_path)
+
+
+def test_a_damaged_shard_whose_manifest_was_deleted_is_trained_again(zoo_folder, tmp_path):
+    """A zoo shard carries the hash of its own content: with the manifest lost, a resumed
+    build still catches a damaged shard instead of writing a manifest that vouches for it."""
+    for path in zoo_folder.iterdir():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "manifest.json").unlink()
+    shard = tmp_path / "shard-00001.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF  # a weight's byte: the file still parses
+    shard.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=r"shard-00001\.safetensors: its content does not "
+                                         r"match.*training shard-00001\.safetensors again"):
+        build_zoo(tmp_path, ZooConfig(**TINY), progress=False)
+    assert files_of(tmp_path) == files_of(zoo_folder)
+
+
 def test_a_different_config_in_the_same_folder_is_refused(zoo_folder):
     with pytest.raises(ValueError, match="max_epochs"):
         build_zoo(zoo_folder, ZooConfig(**dict(TINY, max_epochs=3)), progress=False)

@@ -13,7 +13,7 @@ from torch_geometric.data import Batch
 
 from gmn.data.model_zoo import ModelZoo
 from gmn.graph.weight_statistics import weight_statistics
-from gmn.nn import GMN
+from gmn.nn import GMN, zoo_gmn_config
 from gmn.train import TrainConfig, Trainer
 
 
@@ -76,34 +76,26 @@ def _mse(outputs: Tensor, targets: Tensor) -> Tensor:
     return F.mse_loss(outputs.squeeze(-1), targets)
 
 
-# The GMN measured on model zoos (docs/zoo.md), pinned: gmn.nn.GMN's defaults are the INR
-# benchmark's weights-only configuration, whose canonical features assume networks trained
-# from one shared initialisation (a zoo's CNNs start from their own seeds). Fourier features
-# let it form per-layer moments of the weights (a linear embedding of a scalar cannot).
-ZOO_GMN = {"dropout": 0.0, "fourier_frequencies": 16, "fourier_max": 30.0,
-           "edge_message": "additive",
-           "rank_embedding": False, "canonical_standardization": False,
-           "readout": ("node_mean", "edge_mean", "node_max", "edge_max", "output_mean")}
-
-
 def gmn_predictor(zoo, split, targets, seed, options) -> np.ndarray:
-    """A GMN on the raw parameter graphs (weights only), trained with MSE on standardised
-    targets; the best validation epoch is kept."""
+    """The zoo GMN preset (``gmn.nn.zoo_gmn_config``, with ``--hidden``, ``--layers`` and
+    ``--gmn-config`` on top) on the raw parameter graphs (weights only), trained with MSE on
+    standardised targets; the best validation epoch is kept."""
     mean, std = targets[split["train"]].mean(), targets[split["train"]].std()
     sets = {name: _graph_list(zoo, idx, (targets[idx] - mean) / std)
             for name, idx in split.items()}
     training_graphs = Batch.from_data_list(sets["train"])
 
     def build():
-        model = GMN(**{"out_dim": 1, "hidden_dim": options["hidden"],
-                       "num_layers": options["layers"], **ZOO_GMN,
-                       **options.get("gmn_config", {})})
+        model = GMN(config=zoo_gmn_config(**{"hidden_dim": options["hidden"],
+                                             "num_layers": options["layers"],
+                                             **options.get("gmn_config", {})}))
         model.fit_feature_statistics(training_graphs)
         return model
 
     config = TrainConfig(run_dir=str(Path(options["run_dir"]) / f"gmn-{seed}"), seed=seed,
                          epochs=options["epochs"], batch_size=32, lr=options["lr"],
                          weight_decay=1e-4, progress=False, tensorboard=False,
+                         print_summary=False,
                          device=options["device"], monitor="val_loss")
     trainer = Trainer(build, sets["train"], sets["val"], loss_fn=_mse, config=config)
     trainer.fit()

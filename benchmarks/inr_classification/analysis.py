@@ -37,6 +37,14 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
+def binomial_tail(k: int, m: int, p: float) -> float:
+    """P(K ≥ k) for K ~ Binomial(m, p), exactly: the one-sided p-value of k successes in m
+    trials against a success rate of p."""
+    if not 0 <= k <= m:
+        raise ValueError(f"binomial_tail needs 0 <= k <= m, got k={k}, m={m}")
+    return min(1.0, sum(math.comb(m, i) * p**i * (1 - p) ** (m - i) for i in range(k, m + 1)))
+
+
 def prediction_overlap(pred_a: Tensor, pred_b: Tensor, labels: Tensor) -> dict:
     """Split test samples by which of two models classifies them correctly.
 
@@ -83,8 +91,9 @@ def ensemble_study(probs: dict[str, list[Tensor]], labels: Tensor, base: str, ot
         labels: [n] true classes.
 
     Returns:
-        per-pairing accuracies, the difference (mixed − same) and McNemar p-values,
-        plus the mean ± std of each ensemble's accuracy.
+        per-pairing accuracies, the difference (mixed − same), McNemar p-values, the number
+        of test samples ``n`` and of samples where the two ensembles disagree
+        (``discordant``), plus the mean ± std of each ensemble's accuracy.
     """
     seeds = len(probs[base])
     if seeds < 2 or len(probs[other]) < seeds:
@@ -98,6 +107,7 @@ def ensemble_study(probs: dict[str, list[Tensor]], labels: Tensor, base: str, ot
         mixed = ensemble_predictions([probs[base][i], probs[other][i]])
         same = ensemble_predictions([probs[base][i], probs[base][j]])
         overlap = prediction_overlap(mixed, same, labels)
+        discordant = overlap["only_a"] + overlap["only_b"]
         acc_mixed = float((mixed == labels).float().mean())
         acc_same = float((same == labels).float().mean())
         pairings.append(
@@ -108,6 +118,8 @@ def ensemble_study(probs: dict[str, list[Tensor]], labels: Tensor, base: str, ot
                 "same_accuracy": acc_same,
                 "difference": acc_mixed - acc_same,
                 "mcnemar_p": overlap["mcnemar_p"],
+                "n": overlap["n"],
+                "discordant": discordant,
             }
         )
     return {
@@ -148,6 +160,13 @@ def best_match_mean(matrix: Tensor) -> float:
         raise ValueError(f"best_match_mean needs a non-empty matrix, got {tuple(matrix.shape)}")
     m = matrix.double()
     return float((m.max(1).values.mean() + m.max(0).values.mean()) / 2)
+
+
+def smallest_permutation_p(n_a: int, n_b: int, max_exact: int = 20_000) -> float:
+    """The smallest p-value :func:`permutation_test_mean_difference` can give for samples
+    of ``n_a`` and ``n_b`` values: one over the number of relabellings it counts."""
+    exact = math.comb(n_a + n_b, n_a)
+    return 1 / exact if exact <= max_exact else 1 / (max_exact + 1)
 
 
 def permutation_test_mean_difference(

@@ -71,6 +71,7 @@ def assemble_results(
                     f"{family} seed {seed}: stored predictions give {recomputed:.4f}, the "
                     f"trainer reported {runs[family][seed]['test_accuracy']:.4f}"
                 )
+    num_classes = next(iter(probabilities.values()))[0].shape[1]
     overlap = overlaps(predictions, labels)
     ensembles = ensemble_study(probabilities, labels, base="cnn", other="gmn")
     within, between = cka_headlines(cka)
@@ -89,7 +90,7 @@ def assemble_results(
         probe_findings = {
             "probe_ensembles": probe_ensembles,
             "probe_findings": findings.all_findings(
-                within, between, overlap, probe_ensembles, gmn=PROBE_FAMILY
+                within, between, overlap, probe_ensembles, num_classes, gmn=PROBE_FAMILY
             ),
         }
     return {
@@ -100,6 +101,6 @@ def assemble_results(
         "overlap": overlap,
         "ensembles": ensembles,
         "comparisons": comparisons,
-        "findings": findings.all_findings(within, between, overlap, ensembles),
+        "findings": findings.all_findings(within, between, overlap, ensembles, num_classes),
         **probe_findings,
     }

@@ -1,9 +1,11 @@
 """Files under ``--out``, written atomically and verified before reuse.
 
 Every write goes through :func:`gmn.files.atomic_write`: a stage's output either exists
-complete or not at all. JSON records carry the sha256 of their own content
-(:func:`gmn.files.write_json`); a stage that writes other files lists their sha256 in its
-record (:func:`digests`), and :func:`verify_digests` checks them before they are reused.
+complete or not at all. JSON records and tensor files carry the sha256 of their own content
+(:func:`gmn.files.write_json`, :func:`gmn.files.write_safetensors`; checkpoints too,
+:func:`gmn.train.save_atomic`), so losing a record never makes a damaged file look valid; a
+stage that writes other files also lists their sha256 in its record (:func:`digests`), and
+:func:`verify_digests` checks them before they are reused.
 """
 
 from __future__ import annotations
@@ -11,10 +13,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
-from gmn.files import CorruptFileError, atomic_write, read_json, sha256, verify_sha256, write_json
+from gmn.files import (
+    atomic_write,
+    read_json,
+    read_safetensors,
+    sha256,
+    verify_sha256,
+    write_json,
+    write_safetensors,
+)
 
 
 def save_json(obj: dict, path: str | Path) -> Path:
@@ -28,23 +36,21 @@ def load_json(path: str | Path) -> dict:
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> Path:
-    """Write named tensors as safetensors, atomically (contiguous CPU copies)."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    return atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp)))
+    """Write named tensors as safetensors with the sha256 of their content, atomically."""
+    return write_safetensors(path, tensors)
 
 
 def load_tensors(path: str | Path, names: list[str]) -> dict[str, torch.Tensor]:
-    """The tensors ``names`` of a safetensors file (others in it are not read)."""
-    try:
-        with safe_open(str(path), "pt") as file:
-            return {name: file.get_tensor(name) for name in names}
-    except Exception as err:  # noqa: BLE001 - safetensors' own error kinds; name the file
-        raise CorruptFileError(f"cannot read {path} ({err}); it was truncated or damaged") from err
+    """The tensors ``names`` of a file :func:`save_tensors` wrote, checked against the hash
+    it carries (``CorruptFileError``/``IntegrityError`` naming the file)."""
+    return read_safetensors(path, names)[0]
 
 
 def save_text(text: str, path: str | Path) -> Path:
-    """Write a text file atomically."""
-    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+    """Write a text file atomically, as UTF-8 (a path that is not, e.g. in the command, is
+    written with backslash escapes)."""
+    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(
+        text, encoding="utf-8", errors="backslashreplace"))
 
 
 def digests(folder: Path, names: list[str]) -> dict[str, str]:

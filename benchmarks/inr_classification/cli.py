@@ -8,7 +8,14 @@ import shlex
 import sys
 from pathlib import Path
 
-from .config import DATASETS, FAMILIES, ZOOS, BenchmarkConfig
+from .config import (
+    DATASETS,
+    DEFAULT_EPOCHS,
+    FAMILIES,
+    WEIGHTS_ONLY_GMN_EPOCHS,
+    ZOOS,
+    BenchmarkConfig,
+)
 
 DESCRIPTION = """\
 The INR-classification benchmark and the representation study of Yeom & Lee (2025),
@@ -43,6 +50,24 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(x) for x in text.split(","))
+
+
+def _epochs(text: str) -> tuple[int | None, dict[str, int]]:
+    """``N``, ``FAMILY=N,…`` or both (``16,gmn=60``) → (every family's N, {family: N})."""
+    every, own = None, {}
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        name, _, value = item.rpartition("=")
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is not N or FAMILY=N") from None
+        if not name and every is not None:
+            raise argparse.ArgumentTypeError(f"two epochs for every family in {text!r}")
+        if name:
+            own[name.strip()] = number
+        else:
+            every = number
+    return every, own
 
 
 def _families(text: str) -> tuple[str, ...]:
@@ -96,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
         "parameter families train on all views and are tested on view 0 "
         "(default: %(default)s)",
     )
+    inr.add_argument(
+        "--stream-shards",
+        type=int,
+        metavar="N",
+        help="hold at most N INR shards (1,024 INRs each) in memory: parameter families "
+        "read their training INRs from the shards, shuffled within windows of N shards, so "
+        "many views fit any memory (default: every shard read stays loaded, shuffled over "
+        "the whole training set)",
+    )
     add_inr_arguments(inr, d)
 
     train = p.add_argument_group("training")
@@ -109,14 +143,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_training_arguments(train, d)
     train.add_argument(
+        "--epochs",
+        type=_epochs,
+        default=(d.epochs, d.family_epochs),
+        metavar="N | FAMILY=N,...",
+        help="training epochs: N for every family, FAMILY=N for one (16,gmn=60: gmn 60, "
+        f"every other family 16) (default: each family's own, {WEIGHTS_ONLY_GMN_EPOCHS} for "
+        f"gmn and gmn_noaug, {DEFAULT_EPOCHS} for the others); a GMN family takes "
+        "--gmn-config's epochs over N, FAMILY=N over both",
+    )
+    train.add_argument(
         "--gmn-config",
         type=_json_object,
         default={},
         metavar="JSON",
         help="options of every GMN family as a JSON object or a .json file: keys of "
-        "gmn.nn.GMNConfig configure the model (gmn, gmn_noaug: GMNConfig's defaults; "
-        "gmn_probe: its own, see docs/benchmark.md); lr (3e-3), weight_decay (0.05), "
-        "batch_size (64), warmup_fraction (0.05), shift_pixels (auto) its training. "
+        "gmn.nn.GMNConfig configure the model (gmn, gmn_noaug: gmn.nn.INR_WEIGHTS_ONLY; "
+        "gmn_probe: its own, see docs/benchmark.md); lr, weight_decay, batch_size, epochs, "
+        "warmup_fraction, shift_pixels, input_noise, label_smoothing its training. "
         "Function samples are decided by the family (gmn_probe), not here",
     )
 
@@ -213,7 +257,7 @@ def add_inr_arguments(group, d: BenchmarkConfig) -> None:
 
 
 def add_training_arguments(group, d: BenchmarkConfig) -> None:
-    """--seeds, --seed, --epochs, --batch-size, --lr."""
+    """--seeds, --seed, --batch-size, --lr (each benchmark adds its own --epochs)."""
     group.add_argument(
         "--seeds",
         type=int,
@@ -226,12 +270,6 @@ def add_training_arguments(group, d: BenchmarkConfig) -> None:
         default=d.seed,
         help="first seed; also seeds INR fitting, the split and the CKA "
         "permutations (default: %(default)s)",
-    )
-    group.add_argument(
-        "--epochs",
-        type=int,
-        default=d.epochs,
-        help="training epochs of every family (default: %(default)s)",
     )
     group.add_argument(
         "--batch-size",
@@ -308,6 +346,7 @@ def parse_config(argv: list[str] | None = None) -> BenchmarkConfig:
     parser = build_parser()
     args = vars(parser.parse_args(argv))
     zoo = args.pop("zoo")
+    args["epochs"], args["family_epochs"] = args["epochs"]
     args["zoo"], args["zoo_dir"] = zoo if zoo else (None, None)
     if args["out"] is None:
         args["out"] = f"results/inr-{args['zoo'] or args['dataset']}"
@@ -317,13 +356,27 @@ def parse_config(argv: list[str] | None = None) -> BenchmarkConfig:
         parser.error(str(err))
 
 
+INTERRUPTED = 130  # the shell's exit status for a process stopped by SIGINT (128 + 2)
+
+
+def run_interruptibly(run, config, command: str) -> dict:
+    """``run(config, command)``; on Ctrl-C, say how to resume and exit with status 130."""
+    try:
+        return run(config, command)
+    except KeyboardInterrupt:  # everything finished so far is cached
+        print("\ninterrupted; run the same command to resume", file=sys.stderr, flush=True)
+        raise SystemExit(INTERRUPTED) from None
+
+
 def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark from the command line ``argv``; on Ctrl-C, say how to resume and
+    exit with status 130."""
     argv = sys.argv[1:] if argv is None else argv
     config = parse_config(argv)
+    command = shlex.join(["python", "-m", "benchmarks.inr_classification", *argv])
     from .pipeline import run_benchmark
 
-    command = shlex.join(["python", "-m", "benchmarks.inr_classification", *argv])
-    results = run_benchmark(config, command)
+    results = run_interruptibly(run_benchmark, config, command)
     print(f"\nreport: {Path(config.out) / 'report.md'}")
     for finding in results["findings"]:
         print(f"- {finding['verdict']:>12}: {finding['claim']}")

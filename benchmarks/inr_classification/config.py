@@ -31,6 +31,13 @@ FAMILY_DESCRIPTIONS = {
     "features, equivariant layers, invariant pooling",
 }
 
+# Epochs of a family when neither --epochs nor (for a GMN family) --gmn-config's "epochs" is
+# given: the weights-only GMNs (gmn, gmn_noaug) train longer (docs/accuracy.md). A family's
+# epochs are, first to last: --epochs FAMILY=N, --gmn-config's "epochs" (GMN families),
+# --epochs N, these defaults.
+DEFAULT_EPOCHS = 10
+WEIGHTS_ONLY_GMN_EPOCHS = 60
+
 # Options that change no number (where and how the run executes), left out of cache keys.
 RUNTIME_OPTIONS = ("out", "device", "threads", "resume", "progress", "root", "zoo_dir")
 
@@ -51,6 +58,7 @@ class BenchmarkConfig:
     classes: tuple[int, ...] | None = None
     limit: int | None = None
     views: int = 1
+    stream_shards: int | None = None
     inr_steps: int = 300
     inr_lr: float = 1e-3
     inr_target_psnr: float | None = 40.0
@@ -60,7 +68,8 @@ class BenchmarkConfig:
     seed: int = 0
     seeds: int = 3
     families: tuple[str, ...] = DEFAULT_FAMILIES
-    epochs: int = 10
+    epochs: int | None = None  # every family's; None: each family's default
+    family_epochs: dict = field(default_factory=dict)  # {family: epochs}, over all others
     batch_size: int = 64
     lr: float = 1e-3
     gmn_config: dict = field(default_factory=dict)
@@ -88,6 +97,8 @@ class BenchmarkConfig:
         if (self.zoo is None) != (self.zoo_dir is None):
             raise ValueError("--zoo takes a kind and a folder: --zoo dwsnets-mnist DIR")
         self.check_families()
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"--limit must be >= 1 (a number of images), got {self.limit}")
         if self.zoo is not None and (self.limit is not None or self.classes is not None):
             raise ValueError("--limit and --classes subset fitted datasets; a --zoo is used whole")
         if self.classes is not None:
@@ -96,8 +107,12 @@ class BenchmarkConfig:
                 raise ValueError(f"--classes needs at least two classes, got {self.classes}")
         if self.seeds < 2:
             raise ValueError(f"--seeds must be >= 2 (cross-seed CKA needs two), got {self.seeds}")
+        if self.stream_shards is not None and self.stream_shards < 1:
+            raise ValueError(f"--stream-shards must be >= 1, got {self.stream_shards}")
+        if self.stream_shards is not None and self.zoo is not None:
+            raise ValueError("--stream-shards streams fitted INR shards; a --zoo is read whole")
         for name in ("views", "epochs", "batch_size", "inr_steps"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
         if (
             len(self.split) != 3
@@ -113,6 +128,12 @@ class BenchmarkConfig:
             raise ValueError(
                 f"--cka-permutation-samples must be >= 4, got {self.cka_permutation_samples}"
             )
+        for family, epochs in self.family_epochs.items():
+            if family not in self.FAMILIES:
+                raise ValueError(
+                    f"--epochs {family}=…: unknown family; choose from {self.FAMILIES}")
+            if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+                raise ValueError(f"--epochs {family}={epochs}: epochs must be an integer >= 1")
         if not isinstance(self.gmn_config, dict):
             raise ValueError("--gmn-config must be a JSON object")
 

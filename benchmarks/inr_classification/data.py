@@ -24,10 +24,16 @@ INR_FOLDER = "inrs"
 class BenchmarkData:
     """The study's data.
 
+    setting: how the INRs were initialised, said beside every number of the report
+    (``"shared initialisation"``, or ``"independent initialisation"`` as in the public zoos).
     images: [N, C, H, W], standardised per channel with train-split statistics.
-    labels: [N] long. params: [N, V, P] INR parameters in ``template`` order, V views per
-    image, each layer's weights and biases standardised with train-split statistics
-    (a per-layer scalar, so hidden-neuron permutations still act on them).
+    labels: [N] long. params: [N, P] parameters of each image's first INR (view 0) in
+    ``template`` order, each layer's weights and biases standardised with train-split
+    statistics (a per-layer scalar, so hidden-neuron permutations still act on them): what
+    parameter families are validated and tested on.
+    train_set: every INR (all views) of the training images as ``(params [P], label)`` pairs
+    standardised alike, read from the dataset's shards batch by batch
+    (:class:`gmn.data.dataset.ParameterRows`); None: ``params`` of the training images.
     psnr: [N, V] fit quality in dB. split: ``{"train"|"val"|"test": Tensor}`` image indices.
     key: what decides the data (part of every later cache key).
     param_scale, param_shift: [P] undo that standardisation,
@@ -36,6 +42,7 @@ class BenchmarkData:
     """
 
     name: str
+    setting: str
     images: Tensor
     labels: Tensor
     params: Tensor
@@ -48,6 +55,7 @@ class BenchmarkData:
     inr_description: str
     param_scale: Tensor | None = None
     param_shift: Tensor | None = None
+    train_set: object | None = None
 
 
 def _inverse_normalization(normalization, example) -> tuple[Tensor, Tensor]:
@@ -123,9 +131,10 @@ def prepare_zoo_data(config: BenchmarkConfig) -> BenchmarkData:
     scale, shift = _inverse_normalization(dataset.normalization, raw)
     return BenchmarkData(
         name=config.zoo,
+        setting="independent initialisation (a public zoo: one random start per INR)",
         images=standardise_images(images, split["train"]),
         labels=dataset.labels,
-        params=dataset.normalization(raw).params.unsqueeze(1),
+        params=dataset.normalization(raw).params,
         psnr=torch.full((len(dataset), 1), float("nan")),
         split=split,
         template=template,
@@ -149,7 +158,7 @@ def prepare_data(config: BenchmarkConfig, out: Path) -> BenchmarkData:
     if config.zoo is not None:
         return prepare_zoo_data(config)
     from gmn.data.build import build_dataset
-    from gmn.data.dataset import INRDataset
+    from gmn.data.dataset import INRDataset, ParameterRows
     from gmn.data.fit import FitRecipe
     from gmn.models.siren import SirenLayout
 
@@ -172,18 +181,20 @@ def prepare_data(config: BenchmarkConfig, out: Path) -> BenchmarkData:
         device=config.device,
         progress=config.progress,
     )
-    dataset = INRDataset.open(folder)
+    dataset = INRDataset.open(folder, max_loaded_shards=config.stream_shards)
     n, views = len(images), config.views
     template = dataset.template
-    raw = dataset.weights()
-    params = dataset.normalization(raw).params.reshape(n, views, -1)
+    raw = dataset.weights(torch.arange(n) * views)  # image-major: view 0 of each image
+    params = dataset.normalization(raw).params
     scale, shift = _inverse_normalization(dataset.normalization, raw)
     psnr = dataset.info["psnr"].reshape(n, views)
     split = _image_split(dataset)
+    train_inrs = (split["train"][:, None] * views + torch.arange(views)).flatten()
     manifest = dataset.info["manifest"]
     h, w = images.images.shape[-2:]
     return BenchmarkData(
         name=config.dataset,
+        setting=f"{config.inr_init} initialisation",
         images=standardise_images(images.images, split["train"]),
         labels=images.labels,
         params=params,
@@ -208,4 +219,5 @@ def prepare_data(config: BenchmarkConfig, out: Path) -> BenchmarkData:
         ),
         param_scale=scale,
         param_shift=shift,
+        train_set=ParameterRows(dataset, train_inrs),
     )

@@ -21,25 +21,34 @@ from gmn.models.mlp import MLP
 from gmn.models.vit import ViT
 from gmn.models.weight_mlp import WeightMLP
 from gmn.nn import NFNClassifier
-from gmn.nn.params_to_gmn import build_gmn
+from gmn.nn.params_to_gmn import BUILD_OPTIONS, build_gmn
 
-from .config import IMAGE_FAMILIES, BenchmarkConfig
+from .config import DEFAULT_EPOCHS, IMAGE_FAMILIES, BenchmarkConfig
 from .data import BenchmarkData
-from .gmn_family import gmn_augmentation, split_gmn_config
+from .gmn_family import (
+    OPTIONAL_TRAIN_OPTIONS,
+    gmn_augmentation,
+    gmn_build_options,
+    split_gmn_config,
+)
 
 
 @dataclass
 class FamilyPlan:
     """Everything the trainer needs for one family.
 
-    ``inputs`` names the data it reads (``"images"`` or ``"params"``); ``train_options``
-    override ``--lr``/``--batch-size``; ``transform`` (or None) augments training batches;
+    ``inputs`` names the data it reads (``"images"`` or ``"params"``); ``epochs`` is how long
+    it trains (``--epochs FAMILY=N``, else ``--epochs N``, else the family's own:
+    ``DEFAULT_EPOCHS``, ``NFN_NP``'s; a GMN family: ``gmn_family.split_gmn_config``);
+    ``train_options`` override ``--lr``/``--batch-size``; ``transform`` (or None) augments
+    training batches;
     ``probe_layers(model)`` names the modules whose outputs are compared with CKA;
     ``architecture`` (JSON-able) names the model and its options, for the run's cache key.
     """
 
     build: Callable[[], nn.Module]
     inputs: str
+    epochs: int
     train_options: dict
     transform: Callable | None
     probe_layers: Callable[[nn.Module], list[str]]
@@ -86,38 +95,46 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
         return FamilyPlan(
             lambda: model(shape, classes, **options),
             "images",
+            config.family_epochs.get(family, config.epochs or DEFAULT_EPOCHS),
             {},
             None,
             _block_layers,
             {"model": model.__name__, **options},
         )
-    train_params = data.params[data.split["train"], 0]
+    train_params = data.params[data.split["train"]]
     if family == "weight_mlp":
         mean, std = train_params.mean(0), train_params.std(0).clamp_min(1e-6)
         hidden, dropout = (256, 256), 0.1
         return FamilyPlan(
             lambda: WeightMLP(train_params.shape[1], classes, hidden, dropout, mean, std),
             "params",
+            config.family_epochs.get(family, config.epochs or DEFAULT_EPOCHS),
             {},
             None,  # permuting hidden neurons scrambles a flat weight vector's coordinates
             _block_layers,
             {"model": "WeightMLP", "hidden": hidden, "dropout": dropout},
         )
     if family == "nfn_np":
-        options = NFN_NP["model"]
+        options, train_options = NFN_NP["model"], dict(NFN_NP["train"])
+        own_epochs = train_options.pop("epochs")
         return FamilyPlan(
             lambda: NFNClassifier(data.template, classes, **options),
             "params",
-            dict(NFN_NP["train"]),
+            config.family_epochs.get(family, config.epochs or own_epochs),
+            train_options,
             None,  # NP layers are exactly invariant: a permutation changes nothing
             _nfn_layers,
-            {"model": "NFNClassifier", **options, "train": NFN_NP["train"]},
+            {"model": "NFNClassifier", **options, "train": train_options},
         )
-    model_options, train_options = split_gmn_config(config.gmn_config, family)
+    model_options, train_options = split_gmn_config(
+        config.gmn_config, family, config.epochs, config.family_epochs.get(family))
+    epochs = train_options.pop("epochs")
+    model_options = gmn_build_options(family, model_options)
     raw_affine = (data.param_scale, data.param_shift)
     transform = gmn_augmentation(
         data.template, shape[1:], train_options.pop("shift_pixels"), family != "gmn_noaug",
         raw_affine, train_options.pop("input_noise"), train_params.std(0),
+        train_options.pop("sign_flip", OPTIONAL_TRAIN_OPTIONS["sign_flip"]),
     )
     return FamilyPlan(
         lambda: build_gmn(
@@ -129,6 +146,7 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
             raw_affine=raw_affine,
         ),
         "params",
+        epochs,
         train_options,
         transform,
         _gmn_layers,
@@ -143,8 +161,11 @@ def _resolved_gmn_config(model_options: dict) -> dict:
 
     from gmn.nn import GMNConfig
 
-    options = {k: v for k, v in model_options.items() if k != "function_samples"}
+    options = {k: v for k, v in model_options.items() if k not in BUILD_OPTIONS}
     resolved = asdict(GMNConfig.from_kwargs(**options))
-    for size in ("out_dim", "node_in_dim"):  # set by build_gmn from the data
+    # set by build_gmn from the data, or by gmn.graph.vocab: its tables grow by rows that
+    # start at zero, which change no number of a network that does not use them
+    for size in ("out_dim", "node_in_dim", "num_node_types", "num_edge_types",
+                 "num_activations"):
         resolved.pop(size)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items()}

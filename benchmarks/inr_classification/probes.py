@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from gmn.cka.comparison import stream
+from gmn.cka.comparison import FirstSamples, stream
 
 PROBE_BATCH = 256
 GRAPH_STATE = "node_type_mean"
@@ -48,31 +48,11 @@ def _layer(state: str) -> str:
     return state.partition("/")[0]
 
 
-class FirstSamples:
-    """``on_batch`` hook of :func:`gmn.cka.comparison.stream` that keeps the states of the
-    first ``limit`` samples: :meth:`states` gives ``{layer: Tensor[min(limit, n), d]}`` per
-    side."""
-
-    def __init__(self, limit: int):
-        self.limit, self.n = limit, 0
-        self.parts: tuple[dict, dict] = ({}, {})
-
-    def __call__(self, rows: dict[str, Tensor], cols: dict[str, Tensor]) -> None:
-        room = self.limit - self.n
-        if room <= 0:
-            return
-        for parts, states in zip(self.parts, (rows, cols)):
-            for name, state in states.items():
-                parts.setdefault(_layer(name), []).append(state[:room])
-        self.n += min(room, len(next(iter(rows.values()))))
-
-    def states(self, rows: list[str], cols: list[str]) -> tuple[dict, dict]:
-        """The kept states of layers ``rows`` and ``cols``, in that order."""
-        kept_rows, kept_cols = self.parts
-        return (
-            {name: torch.cat(kept_rows[name]) for name in rows},
-            {name: torch.cat(kept_cols[name]) for name in cols},
-        )
+def _by_layer(states: dict[str, Tensor], layers: list[str]) -> dict[str, Tensor]:
+    """Probed states ``{state name: [n, d]}`` as ``{layer: [n, d]}`` in the order of ``layers``
+    (one kept state per layer, :func:`_kept`)."""
+    named = {_layer(name): state for name, state in states.items()}
+    return {layer: named[layer] for layer in layers}
 
 
 @dataclass
@@ -123,5 +103,5 @@ def stream_pair(a: TrainedModel, b: TrainedModel, samples: int = 0, procrustes: 
         list(b.layers),
         *(_in_order(grid.compute(d, centred=centred), a.layers, b.layers) for d in (True, False)),
         _in_order(grid.procrustes(centred=centred), a.layers, b.layers) if procrustes else None,
-        first.states(a.layers, b.layers) if first else None,
+        tuple(map(_by_layer, first.states(), (a.layers, b.layers))) if first else None,
     )

@@ -63,57 +63,93 @@ def _accuracy_section(results: dict) -> list[str]:
     return [
         "## Test accuracy",
         "",
-        "Best-validation checkpoint of each seed, tested once (mean ± sample std over seeds).",
+        f"INRs of {_setting(results)}. Best-validation checkpoint of each seed, tested once "
+        "(mean ± sample std over seeds).",
         "",
-        *_table(["family", "model", "test accuracy (%)", "per seed", "best epoch"], rows),
+        *_table(["family", "model", f"test accuracy (%), {_setting(results)}", "per seed",
+                 "best epoch"], rows),
         "",
     ]
 
 
+def _unreachable(smallest: list[float]) -> str:
+    """A warning when some test cannot reach p ≤ ALPHA with its n, whatever the data."""
+    worst = max(smallest)
+    if worst <= findings.ALPHA:
+        return ""
+    return (
+        f" ⚠ With these sample sizes a test cannot reach p ≤ {findings.ALPHA} (its smallest "
+        f"p is {_p(worst)}): this claim cannot be reproduced by this run, whatever the data."
+    )
+
+
 def _finding_evidence(finding: dict) -> str:
     if "tests" in finding:
+        tests = finding["tests"]
         parts = [
             f"{t['lower']} {t['mean_lower']:.3f} vs {t['higher']} {t['mean_higher']:.3f} "
-            f"(difference {t['difference']:+.3f}, permutation p = {_p(t['p_value'])})"
-            for t in finding["tests"]
+            f"(difference {t['difference']:+.3f}, permutation p = {_p(t['p_value'])} over "
+            f"n = {t['n_lower']} and {t['n_higher']} seed pairs; smallest reachable p "
+            f"{_p(t['smallest_p'])})"
+            for t in tests
         ]
         rule = (
             f"reproduced when the difference ≥ {findings.CKA_MARGIN} and p ≤ "
             f"{findings.ALPHA} for every comparison"
         )
-        return "Debiased CKA, mean over seed pairs: " + "; ".join(parts) + f". Rule: {rule}."
-    if "only_gmn_fraction" in finding:
+        return ("Debiased CKA, mean over seed pairs: " + "; ".join(parts) + f". Rule: {rule}."
+                + _unreachable([t["smallest_p"] for t in tests]))
+    if "only_gmn" in finding:
         parts = [
-            f"{k}: " + ", ".join(_pct(f) for f in v)
-            for k, v in finding["only_gmn_fraction"].items()
+            f"{name}: " + ", ".join(
+                f"{t['only_gmn']} of n = {t['n']} ({_pct(t['fraction'])}; of the "
+                f"{t['image_wrong']} the image model misses, p = {_p(t['p_value'])}, smallest "
+                f"reachable {_p(t['smallest_p'])})"
+                for t in per_seed
+            )
+            for name, per_seed in finding["only_gmn"].items()
         ]
+        tests = [t for per_seed in finding["only_gmn"].values() for t in per_seed]
         return (
-            "Fraction of test samples right only for the GMN (first family named), per seed: "
+            "Test samples right only for the GMN (first family named), per seed: "
             + "; ".join(parts)
-            + f". Rule: reproduced when every value ≥ {_pct(finding['threshold'])}."
+            + f". Rule: reproduced when every count is ≥ {_pct(finding['threshold'])} of the "
+            "test samples and more than guessing gives: p = P(Binomial(m, 1/C) ≥ count) ≤ "
+            f"{findings.ALPHA}, with m the samples the image model misses and C = "
+            f"{finding['num_classes']} classes (a uniform guess is right with probability "
+            "1/C)." + _unreachable([t["smallest_p"] for t in tests])
         )
+    pairings = finding["pairings"]
     parts = [
         f"{p['mixed']} {_pct(p['mixed_accuracy'])} vs {p['same']} "
-        f"{_pct(p['same_accuracy'])} (McNemar p = {_p(p['mcnemar_p'])})"
-        for p in finding["pairings"]
+        f"{_pct(p['same_accuracy'])} (McNemar p = {_p(p['mcnemar_p'])}; the ensembles "
+        f"disagree on {p['discordant']} of n = {p['n']}, smallest reachable p "
+        f"{_p(p['smallest_p'])})"
+        for p in pairings
     ]
     return (
         "Ensembles by averaged probabilities: "
         + "; ".join(parts)
         + f". Rule: reproduced when the mixed ensemble wins every pairing with p ≤ "
-        f"{findings.ALPHA}."
+        f"{findings.ALPHA}." + _unreachable([p["smallest_p"] for p in pairings])
     )
 
 
-def _finding_lines(claims: list[dict]) -> list[str]:
+def _finding_lines(claims: list[dict], setting: str) -> list[str]:
     lines = []
     for i, finding in enumerate(claims, 1):
         lines += [
-            f"{i}. **{finding['claim']}** — {VERDICT_MARK[finding['verdict']]}.",
+            f"{i}. **{finding['claim']}** — {VERDICT_MARK[finding['verdict']]} "
+            f"(INRs of {setting}).",
             f"   {_finding_evidence(finding)}",
             "",
         ]
     return lines
+
+
+def _setting(results: dict) -> str:
+    """How the INRs were initialised (results of versions that did not record it say so)."""
+    return results["data"].get("setting", "an initialisation not recorded")
 
 
 def _findings_section(results: dict) -> list[str]:
@@ -122,9 +158,9 @@ def _findings_section(results: dict) -> list[str]:
         "",
         "Each claim of Yeom & Lee (2025) is tested on this run's numbers; the verdict is "
         "computed, with the rule stated. The GMN is `gmn`: "
-        f"{FAMILY_DESCRIPTIONS['gmn']}.",
+        f"{FAMILY_DESCRIPTIONS['gmn']}. Setting: INRs of {_setting(results)}.",
         "",
-        *_finding_lines(results["findings"]),
+        *_finding_lines(results["findings"], _setting(results)),
     ]
     if "probe_findings" in results:
         lines += [
@@ -134,16 +170,25 @@ def _findings_section(results: dict) -> list[str]:
             f"`gmn_probe`: {FAMILY_DESCRIPTIONS['gmn_probe']}. Not a weights-only model: "
             "read these verdicts as a GMN that also sees the image.",
             "",
-            *_finding_lines(results["probe_findings"]),
+            *_finding_lines(results["probe_findings"], _setting(results)),
         ]
     return lines
+
+
+def _interval(ci: dict | None) -> str:
+    """``[low, high]``, a bound clipped to [0, 1] marked † with its computed value."""
+    if ci is None:
+        return "–"
+    low, high = ci["low"], ci["high"]
+    raw_low, raw_high = ci["clipped"] or (low, high)
+    return (f"[{low:.3f}{'†' if raw_low != low else ''}, "
+            f"{high:.3f}{'†' if raw_high != high else ''}]")
 
 
 def _cka_rows(groups: dict) -> list[list[str]]:
     rows = []
     for name, group in groups.items():
         stats = group.get("statistics", {})
-        ci = stats.get("ci")
         rows.append(
             [
                 f"`{_label(name)}`",
@@ -151,7 +196,7 @@ def _cka_rows(groups: dict) -> list[list[str]]:
                 _pm(group["headline_debiased"], 1, 3),
                 _pm(group["headline_biased"], 1, 3),
                 _p(stats.get("p_value")),
-                f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "–",
+                _interval(stats.get("ci")),
             ]
         )
     return rows
@@ -165,7 +210,7 @@ def _cka_section(results: dict) -> list[str]:
         "debiased CKA",
         "biased CKA",
         "p (first pair)",
-        "95% CI over pairs",
+        "95% CI over pairs (clipped to [0, 1]: †)",
     ]
     lines = [
         "## CKA",
@@ -283,9 +328,34 @@ def _beyond_section(results: dict) -> list[str]:
     ]
 
 
+def _epochs(results: dict) -> str:
+    """Each family's training epochs, as its runs' keys record them: "gmn 60, mlp 10"."""
+    return ", ".join(
+        f"{family} {'/'.join(sorted({str(r['key']['epochs']) for r in results['runs'][family]}))}"
+        for family in results["families"]
+    )
+
+
+def _wall_times(results: dict) -> str:
+    """Seconds per stage summed over every invocation, and how those invocations ended."""
+    timings = results["timings"]
+    names = [k for k in timings if "/" not in k and k != "total"] + ["total"]
+    stages = ", ".join(f"{k} {timings[k]:.0f} s" for k in names)
+    invocations = results["invocations"]
+    ended = [i["status"] for i in invocations[:-1]]
+    ended = ["killed" if status == "running" else status for status in ended]
+    counts = {status: ended.count(status) for status in dict.fromkeys(ended)}
+    earlier = ", ".join(f"{n} {status}" for status, n in counts.items())
+    how = f" (earlier ones: {earlier})" if earlier else ""
+    plural = "s" if len(invocations) > 1 else ""
+    return (
+        f"{stages}; summed over {len(invocations)} invocation{plural} of the benchmark on "
+        f"this --out{how}, this one {invocations[-1]['seconds']:.0f} s"
+    )
+
+
 def _setup_section(results: dict) -> list[str]:
-    data, timings = results["data"], results["timings"]
-    stages = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items() if "/" not in k)
+    data = results["data"]
     return [
         "## Setup",
         "",
@@ -294,8 +364,8 @@ def _setup_section(results: dict) -> list[str]:
         f"{data['n_test']} (train / val / test), {data['num_classes']} classes",
         f"- INRs: {data['inr_description']}",
         f"- seeds per family: {len(results['seeds'])} ({results['seeds']}); epochs: "
-        f"{results['config']['epochs']}; device: {results['config']['device']}",
-        f"- wall time per stage: {stages}",
+        f"{_epochs(results)}; device: {results['config']['device']}",
+        f"- wall time per stage: {_wall_times(results)}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()),
         "",
     ]

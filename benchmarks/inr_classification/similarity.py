@@ -16,8 +16,8 @@ of shuffled rows (the value unpaired samples give) for every cell, on the debias
 estimator (``--cka-permutations``). A permutation test needs the samples themselves: it
 runs on the states of the first ``--cka-permutation-samples`` test samples (all of them
 when there are no more), kept during the same pass. The confidence interval of each
-headline is taken over seed pairs (a t-interval), the variation that the paper's claims
-are about.
+headline is taken over seed pairs (a Student-t interval of the mean), the variation that
+the paper's claims are about, clipped to [0, 1], the range of CKA (:func:`cka_statistics`).
 """
 
 from __future__ import annotations
@@ -82,15 +82,48 @@ def _headline_cells(group: dict, same_family: bool) -> list[tuple[int, int]]:
     return sorted(set(rows + cols))
 
 
-def _t_interval(values: list[float]) -> list[float] | None:
-    """95% t-interval of the mean over seed pairs (None for a single pair)."""
+def t_interval(values: list[float]) -> dict | None:
+    """95% Student-t interval of the mean of ``values`` (t with n − 1 degrees of freedom),
+    clipped to [0, 1], the range of CKA: ``{"low", "high", "clipped"}`` (``clipped``: the
+    bounds as computed, when one was outside), or None for a single value."""
     if len(values) < 2:
         return None
     from scipy.stats import t
 
     stat = mean_std(values)
     half = t.ppf(0.5 + CONFIDENCE / 2, len(values) - 1) * stat["std"] / len(values) ** 0.5
-    return [stat["mean"] - half, stat["mean"] + half]
+    low, high = stat["mean"] - half, stat["mean"] + half
+    return {"low": max(low, 0.0), "high": min(high, 1.0),
+            "clipped": [low, high] if low < 0 or high > 1 else None}
+
+
+def cka_statistics(study: dict, config: BenchmarkConfig, n_test: int) -> None:
+    """(Re)write each group's ``statistics`` and the study's ``statistic`` text, in place:
+    ``p_value``, the largest permutation p-value among the first pair's headline cells, and
+    ``ci``, :func:`t_interval` of the debiased headline over seed pairs. Applied to a cached
+    study too, so its statistics are always today's."""
+    for kind in ("within", "between"):
+        for group in study[kind].values():
+            p_values = group["pairs"][0].get("p_values")
+            cells = _headline_cells(group, kind == "within")
+            group["statistics"] = {
+                "p_value": max(p_values[i][j] for i, j in cells) if p_values else None,
+                "ci": t_interval(group["headline_debiased"]["values"]),
+            }
+    tested = config.cka_permutation_samples if config.cka_permutations > 0 else 0
+    subset = f", on the first {tested} of {n_test} test samples" if 0 < tested < n_test else ""
+    study["statistic"] = (
+        "Linear CKA on the probed test-set states, debiased (unbiased HSIC) and biased. "
+        "Headline per pair of models: between seeds of one family, the mean same-layer CKA; "
+        "between families, the symmetric best-match CKA. Tables give mean ± std over seed "
+        "pairs; p is the largest permutation p-value (debiased, "
+        f"{config.cka_permutations} permutations{subset}) among the headline cells of the "
+        "first pair, so the smallest p it can reach is 1/(permutations + 1); CI is the 95% "
+        "Student-t interval of the mean debiased headline over the seed pairs (t with "
+        "pairs − 1 degrees of freedom; pairs that share a model are not independent, so it "
+        "is a guide, not an exact interval), clipped to [0, 1], the range of CKA (a clipped "
+        "bound is marked †)."
+    )
 
 
 def cka_study(models: dict[str, list[TrainedModel]], config: BenchmarkConfig) -> dict:
@@ -106,8 +139,7 @@ def cka_study(models: dict[str, list[TrainedModel]], config: BenchmarkConfig) ->
         a group has ``pairs`` (per pair of models: matrices, headlines, and for the first
         pair p-values and shuffled baselines), ``headline_debiased``/``headline_biased``
         (and ``headline_procrustes``) (mean ± std over pairs), and ``statistics``:
-        ``p_value`` (the largest permutation p-value among the first pair's headline cells)
-        and ``ci`` (95% t-interval of the debiased headline over pairs).
+        ``p_value`` and ``ci`` (:func:`cka_statistics`).
     """
     families = list(models)
     seeds = min(len(v) for v in models.values())
@@ -128,23 +160,7 @@ def cka_study(models: dict[str, list[TrainedModel]], config: BenchmarkConfig) ->
             bar.update(1)
         for kind in kinds:
             group[f"headline_{kind}"] = mean_std([p[f"headline_{kind}"] for p in group["pairs"]])
-        first = group["pairs"][0]
-        cells = _headline_cells(group, same)
-        p_values = first.get("p_values")
-        group["statistics"] = {
-            "p_value": max(p_values[i][j] for i, j in cells) if p_values else None,
-            "ci": _t_interval(group["headline_debiased"]["values"]),
-        }
         out["within" if same else "between"][name] = group
     bar.close()
-    n = len(next(iter(models.values()))[0].test)
-    subset = f", on the first {tested} of {n} test samples" if 0 < tested < n else ""
-    out["statistic"] = (
-        "Linear CKA on the probed test-set states, debiased (unbiased HSIC) and biased. "
-        "Headline per pair of models: between seeds of one family, the mean same-layer CKA; "
-        "between families, the symmetric best-match CKA. Tables give mean ± std over seed "
-        "pairs; p is the largest permutation p-value (debiased, "
-        f"{config.cka_permutations} permutations{subset}) among the headline cells of the "
-        "first pair; CI is the 95% t-interval of the debiased headline over seed pairs."
-    )
+    cka_statistics(out, config, len(next(iter(models.values()))[0].test))
     return out

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Subset, TensorDataset
+from torch.utils.data import Dataset, Subset, TensorDataset
 
-from gmn.files import IntegrityError
+from gmn.files import IntegrityError, clear_folder
 from gmn.train import TrainConfig, Trainer, load_checkpoint
+from gmn.train.config import describe_changes
 
 from .cache import digests, load_json, load_tensors, save_json, save_tensors, verify_digests
 from .config import GMN_FAMILIES, BenchmarkConfig
@@ -37,22 +37,14 @@ BEST = "best.pt"  # the best-validation checkpoint: the model tested, then probe
 RETIRED_KEYS = ("probe_samples", "gmn_config")
 
 
-def _datasets(data: BenchmarkData, inputs: str) -> dict[str, TensorDataset]:
+def _datasets(data: BenchmarkData, inputs: str) -> dict[str, Dataset]:
     """Train/val/test ``(inputs, label)`` datasets. Parameter families train on every INR
-    view of the training images and are validated and tested on view 0."""
+    view of the training images (``data.train_set``) and are validated and tested on view 0."""
     labels, split = data.labels, data.split
-    if inputs == "images":
-        return {k: TensorDataset(data.images[idx], labels[idx]) for k, idx in split.items()}
-    views = data.params.shape[1]
-    train = split["train"]
-    sets = {
-        "train": TensorDataset(
-            data.params[train].flatten(0, 1), labels[train].repeat_interleave(views)
-        )
-    }
-    sets.update(
-        {k: TensorDataset(data.params[split[k], 0], labels[split[k]]) for k in ("val", "test")}
-    )
+    source = data.images if inputs == "images" else data.params
+    sets = {k: TensorDataset(source[idx], labels[idx]) for k, idx in split.items()}
+    if inputs == "params" and data.train_set is not None:
+        sets["train"] = data.train_set
     return sets
 
 
@@ -67,24 +59,41 @@ def run_key(family: str, seed: int, config: BenchmarkConfig, data: BenchmarkData
         "family": family,
         "seed": seed,
         "data": data.key,
-        **config.key("epochs", "batch_size", "lr"),
+        "epochs": plan.epochs,
+        **config.key("batch_size", "lr"),
         "architecture": plan.architecture,
     }
     if family in GMN_FAMILIES:
         model_options, train_options = split_gmn_config(config.gmn_config, family)
+        train_options.pop("epochs")  # the run's own epochs are above
         key["gmn_options"] = {**model_options, **train_options}
+    if plan.inputs == "params" and config.stream_shards is not None:  # the training order
+        key["stream_shards"] = config.stream_shards
     return json.loads(json.dumps(key))
+
+
+def _upgraded_key(cached: dict) -> dict:
+    """A run key in today's form. Keys written before ``--epochs`` reached the GMN families
+    held ``--epochs`` at the top and a GMN's own epochs in ``gmn_options`` (``None``: the
+    top one); the run trained the latter, which is today's top ``epochs``."""
+    options = cached.get("gmn_options")
+    if not isinstance(options, dict) or "epochs" not in options:
+        return cached
+    options = dict(options)
+    own = options.pop("epochs")
+    return {**cached, "epochs": cached["epochs"] if own is None else own, "gmn_options": options}
 
 
 def train_family_seed(
     family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig, run_dir: Path
-) -> tuple[dict, dict[str, torch.Tensor]]:
+) -> tuple[dict, dict[str, torch.Tensor], bool]:
     """Train and test one run, or load it when ``run_dir`` already holds it.
 
     Returns:
-        (result, outputs): ``result`` has ``test_accuracy``, ``best_val_accuracy``,
-        ``best_epoch``, ``train_seconds``, ``files`` (sha256 of the outputs and checkpoints)
-        …; ``outputs`` has ``probabilities`` [n_test, C] and ``predictions`` [n_test].
+        (result, outputs, reused): ``result`` has ``test_accuracy``, ``best_val_accuracy``,
+        ``best_epoch``, ``epochs_completed``, ``train_seconds``, ``files`` (sha256 of the
+        outputs and checkpoints) …; ``outputs`` has ``probabilities`` [n_test, C] and
+        ``predictions`` [n_test]; ``reused`` is True when the finished run was read back.
     """
     plan = plan_family(family, data, config)
     key = run_key(family, seed, config, data, plan)
@@ -94,18 +103,18 @@ def train_family_seed(
 
 def cached_or_trained(run_dir: Path, key: dict, config: BenchmarkConfig,
                       output_names: list[str], train: Callable[[], tuple[dict, dict]]
-                      ) -> tuple[dict, dict[str, torch.Tensor]]:
-    """The run cached in ``run_dir`` under ``key`` (its ``result.json`` and the tensors
-    ``output_names`` of its outputs), or ``train()``'s, trained again from scratch when a
-    checkpoint turns out damaged."""
+                      ) -> tuple[dict, dict[str, torch.Tensor], bool]:
+    """(result, outputs, reused): the run cached in ``run_dir`` under ``key`` (its
+    ``result.json`` and the tensors ``output_names`` of its outputs, ``reused`` True), or
+    ``train()``'s, trained again from scratch when a checkpoint turns out damaged."""
     cached = _cached_run(run_dir, key, config, output_names)
     if cached is not None:
-        return cached
+        return (*cached, True)
     try:
-        return train()
-    except IntegrityError as err:  # a damaged checkpoint: this run is trained again
+        return (*train(), False)
+    except IntegrityError as err:  # a damaged or missing checkpoint: this run is trained again
         _discard(run_dir, err, config)
-        return train()
+        return (*train(), False)
 
 
 def _cached_run(run_dir: Path, key: dict, config: BenchmarkConfig,
@@ -116,7 +125,7 @@ def _cached_run(run_dir: Path, key: dict, config: BenchmarkConfig,
         return None
     try:
         result = load_json(run_dir / RESULT)
-        cached = {k: v for k, v in result["key"].items() if k not in RETIRED_KEYS}
+        cached = {k: v for k, v in _upgraded_key(result["key"]).items() if k not in RETIRED_KEYS}
         if cached != key:
             raise ValueError(
                 f"{run_dir} holds a run with other settings ({describe_changes(cached, key)}"
@@ -133,10 +142,10 @@ def _cached_run(run_dir: Path, key: dict, config: BenchmarkConfig,
 def trained_model(family: str, data: BenchmarkData, config: BenchmarkConfig, run_dir: Path,
                   result: dict) -> TrainedModel:
     """The run's tested model, loaded from ``best.pt`` after checking it against the sha256
-    that ``result.json`` lists (and ``checkpoints.json``), with its probed layers and its
+    that ``result.json`` lists (and the hash it carries), with its probed layers and its
     test set (raises ``IntegrityError`` naming a changed file)."""
     plan = plan_family(family, data, config)
-    inputs = data.images if plan.inputs == "images" else data.params[:, 0]  # views, no copy
+    inputs = data.images if plan.inputs == "images" else data.params
     test = Subset(TensorDataset(inputs, data.labels), data.split["test"].tolist())
     return tested_model(plan, run_dir, result, config.device, test)
 
@@ -162,20 +171,7 @@ def _discard(run_dir: Path, err: Exception, config: BenchmarkConfig,
         for name in (RESULT, OUTPUTS):
             (run_dir / name).unlink(missing_ok=True)
     else:
-        shutil.rmtree(run_dir)
-
-
-def describe_changes(cached: dict, now: dict, prefix: str = "") -> str:
-    """The settings that differ between two cache keys: ``"epochs: 3 -> 4, …"``."""
-    changes = []
-    for name in sorted(set(cached) | set(now), key=str):
-        old, new = cached.get(name, "(unset)"), now.get(name, "(unset)")
-        if isinstance(old, dict) and isinstance(new, dict):
-            inner = describe_changes(old, new, f"{prefix}{name}.")
-            changes += [inner] if inner else []
-        elif old != new:
-            changes.append(f"{prefix}{name}: {json.dumps(old)[:60]} -> {json.dumps(new)[:60]}")
-    return ", ".join(changes)
+        clear_folder(run_dir)  # a symbolic link to the run folder stays one
 
 
 def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
@@ -205,13 +201,15 @@ def fit_and_record(family: str, seed: int, config: BenchmarkConfig, run_dir: Pat
     to store (``outputs.safetensors``) and the metrics of the run's record (``result.json``,
     written last, with every file's sha256).
 
-    ``options`` (over ``--batch-size``/``--lr``) are ``TrainConfig`` fields plus ``epochs``
-    (default ``--epochs``) and ``warmup_fraction`` (of all updates)."""
+    ``options`` (over ``--batch-size``/``--lr``) are ``TrainConfig`` fields plus
+    ``warmup_fraction`` (of all updates); ``plan.epochs`` is how long it trains."""
     options = {"batch_size": config.batch_size, "lr": config.lr, **options}
-    epochs = options.pop("epochs", None) or config.epochs
+    epochs = plan.epochs
     if "warmup_fraction" in options:
         steps = epochs * -(-len(sets["train"]) // options["batch_size"])
         options["warmup_steps"] = int(options.pop("warmup_fraction") * steps)
+    if plan.inputs == "params" and config.stream_shards is not None:
+        options["shuffle_window"] = config.stream_shards
     train_config = TrainConfig(
         run_dir=str(run_dir),
         seed=seed,
@@ -219,7 +217,9 @@ def fit_and_record(family: str, seed: int, config: BenchmarkConfig, run_dir: Pat
         monitor=monitor,
         resume=config.resume,
         progress=config.progress,
+        print_summary=False,  # the pipeline prints one line per run
         device=config.device,
+        run_key=key,
         **options,
     )
     trainer = Trainer(

@@ -15,6 +15,7 @@ from benchmarks.inr_classification.cli import (
     add_inr_arguments,
     add_run_arguments,
     add_training_arguments,
+    run_interruptibly,
 )
 
 from .config import FAMILIES, EditingConfig
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"families, from {', '.join(FAMILIES)}; no_edit, gmn, mlp and cnn "
                        "are required (default: all)")
     add_training_arguments(train, d)
+    train.add_argument("--epochs", type=int, default=d.epochs,
+                       help="epochs of the image families and the weight MLP (default: "
+                       "%(default)s); the equivariant families have their own (--gmn-config)")
     train.add_argument("--gmn-config", type=_json_object, default={}, metavar="JSON",
                        help="options of the GMN families over the benchmark's own "
                        "(benchmarks/inr_editing/families.py): keys of gmn.nn.GMNConfig "
@@ -78,12 +82,14 @@ def parse_config(argv: list[str] | None = None) -> EditingConfig:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark from the command line ``argv``; on Ctrl-C, say how to resume and
+    exit with status 130."""
     argv = sys.argv[1:] if argv is None else argv
     config = parse_config(argv)
     from .pipeline import run_benchmark
 
     command = shlex.join(["python", "-m", "benchmarks.inr_editing", *argv])
-    results = run_benchmark(config, command)
+    results = run_interruptibly(run_benchmark, config, command)
     print(f"\nreport: {Path(config.out) / 'report.md'}")
     for family, stat in results["mse"].items():
         print(f"- {family:>10}: test MSE {stat['mean']:.4f} ± {stat['std']:.4f}")

@@ -67,6 +67,6 @@ def prepare_editing_data(config: EditingConfig, out: Path) -> EditingData:
     if not torch.allclose(standardise_images(images, inrs.split["train"]), inrs.images):
         raise RuntimeError("the source images are not those the INRs were fitted to")
     with torch.no_grad():
-        inputs = render(raw_weights(inrs, inrs.params[:, 0]), *images.shape[-2:])
+        inputs = render(raw_weights(inrs, inrs.params), *images.shape[-2:])
     return EditingData(inrs, inputs, dilate(images, config.dilation),
                        {**inrs.key, "dilation": config.dilation})

@@ -91,25 +91,27 @@ def plan_family(family: str, data: EditingData, config: EditingConfig) -> Family
     """The :class:`FamilyPlan` of a trained family."""
     shape = tuple(data.inputs.shape[1:])
     if family == "cnn":
-        return FamilyPlan(lambda: ImageEditCNN(shape[0], **IMAGE_CNN), "images", {}, None,
+        return FamilyPlan(lambda: ImageEditCNN(shape[0], **IMAGE_CNN), "images", config.epochs,
+                          {}, None,
                           lambda m: [f"blocks.{i}" for i in range(len(m.blocks))] + ["head"],
                           {"model": "ImageEditCNN", **IMAGE_CNN})
     if family == "mlp":
-        return FamilyPlan(lambda: ImageEditMLP(shape, **IMAGE_MLP), "images", {}, None,
+        return FamilyPlan(lambda: ImageEditMLP(shape, **IMAGE_MLP), "images", config.epochs,
+                          {}, None,
                           lambda m: _mlp_layers(m, ""), {"model": "ImageEditMLP", **IMAGE_MLP})
     inrs = data.inrs
-    train_params = inrs.params[inrs.split["train"], 0]
+    train_params = inrs.params[inrs.split["train"]]
     if family == "weight_mlp":
         mean, std = train_params.mean(0), train_params.std(0).clamp_min(1e-6)
         build = lambda: WeightMLPEditor(train_params.shape[1], mean=mean, std=std,  # noqa: E731
                                         **WEIGHT_MLP)
-        return FamilyPlan(lambda: Rendered(build(), data), "params", {}, None,
+        return FamilyPlan(lambda: Rendered(build(), data), "params", config.epochs, {}, None,
                           lambda m: _mlp_layers(m.editor), {"model": "WeightMLPEditor",
                                                             **WEIGHT_MLP})
     if family == "nfn_np":
+        train = dict(TRAINING[family])
         return FamilyPlan(lambda: Rendered(NFNEditor(inrs.template, **NFN_EDIT), data),
-                          "params", dict(TRAINING[family]), None,
-                          _nfn_layers,
+                          "params", train.pop("epochs"), train, None, _nfn_layers,
                           {"model": "NFNEditor", **NFN_EDIT, "train": TRAINING[family]})
     if family in ("gmn", "gmn_probe"):
         gmn, train = gmn_options(config, family)
@@ -118,7 +120,8 @@ def plan_family(family: str, data: EditingData, config: EditingConfig) -> Family
         return FamilyPlan(
             lambda: Rendered(build_editor(inrs.template, gmn, train_params, mode="delta",
                                           image_size=samples, raw_affine=raw_affine), data),
-            "params", train, None, _gmn_layers,
+            "params", train["epochs"], {k: v for k, v in train.items() if k != "epochs"}, None,
+            _gmn_layers,
             {"model": "GMNEditor", "function_samples": samples is not None,
              "config": {k: v for k, v in asdict(gmn).items() if k != "node_in_dim"},
              "train": train},

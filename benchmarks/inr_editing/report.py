@@ -3,7 +3,13 @@ study's sections are the classification report's (verdict lines, CKA tables, hea
 
 from __future__ import annotations
 
-from benchmarks.inr_classification.report import _cka_section, _finding_lines, _pm, _table
+from benchmarks.inr_classification.report import (
+    _cka_section,
+    _finding_lines,
+    _pm,
+    _setting,
+    _table,
+)
 
 from .config import FAMILY_DESCRIPTIONS
 
@@ -24,7 +30,7 @@ def _setup_section(results: dict) -> list[str]:
         "dilated image (loss: mean squared error of the rendered output, in function space)",
         f"- data: {data['description']}; split {data['n_train']} / {data['n_val']} / "
         f"{data['n_test']} (train / val / test)",
-        f"- INRs: **{data['inr_init']} initialisation**; {data['inr_description']}",
+        f"- INRs: **{_setting(results)}**; {data['inr_description']}",
         f"- seeds per family: {len(results['seeds'])} ({results['seeds']}); image families "
         f"and weight MLP: {config['epochs']} epochs; device: {config['device']}, threads: "
         f"{config['threads'] or 'default'}",
@@ -52,9 +58,9 @@ def _mse_section(results: dict) -> list[str]:
     lines = [
         "## Test MSE",
         "",
-        "Mean squared error of the edited image against the dilated image, per test image, "
-        "averaged (mean ± sample std over seeds; the best-validation checkpoint of each seed, "
-        "tested once).",
+        f"INRs of {_setting(results)}. Mean squared error of the edited image against the "
+        "dilated image, per test image, averaged (mean ± sample std over seeds; the "
+        "best-validation checkpoint of each seed, tested once).",
         "",
         *_table(["family", "model", "test MSE", "per seed", "× no edit", "best epoch"], rows),
         "",
@@ -79,7 +85,7 @@ def _findings_section(results: dict) -> list[str]:
         "",
     ]
     for family, claims in results["findings"].items():
-        lines += [f"### `{family}`", "", *_finding_lines(claims)]
+        lines += [f"### `{family}`", "", *_finding_lines(claims, _setting(results))]
     return lines
 
 

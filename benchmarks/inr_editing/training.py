@@ -37,7 +37,7 @@ def per_image_mse(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def _inputs(data: EditingData, kind: str) -> torch.Tensor:
-    return data.inputs if kind == "images" else data.inrs.params[:, 0]
+    return data.inputs if kind == "images" else data.inrs.params
 
 
 def datasets(data: EditingData, kind: str) -> dict[str, TensorDataset]:
@@ -51,7 +51,8 @@ def datasets(data: EditingData, kind: str) -> dict[str, TensorDataset]:
 def run_key(family: str, seed: int, config: EditingConfig, data: EditingData, plan) -> dict:
     """Everything that decides a run's numbers (a cached run must match it)."""
     key = {"task": "dilation", "family": family, "seed": seed, "data": data.key,
-           **config.key("epochs", "batch_size", "lr"), "architecture": plan.architecture}
+           "epochs": plan.epochs, **config.key("batch_size", "lr"),
+           "architecture": plan.architecture}
     return json.loads(json.dumps(key))
 
 
@@ -64,10 +65,10 @@ def no_edit(data: EditingData) -> tuple[dict, dict[str, torch.Tensor]]:
 
 
 def train_family_seed(family: str, seed: int, data: EditingData, config: EditingConfig,
-                      run_dir: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+                      run_dir: Path) -> tuple[dict, dict[str, torch.Tensor], bool]:
     """Train and test one run, or load it when ``run_dir`` already holds it. Returns
     (result with ``test_mse``, ``best_val_loss``, ``best_epoch``…, outputs ``mse`` [n_test]
-    and ``images`` [SHOWN, C, H, W])."""
+    and ``images`` [SHOWN, C, H, W], reused)."""
     plan = plan_family(family, data, config)
     key = run_key(family, seed, config, data, plan)
     sets = datasets(data, plan.inputs)

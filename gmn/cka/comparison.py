@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from .grid import CKAGrid
-from .layer import Estimator
-from .matrix import CKAMatrix
-from .minibatch import MinibatchGrid
-from .random_features import RandomFourierFeatures
+from .approximate import MinibatchGrid, RandomFourierFeatures
+from .estimators import Estimator
+from .matrix import CKAMatrix, cka_matrix
+from .statistics import check_permutations
+from .streaming import CKAGrid
 
 METHODS = ("exact", "minibatch", "rff")
 
@@ -46,6 +46,34 @@ def _batches(loader_a: Iterable, loader_b: Iterable | None):
         yield batch_a, batch_b
 
 
+class FirstSamples:
+    """``on_batch`` hook of :func:`stream` that keeps the states of the first ``limit``
+    samples of both models; :meth:`states` gives ``({state: Tensor[min(limit, n), d]}, …)``
+    for the rows' and the columns' model."""
+
+    def __init__(self, limit: int):
+        self.limit, self.n = limit, 0
+        self.parts: tuple[dict, dict] = ({}, {})
+
+    def __call__(self, rows: dict[str, torch.Tensor], cols: dict[str, torch.Tensor]) -> None:
+        room = self.limit - self.n
+        if room <= 0:
+            return
+        for parts, states in zip(self.parts, (rows, cols)):
+            for name, state in states.items():
+                parts.setdefault(name, []).append(state[:room])
+        self.n += min(room, len(next(iter(rows.values()))))
+
+    def states(self, rows: Sequence[str] | None = None,
+               cols: Sequence[str] | None = None) -> tuple[dict, dict]:
+        """The kept states of ``rows`` and ``cols`` (default: all, as probed), in that order."""
+        kept_rows, kept_cols = self.parts
+        return (
+            {name: torch.cat(kept_rows[name]) for name in (rows or kept_rows)},
+            {name: torch.cat(kept_cols[name]) for name in (cols or kept_cols)},
+        )
+
+
 def stream(
     model_a: nn.Module,
     model_b: nn.Module,
@@ -66,12 +94,31 @@ def stream(
     all_reduce: bool | None = None,
     group=None,
 ) -> CKAGrid | MinibatchGrid:
-    """Run both models over the loaders once and return the filled accumulator grid.
+    """Run both models over the loaders once and return the filled grid.
 
-    See :func:`compare` for the arguments. ``"exact"`` and ``"rff"`` give a
-    :class:`~gmn.cka.grid.CKAGrid` (whose :meth:`~gmn.cka.grid.CKAGrid.compute` gives the
-    biased and the debiased matrix from the same state), ``"minibatch"`` a
-    :class:`~gmn.cka.minibatch.MinibatchGrid`.
+    Args:
+        model_a, model_b: any ``nn.Module`` (a GMN gives its per-graph pooled states).
+        loader_a: batches for ``model_a``; also for ``model_b`` when ``loader_b`` is None.
+        loader_b: batches for ``model_b``, holding the same samples in the same order
+            (e.g. images for a CNN and their INRs for a GMN); same number of batches.
+        layers: module names for both models, a pair ``(layers_a, layers_b)``, or None
+            (``gmn.probe``'s defaults).
+        method: ``"exact"`` (a :class:`~gmn.cka.CKAGrid`: linear CKA of all samples, memory
+            ``O(L_a·L_b·d²)`` independent of n; its :meth:`~gmn.cka.CKAGrid.compute` gives
+            the biased and the debiased matrix from the same state), ``"minibatch"`` (a
+            :class:`~gmn.cka.MinibatchGrid`: Nguyen et al.'s estimator, an approximation whose
+            memory does not grow with d; always debiased; ``kernel="rbf"`` for the RBF
+            kernel) or ``"rff"`` (a ``CKAGrid`` of ``rff_features`` random Fourier features
+            per layer: RBF CKA approximated by linear CKA, bandwidth ``threshold`` × the first
+            batch's median distance, draws from ``seed``).
+        keep: ``keep(state_name) -> bool`` picks probed states.
+        forward: ``forward(model, batch)``; device: where batches are moved.
+        dtype: states are cast to it before they enter the grid (``torch.float64`` makes
+            the products float64 too).
+        on_batch: ``on_batch(rows, cols)`` sees each batch's kept states ``{name: [b, d]}``,
+            as probed, before any cast: e.g. to keep a bounded sample for permutation tests.
+        all_reduce: sum over the ranks of ``group`` (default: when ``torch.distributed`` is
+            initialised; each rank feeds its own shard).
     """
     from gmn.batches import move_to
     from gmn.probing import default_forward, probe
@@ -132,52 +179,54 @@ def stream(
     return grid
 
 
-def compare(
-    model_a: nn.Module,
-    model_b: nn.Module,
-    loader_a: Iterable,
-    loader_b: Iterable | None = None,
-    *,
-    layers=None,
-    debiased: bool = False,
-    method: str = "exact",
-    **options,
-) -> CKAMatrix:
+def compare(model_a: nn.Module, model_b: nn.Module, loader_a: Iterable,
+            loader_b: Iterable | None = None, *, debiased: bool = False, permutations: int = 0,
+            permutation_samples: int = 2000, **options) -> CKAMatrix:
     """Layer × layer CKA between two models over every batch of the loaders, in one pass.
 
     Args:
-        model_a, model_b: any ``nn.Module`` (a GMN gives its per-graph pooled states).
-        loader_a: batches for ``model_a``; also for ``model_b`` when ``loader_b`` is None.
-        loader_b: batches for ``model_b``, holding the same samples in the same order
-            (e.g. images for a CNN and their INRs for a GMN); same number of batches.
-        layers: module names for both models, a pair ``(layers_a, layers_b)``, or None
-            (``gmn.probe``'s defaults).
-        debiased: unbiased HSIC (Song et al.) instead of the biased one.
-        method: ``"exact"`` (linear CKA of all samples, memory ``O(L_a·L_b·d²)``
-            independent of n), ``"minibatch"`` (Nguyen et al.'s estimator, an approximation
-            whose memory does not grow with d; always debiased; ``kernel="rbf"`` for the
-            RBF kernel) or ``"rff"`` (RBF CKA approximated by linear CKA of
-            ``rff_features`` random Fourier features, bandwidth ``threshold`` × the first
-            batch's median distance).
-        options: ``kernel`` (minibatch), ``keep`` (``keep(state_name) -> bool`` picks
-            probed states), ``forward`` (``forward(model, batch)``), ``device`` (where
-            batches are moved), ``dtype`` (states are cast to it before they enter the
-            grid: ``torch.float64`` makes the products float64 too, exact to ~1e-12 for
-            float32 models at ~the cost of float32 products on a CPU), ``on_batch``
-            (``on_batch(rows, cols)`` sees each batch's kept states ``{name: [b, d]}``,
-            as probed, before any cast: e.g. to keep a bounded sample for permutation
-            tests), ``rff_features``, ``threshold``, ``seed``, ``all_reduce``
-            (default: when ``torch.distributed`` is initialised, sum over ranks; each rank
-            feeds its own shard), ``group``.
+        model_a, model_b, loader_a, loader_b, options: those of :func:`stream` (``layers``,
+            ``method``, ``keep``, ``forward``, ``device``, ``dtype``, ``on_batch``,
+            ``kernel``, ``rff_features``, ``threshold``, ``seed``, ``all_reduce``, ``group``).
+        debiased: unbiased HSIC (Song et al.) instead of the biased one (the minibatch method
+            is always debiased).
+        permutations: with the exact method, a permutation test of every cell with this
+            many permutations (``cka_matrix``'s, drawn from ``seed``), on the states of the
+            first ``permutation_samples`` samples, kept during the same pass (memory grows
+            with that number, not with the data set). 0: no test.
 
     Returns:
         a :class:`CKAMatrix` ``[states of a, states of b]`` with the probed state names,
-        ready for :func:`gmn.cka.plot_cka`, ``save`` and ``CKAMatrix.load``.
+        ready for :func:`gmn.cka.plot_cka`, ``save`` and ``CKAMatrix.load``; with
+        ``permutations``, its ``p_values`` and ``baseline`` (the values stay those of every
+        sample; ``permutation_samples`` says how many samples the test saw).
     """
-    grid = stream(model_a, model_b, loader_a, loader_b, layers=layers, method=method, **options)
+    method = options.get("method", "exact")
+    check_permutations(permutations)
+    if permutations and method != "exact":
+        raise ValueError(f"permutation tests need method='exact', got method={method!r}")
+    if permutations and permutation_samples < 4:  # the debiased estimator's minimum
+        raise ValueError(f"permutation_samples must be ≥ 4, got {permutation_samples}")
+    first = FirstSamples(permutation_samples) if permutations else None
+    if first is not None:
+        on_batch = options.pop("on_batch", None)
+
+        def keep_first(rows: dict, cols: dict) -> None:
+            first(rows, cols)
+            if on_batch is not None:
+                on_batch(rows, cols)
+
+        options["on_batch"] = keep_first
+    grid = stream(model_a, model_b, loader_a, loader_b, **options)
     if method == "minibatch":
         return grid.compute()
     matrix = grid.compute(debiased)
     if method == "rff":
         matrix.estimator = Estimator("rbf", debiased, options.get("threshold", 1.0))
+    if first is not None:
+        tested = cka_matrix(*first.states(matrix.row_names, matrix.col_names),
+                            debiased=debiased, permutations=permutations,
+                            seed=options.get("seed", 0))
+        matrix.p_values, matrix.baseline = tested.p_values, tested.baseline
+        matrix.permutations, matrix.permutation_samples = permutations, first.n
     return matrix

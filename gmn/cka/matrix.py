@@ -1,43 +1,71 @@
-"""CKA between every layer of one network and every layer of another."""
+"""The layer × layer matrix of CKA or another measure: its type, its files, and cka_matrix."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from .inputs import as_tensor
-from .layer import Estimator, LayerStatistics, layer_cka
-from .statistics import layer_jackknife, layer_permutation_test
+from .estimators import Estimator, LayerStatistics, as_tensor, layer_cka, named_layers
+from .statistics import (
+    adjust_p_values,
+    check_permutations,
+    layer_jackknife,
+    layer_permutation_test,
+    warn_if_unreachable,
+)
 
-Representations = Mapping[str, Tensor] | Sequence[Tensor]
+FORMAT = "gmn.cka.CKAMatrix/1"
+TENSORS = ("values", "p_values", "baseline", "ci_low", "ci_high")
 
 
 @dataclass
 class CKAMatrix:
-    """CKA between layers: ``values[i, j]`` compares row layer i with column layer j.
+    """``values[i, j]`` compares row layer i with column layer j (``[A, B]`` float64,
+    differentiable when computed in memory).
 
-    values: ``[A, B]`` float64 (differentiable). p_values, baseline: ``[A, B]`` from a
-    permutation test (``permutations > 0``): its p-value and the mean CKA on shuffled
-    rows. ci_low, ci_high: ``[A, B]`` jackknife interval bounds (``confidence`` given).
+    measure: ``"cka"`` (with its ``estimator``) or another similarity measure,
+    ``"procrustes"``, ``"cca"``, ``"svcca"``, ``"pwcca"`` or ``"rsa"`` (no estimator); higher
+    values mean more similar for each of them. p_values, baseline: ``[A, B]`` from a
+    permutation test of ``permutations`` permutations (on ``permutation_samples`` samples,
+    all of them when None): its p-value and the mean value on shuffled rows. ci_low,
+    ci_high: ``[A, B]`` jackknife interval bounds (``confidence`` given).
     """
 
     values: Tensor
     row_names: list[str]
     col_names: list[str]
-    estimator: Estimator
+    estimator: Estimator | None = None
+    measure: str = "cka"
     p_values: Tensor | None = None
     baseline: Tensor | None = None
     ci_low: Tensor | None = None
     ci_high: Tensor | None = None
-    confidence: float | None = field(default=None)
+    confidence: float | None = None
+    permutations: int | None = None
+    permutation_samples: int | None = None
+
+    def __post_init__(self):
+        if (self.measure == "cka") != (self.estimator is not None):
+            raise ValueError(
+                f"a CKA matrix names its estimator and no other measure has one; got measure "
+                f"{self.measure!r} with estimator {self.estimator}"
+            )
 
     def __getitem__(self, names: tuple[str, str]) -> float:
         """``matrix["layer_a", "layer_b"]``: one value by layer names."""
         row, col = names
         return float(self.values[self.row_names.index(row), self.col_names.index(col)])
+
+    @property
+    def label(self) -> str:
+        """What the values are, e.g. ``"debiased linear CKA"`` or ``"procrustes"``."""
+        return self.estimator.label if self.estimator is not None else self.measure
 
     def to_dict(self) -> dict:
         """Plain lists and strings (JSON-serialisable), for reports; absent statistics are None."""
@@ -46,66 +74,113 @@ class CKAMatrix:
             return None if tensor is None else tensor.detach().cpu().tolist()
 
         return {
-            "estimator": self.label,
+            "measure": self.measure,
+            "estimator": None if self.estimator is None else self.label,
             "row_names": list(self.row_names),
             "col_names": list(self.col_names),
-            "values": plain(self.values),
-            "p_values": plain(self.p_values),
-            "baseline": plain(self.baseline),
-            "ci_low": plain(self.ci_low),
-            "ci_high": plain(self.ci_high),
+            **{key: plain(getattr(self, key)) for key in TENSORS},
             "confidence": self.confidence,
+            "permutations": self.permutations,
+            "permutation_samples": self.permutation_samples,
         }
 
-    def adjusted_p_values(self, method: str = "holm") -> Tensor:
+    def adjusted_p_values(self, method: str = "holm", alpha: float = 0.05) -> Tensor:
         """``p_values`` corrected for testing every cell: ``"holm"`` (family-wise error) or
-        ``"bh"`` (Benjamini–Hochberg false discovery rate); see ``correction.py``."""
+        ``"bh"`` (Benjamini–Hochberg false discovery rate); see ``statistics.py``. Warns when
+        ``permutations`` are too few for any cell to reach ``alpha`` after the correction."""
         if self.p_values is None:
             raise ValueError("this matrix has no p-values: compute it with permutations > 0")
-        from .correction import adjust_p_values
-
+        if self.permutations is not None:
+            cells = int((~torch.isnan(torch.as_tensor(self.p_values, dtype=torch.float64))).sum())
+            warn_if_unreachable(self.permutations, cells, method, alpha)
         return adjust_p_values(self.p_values, method)
 
-    def save(self, path) -> tuple:
-        """Write ``path.safetensors`` and ``path.json`` (see ``gmn.cka.storage``)."""
-        from .storage import save_matrix
+    def save(self, path: str | Path) -> tuple[Path, Path]:
+        """Write ``path.safetensors`` (the ``[A, B]`` tensors) and ``path.json`` (layer names,
+        measure, estimator, confidence, permutations and the tensors file's sha256); returns
+        both paths."""
+        from safetensors.torch import save_file
 
-        return save_matrix(self, path)
+        tensors_path, meta_path = _paths(path)
+        tensors = {
+            key: getattr(self, key).detach().to("cpu", torch.float64).contiguous()
+            for key in TENSORS
+            if getattr(self, key) is not None
+        }
+        save_file(tensors, str(tensors_path))
+        meta = {
+            "format": FORMAT,
+            "row_names": list(self.row_names),
+            "col_names": list(self.col_names),
+            "measure": self.measure,
+            "estimator": None if self.estimator is None else dataclasses.asdict(self.estimator),
+            "confidence": self.confidence,
+            "permutations": self.permutations,
+            "permutation_samples": self.permutation_samples,
+            "tensors": sorted(tensors),
+            "sha256": hashlib.sha256(tensors_path.read_bytes()).hexdigest(),
+        }
+        meta_path.write_text(json.dumps(meta, indent=1))
+        return tensors_path, meta_path
 
     @classmethod
-    def load(cls, path) -> CKAMatrix:
-        """Read a matrix written by :meth:`save`, verified (checksum, names, shapes)."""
-        from .storage import load_matrix
+    def load(cls, path: str | Path) -> CKAMatrix:
+        """Read a matrix written by :meth:`save`, checking the checksum, the tensor keys and
+        that every tensor is ``[len(row_names), len(col_names)]``."""
+        from safetensors.torch import load_file
 
-        return load_matrix(path)
-
-    @property
-    def label(self) -> str:
-        """A short description of the estimator, e.g. ``"debiased linear CKA"``."""
-        est = self.estimator
-        kernel = "linear" if est.kernel == "linear" else f"RBF (threshold {est.threshold:g})"
-        return f"{'debiased' if est.debiased else 'biased'} {kernel} CKA"
-
-
-def _named(reps: Representations, side: str) -> dict[str, Tensor]:
-    if isinstance(reps, Mapping):
-        named = {str(k): v for k, v in reps.items()}
-    elif isinstance(reps, Sequence) and not isinstance(reps, (str, bytes, Tensor)):
-        named = {str(i): v for i, v in enumerate(reps)}
-    else:
-        raise TypeError(
-            f"reps_{side} must be a dict {{layer_name: Tensor[n, ...]}} or a list of tensors "
-            "(numpy arrays work too), "
-            f"got {type(reps).__name__}"
+        tensors_path, meta_path = _paths(path)
+        for file in (tensors_path, meta_path):
+            if not file.is_file():
+                raise FileNotFoundError(f"no CKA matrix file {file}")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{meta_path} is not valid JSON ({error}); save the matrix again"
+            ) from None
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{meta_path} is not a gmn CKA matrix (format {meta.get('format')!r})")
+        digest = hashlib.sha256(tensors_path.read_bytes()).hexdigest()
+        if digest != meta["sha256"]:
+            raise ValueError(
+                f"{tensors_path} does not match {meta_path} (sha256 {digest[:12]}… != "
+                f"{meta['sha256'][:12]}…): it was changed or truncated; save the matrix again"
+            )
+        tensors = load_file(str(tensors_path))
+        if sorted(tensors) != meta["tensors"]:
+            raise ValueError(
+                f"{tensors_path} holds {sorted(tensors)}, {meta_path} lists {meta['tensors']}"
+            )
+        shape = (len(meta["row_names"]), len(meta["col_names"]))
+        for key, tensor in tensors.items():
+            if tuple(tensor.shape) != shape:
+                raise ValueError(
+                    f"{tensors_path}: {key} has shape {tuple(tensor.shape)}, names give {shape}"
+                )
+        estimator = meta["estimator"]
+        return cls(
+            row_names=meta["row_names"],
+            col_names=meta["col_names"],
+            estimator=None if estimator is None else Estimator(**estimator),
+            measure=meta.get("measure", "cka"),  # optional keys: a CKA matrix's defaults
+            confidence=meta["confidence"],
+            permutations=meta.get("permutations"),
+            permutation_samples=meta.get("permutation_samples"),
+            **{key: tensors.get(key) for key in TENSORS},
         )
-    if not named:
-        raise ValueError(f"reps_{side} holds no layers")
-    return {k: as_tensor(v, f"{side}[{k!r}]") for k, v in named.items()}
+
+
+def _paths(path: str | Path) -> tuple[Path, Path]:
+    base = Path(path)
+    if base.suffix in (".safetensors", ".json"):
+        base = base.with_suffix("")
+    return base.with_suffix(".safetensors"), base.with_suffix(".json")
 
 
 def cka_matrix(
-    reps_a: Representations,
-    reps_b: Representations | None = None,
+    reps_a,
+    reps_b=None,
     *,
     kernel: str = "linear",
     debiased: bool = False,
@@ -120,20 +195,21 @@ def cka_matrix(
     """CKA between each layer of ``reps_a`` and each layer of ``reps_b``.
 
     ``reps_a``, ``reps_b``: ``{layer_name: Tensor[n, ...]}`` (as from ``gmn.probe``) or
-    lists of tensors, all with the same n samples in the same order; ``reps_b=None``
-    compares ``reps_a`` with itself (the symmetric half is computed once). Each layer's
-    statistics (centring, norms, kernels, self-HSIC) are computed once. Estimator
-    options are those of :func:`gmn.cka.cka`; ``permutations > 0`` adds permutation
-    p-values and shuffled-row baselines, ``confidence`` (e.g. 0.95) jackknife intervals
-    over ``jackknife_groups`` groups. ``seed`` fixes all random draws.
+    lists of tensors (numpy arrays work too), all with the same n samples in the same
+    order; ``reps_b=None`` compares ``reps_a`` with itself (the symmetric half is computed
+    once). Each layer's statistics (centring, norms, kernels, self-HSIC) are computed once.
+    Estimator options are those of :func:`gmn.cka.cka`; ``permutations > 0`` adds
+    permutation p-values and shuffled-row baselines, ``confidence`` (e.g. 0.95) jackknife
+    intervals over ``jackknife_groups`` groups. ``seed`` fixes all random draws.
     """
-    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 0:
-        raise ValueError(
-            f"permutations must be a whole number ≥ 0 (0: no test), got {permutations!r}"
-        )
+    check_permutations(permutations)
     estimator = Estimator(kernel, debiased, threshold, median, method)
-    named_a = _named(reps_a, "a")
-    named_b = named_a if reps_b is None else _named(reps_b, "b")
+    named_a = {k: as_tensor(v, f"a[{k!r}]") for k, v in named_layers(reps_a, "reps_a").items()}
+    named_b = (
+        named_a
+        if reps_b is None
+        else {k: as_tensor(v, f"b[{k!r}]") for k, v in named_layers(reps_b, "reps_b").items()}
+    )
     layers_a = {k: LayerStatistics(v, estimator, f"a[{k!r}]") for k, v in named_a.items()}
     layers_b = (
         layers_a
@@ -189,4 +265,5 @@ def cka_matrix(
         ci_low=grid("ci_low") if confidence is not None else None,
         ci_high=grid("ci_high") if confidence is not None else None,
         confidence=confidence,
+        permutations=permutations or None,
     )

@@ -1,15 +1,31 @@
-"""Uncertainty for a CKA value: permutation test, shuffled baseline, jackknife interval."""
+"""Uncertainty of CKA values: permutation tests, jackknife intervals, multiple comparisons.
+
+A layer × layer matrix holds many tests. ``adjust_p_values`` corrects them: ``"holm"``
+controls the family-wise error rate (the chance of any false rejection), ``"bh"``
+(Benjamini–Hochberg) the false discovery rate (the expected share of false rejections among
+the rejections; valid for independent or positively dependent tests). Reject where
+``adjusted ≤ α``; NaN entries (undefined cells) are left out and stay NaN.
+
+A permutation p-value of P permutations is never below 1/(P + 1), so a correction over m
+cells may reject nothing whatever the data: Holm's smallest adjusted p is m/(P + 1).
+:func:`smallest_adjusted_p` gives that floor and :func:`warn_if_unreachable` warns when it
+is above α.
+"""
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 from statistics import NormalDist
 
 import torch
 from torch import Tensor
 
-from .inputs import check_sample_count
-from .layer import Estimator, LayerStatistics, layer_cka
+from .estimators import Estimator, LayerStatistics, check_sample_count, layer_cka
+
+CORRECTIONS = ("holm", "bh")
+METHOD_NAMES = {"holm": "Holm", "bh": "Benjamini–Hochberg"}
 
 
 @dataclass
@@ -40,6 +56,15 @@ class ConfidenceInterval:
     high: float
     standard_error: float
     level: float
+
+
+def check_permutations(permutations) -> None:
+    """``ValueError`` unless ``permutations`` (a count of permutations to draw) is a whole
+    number ≥ 0."""
+    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 0:
+        raise ValueError(
+            f"permutations must be a whole number ≥ 0 (0: no test), got {permutations!r}"
+        )
 
 
 def permutation_test(
@@ -119,3 +144,56 @@ def layer_jackknife(
     se = float(((groups - 1) / groups * (thetas - thetas.mean()).square().sum()).sqrt())
     z = NormalDist().inv_cdf(0.5 + level / 2)
     return ConfidenceInterval(value, value - z * se, value + z * se, se, level)
+
+
+def adjust_p_values(p_values: Tensor, method: str = "holm") -> Tensor:
+    """Adjusted p-values, same shape as ``p_values`` (any shape, float64 result)."""
+    if method not in CORRECTIONS:
+        raise ValueError(f"method must be one of {CORRECTIONS}, got {method!r}")
+    p = torch.as_tensor(p_values, dtype=torch.float64)
+    flat = p.flatten()
+    valid = ~torch.isnan(flat)
+    values = flat[valid]
+    if bool(((values < 0) | (values > 1)).any()):
+        raise ValueError("p-values must lie in [0, 1]")
+    m = values.numel()
+    out = torch.full_like(flat, float("nan"))
+    if m == 0:
+        return out.reshape(p.shape)
+    order = torch.argsort(values)
+    ranked = values[order]
+    k = torch.arange(1, m + 1, dtype=torch.float64)
+    if method == "holm":
+        adjusted = torch.cummax((m - k + 1) * ranked, 0).values
+    else:
+        adjusted = torch.flip(torch.cummin(torch.flip(m / k * ranked, (0,)), 0).values, (0,))
+    result = torch.empty_like(values)
+    result[order] = adjusted.clamp(max=1)
+    out[valid] = result
+    return out.reshape(p.shape)
+
+
+def smallest_adjusted_p(permutations: int, cells: int, method: str = "holm") -> float:
+    """The smallest adjusted p-value that ``cells`` permutation tests of ``permutations``
+    permutations each can give (every raw p at its floor, 1/(permutations + 1))."""
+    floor = torch.full((cells,), 1 / (permutations + 1), dtype=torch.float64)
+    return float(adjust_p_values(floor, method).min())
+
+
+def warn_if_unreachable(permutations: int, cells: int, method: str = "holm",
+                        alpha: float = 0.05) -> bool:
+    """Warn (and return True) when ``permutations`` are too few for any of ``cells`` tests to
+    reach ``alpha`` after ``method``'s correction; the warning says how many would do."""
+    smallest = smallest_adjusted_p(permutations, cells, method)
+    if smallest <= alpha:
+        return False
+    # Holm needs cells/(P+1) ≤ α, Benjamini–Hochberg 1/(P+1) ≤ α
+    needed = math.ceil((cells if method == "holm" else 1) / alpha) - 1
+    warnings.warn(
+        f"{permutations} permutations cannot give any of {cells} cells p ≤ {alpha} after "
+        f"{METHOD_NAMES[method]}'s correction (its smallest adjusted p is {smallest:.3g}); "
+        f"draw at least {needed} permutations",
+        stacklevel=3,
+    )
+    return True
+

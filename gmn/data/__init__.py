@@ -8,6 +8,7 @@ May import: gmn.graph, gmn.models, gmn.files, gmn.seeding.
 from gmn.data.augment import (
     Compose,
     GaussianNoise,
+    InRawSpace,
     RandomPermutation,
     RandomRotation,
     RandomScale,
@@ -21,6 +22,7 @@ from gmn.data.augment import (
 )
 from gmn.data.batched_siren import render
 from gmn.data.build import build_dataset
+from gmn.data.cnn_zoo_readers import import_checkpoints
 from gmn.data.dataset import INRDataset
 from gmn.data.fit import FitRecipe, FitResult, fit_inrs
 from gmn.data.images import ImageSet, from_tensor, load_digits, resize
@@ -31,10 +33,12 @@ from gmn.data.split import split_images
 from gmn.data.zoo import read_dwsnets_fmnist, read_dwsnets_mnist, read_nfn_siren
 
 __all__ = [
-    "Compose", "FitRecipe", "FitResult", "GaussianNoise", "INRDataset", "ImageSet", "ModelZoo",
+    "Compose", "FitRecipe", "FitResult", "GaussianNoise", "INRDataset", "InRawSpace", "ImageSet",
+    "ModelZoo",
     "Normalize", "RandomPermutation", "RandomRotation", "RandomScale", "RandomSignFlip",
     "RandomTranslation", "WeightDropout",
-    "build_dataset", "fit_inrs", "from_tensor", "layer_statistics", "load_digits", "load_images",
+    "build_dataset", "fit_inrs", "from_tensor", "import_checkpoints", "layer_statistics",
+    "load_digits", "load_images",
     "mixup", "read_dwsnets_fmnist", "read_dwsnets_mnist", "read_nfn_siren", "render", "resize",
     "rotate_inputs", "scale_inputs", "split_images", "split_models", "translate_inputs",
 ]

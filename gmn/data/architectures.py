@@ -1,6 +1,12 @@
 """Architectures as data: a JSON spec ``{"family": name, **options}`` that a registered factory
 turns into a module. Zoos store specs, never pickled code.
 
+Built in (no registration needed in the process that reads a zoo): ``zoo_cnn``
+(:class:`gmn.models.zoo_cnn.ZooCNN`) and ``inferred_sequential`` (``{"entries": [[key, shape,
+dtype], ...]}``: the plain MLP/CNN :func:`gmn.graph.infer.infer_module` reads from a
+state_dict's keys). A zoo imported with ``like=`` stores a graph template instead
+(:mod:`gmn.data.stored_template`).
+
 Example: ``build_architecture({"family": "zoo_cnn", "channels": [8, 8], "kernel": 3})``.
 """
 
@@ -10,8 +16,10 @@ import inspect
 import json
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
+from gmn.graph.infer import infer_module
 from gmn.models.zoo_cnn import ZooCNN
 
 _FACTORIES: dict[str, Callable[..., nn.Module]] = {}
@@ -47,4 +55,19 @@ def architecture_id(spec: dict) -> str:
     return json.dumps(spec, sort_keys=True, separators=(",", ":"))
 
 
+def inferred_sequential(entries: list) -> nn.Module:
+    """The module :func:`gmn.graph.infer.infer_module` reads from ``[key, shape, dtype]``
+    entries (a state_dict's keys, shapes and dtypes)."""
+    state = {key: torch.zeros(shape, dtype=getattr(torch, dtype)) for key, shape, dtype in entries}
+    return infer_module(state)
+
+
+def inferred_spec(state: dict) -> dict:
+    """The ``inferred_sequential`` spec of a state_dict (its keys, shapes and dtypes)."""
+    return {"family": "inferred_sequential",
+            "entries": [[k, list(v.shape), str(v.dtype).removeprefix("torch.")]
+                        for k, v in state.items()]}
+
+
 register_architecture("zoo_cnn", ZooCNN)
+register_architecture("inferred_sequential", inferred_sequential)

@@ -185,6 +185,30 @@ class Compose:
         return weights
 
 
+class InRawSpace:
+    """Applies ``transform`` to the networks' own parameters when ``weights`` hold an affine
+    standardisation of them (``raw = params * scale + shift``, [P] each, e.g. per-layer
+    statistics): the change it makes to the raw parameters is carried back,
+    ``params + (transform(raw) − raw) / scale``, so entries it leaves alone stay bit-identical.
+
+    Transforms that use the function (sign flips, pixel shifts) must see the raw parameters:
+    negating a standardised value ``(w − m) / s`` is not negating ``w``.
+    """
+
+    def __init__(self, transform, scale: Tensor, shift: Tensor):
+        if scale.shape != shift.shape or scale.dim() != 1:
+            raise ValueError(f"InRawSpace takes a [P] scale and a [P] shift, got "
+                             f"{list(scale.shape)} and {list(shift.shape)}")
+        self.transform, self.scale, self.shift = transform, scale, shift
+
+    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+        params = weights.params
+        scale, shift = self.scale.to(params), self.shift.to(params)
+        raw = weights.with_params(params * scale + shift)
+        moved = self.transform(raw, generator).params
+        return weights.with_params(params + (moved - raw.params) / scale)
+
+
 def mixup(weights: Weights, labels: Tensor, num_classes: int,
           generator: torch.Generator | None, strength: float = 1.0) -> tuple[Weights, Tensor]:
     """Weight-space mixup: each INR i mixed with INR ``pairs[i]`` of the same batch,

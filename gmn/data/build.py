@@ -2,11 +2,17 @@
 
 The INRs are ordered image-major (INR ``n`` fits image ``n // views``, view ``n % views``) and
 cut into shards of ``shard_size``. Shard ``k`` is fitted by rank ``k % world_size``; a shard
-already on disk (complete, since shards are renamed into place) is skipped, so a killed build
-resumes after its last complete shard. An INR's parameters depend only on (seed, image id,
-view), so a resumed or distributed build is bit-identical to an uninterrupted one on the CPU.
-After a barrier, rank 0 writes the manifest: the split, the normalisation statistics of the
+already on disk (complete, since shards are renamed into place) is kept when the manifest's
+hash or, with no manifest, the hash it carries of its own content vouches for it, so a killed
+build resumes after its last complete shard and a damaged one is refitted. An INR's
+parameters depend only on (seed, image id, view), so a resumed or distributed build is
+bit-identical to an uninterrupted one on the CPU. After a barrier, rank 0 writes the manifest
+(unless an intact one already says the same): the split, the normalisation statistics of the
 train split, labels, PSNRs, shard hashes and the fitting recipe.
+
+The build is decided by the images' content (sha256), the recipe, views, seed and, once a
+manifest exists, its split; where the images came from (``source``, e.g. a path) is recorded
+but never compared, so moving the data folder keeps the INRs.
 """
 
 from __future__ import annotations
@@ -33,14 +39,22 @@ from gmn.data.storage import (
     read_shard_metadata,
     sha256,
     shard_name,
+    verify_shard,
     write_json,
     write_shard,
 )
-from gmn.files import IntegrityError, read_json, remove_stale_temporaries, verify_sha256
+from gmn.files import (
+    IntegrityError,
+    make_folder,
+    read_json,
+    remove_stale_temporaries,
+    verify_sha256,
+)
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
 
 BUILD_CONFIG = "build.json"
+PROVENANCE = ("source", "gmn_version")  # recorded, never compared: the content decides
 
 
 def images_digest(images: ImageSet) -> str:
@@ -75,8 +89,7 @@ def build_dataset(
     Under ``torchrun`` (an initialised ``torch.distributed`` group), each rank fits its shards.
     """
     recipe = recipe or FitRecipe()
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(folder)
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     config = {
         "recipe": recipe.to_dict(),
@@ -90,13 +103,15 @@ def build_dataset(
         # training and fitting); a folder fitted with the older per-module function differs
         "seed_derivation": "gmn.seeding.derive_seed",
     }
+    split_seed = seed if split_seed is None else split_seed
+    manifest, recorded = _earlier_build(folder)
     _check_or_write_config(folder, config, rank)
+    _check_split(folder, manifest, split, split_seed)
 
     count = len(images) * views
     image_index = torch.arange(len(images)).repeat_interleave(views)
     view = torch.arange(views).repeat(len(images))
     num_shards = -(-count // shard_size)
-    recorded = _recorded_hashes(folder)
     for shard in range(rank, num_shards, world):
         path = folder / shard_name(shard)
         if path.exists() and _intact(path, recorded):
@@ -110,32 +125,55 @@ def build_dataset(
     if world > 1:
         dist.barrier()
     if rank == 0:
-        manifest = _manifest(folder, images, config, recipe, image_index, view, num_shards,
-                             split, seed if split_seed is None else split_seed)
-        write_json(folder / MANIFEST, manifest)
+        fresh = json.loads(json.dumps(_manifest(folder, images, config, recipe, image_index,
+                                                view, num_shards, split, split_seed)))
+        if manifest is None or _compared(manifest) != _compared(fresh):
+            write_json(folder / MANIFEST, fresh)
     if world > 1:
         dist.barrier()
     return folder
 
 
-def _recorded_hashes(folder: Path) -> dict[str, str | None]:
-    """Shard file → sha256 from the manifest of an earlier build in ``folder`` ({} if none).
-    A damaged manifest vouches for nothing: every shard is then marked for refitting."""
+def _compared(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in PROVENANCE}
+
+
+def _check_split(folder: Path, manifest, split, split_seed: int) -> None:
+    """Refuse to rebuild a folder whose intact manifest holds another split: its INRs may
+    serve runs of that split (nothing is written)."""
+    if manifest is None:
+        return
+    stored = manifest.get("split", {})
+    wanted = {"sizes": json.loads(json.dumps(list(split))), "seed": split_seed}
+    if {"sizes": stored.get("sizes"), "seed": stored.get("seed")} != wanted:
+        raise ValueError(
+            f"{folder} holds INRs split {stored.get('sizes')} (split seed "
+            f"{stored.get('seed')}); asked for split {wanted['sizes']} (split seed "
+            f"{split_seed}): use that split, or another folder for this one"
+        )
+
+
+def _earlier_build(folder: Path) -> tuple[dict | None, dict[str, str | None]]:
+    """(the intact manifest of an earlier build in ``folder`` or None, shard file → the
+    sha256 it records). A damaged manifest vouches for nothing: every shard is then marked
+    for refitting."""
     if not (folder / MANIFEST).exists():
-        return {}
+        return None, {}
     try:
-        return {entry["file"]: entry["sha256"] for entry in read_manifest(folder)["shards"]}
+        manifest = read_manifest(folder)
+        return manifest, {entry["file"]: entry["sha256"] for entry in manifest["shards"]}
     except (IntegrityError, ValueError, KeyError, TypeError) as err:
         warnings.warn(f"{err}; refitting every shard of {folder}", stacklevel=3)
-        return {path.name: None for path in folder.glob("shard-*.safetensors")}
+        return None, {path.name: None for path in folder.glob("shard-*.safetensors")}
 
 
 def _intact(path: Path, recorded: dict[str, str | None]) -> bool:
     """Whether the existing shard ``path`` can be kept: its sha256 is the one the manifest
-    recorded (or, with no manifest yet, it can be read). A bad shard is named and refitted."""
+    recorded or, with no manifest, it matches the hash of its content that it carries. A
+    bad shard is named and refitted."""
     try:
         if path.name not in recorded:
-            read_shard_metadata(path)
+            verify_shard(path)
         elif recorded[path.name] is None:
             raise IntegrityError(f"{path} is not vouched for by a readable manifest")
         else:
@@ -152,7 +190,8 @@ def _check_or_write_config(folder: Path, config: dict, rank: int) -> None:
     config = json.loads(json.dumps(config))  # tuples → lists, as stored
     if path.exists():
         stored = read_json(path)
-        changed = sorted(k for k in set(config) | set(stored) if config.get(k) != stored.get(k))
+        changed = sorted(k for k in set(config) | set(stored)
+                         if k not in PROVENANCE and config.get(k) != stored.get(k))
         if changed:
             raise ValueError(
                 f"{folder} holds a build with different {', '.join(changed)}; "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from gmn.data.normalize import Normalize, layer_statistics
 from gmn.data.storage import ShardStore, read_manifest
@@ -35,6 +35,9 @@ class _MemoryStore:
 
     def gather(self, indices: Tensor) -> dict[str, Tensor]:
         return {k: v[indices] for k, v in self.params.items()}
+
+    def shard_of(self, indices: Tensor) -> Tensor:
+        return torch.zeros(len(indices), dtype=torch.long)  # one block in memory
 
 
 class INRDataset:
@@ -65,10 +68,13 @@ class INRDataset:
         self._template = None
 
     @classmethod
-    def open(cls, folder, *, verify: bool = True) -> INRDataset:
-        """A built dataset folder; shards are memory-mapped and hash-checked on first read."""
+    def open(cls, folder, *, verify: bool = True, max_loaded_shards: int | None = None
+             ) -> INRDataset:
+        """A built dataset folder; a shard is hash-checked on its first read. At most
+        ``max_loaded_shards`` shards are held in memory at once (None: every shard read)."""
         manifest = read_manifest(folder)
-        store = ShardStore(folder, manifest["shards"], manifest["keys"], verify=verify)
+        store = ShardStore(folder, manifest["shards"], manifest["keys"], verify=verify,
+                           max_loaded=max_loaded_shards)
         return cls(
             store,
             torch.tensor(manifest["labels"]),
@@ -152,6 +158,41 @@ class INRDataset:
             generator=torch.Generator().manual_seed(seed),
             collate_fn=GraphCollate(self, transform, normalize, seed),
         )
+
+
+class ParameterRows(Dataset):
+    """The INRs ``indices`` of an :class:`INRDataset` as a map-style dataset of ``(params [P],
+    label)`` pairs, read from its store batch by batch (a ``DataLoader`` fetches a whole batch
+    with one :meth:`__getitems__`), normalised per layer with the train-split statistics
+    unless ``normalize`` is false. Nothing is held but what the store keeps loaded: opened
+    with ``max_loaded_shards``, a dataset larger than memory trains in a bounded window, in
+    an order that stays within a few shards at a time (:meth:`shuffle_blocks`)."""
+
+    def __init__(self, dataset: INRDataset, indices, normalize: bool = True):
+        self.dataset = dataset
+        self.indices = torch.as_tensor(indices, dtype=torch.long)
+        self.normalization = dataset.normalization if normalize else None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> tuple[Tensor, Tensor]:
+        return self.__getitems__([position])[0]
+
+    def __getitems__(self, positions: list[int]) -> list[tuple[Tensor, Tensor]]:
+        indices = self.indices[torch.as_tensor(positions, dtype=torch.long)]
+        weights = self.dataset.weights(indices)
+        if self.normalization is not None:
+            weights = self.normalization(weights)
+        return list(zip(weights.params.unbind(0), self.dataset.labels[indices].unbind(0)))
+
+    def shuffle_blocks(self) -> Tensor:
+        """[B + 1] ascending positions where the shard of consecutive rows changes (the
+        blocks a shard-local training order shuffles, ``TrainConfig.shuffle_window``)."""
+        shard = self.dataset.store.shard_of(self.indices)
+        change = (shard[1:] != shard[:-1]).nonzero().squeeze(1) + 1
+        return torch.cat([torch.zeros(1, dtype=torch.long), change,
+                          torch.tensor([len(self.indices)])])
 
 
 class GraphCollate:

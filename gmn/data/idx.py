@@ -2,12 +2,17 @@
 
 Looked for in ``root``, ``root/raw``, ``root/MNIST/raw`` and ``root/FashionMNIST/raw``, under the
 official names (``train-images-idx3-ubyte[.gz]``, ``t10k-...``), the ``train-images.idx3-ubyte``
-spelling, or a bare ``images-idx3-ubyte[.gz]`` / ``labels-idx1-ubyte[.gz]`` pair.
+spelling, or a bare ``images-idx3-ubyte[.gz]`` / ``labels-idx1-ubyte[.gz]`` pair. A bare pair
+does not say which official split it holds: it is used for the split asked for, with a
+warning, and its ``ImageSet.source`` records ``"split": None`` (and ``"requested_split"``).
+Labels outside the datasets' 10 classes are refused, naming the file.
 """
 
 from __future__ import annotations
 
 import gzip
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +43,7 @@ _MD5 = {
         "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
     },
 }
+NUM_CLASSES = 10  # MNIST and Fashion-MNIST
 _PREFIX = {"train": "train", "test": "t10k"}
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -48,7 +54,12 @@ def read_idx(path) -> Tensor:
     with open(path, "rb") as handle:
         data = handle.read()
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError, zlib.error) as error:
+            raise ValueError(f"{path}: not a readable gzip file ({type(error).__name__}: "
+                             f"{error}); it is truncated or damaged: download or copy it "
+                             "again") from error
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
         raise ValueError(f"{path} is not an idx file (bad magic number {data[:4].hex()})")
     dtype, ndim = np.dtype(_DTYPES[data[2]]), data[3]
@@ -110,8 +121,23 @@ def load_mnist(
             f"{image_path} holds shape {tuple(images.shape)} and {label_path} "
             f"{tuple(labels.shape)}: expected [N, H, W] images and [N] labels"
         )
-    return ImageSet(
-        images.unsqueeze(1).float().div_(255.0),
-        labels.long(),
-        {"name": kind, "split": split, "files": [str(image_path), str(label_path)]},
-    )
+    _check_labels(label_path, labels, kind)
+    source = {"name": kind, "split": split, "files": [str(image_path), str(label_path)]}
+    if not image_path.name.startswith(f"{_PREFIX[split]}-"):
+        # a bare pair: its names do not say which official split it holds
+        source.update(split=None, requested_split=split)
+        warnings.warn(f"{image_path} and {label_path} are a bare idx pair whose names do not "
+                      f"say which official split they hold; used for split={split!r} as asked "
+                      "and recorded with split None", stacklevel=2)
+    return ImageSet(images.unsqueeze(1).float().div_(255.0), labels.long(), source)
+
+
+def _check_labels(path: Path, labels: Tensor, kind: str) -> None:
+    """MNIST and Fashion-MNIST declare ``NUM_CLASSES`` classes: any other label is refused."""
+    if labels.is_floating_point():
+        raise ValueError(f"{path}: labels are {labels.dtype}, expected integers")
+    bad = ((labels < 0) | (labels >= NUM_CLASSES)).nonzero()
+    if len(bad):
+        index = int(bad[0])
+        raise ValueError(f"{path}: label {int(labels[index])} at index {index} is not a {kind} "
+                         f"class in [0, {NUM_CLASSES}) ({len(bad)} such labels)")

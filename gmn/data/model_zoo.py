@@ -5,14 +5,19 @@ A zoo folder holds ``shard-*.safetensors`` files, each the stacked state_dicts
 safetensors header too), and ``manifest.json``:
 
 * ``architectures``: ``{name: spec}``, each spec JSON data that
-  :func:`gmn.data.architectures.build_architecture` turns into a module;
+  :func:`gmn.data.architectures.build_architecture` turns into a module, or, for a zoo
+  imported with ``like=``, ``{"family": "graph_template", "file", "sha256"}``: the
+  architecture's graph template stored in the folder (:mod:`gmn.data.stored_template`), which
+  needs no code to read; such a zoo gives graphs and state_dicts, not modules;
 * ``models``: one record per model: ``architecture``, ``shard``, ``row``, ``hyper``
   (training hyper-parameters), ``accuracy`` (test accuracy after each epoch), ``test_accuracy``
   (at its last epoch), ``epochs``, ``finite`` (all weights finite);
 * ``shards``: ``file``, ``sha256``, ``architecture``, ``count``; ``source``: how it was built;
 * ``splits`` (optional): ``{"train" | "val" | "test": [model indices]}`` a public zoo ships.
 
-Every shard's sha256 is checked the first time it is read. Splits are by model and seeded;
+The manifest is checked against the sha256 of its own content when read, every shard's
+sha256 the first time it is read; a shard also carries the hash of its own content, which is
+checked before a manifest is written to vouch for it. Splits are by model and seeded;
 normalisation statistics are per architecture, from the train split.
 """
 
@@ -22,15 +27,20 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
 from gmn.data.architectures import build_architecture
 from gmn.data.normalize import Normalize, layer_statistics
 from gmn.data.storage import MANIFEST, IntegrityError, ShardStore, sha256, write_json
-from gmn.files import atomic_write
+from gmn.data.stored_template import STORED_FAMILY, read_template
+from gmn.files import (
+    read_json,
+    read_safetensors,
+    read_safetensors_metadata,
+    verify_sha256,
+    write_safetensors,
+)
 from gmn.graph.mixed import batch_groups
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
@@ -40,11 +50,16 @@ ZOO_FORMAT_VERSION = 1
 
 
 def read_zoo_manifest(folder) -> dict:
-    """The manifest of a zoo folder, its format checked."""
+    """The manifest of a zoo folder, checked against the sha256 of its content and its format.
+
+    Raises:
+        FileNotFoundError: no manifest. CorruptFileError, IntegrityError: a damaged or
+        edited manifest, naming it. ValueError: another format or a newer version.
+    """
     path = Path(folder) / MANIFEST
     if not path.exists():
         raise FileNotFoundError(f"{Path(folder).resolve()} has no {MANIFEST}: not a built zoo")
-    manifest = json.loads(path.read_text())
+    manifest = read_json(path)
     if manifest.get("format") != ZOO_FORMAT:
         raise ValueError(f"{path} is not a {ZOO_FORMAT} manifest "
                          f"(format={manifest.get('format')!r})")
@@ -56,16 +71,20 @@ def read_zoo_manifest(folder) -> dict:
 
 def write_zoo_shard(path, params: dict[str, Tensor], metadata: dict) -> None:
     """Write stacked ``params`` ``{key: Tensor[n, *shape]}`` with JSON ``metadata`` (which
-    holds the models' records) atomically (``gmn.files.atomic_write``): whole or absent."""
-    tensors = {k: v.contiguous() for k, v in params.items()}
-    atomic_write(path, lambda temporary: save_file(tensors, str(temporary),
-                                                   {"gmn-zoo": json.dumps(metadata)}))
+    holds the models' records) atomically, with the sha256 of its content
+    (:func:`gmn.files.write_safetensors`): whole or absent, and checkable on its own."""
+    write_safetensors(path, params, {"gmn-zoo": json.dumps(metadata)})
+
+
+def verify_zoo_shard(path) -> None:
+    """Check a zoo shard against the hash of its content that it carries (no manifest
+    needed); raises ``CorruptFileError``/``IntegrityError`` naming it."""
+    read_safetensors(path)
 
 
 def read_zoo_shard_metadata(path) -> dict:
     """The JSON metadata of a zoo shard, from its header only."""
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
+    metadata = read_safetensors_metadata(path)
     if "gmn-zoo" not in metadata:
         raise IntegrityError(f"{path} is not a gmn zoo shard (no gmn-zoo metadata)")
     return json.loads(metadata["gmn-zoo"])
@@ -74,11 +93,13 @@ def read_zoo_shard_metadata(path) -> dict:
 def write_zoo_manifest(folder, architectures: dict[str, dict], shards: list[dict],
                        source: dict, splits: dict | None = None) -> None:
     """The manifest of shards already in ``folder`` (``shards``: ``file``, ``architecture``);
-    the models' records come from the shards' metadata, hashes from their bytes."""
+    the models' records come from the shards' metadata, hashes from their bytes, after each
+    shard is checked against the hash of its content that it carries."""
     folder = Path(folder)
     entries, models = [], []
     for shard in shards:
         path = folder / shard["file"]
+        verify_zoo_shard(path)
         records = read_zoo_shard_metadata(path)["models"]
         entries.append({"file": shard["file"], "sha256": sha256(path),
                         "architecture": shard["architecture"], "count": len(records)})
@@ -116,20 +137,30 @@ class ModelZoo:
             shard_start[shard["file"]] = start
         # each model's row among its architecture's models (across that architecture's shards)
         self.row_of = [shard_start[m["shard"]] + m["row"] for m in self.models]
+        self._templates: dict[str, GraphTemplate] = {}
+        self._verify = verify
         for arch, shards in shards_of.items():
             if shards:
-                keys = list(self._module(arch).state_dict())
+                keys = (self.template(arch).key_order if self._stored(arch)
+                        else list(self._module(arch).state_dict()))
                 self._stores[arch] = ShardStore(self.folder, shards, keys, verify=verify)
         self.architecture_of = [m["architecture"] for m in self.models]
         self.splits = ({k: torch.tensor(v, dtype=torch.long)
                         for k, v in self.manifest["splits"].items()}
                        if "splits" in self.manifest else None)
-        self._templates: dict[str, GraphTemplate] = {}
 
     def __len__(self) -> int:
         return len(self.models)
 
+    def _stored(self, arch: str) -> bool:
+        return self.architectures[arch].get("family") == STORED_FAMILY
+
     def _module(self, arch: str) -> nn.Module:
+        if self._stored(arch):
+            raise ValueError(f"architecture {arch!r} of {self.folder} was imported with like=: "
+                             "the zoo stores its graph template, not its module's code; load "
+                             "zoo.state_dict(i) into your own module, or run "
+                             "gmn.graph.execute(zoo.graphs([i])[0], inputs)")
         return build_architecture(self.architectures[arch])
 
     def targets(self, metric: str = "test_accuracy") -> Tensor:
@@ -166,7 +197,8 @@ class ModelZoo:
         return weights.state_dicts()[0]
 
     def module(self, index: int) -> nn.Module:
-        """Model ``index`` as a module with its trained weights, in eval mode."""
+        """Model ``index`` as a module with its trained weights, in eval mode (a zoo imported
+        with ``like=`` holds no module code: ``ValueError`` says what to use instead)."""
         model = self._module(self.architecture_of[index])
         model.load_state_dict(self.state_dict(index))
         return model.eval()
@@ -174,7 +206,14 @@ class ModelZoo:
     def template(self, arch: str) -> GraphTemplate:
         """The (cached) :class:`GraphTemplate` of architecture ``arch``."""
         if arch not in self._templates:
-            self._templates[arch] = GraphTemplate.from_module(self._module(arch))
+            if self._stored(arch):
+                spec = self.architectures[arch]
+                path = self.folder / spec["file"]
+                if self._verify:
+                    verify_sha256(path, spec["sha256"], f"the manifest {self.folder / MANIFEST}")
+                self._templates[arch] = read_template(path)
+            else:
+                self._templates[arch] = GraphTemplate.from_module(self._module(arch))
         return self._templates[arch]
 
     def graphs(self, indices, normalization: dict[str, Normalize] | None = None

@@ -15,7 +15,8 @@ def split_images(num_images: int, sizes=(0.7, 0.1, 0.2), seed: int = 0) -> dict[
         sizes: (train, val, test) as fractions summing to 1 or integer counts summing to
             ``num_images``.
     Returns:
-        ``{"train" | "val" | "test": sorted image indices}``.
+        ``{"train" | "val" | "test": sorted image indices}``, none of them empty (sizes that
+        leave a split empty raise ``ValueError``).
     """
     if len(sizes) != 3:
         raise ValueError(f"sizes must be (train, val, test), got {sizes!r}")
@@ -28,6 +29,10 @@ def split_images(num_images: int, sizes=(0.7, 0.1, 0.2), seed: int = 0) -> dict[
         counts.append(num_images - sum(counts))
     if sum(counts) != num_images or min(counts) < 0:
         raise ValueError(f"split sizes {counts} do not partition {num_images} images")
+    empty = [name for name, count in zip(SPLITS, counts) if count == 0]
+    if empty:
+        raise ValueError(f"split sizes {counts} of {num_images} images leave {empty} empty; "
+                         "every split needs at least one image (more images, or other sizes)")
     order = torch.randperm(num_images, generator=torch.Generator().manual_seed(seed))
     parts = order.split(counts)
     return {name: part.sort().values for name, part in zip(SPLITS, parts)}

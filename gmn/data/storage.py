@@ -1,30 +1,38 @@
 """The on-disk INR dataset: a folder of safetensors shards plus a JSON manifest.
 
 ``shard-00000.safetensors`` … hold stacked parameters ``{state_dict key: Tensor[n, *shape]}``
-of consecutive INRs, with their PSNRs and step counts in the safetensors metadata. Every file
-is written to a temporary name and renamed, so a file with its final name is complete.
-``manifest.json`` (written last) lists the shards with their sha256; loading checks each
-shard's hash the first time it is read and memory-maps it (``safetensors.safe_open``).
+of consecutive INRs, with their PSNRs and step counts in the safetensors metadata, and the
+sha256 of that content (:func:`gmn.files.write_safetensors`): a shard vouches for itself when
+no manifest does. Every file is written to a temporary name and renamed, so a file with its
+final name is complete. ``manifest.json`` (written last) lists the shards with their sha256;
+loading checks each shard's hash the first time it is read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor
 
 from gmn import files
-from gmn.files import CorruptFileError, IntegrityError, atomic_write, sha256, verify_sha256
+from gmn.files import (
+    CorruptFileError,
+    IntegrityError,
+    read_safetensors,
+    read_safetensors_metadata,
+    sha256,
+    verify_sha256,
+    write_safetensors,
+)
 
 MANIFEST = "manifest.json"
 FORMAT = "gmn.inr-dataset"
 FORMAT_VERSION = 1
 __all__ = ["CorruptFileError", "IntegrityError", "ShardStore", "read_manifest", "sha256",
-           "shard_name", "write_json", "write_shard"]
+           "shard_name", "verify_shard", "write_json", "write_shard"]
 
 
 def shard_name(index: int) -> str:
@@ -33,10 +41,17 @@ def shard_name(index: int) -> str:
 
 def write_shard(path, params: dict[str, Tensor], psnr: Tensor, steps: Tensor) -> None:
     """Write one shard (params [n, *shape] per key; psnr, steps [n]) atomically."""
-    # one metadata entry: safetensors writes its metadata map in a random order per process
     metadata = {"gmn": json.dumps({"psnr": psnr.tolist(), "steps": steps.tolist()})}
-    tensors = {k: v.contiguous() for k, v in params.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata))
+    write_safetensors(path, params, metadata)
+
+
+def verify_shard(path) -> None:
+    """Check a shard against the sha256 of its content that it carries (no manifest needed).
+
+    Raises:
+        CorruptFileError, IntegrityError: naming the file (damaged, or carrying no hash).
+    """
+    read_safetensors(path)
 
 
 def read_shard_metadata(path) -> tuple[list[float], list[int], int]:
@@ -45,17 +60,13 @@ def read_shard_metadata(path) -> tuple[list[float], list[int], int]:
     Raises:
         CorruptFileError: the file is not a readable gmn shard (truncated, damaged), naming it.
     """
+    metadata = read_safetensors_metadata(path)
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            count = handle.get_slice(next(iter(handle.keys()))).get_shape()[0]
         fitted = json.loads(metadata["gmn"])
-        return fitted["psnr"], fitted["steps"], count
-    except Exception as err:  # noqa: BLE001 - safetensors raises its own kinds; name the file
-        raise CorruptFileError(
-            f"{path} is not a readable gmn shard ({type(err).__name__}: {err}); it was "
-            "truncated or damaged"
-        ) from err
+        return fitted["psnr"], fitted["steps"], len(fitted["psnr"])
+    except (KeyError, ValueError, TypeError) as err:
+        raise CorruptFileError(f"{path} is not a gmn shard (its 'gmn' metadata is missing or "
+                               f"damaged: {err})") from err
 
 
 def write_json(path, content: dict) -> None:
@@ -79,32 +90,43 @@ def read_manifest(folder) -> dict:
 
 
 class ShardStore:
-    """Stacked parameters kept in shards; a shard is hash-checked and loaded on first use."""
+    """Stacked parameters kept in shards; a shard is hash-checked and loaded on first use.
 
-    def __init__(self, folder, shards: list[dict], keys: list[str], verify: bool = True):
+    ``max_loaded`` bounds the shards held in memory at once (the least recently used one is
+    dropped first; None: every shard read stays), so a dataset larger than memory streams
+    through a bounded window."""
+
+    def __init__(self, folder, shards: list[dict], keys: list[str], verify: bool = True,
+                 max_loaded: int | None = None):
+        if max_loaded is not None and max_loaded < 1:
+            raise ValueError(f"max_loaded must be >= 1 or None, got {max_loaded}")
         self.folder = Path(folder)
         self.shards = shards
         self.keys = keys
         self.verify = verify
+        self.max_loaded = max_loaded
         self.starts = torch.tensor([s["start"] for s in shards] + [shards[-1]["stop"]])
-        self._loaded: dict[int, dict[str, Tensor]] = {}
+        self._loaded: dict[int, dict[str, Tensor]] = {}  # in order of last use
 
     def __len__(self) -> int:
         return int(self.starts[-1])
 
     def _shard(self, index: int) -> dict[str, Tensor]:
-        if index not in self._loaded:
+        if index in self._loaded:
+            self._loaded[index] = self._loaded.pop(index)  # most recently used last
+        else:
+            if self.max_loaded is not None and len(self._loaded) >= self.max_loaded:
+                self._loaded.pop(next(iter(self._loaded)))
             entry = self.shards[index]
             path = self.folder / entry["file"]
             if not path.exists():
                 raise FileNotFoundError(f"shard {path} listed in the manifest is missing")
+            data = path.read_bytes()
             if self.verify:
-                verify_sha256(path, entry["sha256"], f"the manifest {self.folder / MANIFEST}")
-            try:
-                with safe_open(str(path), framework="pt") as handle:
-                    self._loaded[index] = {k: handle.get_tensor(k) for k in self.keys}
-            except Exception as err:  # noqa: BLE001 - name the file
-                raise CorruptFileError(f"cannot read shard {path}: {err}") from err
+                verify_sha256(path, entry["sha256"], f"the manifest {self.folder / MANIFEST}",
+                              digest=hashlib.sha256(data).hexdigest())
+            # the manifest's hash vouches for the bytes (shards of older builds carry no own)
+            self._loaded[index], _ = read_safetensors(path, self.keys, data=data, verify=False)
         return self._loaded[index]
 
     def gather(self, indices: Tensor) -> dict[str, Tensor]:
@@ -112,12 +134,20 @@ class ShardStore:
         indices = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
         if indices.numel() and (indices.min() < 0 or indices.max() >= len(self)):
             raise IndexError(f"INR index out of range [0, {len(self)})")
-        shard_of = torch.searchsorted(self.starts, indices, right=True) - 1
-        out = {k: v.new_empty(len(indices), *v.shape[1:]) for k, v in self._shard(0).items()}
+        shard_of = self.shard_of(indices)
+        out = None
         for shard in shard_of.unique().tolist():
             rows = (shard_of == shard).nonzero().squeeze(1)
             tensors = self._shard(shard)
+            if out is None:
+                out = {k: v.new_empty(len(indices), *v.shape[1:]) for k, v in tensors.items()}
             local = indices[rows] - self.starts[shard]
             for key, value in tensors.items():
                 out[key][rows] = value[local]
+        if out is None:  # no index: empty tensors shaped like the first shard's
+            out = {k: v[:0].clone() for k, v in self._shard(0).items()}
         return out
+
+    def shard_of(self, indices: Tensor) -> Tensor:
+        """[n] long: the shard holding each INR index."""
+        return torch.searchsorted(self.starts, indices, right=True) - 1

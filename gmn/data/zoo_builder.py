@@ -16,9 +16,9 @@ bit on the CPU. The manifest is written last, from the shards' headers.
 
 from __future__ import annotations
 
-import json
 import math
 import random
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, fields
 from multiprocessing import get_context
@@ -32,11 +32,12 @@ from gmn.data.grouped_cnn import Hyper, train_group
 from gmn.data.model_zoo import (
     ModelZoo,
     read_zoo_shard_metadata,
+    verify_zoo_shard,
     write_zoo_manifest,
     write_zoo_shard,
 )
 from gmn.data.storage import IntegrityError, shard_name, write_json
-from gmn.files import remove_stale_temporaries
+from gmn.files import read_json, remove_stale_temporaries
 from gmn.seeding import derive_seed
 
 BUILD_CONFIG = "build.json"
@@ -167,7 +168,7 @@ def _check_config(folder: Path, config: ZooConfig) -> None:
     path = folder / BUILD_CONFIG
     wanted = asdict(config)
     if path.exists():
-        stored = json.loads(path.read_text())
+        stored = read_json(path)
         # only the config's own fields: the JSON writer may add its own (e.g. a checksum)
         differ = sorted(k for k in wanted if stored.get(k) != wanted[k])
         if differ:
@@ -190,10 +191,8 @@ def build_zoo(folder, config: ZooConfig, workers: int = 1, threads: int = 1,
     _check_config(folder, config)
     remove_stale_temporaries(folder)  # of shards a killed build was writing
     names, jobs = plan_jobs(config)
-    for job in jobs:  # a shard left by a build of another plan must not be reused
-        path = folder / job["shard"]
-        if path.exists() and read_zoo_shard_metadata(path)["job"] != job:
-            raise IntegrityError(f"{path} holds another job than this config's plan")
+    for job in jobs:
+        _check_existing_shard(folder / job["shard"], job)
     todo = [job for job in jobs if not (folder / job["shard"]).exists()]
     data = load_split_images(config) if todo else None
     bar = tqdm(total=config.models, initial=config.models - sum(len(j["models"]) for j in todo),
@@ -214,6 +213,21 @@ def build_zoo(folder, config: ZooConfig, workers: int = 1, threads: int = 1,
     bar.close()
     _write_manifest(folder, config, names, jobs)
     return ModelZoo(folder)
+
+
+def _check_existing_shard(path: Path, job: dict) -> None:
+    """Keep a shard of an earlier build only when its content matches the hash it carries
+    (else it is named and deleted, to be trained again); one of another plan is refused."""
+    if not path.exists():
+        return
+    try:
+        verify_zoo_shard(path)
+    except IntegrityError as err:
+        warnings.warn(f"{err}; training {path.name} again", stacklevel=3)
+        path.unlink()
+        return
+    if read_zoo_shard_metadata(path)["job"] != job:
+        raise IntegrityError(f"{path} holds another job than this config's plan")
 
 
 def _write_manifest(folder: Path, config: ZooConfig, names: dict, jobs: list[dict]) -> None:

@@ -16,19 +16,24 @@ May import: gmn.memory.
   points) and ``network_outputs``, the batched evaluation of MLPs and SIRENs;
 * :mod:`~gmn.graph.weight_statistics`: per-layer weight statistics (Unterthiner et al.);
 * :mod:`~gmn.graph.trace`, :mod:`~gmn.graph.converters`, :mod:`~gmn.graph.registry`:
-  dataflow tracing and the per-module converters (``register_converter``);
+  dataflow tracing and the per-module converters (``register_converter``); the tracer's
+  :mod:`~gmn.graph.shapes` (shape operations), :mod:`~gmn.graph.arithmetic` (activations,
+  products, sums, concatenations) and :mod:`~gmn.graph.param_uses` (functional layers and
+  parameters used in forward), with :mod:`~gmn.graph.param_tensors` (what a weight
+  computed from a parameter is: transposed, scaled, standardised);
 * :mod:`~gmn.graph.errors`: ``ConversionError``, ``UnsupportedModuleError``;
 * :mod:`~gmn.graph.infer`: layouts of plain sequential state_dicts from their keys
   (``infer_module``);
 * :mod:`~gmn.graph.permutation`: hidden-neuron permutations (function-preserving), ``permute``;
 * :mod:`~gmn.graph.signs`: hidden-neuron sign flips of odd-activation networks
-  (function-preserving), ``flip_signs``;
+  (function-preserving), ``flip_signs``, and their canonical form, ``canonicalize_signs``;
 * :mod:`~gmn.graph.mixed`: batches of mixed architectures (``batch_groups``,
   ``concat_batches``, ``to_state_dicts``);
 * :mod:`~gmn.graph.activations`: the one activation table (``register_activation``);
 * :mod:`~gmn.graph.executor`: ``execute(graph, inputs)``, a graph run as its network;
 * :mod:`~gmn.graph.substitutes`, :mod:`~gmn.graph.huggingface`: traceable equivalents of
-  forwards torch.fx cannot trace (transformer encoders, Hugging Face ResNets).
+  forwards torch.fx cannot trace (transformer encoders, Hugging Face BERT, GPT-2, ViT, DeiT,
+  ConvNeXt, MobileNetV2, ResNet).
 
 The names above are importable from ``gmn.graph`` directly; each is loaded on first use, so
 ``import gmn.graph`` stays fast.
@@ -52,6 +57,7 @@ _LAZY = {
     "infer_module": "gmn.graph.infer",
     "permute": "gmn.graph.permutation",
     "flip_signs": "gmn.graph.signs",
+    "canonicalize_signs": "gmn.graph.signs",
     "batch_groups": "gmn.graph.mixed",
     "concat_batches": "gmn.graph.mixed",
     "to_state_dicts": "gmn.graph.mixed",

@@ -17,12 +17,15 @@ import torch
 from torch import Tensor
 
 from .errors import ConversionError
-from .parameter_graph import NODE_FEATURES
+from .parameter_graph import NODE_FEATURES, NODE_SPEC
 from .vocab import ACTIVATION, EDGE_TYPE, NODE_TYPE
 
 ENCODINGS = ("position", "padded")
 BYTES_PER_EDGE = {"position": 150, "padded": 60}  # measured peak of tracing, layout and one graph
 MEMORY_LIMIT_BYTES: int | None = None  # None: half of the machine's physical memory
+
+
+OUTPUT_HEADS = ("none", "softmax", "log_softmax")
 
 
 def memory_limit() -> int:
@@ -53,11 +56,17 @@ class NeuronGroup:
     act: str = "identity"
     act_arg: float | Tensor = 0.0  # a constant, or [size] flat indices of a learned one (PReLU)
     features: dict[str, Tensor] = field(default_factory=dict)  # column -> [size] flat indices
+    constant_features: dict[str, float] = field(default_factory=dict)  # column -> constant
+    spec: dict[str, float] = field(default_factory=dict)  # NODE_SPEC column -> value
     norm_spec: dict | None = None  # how ``gmn.graph.execute`` normalises (eps, groups, …)
+    combine: str = "sum"  # how execute joins the incoming blocks: "sum" or "product"
+    input_kind: str = "features"  # the network input: "features", or "ids" (an embedding's)
+    input_spatial: int = 0  # the network input: its spatial dimensions, once a layer says
     attention: dict | None = None  # value neurons of an attention: heads, q/k groups, layout
-    # a ``token`` group: the sequence length; its value is the one-hot indicator of the first
-    # ``size`` tokens of the sequence ([1, length, size]); it never moves
-    onehot: int | None = None
+    # a ``token`` group never moves: "positions", its neurons are the first ``size`` positions
+    # of a sequence, each the indicator of its position ([1, size, size] when run); "first",
+    # the entries of a table of which every position reads the first ([1, 1, size])
+    token: str = ""
     start: int = -1  # first node id, set by ``GraphBuilder.finish``
 
     @property
@@ -102,10 +111,25 @@ class Value:
     flattened: bool = False
     reads: tuple = ()  # shape operations applied since the neurons were computed (pooling, …)
     scale: float = 1.0  # a pending multiplication by a constant (folded into an activation)
+    scale_param: object = None  # a pending multiplication by a parameter (a ParamTensor)
+    scale_divides: bool = False  # ... or a division by it
     singleton: int = 0  # size-1 spatial dimensions left by a global pool, before a flatten
     layout_from: int = 0  # dimensions after the channel one before trailing flatten/squeeze
     scaled_at: str = ""  # where the pending multiplication sits, for error messages
     tokens: bool = False
+    channels_last: bool = False  # a map [B, *S, C] (after ``permute(0, 2, 3, 1)``)
+
+    def produced(self, group: NeuronGroup, spatial: int | None = None,
+                 singleton: int | None = None) -> Value:
+        """The value a layer reading this one produces on ``group``: the same kind of tensor
+        (features, tokens, a channels-last map keep their layout; a convolution passes its
+        ``spatial``/``singleton``)."""
+        keeps_map = self.channels_last or spatial is not None
+        return Value(group, spatial=(spatial if spatial is not None else self.spatial)
+                     if keeps_map else 0,
+                     singleton=(singleton if singleton is not None else self.singleton)
+                     if keeps_map else 0,
+                     tokens=self.tokens, channels_last=self.channels_last)
 
 
 @dataclass(frozen=True)
@@ -139,6 +163,8 @@ class GraphBuilder:
         self.param_axes: dict[str, tuple[Axis | None, ...]] = {}
         self.ties: list[tuple[int, int]] = []
         self.permutation_blocks: dict[int, int] = {}
+        self.fixed: set[int] = set()  # groups whose neurons never move (concatenations)
+        self.shared: list[Tensor] = []
         self.metadata: dict = {}
         self.path = ""  # the module being converted, for error messages
         self._edges = 0
@@ -151,17 +177,27 @@ class GraphBuilder:
         self.groups.append(group)
         return group
 
-    def param(self, key: str, axes: tuple[Axis | None, ...]) -> Tensor:
-        """Flat indices of state_dict entry ``key``, shaped like it; each entry is used once."""
+    def param(self, key: str, axes: tuple[Axis | None, ...], scalar: bool = False) -> Tensor:
+        """Flat indices of state_dict entry ``key``, shaped like it; each entry is used once.
+        ``scalar``: a 0-d entry is allowed (a learned scale or ω₀)."""
         if key not in self.shapes:
-            raise ConversionError(f"the network uses parameter {key!r}, not in its state_dict")
+            owner = key.rpartition(".")[0]
+            stored = [k for k in self.shapes if k.startswith(f"{owner}.") and "." not in k[
+                len(owner) + 1:].replace("parametrizations.", "")] if owner else []
+            hint = (f"; module {owner!r} stores {', '.join(stored)} instead: a reparametrisation "
+                    "(spectral_norm, weight_norm) computes its weight in a hook or property, "
+                    "which a graph of the stored values cannot express; remove it "
+                    "(torch.nn.utils.remove_spectral_norm / remove_weight_norm) before "
+                    "converting" if stored else "")
+            raise ConversionError(f"the network uses parameter {key!r}, not in its state_dict"
+                                  + hint)
         if key in self.param_axes:
             raise ConversionError(
                 f"parameter {key!r} is used twice (a module called twice shares its weights); "
                 "weight sharing is not supported"
             )
         shape = self.shapes[key]
-        if len(shape) == 0:
+        if len(shape) == 0 and not scalar:
             raise ConversionError(f"parameter {key!r} is 0-d; weights need at least one dimension")
         self.param_axes[key] = axes
         offset = self.offsets[key]
@@ -209,17 +245,37 @@ class GraphBuilder:
             )
 
     def identity(self, src: NeuronGroup, dst: NeuronGroup, edge_type: str, reads: tuple = (),
-                 constant: float = 1.0, spatial: int = 0) -> None:
-        """One edge of weight ``constant`` from each neuron of ``src`` to the same neuron of
-        ``dst``; the two groups must then be permuted together."""
-        if src.size != dst.size:
+                 constant: float = 1.0, spatial: int = 0, channels_last: bool = False,
+                 weight: Tensor | None = None, offset: int | None = None,
+                 reciprocal: bool = False) -> None:
+        """One edge of weight ``constant`` (or of the flat indices ``weight`` [size], a learned
+        scale) from each neuron of ``src`` to the same neuron of ``dst``, which must then be
+        permuted together; or, with an ``offset``, to neuron ``offset + i`` of ``dst`` (a part
+        of a concatenation: neither group moves). ``reciprocal``: the target divides by the
+        weight (``x / self.std``)."""
+        part = offset is not None
+        offset = offset or 0
+        if not part and src.size != dst.size or offset + src.size > dst.size:
             raise ConversionError(
                 f"cannot join {src.size} neurons to {dst.size} neurons one to one"
             )
-        index = torch.arange(dst.size)
-        self.connect(src, dst, None, edge_type, index, index, reads=reads,
-                     op={"spatial": spatial}, constant=constant)
-        self.ties.append((src.gid, dst.gid))
+        index = torch.arange(src.size)
+        op = {"spatial": spatial, "channels_last": channels_last, "reciprocal": reciprocal}
+        if weight is None:
+            self.connect(src, dst, None, edge_type, index, index + offset, reads=reads, op=op,
+                         constant=constant)
+        else:
+            self.connect_pairs(src, dst, weight.reshape(-1, 1, 1), edge_type, index,
+                               index + offset, reads=reads, op=op)
+        if part:
+            self.fixed.update((src.gid, dst.gid))
+        else:
+            self.ties.append((src.gid, dst.gid))
+
+    def share(self, index: Tensor) -> None:
+        """The flat parameter indices ``index`` fill several slots (a scalar scale or slope
+        used by every neuron of a group): exempt from the one-slot-per-scalar check."""
+        self.shared.append(index.reshape(-1))
 
     def constrain_permutation(self, group: NeuronGroup, block: int) -> None:
         """The neurons of ``group`` may only be permuted within consecutive blocks of ``block``."""
@@ -257,9 +313,11 @@ class GraphBuilder:
             node_layer[rows] = g.layer
             node_act[rows] = ACTIVATION[g.act]
             act_src[rows] = g.act_arg if isinstance(g.act_arg, Tensor) else const(g.act_arg)
+            for column, value in g.constant_features.items():
+                x_src[rows, NODE_FEATURES.index(column)] = const(value)
             for column, index in g.features.items():
                 x_src[rows, NODE_FEATURES.index(column)] = index
-        for g in (inputs, outputs, *(g for g in self.groups if g.onehot)):
+        for g in (inputs, outputs, *(g for g in self.groups if g.token)):
             node_io_pos[g.start:g.start + g.size] = torch.arange(g.size)
 
         kernels = [b.weight.shape[1:] for b in self.blocks if b.weight is not None] or [(1, 1)]
@@ -294,6 +352,7 @@ class GraphBuilder:
         edge_index = torch.stack([torch.cat(sources), torch.cat(targets)])
         edge_src = torch.cat(attrs)
         self._check_coverage(x_src, edge_src, act_src)
+        node_spec = self._node_spec(outputs, num_nodes)
         self.program = self._program(inputs, outputs, [len(s) for s in sources], kh_max, kw_max)
         return dict(
             x_src=x_src,
@@ -307,7 +366,26 @@ class GraphBuilder:
             node_io_pos=node_io_pos,
             node_act=node_act,
             act_src=act_src,
+            node_spec=node_spec,
         )
+
+    def _node_spec(self, outputs: NeuronGroup, num_nodes: int) -> Tensor:
+        """[N, len(NODE_SPEC)] float64: each group's ``spec``, the pooling/padding its incoming
+        blocks read through, and the output's offset and head."""
+        from .shapes import read_spec  # shapes builds Values: imported here, not at the top
+
+        for block in self.blocks:
+            if block.edge_type != "attention":
+                for column, value in read_spec(block.reads).items():
+                    block.dst_group.spec.setdefault(column, value)
+        outputs.spec["output_offset"] = float(self.metadata.get("output_offset", 0.0))
+        outputs.spec["output_head"] = float(OUTPUT_HEADS.index(
+            self.metadata.get("output_head", "none")))
+        spec = torch.zeros(num_nodes, len(NODE_SPEC), dtype=torch.float64)
+        for g in self.groups:
+            for column, value in g.spec.items():
+                spec[g.start:g.start + g.size, NODE_SPEC.index(column)] = value
+        return spec
 
     def _program(self, inputs: NeuronGroup, outputs: NeuronGroup, block_edges: list[int],
                  kh_max: int, kw_max: int) -> dict:
@@ -319,7 +397,8 @@ class GraphBuilder:
                        kernel=tuple(b.weight.shape[1:]) if b.weight is not None else (1, 1))
                   for i, b in enumerate(self.blocks)]
         groups = [dict(start=g.start, size=g.size, norm=g.norm_spec, attention=g.attention,
-                       onehot=g.onehot) for g in self.groups]
+                       token=g.token, combine=g.combine, input_kind=g.input_kind,
+                       learned_act=isinstance(g.act_arg, Tensor)) for g in self.groups]
         return dict(blocks=blocks, groups=groups, input=inputs.gid, output=outputs.gid,
                     output_reads=self.metadata.pop("output_reads", ()), kernel_max=(kh_max, kw_max))
 
@@ -328,6 +407,9 @@ class GraphBuilder:
         fills the activation argument of each neuron it applies to)."""
         used = torch.cat([x_src.reshape(-1), edge_src.reshape(-1), act_src.unique()])
         counts = torch.bincount(used[used < self.num_params], minlength=self.num_params)
+        if self.shared:
+            shared = torch.cat(self.shared).unique()
+            counts[shared] = counts[shared].clamp(max=1)
         bad = torch.nonzero(counts != 1).flatten()
         if len(bad):
             flat = int(bad[0])

@@ -181,7 +181,7 @@ def from_state_dict(model_or_state_dict, like=None, encoding: str = "position",
         elif like is None:
             from .infer import infer_module
 
-            template = template_for(infer_module(state_dict), encoding)
+            template = template_for(infer_module(state_dict, sequential=False), encoding)
             template.metadata["inferred"] = True
         else:
             raise ConversionError(f"`like` must be an nn.Module or a GraphTemplate, got "

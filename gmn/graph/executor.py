@@ -24,7 +24,12 @@ from torch import Tensor
 from torch_geometric.data import Batch
 
 from .activations import by_index
+from .converters import same_padding
 from .errors import ConversionError
+from .param_tensors import apply_transform
+from .parameter_graph import NODE_SPEC
+
+BIAS_SCALE = NODE_SPEC.index("bias_scale")
 
 
 def execute(graph, inputs: Tensor) -> Tensor:
@@ -42,8 +47,15 @@ def execute(graph, inputs: Tensor) -> Tensor:
     return _run(graph, inputs)
 
 
-def _channel_dim(spatial: int) -> int:
-    return 1 if spatial else -1
+def _channel_dim(op: dict) -> int:
+    return 1 if op.get("spatial") and not op.get("channels_last") else -1
+
+
+def _fit_tokens(part: Tensor, length: int) -> Tensor:
+    """A token group's contribution [1, k, D] padded with zeros (or cut) to ``length``."""
+    if part.shape[-2] < length:
+        return F.pad(part, (0, 0, 0, length - part.shape[-2]))
+    return part[..., :length, :]
 
 
 def _replay(tensor: Tensor, reads: tuple) -> Tensor:
@@ -100,8 +112,9 @@ class _Runner:
         spec = self.groups[g]["attention"]
         return (spec["query"], spec["key"]) if spec else ()
 
-    def kernel(self, block: dict, src_size: int) -> Tensor:
-        """The block's weights as a dense [dst, src, kh, kw] kernel, placed by ``edge_index``."""
+    def kernel(self, block: dict, src_size: int, values: Tensor | None = None) -> Tensor:
+        """The block's weights as a dense [dst, src, kh, kw] kernel, placed by ``edge_index``
+        (``values``: place these [E] instead of the weights, e.g. ones for a mask)."""
         g = self.graph
         edges = slice(block["start"], block["stop"])
         src = g.edge_index[0, edges] - self.groups[block["src"]]["start"]
@@ -113,18 +126,33 @@ class _Runner:
         if self.template.encoding == "position":
             ky = torch.round(attr[:, 1] + (kh - 1) / 2).long()
             kx = torch.round(attr[:, 2] + (kw - 1) / 2).long()
-            weight[dst, src, ky, kx] = attr[:, 0]
+            weight[dst, src, ky, kx] = attr[:, 0] if values is None else values.to(attr)
         else:
             kh_max, kw_max = self.program["kernel_max"]
             oy, ox = (kh_max - kh) // 2, (kw_max - kw) // 2
             padded = attr.reshape(-1, kh_max, kw_max)[:, oy:oy + kh, ox:ox + kw]
-            weight[dst, src] = padded
+            weight[dst, src] = padded if values is None else values.to(attr).view(-1, 1, 1)
         return weight
+
+    def used_kernel(self, block: dict, src_size: int) -> Tensor:
+        """The kernel as the layer uses it: the stored weights, transformed (scaled or
+        standardised per output channel over its real entries) when the layer does."""
+        weight = self.kernel(block, src_size)
+        transform = (block["op"] or {}).get("transform")
+        if transform is None:
+            return weight
+        mask = None
+        if transform[0] == "standardize":  # over the kernel's real entries only
+            ones = weight.new_ones(block["stop"] - block["start"])
+            mask = self.kernel(block, src_size, ones).bool()
+        return apply_transform(transform, weight, mask)
 
     def contribution(self, block: dict, source: Tensor) -> Tensor:
         op = block["op"] or {}
         kind = block["edge_type"]
-        weight = self.kernel(block, self.groups[block["src"]]["size"])
+        weight = self.used_kernel(block, self.groups[block["src"]]["size"])
+        if kind == "embedding":  # source: the ids; the kernel [D, V, 1, 1]
+            return F.embedding(source, weight[:, :, 0, 0].T)
         if kind in ("linear", "linear_from_spatial", "token_embedding"):
             return F.linear(source, weight.reshape(weight.shape[0], -1))
         if kind == "conv":
@@ -133,37 +161,51 @@ class _Runner:
                 weight = weight[:, :, 0]
             padding = op["padding"]
             if op["padding_mode"] != "zeros":
-                if isinstance(padding, str):
-                    raise ConversionError("padding='same' with a non-zero padding mode is not "
-                                          "supported by execute")
-                pad = [p for p in reversed(padding) for _ in range(2)]
+                if isinstance(padding, str):  # 'same': the odd pixel goes after
+                    pairs = same_padding(tuple(weight.shape[2:]), op["dilation"])
+                else:
+                    pairs = tuple((p, p) for p in padding)
+                pad = [p for pair in reversed(pairs) for p in pair]
                 source = F.pad(source, pad, mode=op["padding_mode"])
                 padding = 0
             conv = F.conv1d if spatial == 1 else F.conv2d
             return conv(source, weight, None, op["stride"], padding, op["dilation"])
-        # identity / residual: one-to-one edges of constant weight (in the graph's features)
-        dim = _channel_dim(op.get("spatial", 0))
+        if kind == "conv_transpose":  # the kernel [out, in, ...] as torch stores it: [in, out]
+            weight = weight.transpose(0, 1)
+            if op["spatial"] == 1:
+                return F.conv_transpose1d(source, weight[:, :, 0], None, op["stride"],
+                                          op["padding"], op["output_padding"], 1, op["dilation"])
+            return F.conv_transpose2d(source, weight, None, op["stride"], op["padding"],
+                                      op["output_padding"], 1, op["dilation"])
+        # one-to-one edges (identity, residual, scale, product): the weight each target receives
+        dim = _channel_dim(op)
         scale = weight.sum(dim=(1, 2, 3))  # [dst]: the one weight each target receives
+        if op.get("reciprocal"):
+            scale = 1.0 / scale
         src_of = weight.sum(dim=(2, 3)).ne(0).float().argmax(dim=1)
         moved = source.index_select(dim, src_of)
         shape = [1] * moved.dim()
         shape[dim] = -1
         return moved * scale.view(shape)
 
-    def norm(self, tensor: Tensor, spec: dict, nodes: slice, spatial: int) -> Tensor:
+    def norm(self, tensor: Tensor, spec: dict, nodes: slice, channel_dim: int) -> Tensor:
+        """γ and β are the node features (a norm without them has the constants 1 and 0)."""
         x = self.graph.x[nodes]
-        weight = x[:, 1] if spec["affine"] else None
-        bias = x[:, 2] if spec["bias"] else None
-        if spec["kind"] == "layernorm":
-            return F.layer_norm(tensor, (x.shape[0],), weight, bias, spec["eps"])
-        moved = tensor if spatial else tensor.movedim(-1, 1)
-        if spec["kind"] == "batchnorm":
-            stats = (x[:, 3], x[:, 4]) if spec["stats"] else (None, None)
-            out = F.batch_norm(moved, *stats, weight, bias, training=not spec["stats"],
-                               eps=spec["eps"])
+        weight, bias, kind, eps = x[:, 1], x[:, 2], spec["kind"], spec["eps"]
+        if kind == "layernorm":
+            return F.layer_norm(tensor, (x.shape[0],), weight, bias, eps)
+        if kind == "rmsnorm":
+            return F.rms_norm(tensor, (x.shape[0],), weight, eps)
+        moved = tensor if channel_dim == 1 else tensor.movedim(-1, 1)
+        if kind == "batchnorm":
+            out = F.batch_norm(moved, x[:, 3], x[:, 4], weight, bias, training=False, eps=eps)
+        elif kind == "batchnorm_batchstats":
+            out = F.batch_norm(moved, None, None, weight, bias, training=True, eps=eps)
+        elif kind == "instancenorm":
+            out = F.instance_norm(moved, None, None, weight, bias, use_input_stats=True, eps=eps)
         else:
-            out = F.group_norm(moved, spec["groups"], weight, bias, spec["eps"])
-        return out if spatial else out.movedim(1, -1)
+            out = F.group_norm(moved, spec["groups"], weight, bias, eps)
+        return out if channel_dim == 1 else out.movedim(1, -1)
 
     def attention(self, values: dict, spec: dict, v: Tensor) -> Tensor:
         q, k = values[spec["query"]], values[spec["key"]]
@@ -179,22 +221,25 @@ class _Runner:
             return t.reshape(b, -1, heads, embed // heads).transpose(1, 2)
 
         scores = split(q) @ split(k).transpose(-1, -2) / math.sqrt(embed // heads)
+        if spec.get("causal"):
+            future = torch.ones(length, length, dtype=torch.bool, device=q.device).triu(1)
+            scores = scores.masked_fill(future, float("-inf"))
         out = (scores.softmax(dim=-1) @ split(v)).transpose(1, 2).reshape(b, length, embed)
         if unbatched:
             return out[0]
         return out if spec["batch_first"] else out.transpose(0, 1)
 
     @staticmethod
-    def activate(total: Tensor, acts: Tensor, args: Tensor, shape: list[int], gid: int
-                 ) -> Tensor:
+    def activate(total: Tensor, acts: Tensor, args: Tensor, shape: list[int], gid: int,
+                 learned: bool) -> Tensor:
         """One activation per group; its argument per neuron (``args`` [size], viewed as
-        ``shape`` to broadcast over the neurons' dimension) when learned (PReLU)."""
+        ``shape`` to broadcast over the neurons' dimension) when learned (PReLU, a learned
+        ω₀)."""
         record = by_index(int(acts[0]))
-        if bool((acts != acts[0]).any()) or not record.parameter and bool(
-                (args != args[0]).any()):
+        if bool((acts != acts[0]).any()) or not learned and bool((args != args[0]).any()):
             raise ConversionError(f"neuron group {gid} mixes activations; execute evaluates "
                                   "one activation per layer")
-        return record.fn(total, args.view(shape) if record.parameter else float(args[0]))
+        return record.fn(total, args.view(shape) if learned else float(args[0]))
 
     def run(self, inputs: Tensor) -> Tensor:
         g = self.graph
@@ -202,37 +247,51 @@ class _Runner:
         for gid in self.order():
             spec = self.groups[gid]
             if gid == self.program["input"]:
-                values[gid] = inputs.to(g.x.dtype)
+                ids = spec.get("input_kind") == "ids"
+                values[gid] = inputs if ids else inputs.to(g.x.dtype)
                 continue
-            if spec["onehot"]:  # token indicators [1, length, size]
-                eye = torch.eye(spec["onehot"], dtype=g.x.dtype, device=g.x.device)
-                values[gid] = eye[:, :spec["size"]].unsqueeze(0)
+            if spec["token"]:  # each neuron the indicator of its position: [1, size, size], or
+                eye = torch.eye(spec["size"], dtype=g.x.dtype, device=g.x.device)  # of row 0
+                values[gid] = (eye if spec["token"] == "positions" else eye[:1]).unsqueeze(0)
                 continue
             nodes = slice(spec["start"], spec["start"] + spec["size"])
-            total, residual, spatial = None, None, 0
+            parts, residual, channel_dim, tokens = [], None, -1, []
             for block in self.into.get(gid, []):
                 if block["edge_type"] == "attention":
                     continue
                 part = self.contribution(block, _replay(values[block["src"]], block["reads"]))
-                op = block["op"] or {}
-                spatial = op.get("spatial", 0)
+                token = self.groups[block["src"]]["token"]
+                if token == "positions":
+                    tokens.append(part)
+                    continue
+                channel_dim = _channel_dim(block["op"] or {})
                 if block["edge_type"] == "residual":
                     residual = part if residual is None else residual + part
                 else:
-                    total = part if total is None else total + part
-            if total is None:
-                total = torch.zeros_like(residual)
+                    parts.append(part)
+            if spec["combine"] == "product":
+                total = parts[0] * parts[1]
+            else:
+                total = parts[0] if parts else torch.zeros_like(residual) if (
+                    residual is not None) else None
+                for part in parts[1:]:
+                    total = total + part
+                for part in tokens:
+                    total = part if total is None else total + _fit_tokens(part, total.shape[-2])
             shape = [1] * total.dim()
-            shape[_channel_dim(spatial)] = -1
-            total = total + g.x[nodes, 0].view(shape)
+            shape[channel_dim] = -1
+            bias = g.x[nodes, 0]
+            scale = g.node_spec[nodes, BIAS_SCALE]
+            bias = torch.where(scale != 0, bias * scale, bias)
+            total = total + bias.view(shape)
             if spec["norm"]:
-                total = self.norm(total, spec["norm"], nodes, spatial)
+                total = self.norm(total, spec["norm"], nodes, channel_dim)
             if spec["attention"]:
                 total = self.attention(values, spec["attention"], total)
             if residual is not None:
                 total = total + residual
             values[gid] = self.activate(total, g.node_act[nodes], g.node_act_arg[nodes], shape,
-                                        gid)
+                                        gid, spec["learned_act"])
         out = _replay(values[self.program["output"]], self.program["output_reads"])
         offset = self.template.metadata.get("output_offset", 0.0)
         return out + offset if offset else out

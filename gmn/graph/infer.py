@@ -8,15 +8,30 @@ state_dict order, and each group is read as a layer:
 * ``running_mean``/``running_var`` → BatchNorm over the previous layer's outputs;
 * a 1-D ``weight`` without running statistics after a linear layer → ``LayerNorm``.
 
-The layers are assumed to run in key order. What the keys cannot say is recorded, never
-guessed into the numbers: the activation after every hidden layer is ``"unknown"``, and where
-convolutions meet a linear layer the feature map is globally average-pooled when the linear
-layer has as many inputs as there are channels, flattened otherwise. The round trip is exact
+**Order.** A state_dict in registration order (as ``model.state_dict()`` gives it) runs in key
+order. Keys in sorted order (``safetensors.load_file`` returns them so, and ``layers.10`` sorts
+before ``layers.2``) are put back in order by their numbers: layers whose paths differ only in
+their numbers (``layers.{i}``, ``fc{i}``) run in numeric order, and differently named ones
+(``conv1``, ``fc1``) in the one order in which every layer reads what the one before it gives
+(a convolution never follows a linear layer, a norm follows a layer of its width). Where the
+keys leave more than one such order, the conversion asks for ``like=``; where no order fits,
+the error says that key order is the likely cause.
+
+**Skips.** A bare state_dict does not say whether its forward adds skip connections
+(``x + f(x)``). ``gmn.from_state_dict`` reads one as a chain only where none can hide: an
+``nn.Sequential`` (layers numbered at the top level, or numbered with gaps where activations
+sit), or widths that never repeat; otherwise it asks for ``like=``.
+
+What the keys cannot say is recorded, never guessed into the numbers: the activation after
+every hidden layer is ``"unknown"``, and where convolutions meet a linear layer the feature
+map is globally average-pooled when the linear layer has as many inputs as there are
+channels, flattened otherwise. The round trip is exact
 either way; pass ``like=`` for anything else.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import torch
@@ -29,10 +44,11 @@ NAMES = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
 
 
 class InferredNetwork(nn.Module):
-    """Layers registered under the state_dict's own prefixes, run in key order with an
-    ``UnknownActivation`` after every hidden layer (after its norm, if any)."""
+    """Layers registered under the state_dict's own prefixes (in its key order), run in
+    ``order`` (their paths) with an ``UnknownActivation`` after every hidden layer (after its
+    norm, if any)."""
 
-    def __init__(self, layers: list[tuple[str, nn.Module]]):
+    def __init__(self, layers: list[tuple[str, nn.Module]], order: list[str]):
         super().__init__()
         for path, layer in layers:
             parent = self
@@ -43,7 +59,8 @@ class InferredNetwork(nn.Module):
                 parent = getattr(parent, part)
             parent.add_module(name, layer)
         self.inferred_activation = UnknownActivation()
-        self.order = [layer for _, layer in layers]
+        by_path = dict(layers)
+        self.order = [by_path[path] for path in order]
         self.before = [_reshape_before(self.order[:i], m) for i, m in enumerate(self.order)]
         last_weighted = max(i for i, m in enumerate(self.order) if _weighted(m))
         self.activate = [i < last_weighted and (i + 1 == len(self.order) or _weighted(
@@ -170,8 +187,12 @@ def _check_dtypes(state_dict: Mapping[str, Tensor]) -> torch.dtype:
     return common
 
 
-def infer_module(state_dict: Mapping[str, Tensor]) -> InferredNetwork:
-    """A module with ``state_dict``'s keys and shapes, for plain sequential MLPs/CNNs."""
+def infer_module(state_dict: Mapping[str, Tensor], sequential: bool = True) -> InferredNetwork:
+    """A module with ``state_dict``'s keys and shapes, for plain sequential MLPs/CNNs.
+
+    ``sequential=False``: the caller does not know that the network is a plain chain (a bare
+    state_dict given to ``gmn.from_state_dict``): keys that leave room for a skip connection
+    raise (see :func:`_possible_skip`)."""
     if not state_dict:
         raise ConversionError("the state_dict is empty")
     _check_chain(state_dict)
@@ -180,11 +201,173 @@ def infer_module(state_dict: Mapping[str, Tensor]) -> InferredNetwork:
     for key, tensor in state_dict.items():
         prefix, _, name = key.rpartition(".")
         groups.setdefault(prefix, {})[name] = tensor
-    layers: list[tuple[str, nn.Module]] = []
-    for prefix, entries in groups.items():
-        previous = next((m for _, m in reversed(layers) if _weighted(m)), None)
-        with torch.device("meta"):  # shapes only: no initialisation cost
-            layers.append((prefix, _layer(prefix, entries, previous)))
-    if not any(_weighted(m) for _, m in layers):
+    keys = list(state_dict)
+    with torch.device("meta"):  # shapes only: no initialisation cost
+        order, built = _run_order(groups, sorted_keys=keys == sorted(keys))
+    if not any(_weighted(m) for m in built.values()):
         raise ConversionError("the state_dict has no linear or convolution weights")
-    return InferredNetwork(layers).to(dtype)
+    skip = None if sequential else _possible_skip(order, built)
+    if skip:
+        raise ConversionError(
+            f"cannot tell this state_dict's topology from its keys: {skip}, so its forward may "
+            "add a skip connection there (x + f(x)) that a chain read from the keys would drop; "
+            "pass like=<a module of the architecture>")
+    layers = [(prefix, built[prefix]) for prefix in groups]
+    return InferredNetwork(layers, order).to(dtype)
+
+
+def _possible_skip(order: list[str], built: dict[str, nn.Module]) -> str:
+    """Where a skip connection could hide in the chain ``order`` ('' where none can): between
+    two points of equal width and layout, unless the keys show an ``nn.Sequential`` (layers
+    numbered at the top level, or numbered with gaps where parameter-free modules such as
+    activations sit), whose forward adds no skips."""
+    numbered = [p.rpartition(".") for p in order]
+    containers = {c for c, _, i in numbered}
+    if len(containers) == 1 and all(i.isdigit() for _, _, i in numbered):
+        indices = sorted(int(i) for _, _, i in numbered)
+        container = next(iter(containers))
+        gaps = any(b - a > 1 for a, b in zip(indices, indices[1:]))
+        if not container or gaps and _width_in(built[order[0]]) != _width_out(built, order):
+            return ""
+    points: list[tuple[str, int, str]] = []  # (layout, width, after which layer)
+    previous = None
+    for prefix in order:
+        module = built[prefix]
+        if not _weighted(module):
+            continue
+        layout = "map" if isinstance(module, (nn.Conv1d, nn.Conv2d)) else "features"
+        if previous is None or layout != previous:
+            points.append((layout, _width_in(module), "the input" if previous is None
+                           else f"the input of {prefix!r}"))
+        points.append((layout, _width_out(built, [prefix]), f"{prefix!r}"))
+        previous = layout
+    for i, (layout, width, where) in enumerate(points):
+        for later_layout, later_width, later in points[i + 1:]:
+            if (layout, width) == (later_layout, later_width):
+                return f"{where} and {later} both give {width} {layout}"
+    return ""
+
+
+def _width_in(module: nn.Module) -> int:
+    return module.in_features if isinstance(module, nn.Linear) else module.in_channels
+
+
+def _width_out(built: dict[str, nn.Module], order: list[str]) -> int:
+    last = next(built[p] for p in reversed(order) if _weighted(built[p]))
+    return last.out_features if isinstance(last, nn.Linear) else last.out_channels
+
+
+SORTED_HINT = ("key order is the likely cause: a state_dict loaded with sorted keys "
+               "(safetensors.load_file returns them so) puts 'layers.10' before 'layers.2'")
+
+
+def _run_order(groups: dict[str, dict[str, Tensor]], sorted_keys: bool
+               ) -> tuple[list[str], dict[str, nn.Module]]:
+    """The order the layers run in and each layer's module (see the module docstring)."""
+    given = list(groups)
+    if not sorted_keys or len(given) < 2:
+        built, problem = _chain(given, groups)
+        if problem:
+            raise ConversionError(f"cannot chain the layers in key order: {problem}; "
+                                  f"{SORTED_HINT}. Pass like=<a module of the architecture>")
+        return given, built
+    found = _orders_by_number(groups, limit=2)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        _, problem = _chain(_natural(given), groups)
+        raise ConversionError(f"cannot chain the layers of this state_dict in any order its "
+                              f"keys allow: {problem}; {SORTED_HINT}. Pass like=<a module of "
+                              "the architecture>")
+    first, second = ([p for p in order] for order, _ in found)
+    raise ConversionError(
+        "the keys alone cannot decide the order of the layers: they are sorted (as "
+        "safetensors.load_file returns them), and both " + " -> ".join(first) + " and "
+        + " -> ".join(second) + " fit; pass like=<a module of the architecture>")
+
+
+def _natural(prefixes: list[str]) -> list[str]:
+    return sorted(prefixes, key=lambda p: [int(t) if t.isdigit() else t
+                                           for t in re.split(r"(\d+)", p)])
+
+
+def _orders_by_number(groups: dict[str, dict[str, Tensor]], limit: int, budget: int = 20_000
+                      ) -> list[tuple[list[str], dict[str, nn.Module]]]:
+    """Up to ``limit`` orders in which layers whose paths differ only in their numbers keep
+    numeric order and every layer fits the one before it."""
+    chains: dict[str, list[str]] = {}
+    for prefix in _natural(list(groups)):
+        chains.setdefault(re.sub(r"\d+", "#", prefix), []).append(prefix)
+    lists = list(chains.values())
+    found: list[tuple[list[str], dict[str, nn.Module]]] = []
+    steps = [0]
+
+    def extend(positions: tuple[int, ...], order: list[str], built: dict, previous) -> None:
+        steps[0] += 1
+        if len(found) >= limit or steps[0] > budget:
+            return
+        if len(order) == len(groups):
+            found.append((list(order), dict(built)))
+            return
+        for i, chain in enumerate(lists):
+            if positions[i] == len(chain):
+                continue
+            prefix = chain[positions[i]]
+            module = _fitting_layer(prefix, groups[prefix], previous)
+            if module is None:
+                continue
+            built[prefix] = module
+            order.append(prefix)
+            extend(positions[:i] + (positions[i] + 1,) + positions[i + 1:], order, built,
+                   module if _weighted(module) else previous)
+            order.pop()
+            del built[prefix]
+
+    extend((0,) * len(lists), [], {}, None)
+    if steps[0] > budget:
+        raise ConversionError("the keys alone cannot decide the order of the layers (too many "
+                              "orders fit); pass like=<a module of the architecture>")
+    return found
+
+
+def _chain(order: list[str], groups: dict[str, dict[str, Tensor]]
+           ) -> tuple[dict[str, nn.Module], str]:
+    """Each layer's module in ``order``, and the first width mismatch ('' when they fit)."""
+    built, previous = {}, None
+    for prefix in order:
+        module = _layer(prefix, groups[prefix], previous)
+        problem = _misfit(prefix, module, previous)
+        if problem:
+            return built, problem
+        built[prefix] = module
+        previous = module if _weighted(module) else previous
+    return built, ""
+
+
+def _fitting_layer(prefix: str, entries: Mapping[str, Tensor], previous):
+    try:
+        module = _layer(prefix, entries, previous)
+    except ConversionError:
+        return None
+    return None if _misfit(prefix, module, previous) else module
+
+
+def _misfit(prefix: str, module: nn.Module, previous) -> str:
+    """Why ``module`` cannot read what ``previous`` (the last weighted layer) gives, or ''."""
+    if previous is None:
+        return "" if _weighted(module) else f"{prefix!r} is a norm before any layer"
+    out = previous.out_features if isinstance(previous, nn.Linear) else previous.out_channels
+    if isinstance(module, nn.Linear):
+        if isinstance(previous, nn.Linear) and module.in_features != out or (
+                module.in_features % out):
+            return (f"{prefix!r} reads {module.in_features} features, the layer before it "
+                    f"gives {out}")
+        return ""
+    if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+        if not isinstance(previous, type(module)):
+            return f"{prefix!r} is a convolution after a linear layer"
+        return "" if module.in_channels == out else (
+            f"{prefix!r} reads {module.in_channels} channels, the layer before it gives {out}")
+    size = module.num_features if hasattr(module, "num_features") else \
+        module.normalized_shape[0]
+    return "" if size == out else f"norm {prefix!r} has {size} channels, the layer before {out}"

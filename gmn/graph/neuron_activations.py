@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from . import activations, vocab
+from .parameter_graph import NODE_SPEC
 from .weights import Weights
 
 
@@ -89,8 +90,14 @@ class SequentialSpec:
                 "only chains of nn.Linear layers are supported (found normalisation or other "
                 "node types)")
         if template.learned_act:
-            raise UnsupportedArchitectureError("activations with learned parameters (PReLU) are "
-                                               "not supported")
+            raise UnsupportedArchitectureError("activations with learned parameters (PReLU, a "
+                                               "learned ω₀) are not supported")
+        settings = [name for i, name in enumerate(NODE_SPEC) if not name.startswith("output_")
+                    and bool(s["node_spec"][:, i].any())]
+        if settings:
+            raise UnsupportedArchitectureError(
+                f"layers with {', '.join(settings)} (node_spec) are not supported: only plain "
+                "linear layers")
         groups = template.groups
         offsets = dict(zip(template.keys, template.offsets))
         writers: dict[int, list[str]] = {}

@@ -25,8 +25,17 @@ field              shape / dtype        meaning
                                         applied after the neuron (0 = identity)
 ``node_act_arg``   [N] float            the activation's argument: ω₀ of a sine, the slope
                                         of a leaky ReLU, α of an ELU, β of a softplus, a
-                                        PReLU's learned slope (a parameter, read back by
-                                        ``gmn.to_state_dict``); 0 otherwise
+                                        PReLU's learned slope or a learned ω₀ (parameters,
+                                        read back by ``gmn.to_state_dict``); 0 otherwise
+``node_spec``      [N, S] float         the settings of the operation that produced the
+                                        neuron, columns ``NODE_SPEC`` (0 where not applicable):
+                                        norm ε, convolution stride/dilation/padding (y, x) and
+                                        padding mode, a constant scale or a standardisation
+                                        applied to the stored weights before use, a scale
+                                        node dividing by its factor, attention
+                                        heads and causality, the pooling, padding or input
+                                        preprocessing its layer reads through, the output
+                                        offset and head
 ``int_buffers``    [1, K] long          integer buffers (BatchNorm ``num_batches_tracked``)
                                         in state_dict order; K = 0 when the network has none.
                                         Batches concatenate it along dim 1 ([1, ΣK]), so
@@ -50,10 +59,25 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 NODE_FEATURES = ("bias", "norm_weight", "norm_bias", "running_mean", "running_var")
+NODE_SPEC = (
+    "norm_eps",  # ε of the norm applied to the neuron
+    "stride_y", "stride_x", "dilation_y", "dilation_x",  # of the convolution producing it
+    "padding_y", "padding_x",  # total zero/mode padding of that convolution (before + after)
+    "padding_mode",  # index into converters.PADDING_MODES
+    "weight_scale", "bias_scale",  # constants the stored weight / bias are multiplied by
+    "weight_standardize",  # ε of a per-output-channel standardisation of the stored weights
+    "scale_reciprocal",  # a scale node divides by its factor (x / self.std) instead
+    "heads", "causal",  # attention value neurons
+    "read_pool", "read_size", "read_stride",  # pooling between the source neurons and the layer
+    "read_pad",  # padding (F.pad) between the source neurons and the layer: total pixels
+    "read_scale", "read_offset",  # x·a + b of the raw input before the layer reading it
+    "output_offset", "output_head",  # output neurons: a constant added; 1 softmax, 2 log-softmax
+)
 
 NODE_INDEX_FIELDS = ("node_type", "node_layer", "node_io_pos", "node_act")  # [N] long each
 EDGE_INDEX_FIELDS = ("edge_type", "edge_layer")  # [E] long each
-REQUIRED_FIELDS = ("x", "edge_index", "edge_attr", *NODE_INDEX_FIELDS, *EDGE_INDEX_FIELDS)
+REQUIRED_FIELDS = ("x", "edge_index", "edge_attr", *NODE_INDEX_FIELDS, *EDGE_INDEX_FIELDS,
+                   "node_spec")
 
 
 class GraphFieldError(ValueError):
@@ -101,6 +125,8 @@ def validate_graph(graph, node_in_dim: int | None = None, edge_in_dim: int | Non
         )
     num_edges = edge_index.shape[1]
     _check_features(graph, "edge_attr", num_edges, edge_in_dim, "edge_in_dim")
+    if "node_spec" not in optional:
+        _check_features(graph, "node_spec", num_nodes, len(NODE_SPEC), "len(NODE_SPEC)")
     for names, length in ((NODE_INDEX_FIELDS, num_nodes), (EDGE_INDEX_FIELDS, num_edges)):
         for name in names:
             if name not in optional:

@@ -24,8 +24,10 @@ def register_converter(module_type: type, converter: Converter | None = None):
     """Register ``converter`` for ``module_type`` (and its subclasses without their own).
 
     Use directly, ``register_converter(MyLayer, fn)``, or as a decorator,
-    ``@register_converter(MyLayer)``. A later registration for the same type replaces the
-    earlier one. Templates cached by :func:`gmn.from_state_dict` before are not reused.
+    ``@register_converter(MyLayer)``. A subclass that overrides ``forward`` (or
+    ``_conv_forward``) is not covered: it is traced through its own forward. A later
+    registration for the same type replaces the earlier one. Templates cached by
+    :func:`gmn.from_state_dict` before are not reused.
     """
     if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
         raise TypeError(f"module_type must be an nn.Module subclass, got {module_type!r}")
@@ -45,13 +47,25 @@ def register_named_converter(qualified_name: str, converter: Converter) -> None:
     bump_generation()
 
 
+FORWARD_METHODS = ("forward", "_conv_forward")  # methods that decide what a module computes
+
+
+def keeps_forward(module: nn.Module, cls: type) -> bool:
+    """``type(module)`` computes what ``cls`` computes: it overrides none of ``cls``'s
+    :data:`FORWARD_METHODS` (a subclass of ``nn.Linear`` with its own ``forward`` does not)."""
+    own = type(module)
+    return all(getattr(own, name) is getattr(cls, name)
+               for name in FORWARD_METHODS if hasattr(cls, name))
+
+
 def find_converter(module: nn.Module) -> Converter | None:
-    """The converter registered for ``type(module)`` or its nearest registered base class, else
-    one registered for its class name."""
-    for cls in type(module).__mro__:
-        if cls in _CONVERTERS:
-            return _CONVERTERS[cls]
+    """The converter registered for ``type(module)`` or its nearest registered base class whose
+    forward the module keeps (:func:`keeps_forward`), else one registered for its class name.
+    ``None`` for a subclass that overrides its forward: it is traced through its own."""
     cls = type(module)
+    for base in cls.__mro__:
+        if base in _CONVERTERS:
+            return _CONVERTERS[base] if keeps_forward(module, base) else None
     return _BY_NAME.get(f"{cls.__module__}.{cls.__qualname__}")
 
 

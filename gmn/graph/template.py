@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import functools
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -38,6 +39,18 @@ from .parameter_graph import (
 from .trace import trace_into
 
 BATCH_CACHE_SIZE = 4  # batch sizes whose structure tensors are kept
+
+
+def _refuse_tied(model: nn.Module) -> None:
+    """Two state_dict entries holding one parameter (tied weights) would become two
+    independent sets of edges; refused."""
+    seen: dict[int, str] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        if id(parameter) in seen:
+            raise ConversionError(
+                f"parameters {seen[id(parameter)]!r} and {name!r} are one tensor (tied weights: "
+                "a parameter used twice); weight sharing is not supported")
+        seen[id(parameter)] = name
 
 
 class GraphTemplate:
@@ -90,9 +103,23 @@ class GraphTemplate:
         self.fixed_groups = fixed_groups
         self.program = builder.program  # what gmn.graph.execute reads besides the graph
         self._numels = [s.numel() for s in self.shapes]
-        self._placed: dict[tuple, dict[str, Tensor]] = {}
-        self._prototypes: dict[tuple, ParameterGraph] = {}  # structure-only graph to copy
-        self._batched: OrderedDict[tuple, dict] = OrderedDict()
+        self.__dict__.update(self.fresh_caches())
+
+    @staticmethod
+    def fresh_caches() -> dict:
+        """The template's caches, empty: what it computes from its structure on first use
+        (never part of what it is: not pickled, not stored)."""
+        return {
+            "_placed": {},  # {(device, dtype): structure tensors there}
+            "_prototypes": {},  # {(device, dtype): structure-only graph to copy}
+            "_batched": OrderedDict(),  # batched structure per batch size
+            # large outputs of batch() reused once the batch that held them is gone
+            "_recycler": memory.Recycler(),
+        }
+
+    def __getstate__(self) -> dict:
+        """Pickled (a dataset sent to worker processes) without its caches and buffers."""
+        return {**self.__dict__, **self.fresh_caches()}
 
     def _structure_on(self, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
         """The structure tensors on ``device``, float ones in ``dtype`` (cached)."""
@@ -101,12 +128,13 @@ class GraphTemplate:
             placed = {k: v.to(device) for k, v in self.structure.items()}
             placed["constants"] = placed["constants"].to(dtype)
             placed["node_act_arg"] = self.act_arg.to(device, dtype)
+            placed["node_spec"] = placed["node_spec"].to(dtype)
             placed["x_index"] = self.structure["x_src"].reshape(-1).to(device)
             placed["edge_attr_index"] = self.structure["edge_src"].reshape(-1).to(device)
             static = {k: placed[k] for k in NODE_INDEX_FIELDS + EDGE_INDEX_FIELDS}
             self._prototypes[key] = ParameterGraph(
                 edge_index=placed["edge_index"], node_act_arg=placed["node_act_arg"],
-                template=self, **static)
+                node_spec=placed["node_spec"], template=self, **static)
             self._placed[key] = placed
         return self._placed[key]
 
@@ -124,6 +152,7 @@ class GraphTemplate:
         """
         state = model.state_dict()
         parameter_names = {name for name, _ in model.named_parameters()}
+        _refuse_tied(model)
         keys, dtypes, int_entries = [], [], {}
         for key, tensor in state.items():
             if tensor.is_floating_point():
@@ -141,7 +170,8 @@ class GraphTemplate:
         builder = GraphBuilder(keys, [state[k].shape for k in keys])
         inputs, outputs = trace_into(builder, model, concrete_args)
         structure = builder.finish(encoding, outputs, inputs)
-        fixed = {inputs.gid, outputs.gid} | {g.gid for g in builder.groups if g.onehot}
+        fixed = {inputs.gid, outputs.gid} | {g.gid for g in builder.groups if g.token} | (
+            builder.fixed)
         return cls(builder, structure, keys, dtypes, int_entries, list(state), encoding, fixed)
 
     # --- parameter vectors ----------------------------------------------------------------
@@ -275,7 +305,10 @@ class GraphTemplate:
         flat = params
         n, device = flat.shape[0], flat.device
         constants = self._structure_on(device, flat.dtype)["constants"]
-        x, edge_attr, act_arg = self._features(memory.cat([flat, constants.expand(n, -1)], dim=1))
+        extended = memory.cat([flat, constants.expand(n, -1)], dim=1, recycler=self._recycler)
+        x, edge_attr, act_arg = self._features(extended, functools.partial(
+            memory.index_select, recycler=self._recycler))
+        del extended  # its memory is recycled by the next batch
         static = self._batched_structure(n, device, flat.dtype)
         out = Batch(_base_cls=ParameterGraph, x=x, edge_attr=edge_attr, template=[self] * n,
                     **static["fields"])
@@ -311,10 +344,12 @@ class GraphTemplate:
         node_offsets = graphs * self.num_nodes
         fields = {k: s[k].repeat(n) for k in NODE_INDEX_FIELDS + EDGE_INDEX_FIELDS}
         fields["node_act_arg"] = s["node_act_arg"].repeat(n)
+        fields["node_spec"] = s["node_spec"].repeat(n, 1)
         fields["edge_index"] = (s["edge_index"].unsqueeze(1)
                                 + node_offsets.view(1, n, 1)).reshape(2, -1)
         counts = {"x": self.num_nodes, "edge_index": self.num_edges, "template": 1,
-                  "edge_attr": self.num_edges, "node_act_arg": self.num_nodes}
+                  "edge_attr": self.num_edges, "node_act_arg": self.num_nodes,
+                  "node_spec": self.num_nodes}
         counts.update({k: self.num_nodes for k in NODE_INDEX_FIELDS})
         counts.update({k: self.num_edges for k in EDGE_INDEX_FIELDS})
         ends = torch.arange(n + 1, device=device)

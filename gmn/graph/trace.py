@@ -1,10 +1,14 @@
 """Follow a network's real dataflow with ``torch.fx`` and record it in a :class:`GraphBuilder`.
 
 Modules with a registered converter and activation modules are kept whole; everything else is
-traced through, so residual additions written in ``forward`` (``x + self.block(x)``) are seen.
-Parameter-free operations are handled explicitly (activations, dropout, pooling, flatten,
-additions, in-place versions of them); any other operation raises :class:`ConversionError`
-naming it and the module it sits in, so a graph is never silently wrong.
+traced through, so residual additions written in ``forward`` (``x + self.block(x)``) are seen,
+and so is the ``forward`` of a subclass of ``nn.Linear``/``nn.Conv2d`` that overrides it: its
+``F.linear``/``F.conv2d`` calls on its own parameters are recorded as the layer, with the
+transform it applies to its weight (see :mod:`gmn.graph.param_tensors`). Parameter-free
+operations are handled explicitly (activations, dropout, pooling, flatten, padding, layout
+changes, additions, products, concatenations, in-place versions of them); any other operation
+raises :class:`ConversionError` naming it and the module it sits in, so a graph is never
+silently wrong.
 """
 
 from __future__ import annotations
@@ -18,44 +22,54 @@ from torch import Tensor, fx, nn
 
 from . import activations as act_table
 from . import converters, huggingface
-from .builder import Axis, GraphBuilder, NeuronGroup, Value
+from .arithmetic import Arithmetic
+from .builder import GraphBuilder, NeuronGroup, Value
 from .errors import ConversionError, UnsupportedModuleError
-from .registry import find_converter, supported_types
+from .param_tensors import (
+    BATCH_SIZE_META,
+    ParamTensor,
+    add_first_row,
+    add_positions,
+    evaluate,
+)
+from .param_uses import DEFAULTS, DEFAULTS_OF, FUNCTIONAL_LAYERS, MATMUL, ParamUses
+from .registry import find_converter, keeps_forward, supported_types
+from .shapes import (
+    ADAPTIVE_POOL_FUNCTIONS,
+    LOCAL_POOL_FUNCTIONS,
+    PAD_MODULES,
+    POOL_MODULES,
+    POOL_SETTINGS,
+    TRANSPOSES,
+    Positions,
+    Shape,
+    ShapeOps,
+    flatten_to,
+    tf_same_pad,
+    where,
+)
 from .substitutes import substitute_for
 
-PASSTHROUGH_MODULES = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
-POOL_MODULES = {
-    nn.MaxPool1d: F.max_pool1d, nn.MaxPool2d: F.max_pool2d, nn.AvgPool1d: F.avg_pool1d,
-    nn.AvgPool2d: F.avg_pool2d, nn.AdaptiveAvgPool1d: F.adaptive_avg_pool1d,
-    nn.AdaptiveAvgPool2d: F.adaptive_avg_pool2d, nn.AdaptiveMaxPool1d: F.adaptive_max_pool1d,
-    nn.AdaptiveMaxPool2d: F.adaptive_max_pool2d,
-}
-POOL_SETTINGS = {  # the functional arguments of each pooling module, in order
-    nn.MaxPool1d: ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
-    nn.MaxPool2d: ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
-    nn.AvgPool1d: ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
-    nn.AvgPool2d: ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
-                   "divisor_override"),
-}
-PASSTHROUGH_FUNCTIONS = {F.dropout, F.dropout1d, F.dropout2d, "contiguous", "clone", "detach"}
-LOCAL_POOL_FUNCTIONS = {F.max_pool1d, F.max_pool2d, F.avg_pool1d, F.avg_pool2d}
-ADAPTIVE_POOL_FUNCTIONS = {F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_max_pool1d,
-                           F.adaptive_max_pool2d}
+PASSTHROUGH_MODULES = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+                       nn.AlphaDropout, nn.FeatureAlphaDropout)
+DROPOUTS = {F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout}
+PASSTHROUGH_FUNCTIONS = DROPOUTS | {"contiguous", "clone", "detach", torch.clone, "cpu"}
 ADD = {operator.add, operator.iadd, torch.add, "add", "add_"}
 SUB = {operator.sub, operator.isub, torch.sub, "sub", "sub_"}
 MUL = {operator.mul, operator.imul, torch.mul, "mul", "mul_"}
-INPLACE_ARITHMETIC = {operator.iadd, operator.isub, operator.imul, "add_", "sub_", "mul_"}
+DIV = {operator.truediv, operator.itruediv, torch.div, "div", "div_"}
+INPLACE_ARITHMETIC = {operator.iadd, operator.isub, operator.imul, operator.itruediv, "add_",
+                      "sub_", "mul_", "div_"}
 SHAPE_QUERIES = {"size", "dim"}
+SQUARES = {torch.square, "square", operator.pow, torch.pow, "pow"}
+CASTS = {"float", "to", "type_as", "double"}
 HEADS = {F.softmax: "softmax", F.log_softmax: "log_softmax", torch.softmax: "softmax",
          torch.log_softmax: "log_softmax", "softmax": "softmax", "log_softmax": "log_softmax"}
 HEAD_MODULES = {nn.Softmax: "softmax", nn.LogSoftmax: "log_softmax"}
+BUILTIN_CONVERTERS = converters.BUILTIN | set(huggingface.CONVERTERS.values())  # execute knows
 
 
-class _Shape:
-    """A non-tensor value derived from a tensor's shape (``x.size(0)``, ``x.shape``)."""
-
-
-class _InPlaceProxy(fx.Proxy):
+class _Proxy(fx.Proxy):
     """Records ``a += b`` as ``operator.iadd``: torch.fx would record a plain ``add``, and a
     second name bound to ``a`` would then miss the change."""
 
@@ -71,23 +85,47 @@ class _InPlaceProxy(fx.Proxy):
     def __imul__(self, other):
         return self._inplace(operator.imul, other)
 
+    def __itruediv__(self, other):
+        return self._inplace(operator.itruediv, other)
+
 
 class _Tracer(fx.Tracer):
+    proxy_buffer_attributes = True  # ops on buffers are recorded, not run as constants
+
+    def __init__(self):
+        super().__init__()
+        self.failed_in: tuple[str, type] | None = None
+
     def proxy(self, node: fx.Node) -> fx.Proxy:
-        return _InPlaceProxy(node, self)
+        return _Proxy(node, self)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if substitute_for(m) is not None:
             return False
         known = find_converter(m) is not None or act_table.is_activation_module(m)
-        return known or super().is_leaf_module(m, qualname)
+        if known:
+            return True
+        if m.__module__.startswith("torch.nn") and not isinstance(m, nn.Sequential):
+            return keeps_forward(m, _torch_class(m))  # a torch.nn subclass: its own forward
+        return False
 
     def call_module(self, m: nn.Module, forward, args, kwargs):
-        _refuse_known(m, self.path_of_module(m))
+        path = self.path_of_module(m)
+        _refuse_known(m, path)
         substitute = substitute_for(m)
-        if substitute is not None:
-            return super().call_module(m, lambda *a, **k: substitute(m, *a, **k), args, kwargs)
-        return super().call_module(m, forward, args, kwargs)
+        try:
+            if substitute is not None:
+                return super().call_module(m, lambda *a, **k: substitute(m, *a, **k), args,
+                                           kwargs)
+            return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            self.failed_in = self.failed_in or (path, type(m))  # the innermost module
+            raise
+
+
+def _torch_class(m: nn.Module) -> type:
+    """The nearest class of ``m`` defined in torch.nn."""
+    return next(c for c in type(m).__mro__ if c.__module__.startswith("torch.nn"))
 
 
 class _Root(nn.Module):
@@ -111,38 +149,33 @@ def trace_into(builder: GraphBuilder, model: nn.Module, concrete_args: dict | No
     _refuse_known(model, "")
     if find_converter(model) is not None or substitute_for(model) is not None:
         return _trace_layer(builder, model)
+    tracer = _Tracer()
     try:
-        graph = _Tracer().trace(model, concrete_args=concrete_args)
+        graph = tracer.trace(model, concrete_args=concrete_args)
     except ConversionError:
         raise
     except Exception as error:  # noqa: BLE001 - fx raises many types; report them as one
-        raise ConversionError(
-            f"torch.fx could not trace {type(model).__name__}.forward ({type(error).__name__}: "
-            f"{error}). torch.fx cannot follow data-dependent control flow (if/for on tensor "
-            "values), item assignment (x[...] = ...) or calls it cannot record; rewrite that "
-            "part of forward, or register a converter for the module that contains it"
-        ) from error
+        raise _untraceable(model, tracer, error) from error
     return _Walker(builder, model, concrete_args).run(graph)
 
 
-def flatten_to(x: Tensor, features: int) -> Tensor:
-    """``x.view(-1, features)`` as recorded: [B, C, *S] → [B, features]. It is a flatten only
-    when C·ΠS = ``features`` (the spatial size is not traced), so another size raises."""
-    out = torch.flatten(x, 1)
-    if out.shape[1] != features:
-        raise ConversionError(f"x.view(-1, {features}) was recorded as a flatten, which it is "
-                              f"only for inputs whose C·H·W is {features}; this input gives "
-                              f"{out.shape[1]}")
-    return out
+def _untraceable(model: nn.Module, tracer: _Tracer, error: Exception) -> ConversionError:
+    """Where and why torch.fx stopped, in the terms of the user's code."""
+    path, module_type = tracer.failed_in or ("", type(model))
+    path = _unprefixed(path) if isinstance(tracer.root, _Root) else path
+    where = f"module {path!r} ({module_type.__name__})" if path else \
+        f"{type(model).__name__}.forward"
+    message = str(error).replace("_Proxy", "traced tensor").replace("Proxy", "traced tensor")
+    return ConversionError(
+        f"torch.fx could not trace {where}: {type(error).__name__}: {message.splitlines()[0]}. "
+        "torch.fx cannot follow data-dependent control flow (if/for on tensor values), "
+        "item assignment (x[...] = ...), unpacking a shape (B, C, H, W = x.shape) or calls it "
+        "cannot record; rewrite that part of forward (x.size(0) instead of unpacking), or "
+        "register a converter for the module that contains it")
 
 
-LAYOUT = (torch.flatten, torch.squeeze, flatten_to)
-TRANSPOSES = {torch.transpose, "transpose", torch.permute, "permute"}
-BUILTIN_CONVERTERS = converters.BUILTIN | set(huggingface.CONVERTERS.values())  # execute knows
-
-
-def _extent(value: Value) -> int:
-    """Dimensions after the channel one of ``value``'s tensor (as far as layout matters)."""
+def extent(value: Value) -> int:
+    """Dimensions after the batch one besides the channels (as far as layout matters)."""
     return value.spatial + value.singleton
 
 
@@ -156,26 +189,32 @@ def _refuse_known(m: nn.Module, path: str) -> None:
 
 
 def _trace_layer(builder: GraphBuilder, model: nn.Module) -> tuple[NeuronGroup, NeuronGroup]:
-    """A converted layer as the whole model: its parameters' keys have no module prefix."""
-    graph = _Tracer().trace(_Root(model))
-    walker = _Walker(builder, model)
+    """A converted layer (or a class traced through a substitute forward) as the whole model:
+    its parameters' keys and module paths have no prefix."""
+    tracer = _Tracer()
+    try:
+        graph = tracer.trace(_Root(model))
+    except ConversionError:
+        raise
+    except Exception as error:  # noqa: BLE001 - fx raises many types; report them as one
+        raise _untraceable(model, tracer, error) from error
     for node in graph.nodes:
-        if node.op == "call_module" and node.target.startswith("model"):
-            node.target = node.target[len("model."):] if node.target != "model" else ""
-    return walker.run(graph)
+        if node.op in ("call_module", "get_attr"):
+            node.target = _unprefixed(node.target)
+        stack = node.meta.get("nn_module_stack")
+        if stack:
+            node.meta["nn_module_stack"] = {k: (_unprefixed(path), kind)
+                                            for k, (path, kind) in stack.items()}
+    return _Walker(builder, model).run(graph)
 
 
-def where(node: fx.Node) -> str:
-    """``"in module 'block.1' (UserSine)"`` from fx's module stack, or ``"in forward"``."""
-    stack = node.meta.get("nn_module_stack") or {}
-    if not stack:
-        return "in the top-level forward"
-    path, module_type = list(stack.values())[-1]
-    name = getattr(module_type, "__name__", str(module_type))
-    return f"in module {path!r} ({name})"
+def _unprefixed(path: str) -> str:
+    """A path under ``_Root`` as the model's own (``model.layers.0`` -> ``layers.0``)."""
+    return "" if path == "model" else path[len("model."):] if path.startswith("model.") \
+        else path
 
 
-class _Walker:
+class _Walker(ShapeOps, Arithmetic, ParamUses):
     def __init__(self, builder: GraphBuilder, model: nn.Module, concrete: dict | None = None):
         self.concrete = concrete or {}
         self.builder = builder
@@ -190,11 +229,9 @@ class _Walker:
             if node.op == "output":
                 result = self.env[node.args[0]] if isinstance(node.args[0], fx.Node) else None
                 if not isinstance(result, Value):
-                    raise ConversionError("the network must return a single tensor")
-                if result.scale != 1.0:
-                    raise ConversionError(f"the output is multiplied by {result.scale} "
-                                          f"{result.scaled_at} (mul); only a multiplication "
-                                          "before an activation is supported")
+                    raise ConversionError("the network must return a single tensor computed "
+                                          "from its input")
+                result = self.settled(result, node)
                 self.builder.metadata["output_reads"] = result.reads
                 return self.inputs, result.group
             self.builder.path = next(iter(reversed(node.meta.get("nn_module_stack") or {"": 0})))
@@ -203,17 +240,48 @@ class _Walker:
 
     # --- arguments ------------------------------------------------------------------------
     def value(self, arg, node: fx.Node, scaled: bool = False) -> Value:
-        """The tensor ``arg`` as read by ``node``; exclusive only if ``node`` is its sole reader."""
+        """The tensor ``arg`` as read by ``node``; exclusive only if ``node`` is its sole
+        reader. A pending multiplication is kept only for a ``scaled`` reader (an activation
+        that folds it into its argument); any other reader gets it as a scale node."""
         found = self.env.get(arg) if isinstance(arg, fx.Node) else None
+        if isinstance(found, ParamTensor):
+            raise ConversionError(f"operation {self.describe(node)} reads {found.keys[0]!r} "
+                                  "(a parameter or buffer) where the network input's data is "
+                                  "expected")
         if not isinstance(found, Value):
             raise ConversionError(f"operation {self.describe(node)} expects a tensor input")
-        if found.scale != 1.0 and not scaled:
-            raise ConversionError(
-                f"mul by the constant {found.scale} {found.scaled_at} is read by "
-                f"{self.describe(node)}; a multiplication by a constant is only supported just "
-                "before an elementwise activation such as sin (register yours with "
-                "gmn.register_activation(..., scaled=True))")
+        if found.group.op == "input" and found.group.input_spatial and not (
+                found.spatial or found.singleton or found.flattened or found.tokens):
+            found = dataclasses.replace(found, spatial=found.group.input_spatial)
+        if not scaled:
+            found = self.settled(found, node)
+            self.env[arg] = found
         return dataclasses.replace(found, exclusive=found.exclusive and len(arg.users) == 1)
+
+    def settled(self, value: Value, node: fx.Node) -> Value:
+        """``value`` with its pending multiplication recorded as a ``scale`` node group."""
+        if value.scale == 1.0 and value.scale_param is None:
+            return value
+        if value.group.size is None and value.scale_param is not None:
+            self.size_input(value, value.scale_param.value.numel(), node)
+        if value.group.size is None:  # preprocessing of the raw input: replayed, like a pad
+            return dataclasses.replace(value, scale=1.0, reads=(
+                *value.reads, (torch.mul, (value.scale,), {})))
+        out = self.builder.new_group(value.group.size, "scale", value.group.layer + 1)
+        weight = None
+        if value.scale_param is not None:
+            weight = self.scale_indices(value.scale_param, value, out, node)
+            if value.scale != 1.0:
+                raise ConversionError(f"a constant and a parameter multiply the same tensor "
+                                      f"{value.scaled_at}; only one of them is supported")
+        out.spec["scale_reciprocal"] = float(value.scale_divides)
+        self.builder.identity(value.group, out, "scale", reads=value.reads,
+                              constant=value.scale, spatial=extent(value),
+                              channels_last=value.channels_last, weight=weight,
+                              reciprocal=value.scale_divides)
+        return dataclasses.replace(value, group=out, reads=(), scale=1.0, scale_param=None,
+                                   scale_divides=False, exclusive=True,
+                                   layout_from=extent(value))
 
     def first(self, node: fx.Node, scaled: bool = False) -> Value:
         """The tensor an operation reads: its first argument, positional or keyword."""
@@ -232,15 +300,18 @@ class _Walker:
             return {k: self.constant(v) for k, v in arg.items()}
         return arg
 
-    def is_constant(self, node: fx.Node) -> bool:
-        """All inputs are plain Python values (the guards torch.fx adds for concrete_args)."""
-        inputs = fx.node.map_arg((node.args, node.kwargs), lambda n: n)
-        found = []
-        fx.node.map_arg(inputs, found.append)
-        return all(not isinstance(self.env.get(n), (Value, _Shape, tuple)) and n in self.env
-                   for n in found) and node.target in (operator.eq, operator.ne, operator.is_,
-                                                       operator.is_not, torch._assert,
-                                                       operator.not_)
+    def bind(self, node: fx.Node, names: tuple[str, ...]) -> dict:
+        """``node``'s arguments by name (positional and keyword), defaults filled in; tensor
+        arguments are their fx nodes, the rest their values."""
+        bound = dict(zip(names, node.args))
+        bound.update(node.kwargs)
+        defaults = {**DEFAULTS, **DEFAULTS_OF.get(node.target, {})}
+        out = {}
+        for name in names:
+            arg = bound.get(name, defaults.get(name))
+            found = self.env.get(arg) if isinstance(arg, fx.Node) else None
+            out[name] = arg if isinstance(found, (Value, ParamTensor)) else self.constant(arg)
+        return out
 
     def describe(self, node: fx.Node) -> str:
         target = node.target if isinstance(node.target, str) else getattr(
@@ -281,20 +352,34 @@ class _Walker:
             self.inputs = self.builder.new_group(None, "input", 0)
             return Value(self.inputs, exclusive=False)
         if node.op == "get_attr":
-            owner_path, _, name = node.target.rpartition(".")
-            owner = self.model.get_submodule(owner_path)
-            if name in owner._parameters or name in owner._buffers:
-                raise UnsupportedModuleError(owner_path, type(owner), supported_types(),
-                                             f"its forward uses its own parameter {name!r} "
-                                             f"{where(node)}")
-            raise ConversionError(f"tensor constant {node.target!r} used {where(node)} is not "
-                                  "supported (register it as a parameter or buffer of a module)")
+            return self.attribute(node)
         if node.op == "call_module":
             return self.call_module(node, self.model.get_submodule(node.target))
         return self.call_function(node, node.target)
 
+    def attribute(self, node: fx.Node):
+        """A parameter or buffer read in ``forward``: a :class:`ParamTensor` when it is in the
+        state_dict, else its value (a non-persistent buffer, a constant)."""
+        owner_path, _, name = node.target.rpartition(".")
+        owner = self.model.get_submodule(owner_path)
+        value = getattr(owner, name)
+        if node.target in self.builder.shapes:
+            return ParamTensor(node, (node.target,), value.detach())
+        if isinstance(value, Tensor) and (name in owner._parameters or name in owner._buffers):
+            return value.detach()  # an integer or non-persistent buffer: a constant
+        if isinstance(value, Tensor):
+            raise ConversionError(
+                f"a tensor constant is used {where(node)}: a tensor created in forward or kept "
+                "as a plain attribute, which the state_dict does not hold; register it as a "
+                "parameter or buffer (register_buffer) so the graph can hold it")
+        return value
+
     def call_module(self, node: fx.Node, module: nn.Module):
         converter = find_converter(module)
+        if converter is converters.convert_embedding and isinstance(
+                self.env.get(self.first_node(node)), Positions):  # a table of positions
+            return ParamTensor(node, (f"{node.target}.weight",), module.weight.detach(),
+                               stored=True)
         if converter is not None:
             inputs = {a for a in (*node.args, *node.kwargs.values())
                       if isinstance(a, fx.Node) and isinstance(self.env.get(a), Value)}
@@ -303,10 +388,21 @@ class _Walker:
                                       "tensors; converted modules read one (self-attention only)")
             if isinstance(module, nn.MultiheadAttention):
                 self.check_attention_call(node)
+            elif converter in BUILTIN_CONVERTERS and len(node.args) + len(node.kwargs) > 1:
+                raise ConversionError(
+                    f"module {node.target!r} ({type(module).__name__}) is called with more "
+                    "than its input (e.g. a transposed convolution's output_size); the graph "
+                    "records the module's own settings only")
             if converter not in BUILTIN_CONVERTERS:
                 self.builder.metadata.setdefault("custom_converters", []).append(node.target)
             self.builder.path = node.target
-            return converter(self.builder, node.target, module, self.first(node))
+            value = self.first(node, scaled=converter in converters.FOLDING)
+            if value.scale_param is not None:
+                value = self.settled(value, node)
+            return converter(self.builder, node.target, module, value)
+        if type(module) is nn.Hardtanh:
+            return self.clamp(node, (module.min_val, module.max_val), {"inplace": module.inplace},
+                              nn.Hardtanh)
         if act_table.is_activation_module(module):
             what = f"module {node.target!r} ({type(module).__name__})"
             record, argument, inplace = act_table.match_module(module, what)
@@ -315,16 +411,18 @@ class _Walker:
             return self.head(node, HEAD_MODULES[type(module)], module.dim)
         if any(True for _ in module.parameters()):
             raise UnsupportedModuleError(node.target, type(module), supported_types())
-        value = self.first(node)
-        if isinstance(module, PASSTHROUGH_MODULES):
+        if type(module) in PASSTHROUGH_MODULES:
+            value = self.first(node)
             self.alias(node)
             return value
-        if isinstance(module, nn.Flatten):
+        if type(module) is nn.Flatten:
+            value = self.first(node)
             self.alias(node)
             if module.end_dim != -1:
                 raise ConversionError(f"flatten {self.describe(node)} must flatten to the end")
             return self.flatten(value, module.start_dim, node)
         if type(module) in POOL_MODULES:
+            value = self.first(node)
             function = POOL_MODULES[type(module)]
             settings = POOL_SETTINGS.get(type(module), ("output_size",))
             if getattr(module, "return_indices", False):
@@ -333,10 +431,21 @@ class _Walker:
             if "output_size" in settings:
                 return self.adaptive_pool(value, function, args[0], node)
             return self.local_pool(value, function, args, {}, node)
+        if type(module) in PAD_MODULES:
+            mode = {"Zero": "constant", "Constant": "constant", "Reflection": "reflect",
+                    "Replication": "replicate", "Circular": "circular"}
+            kind = next(v for k, v in mode.items() if type(module).__name__.startswith(k))
+            return self.pad(self.first(node), module.padding, kind,
+                            float(getattr(module, "value", 0.0)), node)
+        if type(module) is nn.Upsample:
+            kwargs = dict(size=module.size, scale_factor=module.scale_factor, mode=module.mode,
+                          align_corners=module.align_corners,
+                          recompute_scale_factor=module.recompute_scale_factor)
+            return self.upsample(self.first(node), kwargs, node)
         raise ConversionError(
             f"module {node.target!r} of type {type(module).__name__} is not supported "
-            "(no parameters, but an operation the graph cannot express)"
-        )
+            "(no parameters, but an operation the graph cannot express); replace it by "
+            "supported operations or register a converter for it")
 
     def check_attention_call(self, node: fx.Node) -> None:
         """Masks and causal attention change the function: refuse them (the graph has none)."""
@@ -351,37 +460,93 @@ class _Walker:
         if bound.get("is_causal", False):
             raise ConversionError(f"attention {node.target!r} is causal; not supported")
 
+    def static(self, node: fx.Node):
+        """An operation none of whose inputs is the network's data: a :class:`ParamTensor`
+        when it reads parameters, its value when it reads constants only, ``None`` otherwise."""
+        found: list = []
+        fx.node.map_arg((node.args, node.kwargs), found.append)
+        values = [self.env.get(n) for n in found]
+        if any(isinstance(v, Value) for v in values):
+            return None
+        params = [v for v in values if isinstance(v, ParamTensor)]
+        if params:
+            keys = tuple(dict.fromkeys(k for p in params for k in p.keys))
+            try:
+                value = evaluate(node, self.model)
+            except Exception as error:  # noqa: BLE001 - report any failure as unsupported
+                raise ConversionError(f"operation {self.describe(node)} on parameters "
+                                      f"{', '.join(keys)} failed ({error})") from error
+            return ParamTensor(node, keys, value) if isinstance(value, Tensor) else value
+        if self.positions(node, values):
+            return Positions()
+        if any(isinstance(v, Shape) for v in values):
+            return Shape()
+        target = node.target
+        args, kwargs = self.constant(node.args), self.constant(dict(node.kwargs))
+        if node.op == "call_method":
+            return getattr(args[0], target)(*args[1:], **kwargs)
+        if node.op == "call_function":
+            return target(*args, **kwargs)
+        return None
+
+    def positions(self, node: fx.Node, values: list) -> bool:
+        """``torch.arange(T)`` / ``torch.arange(0, T)`` of a (non-batch) size, and its
+        unsqueezed, expanded or cast forms: the position ids of a sequence."""
+        if node.target is torch.arange:
+            args = self.constant(node.args)
+            args = args[1:] if len(args) == 2 and args[0] == 0 else args
+            return len(args) == 1 and isinstance(args[0], Shape) and not args[0].batch
+        return any(isinstance(v, Positions) for v in values) and node.target in (
+            "unsqueeze", torch.unsqueeze, "expand", "view", "reshape", "to", "long")
+
     def call_function(self, node: fx.Node, key):
         """``key``: the function, or the Tensor method's name."""
-        if node.op == "call_function" and self.is_constant(node):
-            return key(*self.constant(node.args), **self.constant(dict(node.kwargs)))
         head = node.args[0] if node.args else None
         source = self.env.get(head) if isinstance(head, fx.Node) else None
-        if key is operator.getitem and isinstance(source, tuple):
+        if key is operator.getitem and isinstance(source, (tuple, list)):
             return source[node.args[1]]
+        if key is getattr and node.args[1] in ("device", "dtype") and isinstance(source, Value):
+            return self.model_device() if node.args[1] == "device" else self.model_dtype()
+        shape_query = key in SHAPE_QUERIES or key is getattr and node.args[1] == "shape"
+        if shape_query and isinstance(source, Value) or isinstance(source, Shape):
+            return self.shape_query(node, key, source)
+        if key in FUNCTIONAL_LAYERS and self.reads_data(node):
+            return self.functional_layer(node, key)
+        static = self.static(node)
+        if static is not None or not self.reads_data(node):
+            return static
         if key is operator.getitem and isinstance(source, Value):
             return self.select_token(node)
-        shape_query = key in SHAPE_QUERIES or key is getattr and node.args[1] == "shape"
-        if shape_query and isinstance(source, Value) or isinstance(source, _Shape):
-            return _Shape()
         if act_table.is_activation_function(key):
             rest = self.constant(tuple(node.args[1:]))
             kwargs = {k: self.constant(v) for k, v in node.kwargs.items() if k != "input"}
-            record, argument, inplace = act_table.match_function(
-                key, rest, kwargs, f"operation {self.describe(node)}")
-            return self.activation(node, record, argument, inplace)
+            return self.activation_call(node, key, rest, kwargs)
         if key in HEADS:
             dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
             return self.head(node, HEADS[key], self.constant(dim))
         if key in PASSTHROUGH_FUNCTIONS:
+            if key in DROPOUTS:
+                self.check_dropout(node, key)
             self.alias(node)
             return self.first(node)
+        inplace = key in INPLACE_ARITHMETIC
         if key in ADD or key in SUB:
             result = self.add(node, sign=-1.0 if key in SUB else 1.0)
-            return self.mutate(node, result) if key in INPLACE_ARITHMETIC else result
-        if key in MUL:
-            result = self.multiply(node)
-            return self.mutate(node, result) if key in INPLACE_ARITHMETIC else result
+            return self.mutate(node, result) if inplace else result
+        if key in MUL or key in DIV:
+            result = self.multiply(node, divide=key in DIV)
+            return self.mutate(node, result) if inplace else result
+        if key in MATMUL:
+            return self.matmul(node)
+        if key in SQUARES:
+            exponent = self.constant(node.args[1]) if key in (operator.pow, torch.pow, "pow") \
+                else 2
+            if exponent != 2:
+                raise ConversionError(f"power {self.describe(node)} with exponent {exponent!r} "
+                                      "is not supported; only squares (a product x * x)")
+            return self.product(node, node.args[0], node.args[0])
+        if key in CASTS:
+            return self.cast(node, key)
         if key in (torch.flatten, "flatten"):
             start = self.constant(node.kwargs.get("start_dim",
                                                   node.args[1] if len(node.args) > 1 else 0))
@@ -389,14 +554,19 @@ class _Walker:
                                                 node.args[2] if len(node.args) > 2 else -1))
             if end != -1:
                 raise ConversionError(f"flatten {self.describe(node)} must flatten to the end")
+            value = self.first(node)
             self.alias(node)
-            return self.flatten(self.first(node), start, node)
+            return self.flatten(value, start, node)
         if key in ("view", "reshape", torch.reshape):
             return self.reshape(node)
         if key in TRANSPOSES:
             return self.transpose(node)
         if key in ("squeeze", torch.squeeze):
             return self.squeeze(node)
+        if key in ("unsqueeze", torch.unsqueeze):
+            return self.unsqueeze(node)
+        if key in (torch.cat, torch.concat, torch.concatenate):
+            return self.concatenate(node)
         if key in LOCAL_POOL_FUNCTIONS:
             rest = self.constant(tuple(node.args[1:]))
             kwargs = {k: self.constant(v) for k, v in node.kwargs.items() if k != "input"}
@@ -406,284 +576,79 @@ class _Walker:
         if key in ADAPTIVE_POOL_FUNCTIONS:
             size = node.kwargs.get("output_size", node.args[1] if len(node.args) > 1 else None)
             return self.adaptive_pool(self.first(node), key, self.constant(size), node)
-        if key in (torch.mean, "mean", torch.amax, "amax"):
+        if key is F.pad:
+            bound = self.bind(node, ("input", "pad", "mode", "value"))
+            return self.pad(self.first(node), bound["pad"], bound["mode"] or "constant",
+                            float(bound["value"] or 0.0), node)
+        if key is tf_same_pad:
+            return self.tf_pad(self.first(node), self.constant(tuple(node.args[1:])), node)
+        if key in (add_positions, add_first_row):
+            table = self.env.get(node.args[1])
+            if not isinstance(table, ParamTensor) or table.value.dim() != 2:
+                raise ConversionError(f"{key.__name__} {self.describe(node)} needs a [P, D] "
+                                      "table held by the network")
+            if key is add_positions:
+                return self.add_parameter(node, node.args[0], table, 1.0)
+            return self.add_parameter(node, node.args[0], table, 1.0, token="first")
+        if key is F.interpolate:
+            bound = self.bind(node, ("input", "size", "scale_factor", "mode", "align_corners",
+                                     "recompute_scale_factor", "antialias"))
+            bound.pop("input")
+            bound = {k: v for k, v in bound.items() if v is not None}
+            return self.upsample(self.first(node), bound, node)
+        if key in (torch.mean, "mean", torch.amax, "amax", torch.sum, "sum"):
             return self.reduce(node, key)
-        if key in (F.linear, F.conv1d, F.conv2d, torch.matmul, operator.matmul):
-            raise ConversionError(
-                f"operation {self.describe(node)} computes a layer from raw tensors; use the "
-                "nn.Linear/nn.Conv module, or register a converter for the module that owns "
-                "the weights")
         raise ConversionError(f"operation {self.describe(node)} is not supported in a network "
                               "converted to a parameter graph")
 
-    # --- parameter-free operations --------------------------------------------------------
-    def activation(self, node: fx.Node, record, argument: float, inplace: bool,
-                   module: nn.Module | None = None) -> Value:
-        value = self.first(node, scaled=record.scaled)
-        if value.scale != 1.0:
-            argument = argument * value.scale
-        group = value.group
-        if group.size is None:
-            raise ConversionError(f"activation {record.name!r} applied to the raw network input "
-                                  f"{where(node)}")
-        # an elementwise function commutes with trailing flatten/squeeze: apply it before them
-        cut = len(value.reads)
-        while cut and value.reads[cut - 1][0] in LAYOUT:
-            cut -= 1
-        before, after = value.reads[:cut], value.reads[cut:]
-        spatial = value.layout_from if after else _extent(value)
-        if not (value.exclusive and group.act == "identity" and not before):
-            new = self.builder.new_group(group.size, "activation", group.layer + 1)
-            self.builder.identity(group, new, "identity", reads=before, spatial=spatial)
-            group = new
-        if record.parameter:
-            argument = self.learned_argument(node.target, module, record, group, value)
-        group.act, group.act_arg, group.stage = record.name, argument, "act"
-        result = Value(group, True, value.spatial, value.flattened, after,
-                       singleton=value.singleton, layout_from=value.layout_from,
-                       tokens=value.tokens)
-        return self.mutate(node, result) if inplace else result
-
-    def learned_argument(self, path: str, module: nn.Module, record, group: NeuronGroup,
-                         value: Value) -> Tensor:
-        """[size] flat indices of an activation's parameter (PReLU's slopes): one per neuron,
-        moving with it under permutations, or one shared by all neurons."""
-        key = f"{path}.{record.parameter}" if path else record.parameter
-        count = getattr(module, record.parameter).numel()
-        if count == 1:
-            return self.builder.param(key, (None,)).expand(group.size)
-        if count != group.size or value.tokens:
+    def check_dropout(self, node: fx.Node, key) -> None:
+        """A functional dropout in training mode (``F.dropout(x, 0.5)``: ``training`` defaults
+        to True) drops at random even in eval mode; the graph has no place for it."""
+        bound = self.bind(node, ("input", "p", "training", "inplace"))
+        p = bound["p"] if node.args[1:] or "p" in node.kwargs else 0.5
+        training = bound["training"] if node.args[2:] or "training" in node.kwargs else True
+        if training and p:
             raise ConversionError(
-                f"{type(module).__name__} {path!r} has {count} parameters for {group.size} "
-                "neurons" + (" of a token sequence (they would index its tokens)"
-                             if value.tokens else "") + "; one per channel or one is supported")
-        return self.builder.param(key, (Axis(group.gid),))
+                f"{key.__name__} {self.describe(node)} runs in training mode (training="
+                f"{training!r}; F.dropout's default is True), so it drops at random whatever "
+                "the module's mode; pass training=self.training")
 
-    def multiply(self, node: fx.Node) -> Value:
-        """``c * x``: a pending scale, folded into the next (scaled) activation."""
-        left, right = node.args[0], node.args[1] if len(node.args) > 1 else node.kwargs["other"]
-        tensors = [a for a in (left, right)
-                   if isinstance(a, fx.Node) and isinstance(self.env.get(a), Value)]
-        other = right if tensors and tensors[0] is left else left
-        constant = self.constant(other) if len(tensors) == 1 else None
-        if not act_table.is_finite_number(constant):
-            raise ConversionError(f"operation {self.describe(node)} (mul) is not supported; only "
-                                  "a multiplication by a constant just before an activation is")
-        found = self.value(tensors[0], node, scaled=True)
-        found.scale = found.scale * float(constant)
-        found.scaled_at = where(node)
-        return found
-
-    def head(self, node: fx.Node, name: str, dim) -> Value:
-        """A softmax / log-softmax over the output features: recorded, not a weight."""
+    def cast(self, node: fx.Node, key) -> Value:
+        """``x.float()``, ``x.to(dtype)``: nothing to record when the dtype is the model's (a
+        cast to another dtype changes the function's precision: refused)."""
         value = self.first(node)
-        if not all(u.op == "output" for u in node.users):
-            raise ConversionError(f"{name} {self.describe(node)} is only supported as the "
-                                  "network's last operation")
-        if dim not in (1, -1) or (dim == -1 and value.spatial):
-            raise ConversionError(f"{name} {self.describe(node)} must run over the feature "
-                                  f"dimension (dim=1 or -1), not dim={dim}")
-        self.builder.metadata["output_head"] = name
-        reads = (*value.reads, (getattr(F, name), (dim,), {}))
-        return Value(value.group, value.exclusive, value.spatial, value.flattened, reads)
+        args = self.constant(tuple(node.args[1:]))
+        dtype = {"float": torch.float32, "double": torch.float64}.get(key)
+        if key == "to":
+            found = [a for a in (*args, *self.constant(dict(node.kwargs)).values())
+                     if isinstance(a, torch.dtype)]
+            others = [a for a in args if not isinstance(a, (torch.dtype, torch.device, str))]
+            dtype = found[0] if found and not others else None
+            if not found and not others:  # x.to(device): nothing to record
+                dtype = self.model_dtype()
+        if key == "type_as" or dtype != self.model_dtype():
+            raise ConversionError(f"cast {self.describe(node)} is only supported to the model's "
+                                  f"own dtype {self.model_dtype()}")
+        self.alias(node)
+        return value
 
-    def add(self, node: fx.Node, sign: float = 1.0) -> Value:
-        left = node.args[0]
-        right = node.args[1] if len(node.args) > 1 else node.kwargs["other"]
-        alpha = self.constant(node.kwargs.get("alpha", node.args[2] if len(node.args) > 2 else 1))
-        if not act_table.is_finite_number(alpha):
-            raise ConversionError(f"operation {self.describe(node)}: alpha={alpha!r} is not a "
-                                  "number")
-        weight = sign * float(alpha)
-        tensors = [a for a in (left, right)
-                   if isinstance(a, fx.Node) and isinstance(self.env.get(a), Value)]
-        if len(tensors) == 1:
-            if tensors[0] is not left:
-                raise ConversionError(f"operation {self.describe(node)} subtracts or adds a "
-                                      "tensor to a constant; not supported")
-            return self.add_constant(node, tensors[0], weight * self.constant(right)
-                                     if act_table.is_finite_number(self.constant(right))
-                                     else right)
-        a, b = self.value(left, node), self.value(right, node)
-        if a.group.size != b.group.size or a.spatial != b.spatial or a.flattened or b.flattened \
-                or a.singleton or b.singleton:
-            raise ConversionError(
-                f"addition {self.describe(node)} of {a.group.size} and {b.group.size} neurons "
-                "(or different layouts) is not supported"
-            )
-        carriers = [v for v in (a, b) if v.exclusive and v.group.stage in ("fresh", "norm")
-                    and not v.reads and (v is a or weight == 1.0)]
-        if a.group is not b.group and carriers:
-            result = max(carriers, key=lambda v: v.group.layer)
-            skip = b if result is a else a
-            self.builder.identity(skip.group, result.group, "residual", reads=skip.reads,
-                                  constant=weight if skip is b else 1.0, spatial=_extent(a))
-            result.group.layer = max(result.group.layer, skip.group.layer + 1)
+    def reads_data(self, node: fx.Node) -> bool:
+        """Whether any input of ``node`` is (derived from) the network input."""
+        found: list = []
+        fx.node.map_arg((node.args, node.kwargs), found.append)
+        return any(isinstance(self.env.get(n), Value) for n in found)
+
+    def shape_query(self, node: fx.Node, key, source) -> Shape:
+        """``x.size(0)``, ``x.shape[0]``: the batch size; other sizes are not traced."""
+        if key is operator.getitem and isinstance(source, Shape):
+            batch = self.constant(node.args[1]) == 0
+        elif key == "size" and isinstance(source, Value):
+            dim = self.constant(node.args[1] if len(node.args) > 1 else node.kwargs.get("dim"))
+            batch = dim == 0
         else:
-            layer = max(a.group.layer, b.group.layer) + 1
-            result = Value(self.builder.new_group(a.group.size, "sum", layer), True,
-                           a.spatial, a.flattened)
-            self.builder.identity(a.group, result.group, "residual", reads=a.reads,
-                                  spatial=_extent(a))
-            self.builder.identity(b.group, result.group, "residual", reads=b.reads,
-                                  constant=weight, spatial=_extent(b))
-        result.group.stage = "sum"
-        return Value(result.group, True, result.spatial, result.flattened,
-                     tokens=a.tokens or b.tokens)
+            batch = False
+        if batch:
+            node.meta[BATCH_SIZE_META] = True
+        return Shape(batch)
 
-    def add_constant(self, node: fx.Node, tensor: fx.Node, constant) -> Value:
-        """A constant added to the network's output is architecture: recorded, not a weight."""
-        if not (act_table.is_finite_number(constant)
-                and all(u.op == "output" for u in node.users)):
-            raise ConversionError(
-                f"operation {self.describe(node)} adds a constant inside the network; only a "
-                "constant offset on the output is supported"
-            )
-        found = self.value(tensor, node)
-        if found.reads:
-            raise ConversionError(f"operation {self.describe(node)}: an output offset must "
-                                  "follow the last layer directly")
-        offset = self.builder.metadata.get("output_offset", 0.0) + float(constant)
-        self.builder.metadata["output_offset"] = offset
-        found = self.env[tensor]
-        return Value(found.group, found.exclusive, found.spatial, found.flattened)
-
-    def shaped(self, value: Value, reads_entry, **layout) -> Value:
-        fields = dict(spatial=value.spatial, flattened=value.flattened, singleton=value.singleton,
-                      layout_from=value.layout_from, tokens=value.tokens)
-        if reads_entry[0] in LAYOUT and not (value.reads and value.reads[-1][0] in LAYOUT):
-            fields["layout_from"] = _extent(value)
-        fields.update(layout)
-        return Value(value.group, value.exclusive, reads=(*value.reads, reads_entry), **fields)
-
-    def flatten(self, value: Value, start_dim: int, node: fx.Node, features: int | None = None
-                ) -> Value:
-        """From dimension 1: features (``features``: the size ``x.view(-1, features)`` gives,
-        checked when run); from dimension 2 of a map: its spatial dimensions merged into one."""
-        if start_dim == 2 and value.spatial and not value.singleton and features is None:
-            return self.shaped(value, (torch.flatten, (2,), {}), spatial=1)
-        if start_dim != 1 or value.tokens:
-            raise ConversionError(f"flatten {self.describe(node)} from dimension {start_dim} is "
-                                  "not supported: only from dimension 1 (2 of a feature map), "
-                                  "and never across the tokens of a sequence")
-        read = (torch.flatten, (1,), {}) if features is None else (flatten_to, (features,), {})
-        return self.shaped(value, read, spatial=0, singleton=0,
-                           flattened=value.flattened or value.spatial > 0)
-
-    def reshape(self, node: fx.Node) -> Value:
-        """``x.view(x.size(0), -1)`` and friends: a flatten from dimension 1. ``x.view(-1, N)``
-        (CNN-zoo style) is a flatten when N = C·H·W; N must be a whole number of positions
-        per channel, and ``execute`` checks the rest (the spatial size is not traced)."""
-        value = self.first(node)
-        shape = self.constant(node.args[1:])
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = shape[0]
-        batch, features = shape if len(shape) == 2 else (None, None)
-        exact = isinstance(batch, _Shape) and features == -1
-        sized = (batch == -1 or isinstance(batch, _Shape)) and type(features) is int and (
-            features > 0)
-        if not (exact or sized):
-            raise ConversionError(f"reshape {self.describe(node)} is not supported; only "
-                                  "x.view(x.size(0), -1), x.view(-1, C*H*W) and "
-                                  "torch.flatten(x, 1) are")
-        if sized and value.group.size and features % value.group.size:
-            raise ConversionError(
-                f"reshape {self.describe(node)} to {features} features is no flatten: its "
-                f"input has {value.group.size} channels, and {features} is not a multiple")
-        self.alias(node)
-        return self.flatten(value, 1, node, features if sized else None)
-
-    def transpose(self, node: fx.Node) -> Value:
-        """``x.flatten(2).transpose(1, 2)`` (a patch embedding): the map [B, C, L] becomes the
-        token sequence [B, L, C], whose features are the channels."""
-        value = self.first(node)
-        dims = self.constant(tuple(node.args[1:]))
-        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
-            dims = tuple(dims[0])
-        swap = len(dims) == 2 and {d % 3 for d in dims if isinstance(d, int)} == {1, 2}
-        if not (value.spatial == 1 and not value.singleton and not value.flattened and (
-                swap or tuple(dims) == (0, 2, 1))):
-            raise ConversionError(f"transpose {self.describe(node)} is not supported; only a "
-                                  "map [B, C, L] to tokens [B, L, C] (x.flatten(2).transpose(1, "
-                                  "2), a patch embedding) is")
-        self.alias(node)
-        return self.shaped(value, (torch.transpose, (1, 2), {}), spatial=0, tokens=True)
-
-    def squeeze(self, node: fx.Node) -> Value:
-        """``x.squeeze(-1)`` after a global pool: drops singleton spatial dimensions."""
-        value = self.first(node)
-        dims = self.constant(node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None))
-        if dims is None:
-            raise ConversionError(
-                f"squeeze {self.describe(node)} without dims also drops a batch of one; write "
-                "x.flatten(1) or squeeze the spatial dims explicitly (x.squeeze(-1))")
-        dims = dims if isinstance(dims, (tuple, list)) else (dims,)
-        if tuple(dims) == (-1,) and value.group.size == 1 and not value.spatial and all(
-                u.op == "output" for u in node.users):  # a one-output head: [B, 1] -> [B]
-            self.alias(node)
-            return self.shaped(value, (torch.squeeze, (-1,), {}))
-        rank = value.spatial + value.singleton + 2
-        resolved = sorted({d % rank for d in dims if isinstance(d, int)})
-        if not resolved or resolved[0] < 2 + value.spatial or len(resolved) != len(dims):
-            raise ConversionError(f"squeeze {self.describe(node)} over dims {dims} is not "
-                                  "supported; only the size-1 dimensions a global pool leaves "
-                                  "may go")
-        self.alias(node)
-        return self.shaped(value, (torch.squeeze, (tuple(resolved),), {}),
-                           singleton=value.singleton - len(resolved))
-
-    def select_token(self, node: fx.Node) -> Value:
-        """``x[:, i]`` (ViT's class token ``x[:, 0, :]``) of a sequence known to be [B, T, D]:
-        the features of one token."""
-        value = self.first(node)
-        index = self.constant(node.args[1])
-        index = index if isinstance(index, tuple) else (index,)
-        every = slice(None)
-        if not (value.tokens and len(index) in (2, 3) and index[0] == every
-                and type(index[1]) is int and index[2:] in ((), (every,))):
-            raise ConversionError(f"indexing {self.describe(node)} is not supported; only "
-                                  "x[:, i] of a token sequence [B, T, D] (after a patch "
-                                  "embedding) is")
-        self.alias(node)
-        return self.shaped(value, (operator.getitem, ((every, index[1]),), {}), tokens=False)
-
-    def local_pool(self, value: Value, function, args: tuple, kwargs: dict, node: fx.Node
-                   ) -> Value:
-        if not value.spatial:
-            raise ConversionError(f"pooling {self.describe(node)} reads features, not a map")
-        return self.shaped(value, (function, tuple(args), dict(kwargs)))
-
-    def adaptive_pool(self, value: Value, function, size, node: fx.Node) -> Value:
-        if not value.spatial:
-            raise ConversionError(f"pooling {self.describe(node)} reads features, not a map")
-        sizes = size if isinstance(size, (tuple, list)) else (size,)
-        if all(s == 1 for s in sizes):  # a global pool: features, with size-1 dims left
-            return self.shaped(value, (function, (size,), {}), spatial=0,
-                               singleton=value.spatial)
-        return self.shaped(value, (function, (size,), {}))
-
-    def reduce(self, node: fx.Node, key) -> Value:
-        """A mean or max over all spatial dimensions is global pooling; a mean over the token
-        dimension of a sequence of features keeps the features: ``dim=1`` of a sequence known
-        to be [B, T, D] (``Value.tokens``), or ``dim=-2`` (the rank of the network input is
-        not traced, so there ``dim=1`` could be the features)."""
-        value = self.first(node)
-        dims = self.constant(node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None))
-        keepdim = self.constant(node.kwargs.get("keepdim",
-                                                node.args[2] if len(node.args) > 2 else False))
-        dims = dims if isinstance(dims, (tuple, list)) else (dims,)
-        function = torch.amax if key in (torch.amax, "amax") else torch.mean
-        over_tokens = value.tokens and len(dims) == 1 and dims[0] in (1, -2)
-        if value.spatial == 0 and not keepdim and (over_tokens or all(
-                isinstance(d, int) and d < -1 for d in dims)):
-            return self.shaped(value, (function, (tuple(dims),), {}), tokens=False)
-        rank = value.spatial + 2
-        resolved = sorted({d % rank for d in dims if isinstance(d, int)})
-        if value.spatial == 0 or resolved != list(range(2, rank)):
-            raise ConversionError(
-                f"reduction {self.describe(node)} over dims {dims} is not supported; only a "
-                "mean/max over all spatial dimensions of a map, or over the tokens of a "
-                "sequence: dim=1 where it is known to be [B, T, D] (after a patch embedding "
-                "x.flatten(2).transpose(1, 2)), else written dim=-2")
-        return self.shaped(value, (function, (tuple(dims),), {"keepdim": bool(keepdim)}),
-                           spatial=0, singleton=value.spatial if keepdim else 0)
+__all__ = ["trace_into", "where", "flatten_to"]

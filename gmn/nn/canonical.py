@@ -166,7 +166,7 @@ class CanonicalStandardize(nn.Module):
 
     @property
     def fitted(self) -> bool:
-        """Whether :meth:`fit` has set the statistics (unfitted, every feature is 0)."""
+        """Whether :meth:`fit` has set the statistics (:meth:`forward` raises until then)."""
         return bool(len(self.node.keys))
 
     def slots(self, graph, batch: Tensor | None = None) -> Tensor:
@@ -208,6 +208,14 @@ class CanonicalStandardize(nn.Module):
         self.edge.fit(graphs.edge_attr, edge_key)
 
     def forward(self, graph, slots: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``slots`` [N]: :meth:`slots` of ``graph``, when already computed."""
+        """``slots`` [N]: :meth:`slots` of ``graph``, when already computed. Raises
+        ``RuntimeError`` before :meth:`fit` (in training and in eval mode alike)."""
+        if not self.fitted:
+            raise RuntimeError(
+                "canonical standardisation has no statistics: call fit(training_graphs) first; "
+                "for a GMN(canonical_standardization=True), "
+                "model.fit_feature_statistics(training_graphs) (or build the GMN with "
+                "canonical_standardization=False)"
+            )
         node_key, edge_key = canonical_keys(graph, self.slots(graph) if slots is None else slots)
         return self.node(graph.x, node_key), self.edge(graph.edge_attr, edge_key)

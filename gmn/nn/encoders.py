@@ -3,13 +3,24 @@
 Every embedding is shared by all hidden neurons of a kind, so the encoding is equivariant
 to hidden-neuron permutations. Only input and output neurons get a position embedding
 (``node_io_pos``); hidden neurons (``node_io_pos == -1``) share one "no identity" row.
+
+Vocabulary tables draw the rows of the vocabularies' first sizes at random
+(``vocab.DRAWN_SIZES``); rows of entries appended later start at zero. The operation settings
+(``node_spec``) enter through a fixed random projection drawn from its own generator, not a
+learned map: it neither draws from the model's random stream nor adds a parameter. So a model
+on graphs without the new entries and settings is initialised, and trains, bit for bit as it
+did before they existed (a new parameter, even one whose gradient is zero, changes the last
+bits of the gradient-norm clipping's sums).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gmn.graph import vocab
+from gmn.graph.parameter_graph import NODE_SPEC
 from gmn.nn.context import GraphFieldError, is_output_neuron
 from gmn.nn.fourier import ScalarFourierFeatures
 from gmn.nn.standardize import Standardize
@@ -37,6 +48,28 @@ def scalar_encoder(in_dim: int, dim: int, fourier: tuple[int, float, float]) -> 
         return nn.Linear(in_dim, dim)
     encoding = ScalarFourierFeatures(in_dim, k, low, high)
     return nn.Sequential(encoding, nn.Linear(encoding.out_dim, dim))
+
+
+def vocabulary_embedding(size: int, dim: int, vocabulary: str) -> nn.Embedding:
+    """``nn.Embedding(size, dim)`` whose rows beyond ``vocab.DRAWN_SIZES[vocabulary]`` are
+    zero: the random draw is that of the drawn size alone."""
+    drawn = min(size, vocab.DRAWN_SIZES[vocabulary])
+    table = nn.Embedding(drawn, dim)
+    if size == drawn:
+        return table
+    weight = torch.cat([table.weight.detach(), table.weight.new_zeros(size - drawn, dim)])
+    return nn.Embedding(size, dim, _weight=weight)
+
+
+# node_spec columns the encoder reads: the settings of the operations inside the network (the
+# output's offset and head, like the activation argument, are the same for every network of a
+# dataset; a model that needs them adds them as extra features)
+SPEC_COLUMNS = tuple(i for i, name in enumerate(NODE_SPEC) if not name.startswith("output_"))
+SPEC_PROJECTION_SEED = 24
+
+
+def _signed_log1p(x: Tensor) -> Tensor:
+    return torch.sign(x) * torch.log1p(x.abs())
 
 
 def with_extra(features: Tensor, extra: Tensor | None) -> Tensor:
@@ -73,11 +106,17 @@ class NodeEncoder(nn.Module):
         self.node_rank = nn.Embedding(max_io_positions, dim) if rank_embedding else None
         self.standardize = Standardize(in_dim)
         self.features = scalar_encoder(in_dim + extra_dim, dim, fourier)
-        self.node_type = nn.Embedding(num_node_types, dim)
-        self.node_act = nn.Embedding(num_activations, dim)
+        self.node_type = vocabulary_embedding(num_node_types, dim, "node_types")
+        self.node_act = vocabulary_embedding(num_activations, dim, "activations")
         self.node_layer = nn.Embedding(max_layers, dim)
         # row 0: hidden neuron; 1..P: input positions; P+1..2P: output positions
         self.node_io_pos = nn.Embedding(1 + 2 * max_io_positions, dim)
+        # the operation settings (norm ε, strides, weight transforms, …), signed log1p-scaled,
+        # through a fixed projection (the layers after the encoder learn to read it)
+        generator = torch.Generator().manual_seed(SPEC_PROJECTION_SEED)
+        projection = torch.randn(dim, len(SPEC_COLUMNS), generator=generator)
+        self.register_buffer("spec_projection", projection / len(SPEC_COLUMNS) ** 0.5,
+                             persistent=False)
 
     def forward(self, graph, extra: Tensor | None = None, slots: Tensor | None = None) -> Tensor:
         """``extra`` [N, extra_dim]: more standardised scalars per node (canonical ones);
@@ -103,6 +142,8 @@ class NodeEncoder(nn.Module):
             + self.node_act(graph.node_act)
             + self.node_layer(graph.node_layer)
             + self.node_io_pos(io_row)
+            + F.linear(_signed_log1p(graph.node_spec[:, SPEC_COLUMNS]), self.spec_projection.to(
+                graph.node_spec.dtype)).to(graph.x.dtype)
         )
         if self.node_rank is not None:
             if slots is None:
@@ -126,7 +167,7 @@ class EdgeEncoder(nn.Module):
         super().__init__()
         self.standardize = Standardize(in_dim)
         self.features = scalar_encoder(in_dim + extra_dim, dim, fourier)
-        self.edge_type = nn.Embedding(num_edge_types, dim)
+        self.edge_type = vocabulary_embedding(num_edge_types, dim, "edge_types")
 
     def forward(self, graph, extra: Tensor | None = None) -> Tensor:
         """``extra`` [E, extra_dim]: more standardised scalars per edge (canonical ones)."""

@@ -22,8 +22,10 @@ ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU}
 
 @dataclass
 class GMNConfig:
-    """Hyper-parameters of :class:`GMN`; the defaults are the best weights-only configuration
-    measured on the INR benchmark (``docs/accuracy.md``), which uses them unchanged.
+    """Hyper-parameters of :class:`GMN`. The defaults build a model that trains and evaluates
+    with no fitting call (``fit_feature_statistics`` is optional: it standardises the input
+    columns). :data:`gmn.nn.presets.INR_WEIGHTS_ONLY` is the INR benchmark's weights-only
+    configuration.
 
     Attributes:
         out_dim: width of the graph-level output (classes, or regression targets).
@@ -34,7 +36,8 @@ class GMNConfig:
         node_in_dim: columns of ``x`` (5 converter features; more with extra node features).
         edge_in_dim: columns of ``edge_attr`` (3 for the ``"position"`` encoding).
         num_node_types, num_edge_types, num_activations: vocabulary sizes (default: the
-            current :mod:`gmn.graph.vocab`).
+            sizes of :mod:`gmn.graph.vocab` when the config is built, so activations added by
+            ``gmn.register_activation`` count).
         max_layers: size of the ``node_layer`` embedding (deepest input network + 1).
         max_io_positions: size of the input/output position embedding (widest input or
             output layer of an input network).
@@ -60,8 +63,9 @@ class GMNConfig:
             :mod:`gmn.nn.canonical`; equivariant as long as no two neurons of a layer tie).
         canonical_standardization: also give the encoders every node and edge feature
             standardised by the training statistics of its canonical position
-            (:mod:`gmn.nn.canonical`; set by :meth:`GMN.fit_feature_statistics`). Without it
-            the weights-only GMN stays near chance on shared-initialisation INRs.
+            (:mod:`gmn.nn.canonical`; set by :meth:`GMN.fit_feature_statistics`, which must
+            run before the first forward). Without it the weights-only GMN stays near chance
+            on shared-initialisation INRs.
     """
 
     out_dim: int = 10
@@ -72,7 +76,7 @@ class GMNConfig:
     edge_in_dim: int = 3
     num_node_types: int = len(vocab.NODE_TYPES)
     num_edge_types: int = len(vocab.EDGE_TYPES)
-    num_activations: int = len(vocab.ACTIVATIONS)
+    num_activations: int | None = None
     max_layers: int = 64
     max_io_positions: int = 1024
     aggregations: tuple[str, ...] = ("mean",)
@@ -90,9 +94,11 @@ class GMNConfig:
     fourier_max: float = 300.0
     edge_message: str = "bilinear"
     rank_embedding: bool = True
-    canonical_standardization: bool = True
+    canonical_standardization: bool = False
 
     def __post_init__(self):
+        if self.num_activations is None:
+            self.num_activations = len(vocab.ACTIVATIONS)
         if self.edge_dim is None:
             self.edge_dim = max(1, self.hidden_dim // 2)
         for key in ("aggregations", "readout"):
@@ -168,12 +174,6 @@ class GMN(nn.Module):
         ctx = graph_context(batch, c.node_in_dim, c.edge_in_dim, c.num_node_types)
         node_extra = edge_extra = slots = None
         if self.canonical is not None:
-            if self.training and not self.canonical.fitted:
-                raise RuntimeError(
-                    "GMN(canonical_standardization=True) is training without canonical "
-                    "statistics: call model.fit_feature_statistics(training_graphs) first (or "
-                    "build it with canonical_standardization=False)"
-                )
             slots = self.canonical.slots(batch, ctx.batch)
             node_extra, edge_extra = self.canonical(batch, slots)
         elif c.rank_embedding:

@@ -31,17 +31,20 @@ __all__ = [
 
 
 def randomise_norm_stats(model: nn.Module, generator: torch.Generator) -> None:
-    """Give every BatchNorm random running statistics and affine parameters."""
+    """Give every BatchNorm random running statistics and affine parameters (those it has)."""
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 n = module.num_features
-                module.running_mean.copy_(torch.randn(n, generator=generator))
-                module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-                module.weight.copy_(torch.randn(n, generator=generator))
-                module.bias.copy_(torch.randn(n, generator=generator))
-                steps = int(torch.randint(1, 100, (1,), generator=generator))
-                module.num_batches_tracked.fill_(steps)
+                if module.running_mean is not None:
+                    module.running_mean.copy_(torch.randn(n, generator=generator))
+                    module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+                if module.weight is not None:
+                    module.weight.copy_(torch.randn(n, generator=generator))
+                    module.bias.copy_(torch.randn(n, generator=generator))
+                if module.num_batches_tracked is not None:
+                    steps = int(torch.randint(1, 100, (1,), generator=generator))
+                    module.num_batches_tracked.fill_(steps)
 
 
 def _finish(model: nn.Module, seed: int, dtype: torch.dtype) -> nn.Module:

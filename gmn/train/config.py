@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 RUNTIME_ONLY = (
     "resume",
     "progress",
+    "print_summary",
     "tensorboard",
     "num_workers",
     "log_every_steps",
@@ -33,8 +35,17 @@ class TrainConfig:
     its own. Give ``epochs``, ``max_steps`` or both (training stops at whichever comes
     first). ``monitor`` picks the best checkpoint: ``"val_loss"`` (lower is better) or
     ``"val_accuracy"`` (higher is better). ``patience`` epochs without improvement stop
-    the run early. ``find_unused_parameters`` is passed to ``DistributedDataParallel``
-    (needed when some parameters get no gradient in a step).
+    the run early. ``print_summary`` prints the run's summary (always saved to
+    ``summary.json``) when ``fit`` ends. ``find_unused_parameters`` is passed to
+    ``DistributedDataParallel`` (needed when some parameters get no gradient in a step).
+    ``shuffle_window``: shuffle the training set within windows of that many of its blocks
+    (a dataset with ``shuffle_blocks()``, e.g. :class:`gmn.data.dataset.ParameterRows`
+    streaming from shards) instead of over the whole set (None).
+
+    ``run_key`` holds, as JSON data, whatever else decides the run's numbers: the model's
+    and the loss's options, the data (e.g. its split and content hash). It is saved in every
+    checkpoint, and resuming with a different one is refused, naming what changed, like any
+    other setting outside ``RUNTIME_ONLY``.
     """
 
     run_dir: str = "runs/default"
@@ -57,16 +68,20 @@ class TrainConfig:
     log_every_steps: int = 50
     resume: bool = False
     progress: bool = True
+    print_summary: bool = True
     tensorboard: bool | None = None
     num_workers: int = 0
     device: str | None = None
+    shuffle_window: int | None = None
+    run_key: dict | None = None
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.epochs is None and self.max_steps is None:
             raise ValueError("give epochs, max_steps or both")
-        for name in ("epochs", "max_steps", "patience", "checkpoint_every_steps"):
+        for name in ("epochs", "max_steps", "patience", "checkpoint_every_steps",
+                     "shuffle_window"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None, got {value}")
@@ -96,3 +111,18 @@ def warmup_cosine(
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, factor)
+
+
+def describe_changes(old: dict, new: dict, prefix: str = "") -> str:
+    """The entries that differ between two nested dicts: ``"epochs: 3 -> 4, data.split: …"``
+    (values as JSON, cut at 60 characters)."""
+    changes = []
+    for name in sorted(set(old) | set(new), key=str):
+        before, after = old.get(name, "(unset)"), new.get(name, "(unset)")
+        if isinstance(before, dict) and isinstance(after, dict):
+            inner = describe_changes(before, after, f"{prefix}{name}.")
+            changes += [inner] if inner else []
+        elif before != after:
+            changes.append(f"{prefix}{name}: {json.dumps(before, default=str)[:60]} -> "
+                           f"{json.dumps(after, default=str)[:60]}")
+    return ", ".join(changes)

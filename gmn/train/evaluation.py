@@ -4,9 +4,8 @@
 ``fn`` (a probe returning hidden states, a prediction) on each rank's shard and gathers the
 results in dataset order under ``torchrun``.
 
-For CKA no gathering is needed: each rank feeds its shard to a
-``gmn.cka.CKAAccumulator`` and ``accumulator.all_reduce()`` gives every rank the
-full-data value.
+For CKA no gathering is needed: each rank feeds its shard to a ``gmn.cka.CKAGrid``
+and ``grid.all_reduce()`` gives every rank the full-data values.
 """
 
 from __future__ import annotations

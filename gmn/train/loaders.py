@@ -87,6 +87,11 @@ class EpochSampler(Sampler[int]):
 
     ``set_epoch(epoch, skip_batches)`` fixes the epoch and drops the batches a resumed
     run has already trained on.
+
+    With ``blocks`` ([B + 1] ascending positions, e.g. where a dataset's shards change) the
+    order stays local: the blocks are shuffled, then cut into windows of ``window`` blocks,
+    and each window is shuffled within itself, so a dataset that holds ``window`` shards in
+    memory streams through them once per epoch.
     """
 
     def __init__(
@@ -97,9 +102,16 @@ class EpochSampler(Sampler[int]):
         shuffle: bool = True,
         rank: int = 0,
         world_size: int = 1,
+        blocks: torch.Tensor | None = None,
+        window: int = 1,
     ):
         if size < world_size:
             raise ValueError(f"{size} training samples cannot be split over {world_size} ranks")
+        if blocks is not None and (int(blocks[0]) != 0 or int(blocks[-1]) != size
+                                   or bool((blocks[1:] < blocks[:-1]).any()) or window < 1):
+            raise ValueError(f"blocks must ascend from 0 to the dataset size {size} and window "
+                             f"must be >= 1, got blocks {blocks.tolist()[:4]}... window {window}")
+        self.blocks, self.window = blocks, window
         self.size, self.batch_size, self.seed, self.shuffle = size, batch_size, seed, shuffle
         self.rank, self.world_size = rank, world_size
         self.epoch, self.skip = 0, 0
@@ -112,7 +124,9 @@ class EpochSampler(Sampler[int]):
         return -(-self.size // self.world_size)
 
     def __iter__(self):
-        if self.shuffle:
+        if self.shuffle and self.blocks is not None:
+            order = self._local_order()
+        elif self.shuffle:
             generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
             order = torch.randperm(self.size, generator=generator)
         else:
@@ -123,6 +137,17 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return max(self.per_rank() - self.skip, 0)
+
+    def _local_order(self) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
+        starts, stops = self.blocks[:-1], self.blocks[1:]
+        shuffled = torch.randperm(len(starts), generator=generator)
+        parts = []
+        for first in range(0, len(shuffled), self.window):
+            chosen = shuffled[first:first + self.window].tolist()
+            window = torch.cat([torch.arange(int(starts[b]), int(stops[b])) for b in chosen])
+            parts.append(window[torch.randperm(len(window), generator=generator)])
+        return torch.cat(parts)
 
 
 def shard_indices(size: int, rank: int = 0, world_size: int = 1) -> list[int]:

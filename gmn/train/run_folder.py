@@ -1,11 +1,11 @@
-"""What a run leaves in its folder: verified checkpoints and the metric log.
+"""What a run leaves in its folder: self-verifying checkpoints and the metric log.
 
 **Checkpoints.** ``save_atomic`` writes with :func:`gmn.files.atomic_write` (a killed write
-leaves the previous checkpoint intact) and records the file's sha256 in ``checkpoints.json``
-beside it; ``load_checkpoint`` checks the file against that record before loading it with
-``weights_only=True``. The record is updated in two steps around the rename (first "old or
-new", then "new"), so a kill at any moment leaves a checkpoint that matches its record,
-while a changed or damaged file raises :class:`CheckpointError` naming it.
+leaves the previous checkpoint intact) and stores, inside the file, the
+:func:`gmn.files.content_digest` of everything saved (``"content_sha256"``).
+``load_checkpoint`` loads with ``weights_only=True`` and checks that digest, so a damaged
+checkpoint raises :class:`CheckpointError` naming it, whether or not any other record of
+the run survives.
 
 **Metrics.** ``MetricLog`` appends to a JSON-lines file in the run folder, mirrored to
 TensorBoard when installed.
@@ -13,6 +13,7 @@ TensorBoard when installed.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -22,80 +23,55 @@ from pathlib import Path
 import torch
 
 from gmn.files import (
+    CONTENT_HASH,
     CorruptFileError,
     IntegrityError,
     atomic_write,
-    read_json,
-    sha256,
-    write_json,
+    content_digest,
+    describe_os_error,
+    make_folder,
+    write_bytes,
 )
-
-RECORD = "checkpoints.json"
 
 
 class CheckpointError(IntegrityError):
-    """A checkpoint file exists but cannot be read or does not match its record."""
-
-
-def _record(folder: Path) -> dict | None:
-    path = folder / RECORD
-    if not path.exists():
-        return None
-    try:
-        return read_json(path)
-    except IntegrityError as err:
-        raise CheckpointError(str(err)) from err
+    """A checkpoint cannot be read, or does not match the digest it carries."""
 
 
 def save_atomic(obj: dict, path: str | os.PathLike) -> Path:
-    """Write ``obj`` with ``torch.save`` to ``path`` atomically and record its sha256."""
-    path = Path(path)
-    record_path = path.parent / RECORD
-
-    def write(tmp):
-        torch.save(obj, tmp)
-        record = _record(path.parent) or {}
-        new = sha256(tmp)
-        current = sha256(path) if path.exists() else None
-        keep = [current] if current in record.get(path.name, []) else []
-        record[path.name] = [*keep, new]  # until the rename: the (verified) old file or the new
-        write_json(record, record_path)
-        write.digest = new
-
-    atomic_write(path, write)
-    record = _record(path.parent) or {}
-    record[path.name] = [write.digest]
-    write_json(record, record_path)
-    return path
+    """Write the dict ``obj`` with ``torch.save`` to ``path`` atomically, with the
+    :func:`gmn.files.content_digest` of ``obj`` stored beside it in the file."""
+    if not isinstance(obj, dict) or CONTENT_HASH in obj:
+        raise TypeError(f"a checkpoint is a dict without a {CONTENT_HASH!r} key")
+    buffer = io.BytesIO()  # serialised first: a full disk then raises OSError naming the file
+    torch.save({**obj, CONTENT_HASH: content_digest(obj)}, buffer)
+    return write_bytes(path, buffer.getvalue())
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True`` (no code runs from the file), after
-    checking it against ``checkpoints.json`` when the folder has one.
+    """Load a checkpoint written by :func:`save_atomic` with ``weights_only=True`` (no code
+    runs from the file), after checking its content against the digest it carries.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        CheckpointError: if the file does not match its record or cannot be parsed,
+        CheckpointError: the file cannot be parsed, carries no digest or does not match it,
             naming the file.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    record = _record(path.parent)
-    if record is not None:
-        accepted = record.get(path.name)
-        if not accepted:
-            raise CheckpointError(f"{path} is not listed in {path.parent / RECORD}")
-        actual = sha256(path)
-        if actual not in accepted:
-            raise CheckpointError(
-                f"{path}: sha256 {actual[:12]}… does not match {path.parent / RECORD} "
-                f"({accepted[-1][:12]}…): the checkpoint changed or is corrupt"
-            )
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - re-raised with the file name
         raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
+    recorded = state.pop(CONTENT_HASH, None) if isinstance(state, dict) else None
+    if recorded is None:
+        raise CheckpointError(f"{path} carries no {CONTENT_HASH}: nothing vouches for its "
+                              "content (not written by gmn.train.save_atomic)")
+    if content_digest(state) != recorded:
+        raise CheckpointError(f"{path}: its content does not match the sha256 it was written "
+                              "with; the checkpoint changed or is corrupt")
+    return state
 
 
 def write_json_atomic(obj: dict, path: str | os.PathLike) -> None:
@@ -114,15 +90,17 @@ class MetricLog:
     """
 
     def __init__(self, run_dir: str | os.PathLike, tensorboard: bool | None = None):
-        self.path = Path(run_dir) / "metrics.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = make_folder(run_dir) / "metrics.jsonl"
         self._writer = _tensorboard_writer(self.path.parent, required=tensorboard is True)
         if tensorboard is False:
             self._writer = None
 
     def write(self, record: dict) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as err:
+            raise describe_os_error(err, "append to", self.path) from err
         if self._writer is not None:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):

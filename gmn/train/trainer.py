@@ -22,9 +22,9 @@ from torch.nn.utils import get_total_norm
 from tqdm.auto import tqdm
 
 from gmn.batches import move_to, split_batch
-from gmn.files import remove_stale_temporaries
+from gmn.files import folder_lock, remove_stale_temporaries
 from gmn.seeding import capture_rng_state, derive_seed, restore_rng_state, seed_everything
-from gmn.train.config import RUNTIME_ONLY, TrainConfig, warmup_cosine
+from gmn.train.config import RUNTIME_ONLY, TrainConfig, describe_changes, warmup_cosine
 from gmn.train.distributed import (
     all_reduce_sum,
     broadcast_module,
@@ -34,7 +34,13 @@ from gmn.train.distributed import (
 )
 from gmn.train.evaluation import evaluate
 from gmn.train.loaders import EpochSampler, LoaderSpec, shard_indices
-from gmn.train.run_folder import MetricLog, load_checkpoint, save_atomic, write_json_atomic
+from gmn.train.run_folder import (
+    CheckpointError,
+    MetricLog,
+    load_checkpoint,
+    save_atomic,
+    write_json_atomic,
+)
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -112,12 +118,21 @@ class Trainer:
         for name, spec in self.eval_specs.items():
             if len(spec) < self.dist.world_size:
                 raise ValueError(f"{name} set has {len(spec)} samples, fewer than the ranks")
+        blocks = None
+        if c.shuffle_window is not None:
+            if not hasattr(self.train_spec.dataset, "shuffle_blocks"):
+                raise ValueError(
+                    "shuffle_window needs a training dataset with shuffle_blocks() (e.g. "
+                    "gmn.data.dataset.ParameterRows); this one has none")
+            blocks = self.train_spec.dataset.shuffle_blocks()
         self.sampler = EpochSampler(
             len(self.train_spec),
             self.train_spec.batch_size,
             c.seed,
             rank=self.dist.rank,
             world_size=self.dist.world_size,
+            blocks=blocks,
+            window=c.shuffle_window or 1,
         )
         per_rank, batch = self.sampler.per_rank(), self.train_spec.batch_size
         full_batches, remainder = divmod(per_rank, batch)
@@ -155,8 +170,6 @@ class Trainer:
 
         self.run_dir = Path(c.run_dir)
         self.last_path, self.best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
-        if self.dist.is_main:
-            remove_stale_temporaries(self.run_dir)
         self.log = MetricLog(self.run_dir, c.tensorboard) if self.dist.is_main else None
         self.progress = Progress()
         self.resumed_from: dict | None = None
@@ -168,7 +181,17 @@ class Trainer:
     def fit(self) -> dict:
         """Train to the end (resuming first when ``config.resume``), reload the best
         checkpoint, evaluate the test set once. Returns the summary, which is also
-        printed and saved to ``run_dir/summary.json``, even when training fails."""
+        printed and saved to ``run_dir/summary.json``, even when training fails.
+
+        The run folder is locked meanwhile (:func:`gmn.files.folder_lock`): a second
+        trainer on it raises :class:`gmn.files.FolderLockedError` naming this process."""
+        lock = folder_lock(self.run_dir) if self.dist.is_main else nullcontext()
+        with lock:
+            if self.dist.is_main:  # files a killed run left half-written
+                remove_stale_temporaries(self.run_dir)
+            return self._fit()
+
+    def _fit(self) -> dict:
         start, status = time.perf_counter(), "failed"
         try:
             if self.config.resume:
@@ -412,13 +435,7 @@ class Trainer:
                 f"{self.last_path} was written by {state['world_size']} processes; "
                 f"resume it with the same number, not {self.dist.world_size}"
             )
-        current = asdict(self.config)
-        changed = sorted(
-            k for k in current if k not in RUNTIME_ONLY and state["config"].get(k) != current[k]
-        )
-        if changed:
-            diff = ", ".join(f"{k}: {state['config'].get(k)!r} -> {current[k]!r}" for k in changed)
-            raise ValueError(f"cannot resume {self.last_path} with a different config ({diff})")
+        self._check_resumable(state)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -432,6 +449,33 @@ class Trainer:
         }
         if self.log is not None:
             self.log.truncate_after(self.progress.step)
+        if self.dist.is_main:
+            p = self.progress
+            batch = f", batch {p.batch_in_epoch}" if p.batch_in_epoch else ""
+            print(f"resuming from epoch {p.epoch}/{self.epochs}{batch} (step {p.step}) of "
+                  f"{self.last_path}", flush=True)
+
+    def _check_resumable(self, state: dict) -> None:
+        """Refuse a checkpoint of other settings (the run key first: the cause, where the
+        config's differences may only follow from it), or one whose best checkpoint is gone."""
+        saved = {k: v for k, v in state["config"].items() if k not in RUNTIME_ONLY}
+        current = {k: v for k, v in asdict(self.config).items() if k not in RUNTIME_ONLY}
+        key = describe_changes({"run_key": saved.pop("run_key", None)},
+                               {"run_key": current.pop("run_key")})
+        changed = key or describe_changes(saved, current)
+        if changed:
+            raise ValueError(
+                f"cannot resume {self.last_path}: it was written with other settings "
+                f"({changed}); resume with that run's settings, or use another run folder"
+            )
+        best_epoch = state["progress"]["best_epoch"]
+        if best_epoch is not None and self.dist.is_main:
+            if not self.best_path.exists():
+                raise CheckpointError(
+                    f"{self.last_path} records a best checkpoint (epoch {best_epoch}) but "
+                    f"{self.best_path} is missing: the run cannot be resumed or tested"
+                )
+            load_checkpoint(self.best_path)  # a damaged one is named now, not after training
 
     def _finish(self, status: str, seconds: float, samples: float) -> None:
         p, c = self.progress, self.config
@@ -455,5 +499,7 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.summary, self.run_dir / "summary.json")
-            print("training summary:", json.dumps(self.summary, indent=2, default=str), flush=True)
+            if c.print_summary:
+                print("training summary:", json.dumps(self.summary, indent=2, default=str),
+                      flush=True)
             self.log.close()
