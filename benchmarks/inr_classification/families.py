@@ -12,7 +12,7 @@ so its output neuron sees the image itself. ``nfn_np`` is NFN's invariant networ
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from torch import nn
 
@@ -20,7 +20,7 @@ from gmn.models.cnn import CNN
 from gmn.models.mlp import MLP
 from gmn.models.vit import ViT
 from gmn.models.weight_mlp import WeightMLP
-from gmn.nn import NFNClassifier
+from gmn.nn import GMNConfig, NFNClassifier
 from gmn.nn.params_to_gmn import BUILD_OPTIONS, build_gmn
 
 from .config import DEFAULT_EPOCHS, IMAGE_FAMILIES, BenchmarkConfig
@@ -150,19 +150,16 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
         train_options,
         transform,
         _gmn_layers,
-        {"model": "GMN", "config": _resolved_gmn_config(model_options)},
+        {"model": "GMN", "config": gmn_config_key(GMNConfig.from_kwargs(**{
+            k: v for k, v in model_options.items() if k not in BUILD_OPTIONS}))},
     )
 
 
-def _resolved_gmn_config(model_options: dict) -> dict:
-    """Every :class:`gmn.nn.GMNConfig` field the options leave at its default, resolved, so a
-    cached run is not reused after a default of ``gmn.nn`` changed (JSON-able)."""
-    from dataclasses import asdict
-
-    from gmn.nn import GMNConfig
-
-    options = {k: v for k, v in model_options.items() if k not in BUILD_OPTIONS}
-    resolved = asdict(GMNConfig.from_kwargs(**options))
+def gmn_config_key(config: GMNConfig) -> dict:
+    """Every field of ``config`` (defaults resolved, so a cached run is not reused after a
+    default of ``gmn.nn`` changed) except the sizes set from the data and the vocabularies,
+    JSON-able: a run's cache key."""
+    resolved = asdict(config)
     # set by build_gmn from the data, or by gmn.graph.vocab: its tables grow by rows that
     # start at zero, which change no number of a network that does not use them
     for size in ("out_dim", "node_in_dim", "num_node_types", "num_edge_types",

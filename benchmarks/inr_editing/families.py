@@ -12,11 +12,9 @@ left to the library's defaults), with ``--gmn-config`` keys over it.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from torch import Tensor, nn
 
-from benchmarks.inr_classification.families import FamilyPlan
+from benchmarks.inr_classification.families import FamilyPlan, gmn_config_key
 from gmn.data import render
 from gmn.models.editors import ImageEditCNN, ImageEditMLP, WeightMLPEditor
 from gmn.nn import GMNConfig, NFNEditor, build_editor
@@ -123,7 +121,7 @@ def plan_family(family: str, data: EditingData, config: EditingConfig) -> Family
             "params", train["epochs"], {k: v for k, v in train.items() if k != "epochs"}, None,
             _gmn_layers,
             {"model": "GMNEditor", "function_samples": samples is not None,
-             "config": {k: v for k, v in asdict(gmn).items() if k != "node_in_dim"},
+             "config": gmn_config_key(gmn),
              "train": train},
         )
     raise ValueError(f"{family!r} is not a trained editing family")
