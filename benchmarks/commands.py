@@ -2,6 +2,7 @@
 exactly what ``python -m <its module>`` runs, so both spellings behave the same.
 
     gmn-inr-classification   python -m benchmarks.inr_classification
+    gmn-inr-editing          python -m benchmarks.inr_editing
     gmn-generalization       python -m benchmarks.generalization
     gmn-cnn-zoo              python -m benchmarks.cnn_zoo
 """
@@ -17,6 +18,10 @@ def _run(module: str) -> None:
 
 def inr_classification() -> None:
     _run("benchmarks.inr_classification")
+
+
+def inr_editing() -> None:
+    _run("benchmarks.inr_editing")
 
 
 def generalization() -> None:

@@ -13,6 +13,9 @@ the forward, ``p.states()`` is ``{name: Tensor[n_samples, d]}``. Two kinds of mo
   [B, num_node_types * d] (0 for types a graph lacks), ``name/graph`` [B, d] when the layer
   keeps a graph state, and with ``node_level=True`` ``name/nodes`` [N, d] and
   ``name/edges`` [E, d] (one row per neuron / weight, not per sample);
+* a module that returns :class:`gmn.nn.WeightSpaceFeatures` (an NFN block) gives
+  ``name/layer_mean`` [B, 2 L C], every layer's mean weight and bias feature (invariant to
+  neuron permutations);
 * any other module (layers of an image MLP, CNN or ViT): ``name``, its output flattened
   per sample, [B, prod(rest)].
 
@@ -30,6 +33,7 @@ from torch import Tensor, nn
 
 from gmn.batches import is_graph_data, move_to
 from gmn.nn.context import GraphContext
+from gmn.nn.nfn import WeightSpaceFeatures
 from gmn.nn.state import GraphState
 from gmn.scatter import scatter
 
@@ -120,6 +124,9 @@ class Probe:
                 if self.node_level:
                     self._record(f"{name}/nodes", h)
                     self._record(f"{name}/edges", e)
+                return
+            if isinstance(output, WeightSpaceFeatures):
+                self._record(f"{name}/layer_mean", output.layer_means())
                 return
             if isinstance(output, (tuple, list)):
                 output = next((o for o in output if isinstance(o, Tensor)), None)

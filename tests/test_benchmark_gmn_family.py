@@ -189,13 +189,14 @@ def test_epochs_reach_every_family_with_per_family_defaults(siren_params):
         return planned
 
     defaults = {"gmn": 60, "gmn_noaug": 60, "gmn_probe": 10, "mlp": 10, "cnn": 10,
-                "vit": 10, "weight_mlp": 10}
+                "vit": 10, "weight_mlp": 10, "nfn_np": 30}
     assert epochs() == defaults  # the default benchmark as before
     assert epochs(epochs=3) == dict.fromkeys(FAMILIES, 3)  # --epochs: every family
     gmns = ("gmn", "gmn_noaug", "gmn_probe")  # --gmn-config's epochs: the GMN families
     assert epochs(epochs=3, gmn_config={"epochs": 5}) == {
         f: 5 if f in gmns else 3 for f in FAMILIES}
-    assert epochs(gmn_config={"epochs": 5}) == {f: 5 if f in gmns else 10 for f in FAMILIES}
+    assert epochs(gmn_config={"epochs": 5}) == {f: 5 if f in gmns else defaults[f]
+                                                 for f in FAMILIES}
     # --epochs FAMILY=N: that family, over everything else (16,gmn=60: the README's MNIST run)
     assert epochs(epochs=16, family_epochs={"gmn": 60}) == {
         f: 60 if f == "gmn" else 16 for f in FAMILIES}
@@ -230,6 +231,35 @@ def test_input_noise_is_scaled_by_each_parameters_training_spread(siren_params):
     assert plan_family("gmn_noaug", data, off).transform is None  # no noise, no permutation
     with pytest.raises(ValueError, match="input_noise must be a number >= 0"):
         plan_family("gmn", data, BenchmarkConfig(gmn_config={"input_noise": -1}))
+
+
+def test_nfn_np_family_is_invariant_and_probed_per_layer(siren_params):
+    """``nfn_np``: NFN's invariant classifier on the flat parameters, its cache key holds
+    its options, and its probed blocks give invariant per-layer states."""
+    import gmn
+    from benchmarks.inr_classification.families import NFN_NP
+    from benchmarks.inr_classification.probes import _kept
+    from gmn.graph.permutation import permute
+
+    template, params, _ = siren_params
+    data = tiny_data(template, params)
+    plan = plan_family("nfn_np", data, BenchmarkConfig(families=("gmn", "mlp", "cnn", "nfn_np")))
+    assert plan.inputs == "params" and plan.transform is None
+    own = dict(NFN_NP["train"])
+    assert plan.epochs == own.pop("epochs") and plan.train_options == own
+    key = run_key("nfn_np", 0, BenchmarkConfig(), data, plan)
+    assert key["architecture"]["channels"] == list(NFN_NP["model"]["channels"])
+    model = plan.build().double().eval()
+    layers = plan.probe_layers(model)
+    assert layers[-1] == "head" and layers[0] == "nfn.blocks.0"
+    moved = permute(Weights(template, params.double()), torch.Generator().manual_seed(0)).params
+    with gmn.probe(model, layers=layers) as probe:
+        states = probe.run(params.double())
+        moved_states = probe.run(moved)
+    assert all(_kept(name) for name in states)
+    assert "nfn.blocks.0/layer_mean" in states
+    for name, state in states.items():
+        torch.testing.assert_close(moved_states[name], state, rtol=1e-9, atol=1e-9)
 
 
 def per_layer_standardisation(template, raw):

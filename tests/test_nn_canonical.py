@@ -36,6 +36,21 @@ def test_keyed_statistics_match_a_loop_and_unseen_keys_give_zero():
     assert torch.equal(unseen, torch.zeros_like(unseen))
 
 
+def test_keyed_statistics_of_each_key_and_defaults_for_unseen_ones():
+    keys = torch.tensor([3, 3, 8, 8, 8])
+    values = torch.tensor([[1.0], [3.0], [0.0], [1.0], [5.0]], dtype=torch.float64)
+    module = KeyedStandardize(1).double()
+    default_mean = torch.tensor([-7.0], dtype=torch.float64)
+    default_std = torch.tensor([9.0], dtype=torch.float64)
+    mean, std = module.statistics(torch.tensor([8, 3]), default_mean, default_std)  # unfitted
+    assert mean.tolist() == [[-7.0], [-7.0]] and std.tolist() == [[9.0], [9.0]]
+    module.fit(values, keys)
+    mean, std = module.statistics(torch.tensor([8, 5, 3]), default_mean, default_std)
+    assert mean.tolist() == [[2.0], [-7.0], [2.0]]
+    torch.testing.assert_close(std, torch.tensor([[values[2:].std(unbiased=False).item()],
+                                                  [9.0], [1.0]], dtype=torch.float64))
+
+
 def test_keyed_statistics_survive_a_state_dict_round_trip_into_a_fresh_module():
     keys = torch.tensor([3, 3, 8, 8, 8])
     values = torch.tensor([[1.0], [3.0], [0.0], [1.0], [5.0]])

@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {  # console script: the module it runs
     "gmn-inr-classification": "benchmarks.inr_classification",
+    "gmn-inr-editing": "benchmarks.inr_editing",
     "gmn-generalization": "benchmarks.generalization",
     "gmn-cnn-zoo": "benchmarks.cnn_zoo",
     "gmn-check": "gmn.check",

@@ -12,6 +12,7 @@ BEYOND_PAPER = (
     ("gmn", "gmn_noaug"),
     ("gmn", "gmn_probe"),
     ("gmn_probe", "weight_mlp"),
+    ("gmn", "nfn_np"),
     ("vit", "cnn"),
 )
 PROBE_FAMILY = "gmn_probe"  # the paper's claims are also reported for it, separately

@@ -95,26 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = p.add_argument_group("data")
-    data.add_argument(
-        "--dataset",
-        choices=DATASETS,
-        default=d.dataset,
-        help="image source (default: %(default)s, bundled with scikit-learn)",
-    )
-    data.add_argument(
-        "--root",
-        metavar="DIR",
-        help="folder holding the dataset's files (MNIST/Fashion-MNIST idx files, "
-        "CIFAR-10 python batches); downloaded there when missing and a "
-        "network is available",
-    )
-    data.add_argument(
-        "--source-split",
-        choices=("train", "test"),
-        default=d.source_split,
-        help="which official split of --dataset to load; the benchmark draws its "
-        "own train/val/test split from it (default: %(default)s)",
-    )
+    add_image_arguments(data, d)
     data.add_argument(
         "--zoo",
         nargs=2,
@@ -124,30 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         "renderings and the zoo's own split is used",
     )
     data.add_argument(
-        "--image-size",
-        type=int,
-        metavar="PX",
-        help="resize images to PX×PX before fitting (default: native size)",
-    )
-    data.add_argument(
         "--classes",
         type=_ints,
         metavar="C,C,...",
         help="keep only these class labels, renumbered 0..k-1 in increasing order "
         "(default: all classes)",
-    )
-    data.add_argument(
-        "--limit",
-        type=int,
-        metavar="N",
-        help="use a seeded random subset of N images (default: all)",
-    )
-    data.add_argument(
-        "--split",
-        type=_floats,
-        default=d.split,
-        metavar="TRAIN,VAL,TEST",
-        help="fractions of the images in each split (default: 0.7,0.1,0.2)",
     )
 
     inr = p.add_argument_group("INR fitting")
@@ -168,39 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         "many views fit any memory (default: every shard read stays loaded, shuffled over "
         "the whole training set)",
     )
-    inr.add_argument(
-        "--inr-hidden",
-        type=_ints,
-        metavar="W,W",
-        help="hidden widths of the SIREN (default: 16,16 for digits, 32,32 "
-        "otherwise: the DWSNets SIREN)",
-    )
-    inr.add_argument(
-        "--inr-init",
-        choices=("shared", "independent"),
-        default=d.inr_init,
-        help="shared: every INR (of one view) starts from the same initialisation, so "
-        "parameters of different images are comparable; independent: one random start per "
-        "INR, as in the public zoos, a much harder task (default: %(default)s)",
-    )
-    inr.add_argument(
-        "--inr-steps",
-        type=int,
-        default=d.inr_steps,
-        help="maximum Adam steps per INR (default: %(default)s)",
-    )
-    inr.add_argument(
-        "--inr-lr",
-        type=float,
-        default=d.inr_lr,
-        help="Adam learning rate of INR fitting (default: %(default)s)",
-    )
-    inr.add_argument(
-        "--inr-target-psnr",
-        type=float,
-        default=d.inr_target_psnr,
-        help="stop fitting an INR once it reaches this PSNR in dB (default: %(default)s)",
-    )
+    add_inr_arguments(inr, d)
 
     train = p.add_argument_group("training")
     train.add_argument(
@@ -209,21 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.families,
         metavar="F,F,...",
         help=f"model families to train, from {', '.join(FAMILIES)}; gmn, mlp and "
-        "cnn are required (default: all)",
+        "cnn are required (default: all but gmn_noaug and nfn_np)",
     )
-    train.add_argument(
-        "--seeds",
-        type=int,
-        default=d.seeds,
-        help="random initialisations per family, >= 2 (default: %(default)s)",
-    )
-    train.add_argument(
-        "--seed",
-        type=int,
-        default=d.seed,
-        help="first seed; also seeds INR fitting, the split and the CKA "
-        "permutations (default: %(default)s)",
-    )
+    add_training_arguments(train, d)
     train.add_argument(
         "--epochs",
         type=_epochs,
@@ -233,18 +151,6 @@ def build_parser() -> argparse.ArgumentParser:
         f"every other family 16) (default: each family's own, {WEIGHTS_ONLY_GMN_EPOCHS} for "
         f"gmn and gmn_noaug, {DEFAULT_EPOCHS} for the others); a GMN family takes "
         "--gmn-config's epochs over N, FAMILY=N over both",
-    )
-    train.add_argument(
-        "--batch-size",
-        type=int,
-        default=d.batch_size,
-        help="batch size of the image families and the weight MLP (default: %(default)s)",
-    )
-    train.add_argument(
-        "--lr",
-        type=float,
-        default=d.lr,
-        help="AdamW learning rate of the image families and the weight MLP (default: %(default)s)",
     )
     train.add_argument(
         "--gmn-config",
@@ -259,13 +165,135 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     study = p.add_argument_group("representation study")
+    add_cka_arguments(study, d)
     study.add_argument(
+        "--procrustes",
+        action="store_true",
+        help="add a report section: orthogonal Procrustes beside CKA, whether each "
+        "similarity finding holds under both, Holm-corrected CKA p-values",
+    )
+    add_run_arguments(p.add_argument_group("run"), d, "results/inr-DATASET")
+    return p
+
+
+def add_image_arguments(group, d: BenchmarkConfig) -> None:
+    """--dataset, --root, --source-split, --image-size, --limit, --split (defaults ``d``)."""
+    group.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default=d.dataset,
+        help="image source (default: %(default)s, bundled with scikit-learn)",
+    )
+    group.add_argument(
+        "--root",
+        metavar="DIR",
+        help="folder holding the dataset's files (MNIST/Fashion-MNIST idx files, "
+        "CIFAR-10 python batches); downloaded there when missing and a "
+        "network is available",
+    )
+    group.add_argument(
+        "--source-split",
+        choices=("train", "test"),
+        default=d.source_split,
+        help="which official split of --dataset to load; the benchmark draws its "
+        "own train/val/test split from it (default: %(default)s)",
+    )
+    group.add_argument(
+        "--image-size",
+        type=int,
+        metavar="PX",
+        help="resize images to PX×PX before fitting (default: native size)",
+    )
+    group.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="use a seeded random subset of N images (default: all)",
+    )
+    group.add_argument(
+        "--split",
+        type=_floats,
+        default=d.split,
+        metavar="TRAIN,VAL,TEST",
+        help="fractions of the images in each split (default: 0.7,0.1,0.2)",
+    )
+
+
+def add_inr_arguments(group, d: BenchmarkConfig) -> None:
+    """--inr-hidden, --inr-init, --inr-steps, --inr-lr, --inr-target-psnr."""
+    group.add_argument(
+        "--inr-hidden",
+        type=_ints,
+        metavar="W,W",
+        help="hidden widths of the SIREN (default: 16,16 for digits, 32,32 "
+        "otherwise: the DWSNets SIREN)",
+    )
+    group.add_argument(
+        "--inr-init",
+        choices=("shared", "independent"),
+        default=d.inr_init,
+        help="shared: every INR (of one view) starts from the same initialisation, so "
+        "parameters of different images are comparable; independent: one random start per "
+        "INR, as in the public zoos, a much harder task (default: %(default)s)",
+    )
+    group.add_argument(
+        "--inr-steps",
+        type=int,
+        default=d.inr_steps,
+        help="maximum Adam steps per INR (default: %(default)s)",
+    )
+    group.add_argument(
+        "--inr-lr",
+        type=float,
+        default=d.inr_lr,
+        help="Adam learning rate of INR fitting (default: %(default)s)",
+    )
+    group.add_argument(
+        "--inr-target-psnr",
+        type=float,
+        default=d.inr_target_psnr,
+        help="stop fitting an INR once it reaches this PSNR in dB (default: %(default)s)",
+    )
+
+
+def add_training_arguments(group, d: BenchmarkConfig) -> None:
+    """--seeds, --seed, --batch-size, --lr (each benchmark adds its own --epochs)."""
+    group.add_argument(
+        "--seeds",
+        type=int,
+        default=d.seeds,
+        help="random initialisations per family, >= 2 (default: %(default)s)",
+    )
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help="first seed; also seeds INR fitting, the split and the CKA "
+        "permutations (default: %(default)s)",
+    )
+    group.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help="batch size of the image families and the weight MLP (default: %(default)s)",
+    )
+    group.add_argument(
+        "--lr",
+        type=float,
+        default=d.lr,
+        help="AdamW learning rate of the image families and the weight MLP (default: %(default)s)",
+    )
+
+
+def add_cka_arguments(group, d: BenchmarkConfig) -> None:
+    """--cka-permutations, --cka-permutation-samples."""
+    group.add_argument(
         "--cka-permutations",
         type=int,
         default=d.cka_permutations,
         help="permutations of the CKA permutation tests (default: %(default)s)",
     )
-    study.add_argument(
+    group.add_argument(
         "--cka-permutation-samples",
         type=int,
         default=d.cka_permutation_samples,
@@ -274,47 +302,43 @@ def build_parser() -> argparse.ArgumentParser:
         "CKA stage keeps (CKA matrices and headlines always use every test sample, "
         "streamed); memory grows with N, not with the test set (default: %(default)s)",
     )
-    study.add_argument(
-        "--procrustes",
-        action="store_true",
-        help="add a report section: orthogonal Procrustes beside CKA, whether each "
-        "similarity finding holds under both, Holm-corrected CKA p-values",
-    )
 
-    run = p.add_argument_group("run")
-    run.add_argument(
+
+def add_run_arguments(group, d: BenchmarkConfig, out_default: str) -> None:
+    """--out (``out_default`` when not given), --device, --threads, --resume, --progress."""
+    group.add_argument(
         "--out",
         default=None,
         metavar="DIR",
-        help="output and cache folder (default: results/inr-DATASET)",
+        help=f"output and cache folder (default: {out_default})",
     )
-    run.add_argument(
+    group.add_argument(
         "--device",
         default=d.device,
         help="torch device for fitting, training and probing, e.g. cpu, cuda, "
         "cuda:1 (default: %(default)s)",
     )
-    run.add_argument(
+    group.add_argument(
         "--threads",
         type=int,
+        default=d.threads,
         metavar="N",
-        help="CPU threads of PyTorch (default: PyTorch's choice); on a machine shared with "
-        "other jobs, 1 avoids oversubscribing the cores",
+        help="CPU threads of PyTorch (default: %(default)s; None: PyTorch's choice); on a "
+        "machine shared with other jobs, 1 avoids oversubscribing the cores",
     )
-    run.add_argument(
+    group.add_argument(
         "--resume",
         action=argparse.BooleanOptionalAction,
         default=d.resume,
         help="reuse the cached stages in --out and resume interrupted training "
         "(default: on); --no-resume refuses a non-empty --out",
     )
-    run.add_argument(
+    group.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=d.progress,
         help="show progress bars (default: on)",
     )
-    return p
 
 
 def parse_config(argv: list[str] | None = None) -> BenchmarkConfig:
@@ -335,19 +359,24 @@ def parse_config(argv: list[str] | None = None) -> BenchmarkConfig:
 INTERRUPTED = 130  # the shell's exit status for a process stopped by SIGINT (128 + 2)
 
 
+def run_interruptibly(run, config, command: str) -> dict:
+    """``run(config, command)``; on Ctrl-C, say how to resume and exit with status 130."""
+    try:
+        return run(config, command)
+    except KeyboardInterrupt:  # everything finished so far is cached
+        print("\ninterrupted; run the same command to resume", file=sys.stderr, flush=True)
+        raise SystemExit(INTERRUPTED) from None
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark from the command line ``argv``; on Ctrl-C, say how to resume and
     exit with status 130."""
     argv = sys.argv[1:] if argv is None else argv
     config = parse_config(argv)
     command = shlex.join(["python", "-m", "benchmarks.inr_classification", *argv])
-    try:
-        from .pipeline import run_benchmark
+    from .pipeline import run_benchmark
 
-        results = run_benchmark(config, command)
-    except KeyboardInterrupt:  # Ctrl-C: everything finished so far is cached
-        print("\ninterrupted; run the same command to resume", file=sys.stderr, flush=True)
-        raise SystemExit(INTERRUPTED) from None
+    results = run_interruptibly(run_benchmark, config, command)
     print(f"\nreport: {Path(config.out) / 'report.md'}")
     for finding in results["findings"]:
         print(f"- {finding['verdict']:>12}: {finding['claim']}")

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 ZOOS = ("dwsnets-mnist", "dwsnets-fmnist", "nfn")
-FAMILIES = ("gmn", "mlp", "cnn", "weight_mlp", "vit", "gmn_noaug", "gmn_probe")
+FAMILIES = ("gmn", "mlp", "cnn", "weight_mlp", "vit", "gmn_noaug", "gmn_probe", "nfn_np")
 IMAGE_FAMILIES = ("mlp", "cnn", "vit")
 GMN_FAMILIES = ("gmn", "gmn_noaug", "gmn_probe")
-PARAMETER_FAMILIES = (*GMN_FAMILIES, "weight_mlp")
+PARAMETER_FAMILIES = (*GMN_FAMILIES, "weight_mlp", "nfn_np")
 REQUIRED_FAMILIES = ("gmn", "mlp", "cnn")
-# gmn_noaug: an exactly invariant GMN only changes its random stream without permutations
-DEFAULT_FAMILIES = tuple(f for f in FAMILIES if f != "gmn_noaug")
+# gmn_noaug: an exactly invariant GMN only changes its random stream without permutations;
+# nfn_np: the baseline from the literature, asked for by name (--families ...,nfn_np)
+DEFAULT_FAMILIES = tuple(f for f in FAMILIES if f not in ("gmn_noaug", "nfn_np"))
 FAMILY_DESCRIPTIONS = {
     "gmn": "GMN on the INR parameter graph alone (weights and biases, no function samples); "
     "random hidden-neuron permutations",
@@ -25,6 +27,8 @@ FAMILY_DESCRIPTIONS = {
     "gmn_noaug": "the weights-only GMN without the random permutations",
     "gmn_probe": "GMN on the parameter graph + function samples: every neuron's values on the "
     "pixel grid (its output neuron sees the image)",
+    "nfn_np": "NFN with NP layers (Zhou et al. 2023) on the INR weights alone: Gaussian Fourier "
+    "features, equivariant layers, invariant pooling",
 }
 
 # Epochs of a family when neither --epochs nor (for a GMN family) --gmn-config's "epochs" is
@@ -41,6 +45,9 @@ RUNTIME_OPTIONS = ("out", "device", "threads", "resume", "progress", "root", "zo
 @dataclass
 class BenchmarkConfig:
     """Settings of one benchmark run; see ``python -m benchmarks.inr_classification --help``."""
+
+    FAMILIES: ClassVar[tuple[str, ...]] = FAMILIES
+    REQUIRED_FAMILIES: ClassVar[tuple[str, ...]] = REQUIRED_FAMILIES
 
     dataset: str = "digits"
     root: str | None = None
@@ -89,15 +96,7 @@ class BenchmarkConfig:
             raise ValueError(f"--zoo must be one of {ZOOS}, got {self.zoo!r}")
         if (self.zoo is None) != (self.zoo_dir is None):
             raise ValueError("--zoo takes a kind and a folder: --zoo dwsnets-mnist DIR")
-        unknown = sorted(set(self.families) - set(FAMILIES))
-        if unknown:
-            raise ValueError(f"unknown families {unknown}; choose from {FAMILIES}")
-        missing = [f for f in REQUIRED_FAMILIES if f not in self.families]
-        if missing:
-            raise ValueError(
-                f"--families must include {REQUIRED_FAMILIES} (the study compares "
-                f"them); missing {missing}"
-            )
+        self.check_families()
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"--limit must be >= 1 (a number of images), got {self.limit}")
         if self.zoo is not None and (self.limit is not None or self.classes is not None):
@@ -130,12 +129,27 @@ class BenchmarkConfig:
                 f"--cka-permutation-samples must be >= 4, got {self.cka_permutation_samples}"
             )
         for family, epochs in self.family_epochs.items():
-            if family not in FAMILIES:
-                raise ValueError(f"--epochs {family}=…: unknown family; choose from {FAMILIES}")
+            if family not in self.FAMILIES:
+                raise ValueError(
+                    f"--epochs {family}=…: unknown family; choose from {self.FAMILIES}")
             if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
                 raise ValueError(f"--epochs {family}={epochs}: epochs must be an integer >= 1")
         if not isinstance(self.gmn_config, dict):
             raise ValueError("--gmn-config must be a JSON object")
+
+    def check_families(self) -> None:
+        """Raise ``ValueError`` unless ``families`` are known and include the required ones
+        (the class's ``FAMILIES`` and ``REQUIRED_FAMILIES``)."""
+        known, required = self.FAMILIES, self.REQUIRED_FAMILIES
+        unknown = sorted(set(self.families) - set(known))
+        if unknown:
+            raise ValueError(f"unknown families {unknown}; choose from {known}")
+        missing = [f for f in required if f not in self.families]
+        if missing:
+            raise ValueError(
+                f"--families must include {required} (the study compares them); missing "
+                f"{missing}"
+            )
 
     @property
     def seed_list(self) -> list[int]:

@@ -1,17 +1,18 @@
 """The model families of the study: how each is built, what it reads, where it is probed.
 
 Image families (``mlp``, ``cnn``, ``vit``) read standardised images [B, C, H, W];
-parameter families (``gmn``, ``gmn_noaug``, ``gmn_probe``, ``weight_mlp``) read flat INR
-parameters [B, P]. ``gmn`` reads the parameter graph alone and trains with random
+parameter families (``gmn``, ``gmn_noaug``, ``gmn_probe``, ``weight_mlp``, ``nfn_np``) read
+flat INR parameters [B, P]. ``gmn`` reads the parameter graph alone and trains with random
 hidden-neuron permutations of its INRs, ``gmn_noaug`` without (the only difference between
 the two). ``gmn_probe`` also reads function samples, each neuron's values on the pixel grid,
-so its output neuron sees the image itself.
+so its output neuron sees the image itself. ``nfn_np`` is NFN's invariant network of NP layers
+(``gmn.nn.NFNClassifier``), trained with the options of ``NFN_NP``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from torch import nn
 
@@ -19,6 +20,7 @@ from gmn.models.cnn import CNN
 from gmn.models.mlp import MLP
 from gmn.models.vit import ViT
 from gmn.models.weight_mlp import WeightMLP
+from gmn.nn import GMNConfig, NFNClassifier
 from gmn.nn.params_to_gmn import BUILD_OPTIONS, build_gmn
 
 from .config import DEFAULT_EPOCHS, IMAGE_FAMILIES, BenchmarkConfig
@@ -36,8 +38,8 @@ class FamilyPlan:
     """Everything the trainer needs for one family.
 
     ``inputs`` names the data it reads (``"images"`` or ``"params"``); ``epochs`` is how long
-    it trains (``--epochs FAMILY=N``, else ``--epochs N``, else ``DEFAULT_EPOCHS``; a GMN
-    family: ``gmn_family.split_gmn_config``);
+    it trains (``--epochs FAMILY=N``, else ``--epochs N``, else the family's own:
+    ``DEFAULT_EPOCHS``, ``NFN_NP``'s; a GMN family: ``gmn_family.split_gmn_config``);
     ``train_options`` override ``--lr``/``--batch-size``; ``transform`` (or None) augments
     training batches;
     ``probe_layers(model)`` names the modules whose outputs are compared with CKA;
@@ -58,6 +60,22 @@ def _block_layers(model: nn.Module) -> list[str]:
     names = [f"blocks.{i}" for i in range(len(model.blocks))]
     names += [n for n in ("pool", "norm") if hasattr(model, n)]
     return names + ["head"]
+
+
+# NFN-NP as in its INR experiments (Gaussian Fourier features, NP layers, invariant pooling, an
+# MLP head); widths, rate and epochs chosen on the validation set of the digits INRs
+# (docs/accuracy.md)
+NFN_NP = {
+    "model": {"channels": (64, 64, 64), "fourier_size": 32, "fourier_scale": 3.0,
+              "dropout": 0.1, "head_hidden": 256, "head_dropout": 0.1},
+    "train": {"lr": 1e-3, "weight_decay": 0.01, "batch_size": 32, "epochs": 30,
+              "warmup_fraction": 0.05},
+}
+
+
+def _nfn_layers(model: nn.Module) -> list[str]:
+    """Every NP block of an NFN (``gmn.probe`` pools their features per layer) and the head."""
+    return [f"nfn.blocks.{i}" for i in range(len(model.nfn.blocks))] + ["head"]
 
 
 def _gmn_layers(model: nn.Module) -> list[str]:
@@ -96,6 +114,18 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
             _block_layers,
             {"model": "WeightMLP", "hidden": hidden, "dropout": dropout},
         )
+    if family == "nfn_np":
+        options, train_options = NFN_NP["model"], dict(NFN_NP["train"])
+        own_epochs = train_options.pop("epochs")
+        return FamilyPlan(
+            lambda: NFNClassifier(data.template, classes, **options),
+            "params",
+            config.family_epochs.get(family, config.epochs or own_epochs),
+            train_options,
+            None,  # NP layers are exactly invariant: a permutation changes nothing
+            _nfn_layers,
+            {"model": "NFNClassifier", **options, "train": train_options},
+        )
     model_options, train_options = split_gmn_config(
         config.gmn_config, family, config.epochs, config.family_epochs.get(family))
     epochs = train_options.pop("epochs")
@@ -120,19 +150,16 @@ def plan_family(family: str, data: BenchmarkData, config: BenchmarkConfig) -> Fa
         train_options,
         transform,
         _gmn_layers,
-        {"model": "GMN", "config": _resolved_gmn_config(model_options)},
+        {"model": "GMN", "config": gmn_config_key(GMNConfig.from_kwargs(**{
+            k: v for k, v in model_options.items() if k not in BUILD_OPTIONS}))},
     )
 
 
-def _resolved_gmn_config(model_options: dict) -> dict:
-    """Every :class:`gmn.nn.GMNConfig` field the options leave at its default, resolved, so a
-    cached run is not reused after a default of ``gmn.nn`` changed (JSON-able)."""
-    from dataclasses import asdict
-
-    from gmn.nn import GMNConfig
-
-    options = {k: v for k, v in model_options.items() if k not in BUILD_OPTIONS}
-    resolved = asdict(GMNConfig.from_kwargs(**options))
+def gmn_config_key(config: GMNConfig) -> dict:
+    """Every field of ``config`` (defaults resolved, so a cached run is not reused after a
+    default of ``gmn.nn`` changed) except the sizes set from the data and the vocabularies,
+    JSON-able: a run's cache key."""
+    resolved = asdict(config)
     # set by build_gmn from the data, or by gmn.graph.vocab: its tables grow by rows that
     # start at zero, which change no number of a network that does not use them
     for size in ("out_dim", "node_in_dim", "num_node_types", "num_edge_types",

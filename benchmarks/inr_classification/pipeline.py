@@ -36,6 +36,7 @@ import shlex
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -102,17 +103,23 @@ def _cached_cka(path: Path, key: dict, config: BenchmarkConfig) -> dict | None:
     return cached["cka"] if cached.get("key") == key else None
 
 
-def _run_line(result: dict) -> str:
-    """One run's outcome in one line: test and best validation accuracy, epochs, time."""
-    return (
-        f"test {100 * result['test_accuracy']:.1f}%, best val "
-        f"{100 * result['best_val_accuracy']:.1f}% at epoch {result['best_epoch']}/"
-        f"{result['key']['epochs']}, trained in {result['train_seconds']:.0f} s"
-    )
+def run_record(config: BenchmarkConfig, command: str | None, module: str) -> dict:
+    """The first entries of ``results.json``: the command (default: ``python -m module``), the
+    options, the package versions, the seeds and the families."""
+    return {
+        "command": command or shlex.join([sys.executable, "-m", module]),
+        "config": config.to_dict(),
+        "versions": package_versions(),
+        "seeds": config.seed_list,
+        "families": list(config.families),
+    }
 
 
-def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
-    """Run (or resume) the whole benchmark; returns the ``results.json`` dictionary.
+def in_locked_out(config: BenchmarkConfig, command: str | None,
+                  stages: Callable[[Path, InvocationTimes], dict]) -> dict:
+    """``stages(out, clock)`` in ``--out``, created and locked for this run (refused with
+    --no-resume when it holds a run), cleared of stale temporary files, timed per stage by
+    ``clock``; sets ``--threads``.
 
     Raises:
         gmn.files.FolderLockedError: another run holds ``--out``, naming it.
@@ -126,14 +133,26 @@ def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
     with folder_lock(out, command):
         remove_stale_temporaries(out)
         with InvocationTimes(out) as clock:
-            return _run_stages(config, command, out, clock)
+            return stages(out, clock)
 
 
-def _run_stages(config: BenchmarkConfig, command: str | None, out: Path,
-                clock: InvocationTimes) -> dict:
-    clock.begin("data")
-    data = prepare_data(config, out)
+def _run_line(result: dict) -> str:
+    """One classification run's outcome in one line: test and best validation accuracy,
+    epochs, time."""
+    return (
+        f"test {100 * result['test_accuracy']:.1f}%, best val "
+        f"{100 * result['best_val_accuracy']:.1f}% at epoch {result['best_epoch']}/"
+        f"{result['key']['epochs']}, trained in {result['train_seconds']:.0f} s"
+    )
 
+
+def train_runs(config: BenchmarkConfig, out: Path, train: Callable, clock: InvocationTimes,
+               describe: Callable[[dict], str] = _run_line,
+               ) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
+    """Stage "train": ``train(family, seed, run_dir) -> (result, outputs, reused)`` for every
+    family and seed, each named on the console as it starts (``[k/K] family seed S``) and
+    ended with ``describe(result)``, each timed by ``clock``. Returns family -> per-seed
+    results and outputs."""
     runs: dict[str, list[dict]] = {}
     outputs: dict[str, list[dict]] = {}
     clock.begin("train")
@@ -144,42 +163,79 @@ def _run_stages(config: BenchmarkConfig, command: str | None, out: Path,
             name = f"[{number}/{total}] {family} seed {seed}"
             print(name, flush=True)
             run_dir = out / "runs" / family / f"seed{seed}"
-            result, tensors, reused = train_family_seed(family, seed, data, config, run_dir)
-            print(f"{name}: {'reused: ' if reused else ''}{_run_line(result)}", flush=True)
+            result, tensors, reused = train(family, seed, run_dir)
+            print(f"{name}: {'reused: ' if reused else ''}{describe(result)}", flush=True)
             runs.setdefault(family, []).append(result)
             outputs.setdefault(family, []).append(tensors)
             clock.add(f"train/{family}/seed{seed}", time.perf_counter() - run_start)
+    return runs, outputs
 
-    clock.begin("cka")
+
+def cka_stage(config: BenchmarkConfig, out: Path, runs: dict[str, list[dict]],
+              model: Callable, options: tuple[str, ...], n_test: int) -> dict:
+    """Stage "cka" on the trained ``runs`` (family -> per-seed results): read from
+    ``cka.json`` when it was made from the same runs' checkpoints and CKA ``options`` (names
+    of config fields), else computed on ``model(family, run_dir, result)`` (a
+    ``TrainedModel``) and stored. ``n_test``: the number of test samples."""
     cka_key = {
         "runs": {f: [r["key"] for r in rs] for f, rs in runs.items()},
         "checkpoints": {f: [{BEST: r["files"][BEST]} for r in rs] for f, rs in runs.items()},
-        **config.key("cka_permutations", "cka_permutation_samples", "procrustes"),
+        **config.key(*options),
     }
     cka = _cached_cka(out / "cka.json", cka_key, config)
     if cka is not None:  # its summary statistics as this version computes them
-        cka_statistics(cka, config, len(data.split["test"]))
+        cka_statistics(cka, config, n_test)
     else:
         models = {
-            family: [
-                trained_model(family, data, config, out / "runs" / family / f"seed{seed}", r)
-                for seed, r in zip(config.seed_list, rs)
-            ]
+            family: [model(family, out / "runs" / family / f"seed{seed}", r)
+                     for seed, r in zip(config.seed_list, rs)]
             for family, rs in runs.items()
         }
         cka = cka_study(models, config)
         save_json({"key": cka_key, "cka": cka}, out / "cka.json")
+    return cka
+
+
+def record_timings(results: dict, clock: InvocationTimes) -> None:
+    """Ends the clock; adds to ``results`` the seconds per stage summed over every
+    invocation (``timings``) and each invocation's start, status and seconds."""
+    clock.end()
+    results["timings"] = clock.summed()
+    results["invocations"] = [
+        {"started": i["started"], "status": i["status"], "seconds": i["seconds"]["total"]}
+        for i in clock.invocations
+    ]
+
+
+def run_benchmark(config: BenchmarkConfig, command: str | None = None) -> dict:
+    """Run (or resume) the whole benchmark; returns the ``results.json`` dictionary
+    (raises as :func:`in_locked_out`)."""
+    return in_locked_out(config, command,
+                         lambda out, clock: _run_stages(config, command, out, clock))
+
+
+def _run_stages(config: BenchmarkConfig, command: str | None, out: Path,
+                clock: InvocationTimes) -> dict:
+    clock.begin("data")
+    data = prepare_data(config, out)
+
+    runs, outputs = train_runs(
+        config, out, lambda family, seed, run_dir: train_family_seed(
+            family, seed, data, config, run_dir), clock)
+
+    clock.begin("cka")
+    cka = cka_stage(config, out, runs,
+                    lambda family, run_dir, result: trained_model(family, data, config, run_dir,
+                                                                  result),
+                    ("cka_permutations", "cka_permutation_samples", "procrustes"),
+                    len(data.split["test"]))
     if config.procrustes:
         procrustes = procrustes_study(cka)
 
     clock.begin("analysis")
     test_labels = data.labels[data.split["test"]]
     results = {
-        "command": command or shlex.join([sys.executable, "-m", "benchmarks.inr_classification"]),
-        "config": config.to_dict(),
-        "versions": package_versions(),
-        "seeds": config.seed_list,
-        "families": list(config.families),
+        **run_record(config, command, "benchmarks.inr_classification"),
         "data": {
             "name": data.name,
             "setting": data.setting,
@@ -203,12 +259,7 @@ def _run_stages(config: BenchmarkConfig, command: str | None, out: Path,
         "accuracy": plot_accuracy_overlap(results, out / "accuracy_overlap.png").name
     }
     results["figures"].update(plot_cka_figures(cka, out))
-    clock.end()
-    results["timings"] = clock.summed()
-    results["invocations"] = [
-        {"started": i["started"], "status": i["status"], "seconds": i["seconds"]["total"]}
-        for i in clock.invocations
-    ]
+    record_timings(results, clock)
     save_json(results, out / "results.json")
     section = render_procrustes_section(cka, procrustes) if config.procrustes else ""
     save_text(render_report(results) + section, out / "report.md")

@@ -2,8 +2,8 @@
 
 Image models and the weight MLP give each probed module's output flattened per sample.
 A GMN layer gives, per input network, the mean node state of each node type
-concatenated (``gmn.probe``'s ``node_type_mean``): one permutation-invariant vector per
-network and layer.
+concatenated (``gmn.probe``'s ``node_type_mean``), an NFN block its mean weight and bias
+feature per layer (``layer_mean``): one permutation-invariant vector per network and layer.
 
 :func:`stream_pair` runs both models once over their own test inputs (images, or INR
 parameters for the GMN families and the weight MLP: two loaders, one sample order) with
@@ -25,6 +25,7 @@ from gmn.cka.comparison import FirstSamples, stream
 
 PROBE_BATCH = 256
 GRAPH_STATE = "node_type_mean"
+WEIGHT_SPACE_STATE = "layer_mean"
 
 
 @dataclass
@@ -38,9 +39,9 @@ class TrainedModel:
 
 
 def _kept(state: str) -> bool:
-    """A module's output, or a GMN layer's per-node-type mean (its other pooled states are
-    left out)."""
-    return state.partition("/")[2] in ("", GRAPH_STATE)
+    """A module's output, a GMN layer's per-node-type mean (its other pooled states are
+    left out) or an NFN block's per-layer mean."""
+    return state.partition("/")[2] in ("", GRAPH_STATE, WEIGHT_SPACE_STATE)
 
 
 def _layer(state: str) -> str:

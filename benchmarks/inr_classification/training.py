@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -26,6 +27,7 @@ from .gmn_family import split_gmn_config
 from .probes import TrainedModel
 
 OUTPUTS = "outputs.safetensors"  # test probabilities and predictions
+OUTPUT_NAMES = ["probabilities", "predictions"]
 RESULT = "result.json"  # accuracies, epochs, timings, the run's cache key, files' sha256
 BEST = "best.pt"  # the best-validation checkpoint: the model tested, then probed for CKA
 # Keys of runs cached by earlier versions that no longer decide a run's numbers: ignored
@@ -95,17 +97,28 @@ def train_family_seed(
     """
     plan = plan_family(family, data, config)
     key = run_key(family, seed, config, data, plan)
-    cached = _cached_run(run_dir, key, config)
+    return cached_or_trained(run_dir, key, config, OUTPUT_NAMES,
+                             lambda: _train(family, seed, data, config, run_dir, plan, key))
+
+
+def cached_or_trained(run_dir: Path, key: dict, config: BenchmarkConfig,
+                      output_names: list[str], train: Callable[[], tuple[dict, dict]]
+                      ) -> tuple[dict, dict[str, torch.Tensor], bool]:
+    """(result, outputs, reused): the run cached in ``run_dir`` under ``key`` (its
+    ``result.json`` and the tensors ``output_names`` of its outputs, ``reused`` True), or
+    ``train()``'s, trained again from scratch when a checkpoint turns out damaged."""
+    cached = _cached_run(run_dir, key, config, output_names)
     if cached is not None:
         return (*cached, True)
     try:
-        return (*_train(family, seed, data, config, run_dir, plan, key), False)
+        return (*train(), False)
     except IntegrityError as err:  # a damaged or missing checkpoint: this run is trained again
         _discard(run_dir, err, config)
-        return (*_train(family, seed, data, config, run_dir, plan, key), False)
+        return (*train(), False)
 
 
-def _cached_run(run_dir: Path, key: dict, config: BenchmarkConfig):
+def _cached_run(run_dir: Path, key: dict, config: BenchmarkConfig,
+                output_names: list[str] = OUTPUT_NAMES):
     """The finished run in ``run_dir`` after checking its record, its key and the sha256 of
     every file it lists; None when there is none or a file is damaged (then discarded)."""
     if not (run_dir / RESULT).exists():
@@ -119,7 +132,7 @@ def _cached_run(run_dir: Path, key: dict, config: BenchmarkConfig):
                 "); use another --out, or the settings of that run"
             )
         verify_digests(run_dir, result["files"], run_dir / RESULT)
-        outputs = load_tensors(run_dir / OUTPUTS, ["probabilities", "predictions"])
+        outputs = load_tensors(run_dir / OUTPUTS, output_names)
     except (IntegrityError, FileNotFoundError) as err:
         _discard(run_dir, err, config, keep_checkpoints=True)
         return None
@@ -132,11 +145,18 @@ def trained_model(family: str, data: BenchmarkData, config: BenchmarkConfig, run
     that ``result.json`` lists (and the hash it carries), with its probed layers and its
     test set (raises ``IntegrityError`` naming a changed file)."""
     plan = plan_family(family, data, config)
-    verify_digests(run_dir, {BEST: result["files"][BEST]}, run_dir / RESULT)
-    model = plan.build().to(config.device)
-    model.load_state_dict(load_checkpoint(run_dir / BEST)["model"])
     inputs = data.images if plan.inputs == "images" else data.params
     test = Subset(TensorDataset(inputs, data.labels), data.split["test"].tolist())
+    return tested_model(plan, run_dir, result, config.device, test)
+
+
+def tested_model(plan: FamilyPlan, run_dir: Path, result: dict, device: str,
+                 test) -> TrainedModel:
+    """``plan``'s model loaded from the run's ``best.pt`` once its sha256 matches the one
+    ``result`` lists, with its probed layers and the ``test`` set it is probed on."""
+    verify_digests(run_dir, {BEST: result["files"][BEST]}, run_dir / RESULT)
+    model = plan.build().to(device)
+    model.load_state_dict(load_checkpoint(run_dir / BEST)["model"])
     return TrainedModel(model.eval(), plan.probe_layers(model), test)
 
 
@@ -156,12 +176,35 @@ def _discard(run_dir: Path, err: Exception, config: BenchmarkConfig,
 
 def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
            run_dir: Path, plan: FamilyPlan, key: dict) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Train (or resume) and test one run; store its outputs, then its record."""
-    options = {"batch_size": config.batch_size, "lr": config.lr, **plan.train_options}
-    epochs = plan.epochs
+    """Train (or resume) and test one classifier; store its outputs, then its record."""
+    options = dict(plan.train_options)
     loss_fn = functools.partial(F.cross_entropy,
                                 label_smoothing=options.pop("label_smoothing", 0.0))
-    sets = _datasets(data, plan.inputs)
+
+    def record(test: dict) -> tuple[dict, dict]:
+        outputs = {
+            "probabilities": test["probabilities"].float(),
+            "predictions": test["predictions"].long(),
+        }
+        return outputs, {"test_accuracy": test["accuracy"]}
+
+    return fit_and_record(family, seed, config, run_dir, plan, key, _datasets(data, plan.inputs),
+                          options, loss_fn, "val_accuracy", record)
+
+
+def fit_and_record(family: str, seed: int, config: BenchmarkConfig, run_dir: Path,
+                   plan: FamilyPlan, key: dict, sets: dict, options: dict,
+                   loss_fn: Callable, monitor: str, record: Callable[[dict], tuple[dict, dict]]
+                   ) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Train (or resume) ``plan``'s model on ``sets`` (train/val/test datasets), keep the
+    best checkpoint by ``monitor``, test it once; ``record(test result)`` gives the tensors
+    to store (``outputs.safetensors``) and the metrics of the run's record (``result.json``,
+    written last, with every file's sha256).
+
+    ``options`` (over ``--batch-size``/``--lr``) are ``TrainConfig`` fields plus
+    ``warmup_fraction`` (of all updates); ``plan.epochs`` is how long it trains."""
+    options = {"batch_size": config.batch_size, "lr": config.lr, **options}
+    epochs = plan.epochs
     if "warmup_fraction" in options:
         steps = epochs * -(-len(sets["train"]) // options["batch_size"])
         options["warmup_steps"] = int(options.pop("warmup_fraction") * steps)
@@ -171,7 +214,7 @@ def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
         run_dir=str(run_dir),
         seed=seed,
         epochs=epochs,
-        monitor="val_accuracy",
+        monitor=monitor,
         resume=config.resume,
         progress=config.progress,
         print_summary=False,  # the pipeline prints one line per run
@@ -189,18 +232,14 @@ def _train(family: str, seed: int, data: BenchmarkData, config: BenchmarkConfig,
         transform=plan.transform,
     )
     summary = trainer.fit()
-    test = trainer.test_result
-    outputs = {
-        "probabilities": test["probabilities"].float(),
-        "predictions": test["predictions"].long(),
-    }
+    outputs, metrics = record(trainer.test_result)
     save_tensors(outputs, run_dir / OUTPUTS)
     result = {
         "key": key,
         "family": family,
         "seed": seed,
-        "test_accuracy": test["accuracy"],
-        "best_val_accuracy": summary["best_val_accuracy"],
+        **metrics,
+        f"best_{monitor}": summary[f"best_{monitor}"],
         "best_epoch": summary["best_epoch"],
         "epochs_completed": summary["epochs_completed"],
         "train_seconds": summary["train_seconds"],

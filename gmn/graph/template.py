@@ -364,17 +364,34 @@ class GraphTemplate:
     # --- back to weights ------------------------------------------------------------------
     def params_of(self, graphs) -> Tensor:
         """The [N, P] parameter matrix held by a graph or batch of graphs of this template."""
-        n = graphs.x.shape[0] // self.num_nodes
-        if graphs.x.shape[0] != n * self.num_nodes or graphs.edge_attr.shape != (
-                n * self.num_edges, self.edge_dim):
+        return self.params_from_features(graphs.x, graphs.edge_attr,
+                                         getattr(graphs, "node_act_arg", None))
+
+    def params_from_features(self, x: Tensor, edge_attr: Tensor,
+                             node_act_arg: Tensor | None = None) -> Tensor:
+        """The [N, P] parameter matrix that node features ``x`` [N·nodes, ≥ 5] (the columns
+        ``NODE_FEATURES`` first; later ones, e.g. function samples, are not read), edge
+        features ``edge_attr`` [N·edges, F] and (for learned activation arguments)
+        ``node_act_arg`` [N·nodes] of N graphs of this template hold: each parameter is read
+        from its place (the inverse of :meth:`batch`; entries that hold constants, such as a
+        kernel offset, are not read). Differentiable: per-node and per-edge outputs of a
+        metanetwork become parameters this way (``gmn.nn.ParameterHead``)."""
+        width = len(NODE_FEATURES)
+        n = x.shape[0] // self.num_nodes
+        if x.dim() != 2 or x.shape[0] != n * self.num_nodes or x.shape[1] < width or (
+                edge_attr.shape != (n * self.num_edges, self.edge_dim)):
             raise ConversionError(
-                f"graph has {graphs.x.shape[0]} nodes and edge features "
-                f"{list(graphs.edge_attr.shape)}; this template has {self.num_nodes} nodes and "
-                f"[{self.num_edges}, {self.edge_dim}] edge features per graph"
+                f"graph has node features {list(x.shape)} and edge features "
+                f"{list(edge_attr.shape)}; this template has {self.num_nodes} nodes with "
+                f"{width} features and [{self.num_edges}, {self.edge_dim}] edge features per "
+                "graph"
             )
-        parts = [graphs.x.reshape(n, -1), graphs.edge_attr.reshape(n, -1)]
+        parts = [x[:, :width].reshape(n, -1), edge_attr.reshape(n, -1).to(x.dtype)]
         if self.learned_act:
-            parts.append(graphs.node_act_arg.reshape(n, -1).to(graphs.x.dtype))
+            if node_act_arg is None:
+                raise ConversionError("this template has learned activation arguments "
+                                      "(PReLU slopes): pass node_act_arg [N·nodes]")
+            parts.append(node_act_arg.reshape(n, -1).to(x.dtype))
         features = torch.cat(parts, dim=1)
         return features.index_select(1, self.inverse_index.to(features.device))
 

@@ -100,6 +100,17 @@ class KeyedStandardize(nn.Module):
         z = (values - self.mean[row].to(values.dtype)) / self.std[row].to(values.dtype)
         return torch.where(seen, z, torch.zeros_like(z))
 
+    def statistics(self, keys: Tensor, mean: Tensor, std: Tensor) -> tuple[Tensor, Tensor]:
+        """[n] keys -> the (mean, std) [n, F] of each key; ``mean``, ``std`` [F] for keys
+        never seen by :meth:`fit`."""
+        n = len(keys)
+        if not len(self.keys):
+            return mean.expand(n, -1), std.expand(n, -1)
+        row = torch.searchsorted(self.keys, keys).clamp_max(len(self.keys) - 1)
+        seen = (self.keys[row] == keys).unsqueeze(-1)
+        return (torch.where(seen, self.mean[row].to(mean), mean),
+                torch.where(seen, self.std[row].to(std), std))
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in ("keys", "mean", "std"):
             if prefix + name in state_dict:

@@ -100,6 +100,37 @@ class ParamsToGraph(nn.Module):
 BUILD_OPTIONS = ("function_samples", "query_points", "canonical_signs")  # not GMNConfig's
 
 
+def params_graph_and_gmn(template, config, train_params: Tensor,
+                         image_size: tuple[int, int] | None = None,
+                         raw_affine: tuple[Tensor | None, Tensor | None] = (None, None),
+                         query_count: int | None = None, canonical_signs: bool = False,
+                         ) -> tuple[ParamsToGraph, nn.Module]:
+    """A :class:`ParamsToGraph` and a :class:`gmn.nn.GMN` of ``config`` (a ``GMNConfig``,
+    its ``node_in_dim`` set here) whose input statistics are fitted on (up to 512 of) the
+    training parameter vectors ``train_params`` [N, P].
+
+    With ``image_size`` (H, W) of the images the INRs were fitted to, the graphs carry
+    function samples at its pixel centres, or at ``query_count`` seeded random points
+    (:func:`query_points`); ``raw_affine`` = (scale, shift) [P] undoes a standardisation of
+    the parameters so that the function samples are the INRs' own functions;
+    ``canonical_signs`` is :class:`ParamsToGraph`'s."""
+    from dataclasses import replace
+
+    from gmn.graph.parameter_graph import NODE_FEATURES
+    from gmn.nn import GMN
+
+    if query_count is not None and image_size is None:
+        raise ValueError("query_points places function samples; this GMN reads none")
+    points = query_points(template, None if image_size is None else tuple(image_size),
+                          query_count)
+    k = 0 if points is None else len(points)
+    graph = ParamsToGraph(template, points, *raw_affine, canonical_signs=canonical_signs)
+    gmn = GMN(config=replace(config, node_in_dim=len(NODE_FEATURES) + k))
+    with torch.no_grad():
+        gmn.fit_feature_statistics(graph(train_params[:512]))
+    return graph, gmn
+
+
 def build_gmn(
     template,
     num_classes: int,
@@ -119,8 +150,7 @@ def build_gmn(
     to is required (the query points are its pixel centres, :func:`query_points`), and
     ``raw_affine`` = (scale, shift) [P] undoes a standardisation of the parameters so that
     the function samples are the INRs' own functions."""
-    from gmn.graph.parameter_graph import NODE_FEATURES
-    from gmn.nn import GMN
+    from gmn.nn import GMNConfig
 
     options = dict(model_options)
     samples = options.pop("function_samples", False)
@@ -128,14 +158,8 @@ def build_gmn(
     count = options.pop("query_points", None)
     if samples and image_size is None:
         raise ValueError("function samples need the image size (H, W) the INRs were fitted on")
-    if count is not None and not samples:
-        raise ValueError("query_points places function samples; this GMN reads none")
-    points = query_points(template, tuple(image_size) if samples else None, count)
-    k = 0 if points is None else len(points)
-    options["node_in_dim"] = len(NODE_FEATURES) + k
-    graph = ParamsToGraph(template, points, *raw_affine, canonical_signs=canonical_signs)
-    gmn = GMN(out_dim=num_classes, **options)
-    with torch.no_grad():
-        graphs = graph(train_params[:512])
-        gmn.fit_feature_statistics(graphs)
+    config = GMNConfig.from_kwargs(**{**options, "out_dim": num_classes})
+    graph, gmn = params_graph_and_gmn(template, config, train_params,
+                                      image_size if samples else None, raw_affine, count,
+                                      canonical_signs)
     return nn.Sequential(OrderedDict(graph=graph, gmn=gmn))

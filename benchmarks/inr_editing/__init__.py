@@ -1,0 +1,1 @@
+"""INR editing: ``python -m benchmarks.inr_editing`` (see ``--help``)."""

@@ -1,0 +1,5 @@
+"""``python -m benchmarks.inr_editing``: see ``--help``."""
+
+from .cli import main
+
+main()
