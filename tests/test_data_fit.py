@@ -1,5 +1,7 @@
 """Batched SIREN fitting: gradients, convergence, seeding, views, shared init, chunking."""
 
+import math
+
 import pytest
 import torch
 
@@ -157,3 +159,27 @@ def test_bad_inputs_are_named(digits):
 def test_recipe_round_trips_through_its_dict():
     recipe = FitRecipe(layout=SirenLayout(hidden=(16,)), steps=7, init="shared")
     assert FitRecipe.from_dict(recipe.to_dict()) == recipe
+
+
+@pytest.mark.parametrize("style", ["dwsnets", "standard"])
+def test_init_bounds_are_nn_linear_default_and_sitzmann(style):
+    """The one SIREN initialisation (``init_bounds``) against independent references: biases
+    and dwsnets weights as ``nn.Linear`` draws them (kaiming_uniform with a=√5:
+    √(6/((1+a²)·fan_in))), standard weights as Sitzmann et al. write them; ``init_params`` and
+    the ``Siren`` module stay inside them and reach them."""
+    from gmn.models.siren import init_bounds
+
+    layout = SirenLayout(hidden=(16, 16), w0=30.0, style=style)
+    params = init_params(layout, list(range(200)))
+    torch.manual_seed(0)
+    modules = [layout.build() for _ in range(200)]
+    for i, fan_in in enumerate(layout.widths[:-1]):
+        linear = math.sqrt(6.0 / ((1 + 5) * fan_in))
+        sitzmann = 1.0 / fan_in if i == 0 else math.sqrt(6.0 / fan_in) / 30.0
+        expected = (sitzmann if style == "standard" else linear, linear)
+        assert init_bounds(i, fan_in, 30.0, style) == pytest.approx(expected, rel=1e-12)
+        for kind, bound in zip(("weight", "bias"), expected):
+            for drawn in (params[f"seq.{i}.{kind}"],
+                          torch.stack([m.state_dict()[f"seq.{i}.{kind}"] for m in modules])):
+                largest = drawn.abs().max().item()
+                assert bound * 0.9 < largest <= bound * (1 + 1e-6), (i, kind, largest, bound)

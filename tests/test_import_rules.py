@@ -109,6 +109,7 @@ def test_the_layering_the_readme_promises():
     assert rules("cka")[0] <= {"memory"}  # pure tensor math (memory: a foundation)
     assert set(rules("cka")[1]) == {"gmn.cka.comparison"}
     assert rules("models")[0] == set()
+    assert "zoo" not in rules("data")[0]  # the CNN zoo builds on the INR data's store
     assert not rules("train")[0] & {"graph", "nn", "data", "models", "features", "cka"}
     for foundation in ("files", "seeding", "scatter", "batches", "memory"):
         assert rules(foundation)[0] == set(), foundation
@@ -171,6 +172,22 @@ def test_cka_is_one_module_per_concept_each_importing_only_those_above_it():
     assert re.findall(r"^- ``(\w+)``", doc, re.M) == CKA_CONCEPTS
     for i, concept in enumerate(CKA_CONCEPTS):
         above = set(CKA_CONCEPTS[:i])
+        assert sibling_imports(package / f"{concept}.py") <= above, (concept, above)
+
+
+ZOO_CONCEPTS = ["specs", "stored_template", "store", "grouped_cnn", "build", "readers"]
+
+
+def test_zoo_is_one_module_per_concept_each_importing_only_those_above_it():
+    """gmn.zoo's layout (its docstring lists it): architecture specs, stored templates, the zoo
+    folder, the grouped trainer, the builder and the readers."""
+    package = GMN / "zoo"
+    assert sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__") == sorted(
+        ZOO_CONCEPTS)
+    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text()))
+    assert re.findall(r"^- ``(\w+)``", doc, re.M) == ZOO_CONCEPTS
+    for i, concept in enumerate(ZOO_CONCEPTS):
+        above = set(ZOO_CONCEPTS[:i])
         assert sibling_imports(package / f"{concept}.py") <= above, (concept, above)
 
 

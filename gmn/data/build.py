@@ -31,8 +31,7 @@ from gmn.data.images import ImageSet
 from gmn.data.normalize import layer_statistics
 from gmn.data.split import SPLITS, inrs_of_images, split_images
 from gmn.data.storage import (
-    FORMAT,
-    FORMAT_VERSION,
+    INR_DATASET,
     MANIFEST,
     ShardStore,
     read_manifest,
@@ -40,7 +39,6 @@ from gmn.data.storage import (
     sha256,
     shard_name,
     verify_shard,
-    write_json,
     write_shard,
 )
 from gmn.files import (
@@ -49,6 +47,7 @@ from gmn.files import (
     read_json,
     remove_stale_temporaries,
     verify_sha256,
+    write_json,
 )
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
@@ -121,14 +120,15 @@ def build_dataset(
             images.images, image_index[rows], view[rows], image_index[rows], recipe,
             seed=seed, chunk_size=chunk_size, device=device, progress=progress,
         )
-        write_shard(path, fitted.params, fitted.psnr, fitted.steps)
+        write_shard(path, fitted.params,
+                    {"psnr": fitted.psnr.tolist(), "steps": fitted.steps.tolist()}, INR_DATASET)
     if world > 1:
         dist.barrier()
     if rank == 0:
         fresh = json.loads(json.dumps(_manifest(folder, images, config, recipe, image_index,
                                                 view, num_shards, split, split_seed)))
         if manifest is None or _compared(manifest) != _compared(fresh):
-            write_json(folder / MANIFEST, fresh)
+            write_json(fresh, folder / MANIFEST, indent=1)
     if world > 1:
         dist.barrier()
     return folder
@@ -160,7 +160,7 @@ def _earlier_build(folder: Path) -> tuple[dict | None, dict[str, str | None]]:
     if not (folder / MANIFEST).exists():
         return None, {}
     try:
-        manifest = read_manifest(folder)
+        manifest = read_manifest(folder, INR_DATASET)
         return manifest, {entry["file"]: entry["sha256"] for entry in manifest["shards"]}
     except (IntegrityError, ValueError, KeyError, TypeError) as err:
         warnings.warn(f"{err}; refitting every shard of {folder}", stacklevel=3)
@@ -198,7 +198,7 @@ def _check_or_write_config(folder: Path, config: dict, rank: int) -> None:
                 "use a new folder (or delete it) to build with other settings"
             )
     elif rank == 0:
-        write_json(path, config)
+        write_json(config, path, indent=1)
     if rank == 0:  # files a killed build left half-written
         remove_stale_temporaries(folder)
     if dist.is_initialized() and dist.get_world_size() > 1:
@@ -209,11 +209,12 @@ def _manifest(folder, images, config, recipe, image_index, view, num_shards, spl
     shards, psnr, steps, start = [], [], [], 0
     for shard in range(num_shards):
         path = folder / shard_name(shard)
-        shard_psnr, shard_steps, size = read_shard_metadata(path)
+        fitted = read_shard_metadata(path, INR_DATASET)
+        size = len(fitted["psnr"])
         shards.append({"file": path.name, "start": start, "stop": start + size,
                        "sha256": sha256(path)})
-        psnr += shard_psnr
-        steps += shard_steps
+        psnr += fitted["psnr"]
+        steps += fitted["steps"]
         start += size
     by_image = split_images(len(images), split, split_seed)
     inr_split = {name: inrs_of_images(image_index, by_image[name]) for name in SPLITS}
@@ -222,8 +223,8 @@ def _manifest(folder, images, config, recipe, image_index, view, num_shards, spl
         GraphTemplate.from_module(recipe.layout.build()),
         ShardStore(folder, shards, keys, verify=False).gather(inr_split["train"]))
     return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format": INR_DATASET.name,
+        "format_version": INR_DATASET.version,
         "gmn_version": gmn.__version__,
         "layout": recipe.layout.to_dict(),
         "keys": keys,

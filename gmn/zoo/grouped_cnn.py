@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gmn.data.architectures import build_architecture
 from gmn.models.zoo_cnn import layer_strides, residual_layers
+from gmn.zoo.specs import build_architecture
 
 _ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu, "silu": F.silu}
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5
