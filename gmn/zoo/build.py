@@ -20,7 +20,7 @@ import math
 import random
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -235,11 +235,3 @@ def _write_manifest(folder: Path, config: ZooConfig, names: dict, jobs: list[dic
                                        for j in jobs],
                        {"builder": "gmn.zoo.build", "config": asdict(config)})
 
-
-def config_from_dict(values: dict) -> ZooConfig:
-    """A :class:`ZooConfig` from plain values, rejecting unknown keys by name."""
-    valid = {f.name for f in fields(ZooConfig)}
-    unknown = sorted(set(values) - valid)
-    if unknown:
-        raise TypeError(f"unknown zoo option(s) {unknown}; valid: {sorted(valid)}")
-    return ZooConfig(**values)
