@@ -161,18 +161,23 @@ def sibling_imports(path: Path, root: Path = GMN) -> set[str]:
     return found
 
 
+def check_layout(name: str, concepts: list[str]) -> None:
+    """Package ``gmn.<name>`` is the modules ``concepts``, listed in that order in its docstring
+    (``- ``module``: …`` lines), each importing only those above it (no circle)."""
+    package = GMN / name
+    assert sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__") == sorted(concepts)
+    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text()))
+    assert re.findall(r"^- ``(\w+)``", doc, re.M) == concepts
+    for i, concept in enumerate(concepts):
+        above = set(concepts[:i])
+        assert sibling_imports(package / f"{concept}.py") <= above, (concept, above)
+
+
 def test_cka_is_one_module_per_concept_each_importing_only_those_above_it():
     """gmn.cka's layout (its docstring lists it): the core estimators first, then statistics,
     the one matrix type, the other measures, streaming, approximations, the comparison of
     two models and the plot. An import that runs back up (a circle) fails here."""
-    package = GMN / "cka"
-    assert sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__") == sorted(
-        CKA_CONCEPTS)
-    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text()))
-    assert re.findall(r"^- ``(\w+)``", doc, re.M) == CKA_CONCEPTS
-    for i, concept in enumerate(CKA_CONCEPTS):
-        above = set(CKA_CONCEPTS[:i])
-        assert sibling_imports(package / f"{concept}.py") <= above, (concept, above)
+    check_layout("cka", CKA_CONCEPTS)
 
 
 ZOO_CONCEPTS = ["specs", "stored_template", "store", "grouped_cnn", "build", "readers"]
@@ -181,14 +186,7 @@ ZOO_CONCEPTS = ["specs", "stored_template", "store", "grouped_cnn", "build", "re
 def test_zoo_is_one_module_per_concept_each_importing_only_those_above_it():
     """gmn.zoo's layout (its docstring lists it): architecture specs, stored templates, the zoo
     folder, the grouped trainer, the builder and the readers."""
-    package = GMN / "zoo"
-    assert sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__") == sorted(
-        ZOO_CONCEPTS)
-    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text()))
-    assert re.findall(r"^- ``(\w+)``", doc, re.M) == ZOO_CONCEPTS
-    for i, concept in enumerate(ZOO_CONCEPTS):
-        above = set(ZOO_CONCEPTS[:i])
-        assert sibling_imports(package / f"{concept}.py") <= above, (concept, above)
+    check_layout("zoo", ZOO_CONCEPTS)
 
 
 def test_sibling_imports_sees_every_form(tmp_path):
