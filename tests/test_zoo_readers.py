@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gmn.data.zoo import UnsafeFileError
+from gmn.data.inr_zoos import UnsafeFileError
 from gmn.graph.executor import execute
 from gmn.graph.mixed import to_state_dicts
 from gmn.zoo.readers import read_cnn_wild_park, read_small_cnn_zoo

@@ -26,10 +26,10 @@ from gmn.data.build import build_dataset
 from gmn.data.dataset import INRDataset
 from gmn.data.fit import FitRecipe, FitResult, fit_inrs
 from gmn.data.images import ImageSet, from_tensor, load_digits, resize
+from gmn.data.inr_zoos import read_dwsnets_fmnist, read_dwsnets_mnist, read_nfn_siren
 from gmn.data.normalize import Normalize, layer_statistics
 from gmn.data.sources import load_images
 from gmn.data.split import split_images
-from gmn.data.zoo import read_dwsnets_fmnist, read_dwsnets_mnist, read_nfn_siren
 
 __all__ = [
     "Compose", "FitRecipe", "FitResult", "GaussianNoise", "INRDataset", "InRawSpace", "ImageSet",

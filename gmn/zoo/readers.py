@@ -42,8 +42,8 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from gmn.data.inr_zoos import load_weights
 from gmn.data.storage import write_shard
-from gmn.data.zoo import load_weights
 from gmn.files import sha256
 from gmn.graph.convert import template_for
 from gmn.graph.errors import ConversionError
