@@ -303,3 +303,22 @@ def test_sizes_that_leave_a_split_empty_are_refused(num_images, sizes, counts):
     with pytest.raises(ValueError, match=f"split sizes {counts} of {num_images} images leave "
                                          r"\['val'"):
         split_images(num_images, sizes)
+
+
+def test_the_build_record_refuses_other_settings_by_name(tmp_path):
+    """One check for INR datasets and CNN zoos: the first build writes build.json; a rerun
+    with the same settings passes, one with other settings is refused naming the record, the
+    key and both values; ignored keys (provenance) may differ; nothing is overwritten."""
+    from gmn.data.storage import check_build_record
+
+    check_build_record(tmp_path, {"seed": 1, "sizes": (6, 2, 2), "version": "a"})
+    record = (tmp_path / "build.json").read_bytes()
+    check_build_record(tmp_path, {"seed": 1, "sizes": [6, 2, 2], "version": "b"},
+                       ignored=("version",))
+    with pytest.raises(ValueError, match=r"build\.json was built with different settings "
+                                         r"\(seed: \[1\] on disk, \[2\] asked\)"):
+        check_build_record(tmp_path, {"seed": 2, "sizes": (6, 2, 2), "version": "a"})
+    with pytest.raises(ValueError, match=r"\(extra, version: \[None, 'a'\] on disk"):
+        check_build_record(tmp_path, {"seed": 1, "sizes": (6, 2, 2), "version": "b",
+                                      "extra": 0})
+    assert (tmp_path / "build.json").read_bytes() == record

@@ -34,6 +34,7 @@ from gmn.data.storage import (
     INR_DATASET,
     MANIFEST,
     ShardStore,
+    check_build_record,
     read_manifest,
     read_shard_metadata,
     sha256,
@@ -44,7 +45,6 @@ from gmn.data.storage import (
 from gmn.files import (
     IntegrityError,
     make_folder,
-    read_json,
     remove_stale_temporaries,
     verify_sha256,
     write_json,
@@ -52,7 +52,6 @@ from gmn.files import (
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
 
-BUILD_CONFIG = "build.json"
 PROVENANCE = ("source", "gmn_version")  # recorded, never compared: the content decides
 
 
@@ -186,19 +185,7 @@ def _intact(path: Path, recorded: dict[str, str | None]) -> bool:
 
 
 def _check_or_write_config(folder: Path, config: dict, rank: int) -> None:
-    path = folder / BUILD_CONFIG
-    config = json.loads(json.dumps(config))  # tuples → lists, as stored
-    if path.exists():
-        stored = read_json(path)
-        changed = sorted(k for k in set(config) | set(stored)
-                         if k not in PROVENANCE and config.get(k) != stored.get(k))
-        if changed:
-            raise ValueError(
-                f"{folder} holds a build with different {', '.join(changed)}; "
-                "use a new folder (or delete it) to build with other settings"
-            )
-    elif rank == 0:
-        write_json(config, path, indent=1)
+    check_build_record(folder, config, ignored=PROVENANCE, write=rank == 0)
     if rank == 0:  # files a killed build left half-written
         remove_stale_temporaries(folder)
     if dist.is_initialized() and dist.get_world_size() > 1:

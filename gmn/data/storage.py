@@ -8,7 +8,8 @@ safetensors metadata (the :class:`StoreFormat` says which), and the sha256 of th
 file is written to a temporary name and renamed, so a file with its final name is complete.
 ``manifest.json`` (written last by :func:`gmn.files.write_json`, with the sha256 of its content)
 names its format and version and lists the shards with their sha256; :class:`ShardStore`
-checks each shard's hash the first time it is read.
+checks each shard's hash the first time it is read. ``build.json`` records the settings of
+the build, which a resumed build must match (:func:`check_build_record`).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from gmn.files import (
 )
 
 MANIFEST = "manifest.json"
-__all__ = ["INR_DATASET", "MANIFEST", "CorruptFileError", "IntegrityError", "ShardStore",
-           "StoreFormat", "read_manifest", "read_shard_metadata", "sha256", "shard_name",
-           "verify_shard", "write_shard"]
+BUILD_RECORD = "build.json"
+__all__ = ["BUILD_RECORD", "INR_DATASET", "MANIFEST", "CorruptFileError", "IntegrityError",
+           "ShardStore", "StoreFormat", "check_build_record", "read_manifest",
+           "read_shard_metadata", "sha256", "shard_name", "verify_shard", "write_shard"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,30 @@ def read_shard_metadata(path, form: StoreFormat) -> dict:
         raise CorruptFileError(f"{path} is not a {form.name} shard (its {form.metadata_key!r} "
                                f"metadata has no {missing})")
     return content
+
+
+def check_build_record(folder, config: dict, ignored=(), write: bool = True) -> None:
+    """Refuse to build into ``folder`` with settings other than those its ``build.json``
+    records (keys in ``ignored`` aside), or, with no record yet, write ``config`` as it
+    (``write=False``: another process writes it).
+
+    Raises:
+        ValueError: naming the record and each differing setting, its value on disk and
+        asked.
+    """
+    path = Path(folder) / BUILD_RECORD
+    config = json.loads(json.dumps(config))  # tuples → lists, as stored
+    if path.exists():
+        stored = files.read_json(path)
+        differ = sorted(k for k in set(config) | set(stored)
+                        if k not in ignored and config.get(k) != stored.get(k))
+        if differ:
+            raise ValueError(f"{path} was built with different settings ({', '.join(differ)}: "
+                             f"{[stored.get(k) for k in differ]} on disk, "
+                             f"{[config.get(k) for k in differ]} asked); use a new folder (or "
+                             "delete it) to build with these")
+    elif write:
+        files.write_json(config, path, indent=1)
 
 
 def read_manifest(folder, form: StoreFormat) -> dict:

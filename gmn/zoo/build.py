@@ -29,18 +29,18 @@ from tqdm.auto import tqdm
 
 from gmn.data.storage import (
     IntegrityError,
+    check_build_record,
     read_shard_metadata,
     shard_name,
     verify_shard,
     write_shard,
 )
-from gmn.files import read_json, remove_stale_temporaries, write_json
+from gmn.files import remove_stale_temporaries
 from gmn.seeding import derive_seed
 from gmn.zoo.grouped_cnn import Hyper, train_group
 from gmn.zoo.specs import architecture_id
 from gmn.zoo.store import MODEL_ZOO, ModelZoo, write_zoo_manifest
 
-BUILD_CONFIG = "build.json"
 REFERENCE = {"channels": [8, 8, 8], "kernel": 3, "activation": "relu", "batchnorm": False,
              "residual": False}
 SPACE = {"depth": (2, 3, 4), "width": (4, 6, 8, 12), "kernel": (3, 5),
@@ -164,21 +164,6 @@ def _write_job(folder: Path, job: dict, params: dict, records: list) -> None:
     write_shard(folder / job["shard"], params, {"job": job, "models": records}, MODEL_ZOO)
 
 
-def _check_config(folder: Path, config: ZooConfig) -> None:
-    path = folder / BUILD_CONFIG
-    wanted = asdict(config)
-    if path.exists():
-        stored = read_json(path)
-        # only the config's own fields: the JSON writer may add its own (e.g. a checksum)
-        differ = sorted(k for k in wanted if stored.get(k) != wanted[k])
-        if differ:
-            raise ValueError(f"{path} was built with a different config ({', '.join(differ)}: "
-                             f"{[stored.get(k) for k in differ]} on disk, "
-                             f"{[wanted.get(k) for k in differ]} asked); use another folder")
-    else:
-        write_json(wanted, path, indent=1)
-
-
 def build_zoo(folder, config: ZooConfig, workers: int = 1, threads: int = 1,
               progress: bool = True) -> ModelZoo:
     """Build (or finish building) the zoo of ``config`` in ``folder``; returns it, verified.
@@ -188,7 +173,7 @@ def build_zoo(folder, config: ZooConfig, workers: int = 1, threads: int = 1,
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _check_config(folder, config)
+    check_build_record(folder, asdict(config))
     remove_stale_temporaries(folder)  # of shards a killed build was writing
     names, jobs = plan_jobs(config)
     for job in jobs:
