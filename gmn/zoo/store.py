@@ -132,11 +132,6 @@ class ModelZoo:
                            f"{sorted(self.models[missing[0]])}")
         return torch.tensor([float(m[metric]) for m in self.models], dtype=torch.float64)
 
-    def indices_of(self, arch: str) -> Tensor:
-        """Model indices of architecture ``arch``."""
-        return torch.tensor([i for i, a in enumerate(self.architecture_of) if a == arch],
-                            dtype=torch.long)
-
     def grouped(self, indices) -> list[tuple[str, Tensor, Weights]]:
         """``[(architecture, model indices [n], their Weights), …]`` for ``indices``, one entry
         per architecture (in order of first appearance)."""
