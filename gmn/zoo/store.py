@@ -80,7 +80,7 @@ class ModelZoo:
     ``manifest``. Model indices are positions in ``models``.
     """
 
-    def __init__(self, folder, verify: bool = True):
+    def __init__(self, folder):
         self.folder = Path(folder)
         self.manifest = read_manifest(folder, MODEL_ZOO)
         self.architectures: dict[str, dict] = self.manifest["architectures"]
@@ -99,12 +99,11 @@ class ModelZoo:
         # each model's row among its architecture's models (across that architecture's shards)
         self.row_of = [shard_start[m["shard"]] + m["row"] for m in self.models]
         self._templates: dict[str, GraphTemplate] = {}
-        self._verify = verify
         for arch, shards in shards_of.items():
             if shards:
                 keys = (self.template(arch).key_order if self._stored(arch)
                         else list(self._module(arch).state_dict()))
-                self._stores[arch] = ShardStore(self.folder, shards, keys, verify=verify)
+                self._stores[arch] = ShardStore(self.folder, shards, keys)
         self.architecture_of = [m["architecture"] for m in self.models]
         self.splits = ({k: torch.tensor(v, dtype=torch.long)
                         for k, v in self.manifest["splits"].items()}
@@ -165,8 +164,7 @@ class ModelZoo:
             if self._stored(arch):
                 spec = self.architectures[arch]
                 path = self.folder / spec["file"]
-                if self._verify:
-                    verify_sha256(path, spec["sha256"], f"the manifest {self.folder / MANIFEST}")
+                verify_sha256(path, spec["sha256"], f"the manifest {self.folder / MANIFEST}")
                 self._templates[arch] = read_template(path)
             else:
                 self._templates[arch] = GraphTemplate.from_module(self._module(arch))
