@@ -70,7 +70,6 @@ def build_dataset(
     views: int = 1,
     seed: int = 0,
     split=(0.7, 0.1, 0.2),
-    split_seed: int | None = None,
     shard_size: int = 1024,
     chunk_size: int = 256,
     device: str | torch.device = "cpu",
@@ -81,8 +80,8 @@ def build_dataset(
     Args:
         images: the ``ImageSet`` to fit (its ``source`` is recorded).
         recipe: the ``FitRecipe`` (default DWSNets').
-        split: (train, val, test) fractions or image counts, drawn with ``split_seed``
-            (default ``seed``) by image, so all views of an image share a split.
+        split: (train, val, test) fractions or image counts, drawn with ``seed`` by image,
+            so all views of an image share a split.
         shard_size: INRs per shard (the unit of resumption).
     Under ``torchrun`` (an initialised ``torch.distributed`` group), each rank fits its shards.
     """
@@ -101,10 +100,9 @@ def build_dataset(
         # training and fitting); a folder fitted with the older per-module function differs
         "seed_derivation": "gmn.seeding.derive_seed",
     }
-    split_seed = seed if split_seed is None else split_seed
     manifest, recorded = _earlier_build(folder)
     _check_or_write_config(folder, config, rank)
-    _check_split(folder, manifest, split, split_seed)
+    _check_split(folder, manifest, split, seed)
 
     count = len(images) * views
     image_index = torch.arange(len(images)).repeat_interleave(views)
@@ -125,7 +123,7 @@ def build_dataset(
         dist.barrier()
     if rank == 0:
         fresh = json.loads(json.dumps(_manifest(folder, images, config, recipe, image_index,
-                                                view, num_shards, split, split_seed)))
+                                                view, num_shards, split, seed)))
         if manifest is None or _compared(manifest) != _compared(fresh):
             write_json(fresh, folder / MANIFEST, indent=1)
     if world > 1:
@@ -137,18 +135,18 @@ def _compared(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in PROVENANCE}
 
 
-def _check_split(folder: Path, manifest, split, split_seed: int) -> None:
+def _check_split(folder: Path, manifest, split, seed: int) -> None:
     """Refuse to rebuild a folder whose intact manifest holds another split: its INRs may
     serve runs of that split (nothing is written)."""
     if manifest is None:
         return
     stored = manifest.get("split", {})
-    wanted = {"sizes": json.loads(json.dumps(list(split))), "seed": split_seed}
+    wanted = {"sizes": json.loads(json.dumps(list(split))), "seed": seed}
     if {"sizes": stored.get("sizes"), "seed": stored.get("seed")} != wanted:
         raise ValueError(
             f"{folder} holds INRs split {stored.get('sizes')} (split seed "
             f"{stored.get('seed')}); asked for split {wanted['sizes']} (split seed "
-            f"{split_seed}): use that split, or another folder for this one"
+            f"{seed}): use that split, or another folder for this one"
         )
 
 
@@ -192,7 +190,7 @@ def _check_or_write_config(folder: Path, config: dict, rank: int) -> None:
         dist.barrier()
 
 
-def _manifest(folder, images, config, recipe, image_index, view, num_shards, split, split_seed):
+def _manifest(folder, images, config, recipe, image_index, view, num_shards, split, seed):
     shards, psnr, steps, start = [], [], [], 0
     for shard in range(num_shards):
         path = folder / shard_name(shard)
@@ -203,7 +201,7 @@ def _manifest(folder, images, config, recipe, image_index, view, num_shards, spl
         psnr += fitted["psnr"]
         steps += fitted["steps"]
         start += size
-    by_image = split_images(len(images), split, split_seed)
+    by_image = split_images(len(images), split, seed)
     inr_split = {name: inrs_of_images(image_index, by_image[name]) for name in SPLITS}
     keys = list(recipe.layout.shapes())
     train_params = Weights.from_stacked(
@@ -228,7 +226,7 @@ def _manifest(folder, images, config, recipe, image_index, view, num_shards, spl
         "view": view.tolist(),
         "psnr": psnr,
         "steps": steps,
-        "split": {"seed": split_seed, "sizes": list(split), "by": "image",
+        "split": {"seed": seed, "sizes": list(split), "by": "image",
                   **{name: inr_split[name].tolist() for name in SPLITS}},
         "normalization": {"split": "train", "stats": layer_statistics(train_params)},
         "shards": shards,
