@@ -106,11 +106,11 @@ def test_the_layering_the_readme_promises():
     """Rules that may not be loosened by editing a docstring."""
     assert not rules("graph")[0] & {"nn", "data", "train", "models", "features", "cka",
                                     "probing", "testing"}
-    assert rules("cka")[0] <= {"memory"}  # pure tensor math (memory: a foundation)
+    assert rules("cka")[0] <= {"large_tensors"}  # pure tensor math (large_tensors: a foundation)
     assert set(rules("cka")[1]) == {"gmn.cka.comparison"}
     assert rules("models")[0] == set()
     assert not rules("train")[0] & {"graph", "nn", "data", "models", "features", "cka"}
-    for foundation in ("files", "seeding", "scatter", "batches", "memory"):
+    for foundation in ("files", "seeding", "scatter", "batches", "large_tensors"):
         assert rules(foundation)[0] == set(), foundation
 
 

@@ -8,7 +8,7 @@ and the weight-space MLP share one dataset and one augmentation.
 :data:`gmn.nn.INR_WEIGHTS_ONLY` (the best weights-only configuration, ``docs/accuracy.md``).
 ``gmn_probe`` also gets **function samples**: each neuron's values at the H×W pixel-centre
 coordinates the INRs were fitted on (the query points, ``gmn.models.siren.image_grid``),
-appended to the node features ``x`` by ``gmn.graph.neuron_activations``: K = H·W extra
+appended to the node features ``x`` by ``gmn.graph.function_samples``: K = H·W extra
 columns. They are computed from the parameters and permute with the hidden neurons (the GMN
 stays permutation invariant), but the output neuron's function samples are the image itself.
 

@@ -49,7 +49,8 @@ Graphs converted by one template share its structure tensors (``edge_index``, ty
 clone a field before modifying it in place.
 
 Graphs batch with PyG's ``Batch``/``DataLoader`` unchanged, in any mix of architectures and any
-order (every graph carries the same fields; see :mod:`gmn.graph.mixed` for grouped batching).
+order (every graph carries the same fields; see :mod:`gmn.graph.mixed_batches` for grouped
+batching).
 """
 
 from __future__ import annotations

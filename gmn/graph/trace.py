@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from . import activations as act_table
-from . import converters, huggingface
+from . import converters, substitutes
 from .arithmetic import Arithmetic
 from .builder import GraphBuilder, NeuronGroup, Value
 from .errors import ConversionError, UnsupportedModuleError
@@ -48,7 +48,6 @@ from .shapes import (
     tf_same_pad,
     where,
 )
-from .substitutes import substitute_for
 
 PASSTHROUGH_MODULES = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
                        nn.AlphaDropout, nn.FeatureAlphaDropout)
@@ -66,7 +65,7 @@ CASTS = {"float", "to", "type_as", "double"}
 HEADS = {F.softmax: "softmax", F.log_softmax: "log_softmax", torch.softmax: "softmax",
          torch.log_softmax: "log_softmax", "softmax": "softmax", "log_softmax": "log_softmax"}
 HEAD_MODULES = {nn.Softmax: "softmax", nn.LogSoftmax: "log_softmax"}
-BUILTIN_CONVERTERS = converters.BUILTIN | set(huggingface.CONVERTERS.values())  # execute knows
+BUILTIN_CONVERTERS = converters.BUILTIN | set(substitutes.CONVERTERS.values())  # execute knows
 
 
 class _Proxy(fx.Proxy):
@@ -100,7 +99,7 @@ class _Tracer(fx.Tracer):
         return _Proxy(node, self)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if substitute_for(m) is not None:
+        if substitutes.substitute_for(m) is not None:
             return False
         known = find_converter(m) is not None or act_table.is_activation_module(m)
         if known:
@@ -112,7 +111,7 @@ class _Tracer(fx.Tracer):
     def call_module(self, m: nn.Module, forward, args, kwargs):
         path = self.path_of_module(m)
         _refuse_known(m, path)
-        substitute = substitute_for(m)
+        substitute = substitutes.substitute_for(m)
         try:
             if substitute is not None:
                 return super().call_module(m, lambda *a, **k: substitute(m, *a, **k), args,
@@ -147,7 +146,7 @@ def trace_into(builder: GraphBuilder, model: nn.Module, concrete_args: dict | No
     ``concrete_args``: forward arguments fixed while tracing (``torch.fx`` ``concrete_args``).
     """
     _refuse_known(model, "")
-    if find_converter(model) is not None or substitute_for(model) is not None:
+    if find_converter(model) is not None or substitutes.substitute_for(model) is not None:
         return _trace_layer(builder, model)
     tracer = _Tracer()
     try:
@@ -180,7 +179,7 @@ def extent(value: Value) -> int:
 
 
 def _refuse_known(m: nn.Module, path: str) -> None:
-    known = huggingface.refusal(m)
+    known = substitutes.refusal(m)
     if known:
         below, why = known
         culprit = ".".join(p for p in (path, below) if p)

@@ -17,7 +17,7 @@ from gmn.nn.readout import Readout
 from gmn.nn.state import GraphState
 from gmn.scatter import scatter
 
-ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU}
+MLP_ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU}
 
 
 @dataclass
@@ -138,9 +138,10 @@ class GMN(nn.Module):
             raise TypeError("pass either config or keyword options to GMN, not both")
         self.config = config if config is not None else GMNConfig.from_kwargs(**kwargs)
         c = self.config
-        if c.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {c.activation!r}")
-        activation = ACTIVATIONS[c.activation]
+        if c.activation not in MLP_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {list(MLP_ACTIVATIONS)}, "
+                             f"got {c.activation!r}")
+        activation = MLP_ACTIVATIONS[c.activation]
         d = c.hidden_dim
         fourier = (c.fourier_frequencies, c.fourier_min, c.fourier_max)
         canonical = c.canonical_standardization
