@@ -33,12 +33,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from gmn import GMNError
+
 from . import activations, vocab
 from .parameter_graph import NODE_SPEC
 from .weights import Weights
 
 
-class UnsupportedArchitectureError(ValueError):
+class UnsupportedArchitectureError(GMNError, ValueError):
     """The template is not a chain of linear layers with elementwise activations."""
 
 

@@ -59,6 +59,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from gmn import GMNError
+
 NODE_FEATURES = ("bias", "norm_weight", "norm_bias", "running_mean", "running_var")
 NODE_SPEC = (
     "norm_eps",  # ε of the norm applied to the neuron
@@ -81,7 +83,7 @@ REQUIRED_FIELDS = ("x", "edge_index", "edge_attr", *NODE_INDEX_FIELDS, *EDGE_IND
                    "node_spec")
 
 
-class GraphFieldError(ValueError):
+class GraphFieldError(GMNError, ValueError):
     """A graph lacks a field of the contract, or a field has the wrong shape or dtype."""
 
 
