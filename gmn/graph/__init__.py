@@ -17,6 +17,7 @@ May import: gmn.large_tensors.
 * :mod:`~gmn.graph.weight_statistics`: per-layer weight statistics (Unterthiner et al.);
 * :mod:`~gmn.graph.trace`, :mod:`~gmn.graph.converters`, :mod:`~gmn.graph.registry`:
   dataflow tracing and the per-module converters (``register_converter``); the tracer's
+  table of parameter-free operation handlers, :mod:`~gmn.graph.operations`;
   :mod:`~gmn.graph.shapes` (shape operations), :mod:`~gmn.graph.arithmetic` (activations,
   products, sums, concatenations) and :mod:`~gmn.graph.param_uses` (functional layers and
   parameters used in forward), with :mod:`~gmn.graph.param_tensors` (what a weight
