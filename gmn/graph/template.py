@@ -258,10 +258,10 @@ class GraphTemplate:
         extended = torch.cat([*parts, placed["constants"]])
         if not allow_nonfinite:
             self._check_finite(extended[:self.num_params].unsqueeze(0))
-        # one graph: small outputs, where gmn.large_tensors's checks would cost ~5 % of the call
+        # one graph: small outputs, not worth gmn.large_tensors's checks
         x, edge_attr, act_arg = self._features(extended.unsqueeze(0), Tensor.index_select)
-        # a shallow copy shares the structure tensors with the template: 5x faster than a new
-        # ParameterGraph; clone a field before modifying it in place
+        # a shallow copy shares the structure tensors with the template (cheaper than a new
+        # ParameterGraph); clone a field before modifying it in place
         graph = copy.copy(self._prototypes[key])
         graph.x, graph.edge_attr = x, edge_attr
         if act_arg is not None:
