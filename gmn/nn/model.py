@@ -128,7 +128,7 @@ class GMN(nn.Module):
     arguments raise ``TypeError``. ``forward(batch) -> [B, out_dim]``; :meth:`encode` gives
     the node- and edge-level states (equivariant to hidden-neuron permutations).
 
-    Feature standardisation: :meth:`set_feature_statistics` stores train-set statistics of
+    Feature standardisation: :meth:`fit_feature_statistics` stores train-set statistics of
     ``x`` and ``edge_attr`` as buffers applied at the input; the batch is never modified.
     """
 
@@ -192,19 +192,14 @@ class GMN(nn.Module):
         state, ctx = self.encode(batch)
         return self.head(self.readout(state, ctx))
 
-    def set_feature_statistics(self, x_mean: Tensor, x_std: Tensor, edge_mean: Tensor,
-                               edge_std: Tensor) -> None:
-        """Standardise ``x`` ([node_in_dim] stats) and ``edge_attr`` ([edge_in_dim] stats)."""
-        self.node_encoder.standardize.set_statistics(x_mean, x_std)
-        self.edge_encoder.standardize.set_statistics(edge_mean, edge_std)
-
     @torch.no_grad()
     def fit_feature_statistics(self, graphs) -> None:
         """Set every input statistic from a batch of training graphs: the column statistics
         of ``x`` and ``edge_attr`` and, with ``canonical_standardization``, those of each
         canonical position."""
-        self.set_feature_statistics(graphs.x.mean(0), graphs.x.std(0),
-                                    graphs.edge_attr.mean(0), graphs.edge_attr.std(0))
+        self.node_encoder.standardize.set_statistics(graphs.x.mean(0), graphs.x.std(0))
+        self.edge_encoder.standardize.set_statistics(graphs.edge_attr.mean(0),
+                                                     graphs.edge_attr.std(0))
         if self.canonical is not None:
             self.canonical.fit(graphs)
 
