@@ -18,7 +18,7 @@ from torch import nn
 
 import gmn
 from gmn.data import ModelZoo, import_checkpoints
-from gmn.graph.mixed import to_state_dicts
+from gmn.graph.mixed_batches import to_state_dicts
 
 
 def plain_cnn(width: int) -> nn.Module:

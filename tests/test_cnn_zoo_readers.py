@@ -21,7 +21,7 @@ from gmn.data.architectures import build_architecture
 from gmn.data.cnn_zoo_readers import read_cnn_wild_park, read_small_cnn_zoo
 from gmn.data.zoo import UnsafeFileError
 from gmn.graph.executor import execute
-from gmn.graph.mixed import to_state_dicts
+from gmn.graph.mixed_batches import to_state_dicts
 
 SPEC = {"family": "zoo_cnn", "channels": [4, 4, 4], "kernel": 3, "stride": [2, 2, 2],
         "in_channels": 1, "classes": 10}

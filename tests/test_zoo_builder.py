@@ -17,7 +17,7 @@ from gmn.data.grouped_cnn import grouped_accuracy
 from gmn.data.model_zoo import ModelZoo, split_models
 from gmn.data.storage import IntegrityError
 from gmn.data.zoo_builder import ZooConfig, build_zoo, load_split_images, plan_jobs
-from gmn.graph.mixed import to_state_dicts
+from gmn.graph.mixed_batches import to_state_dicts
 
 TINY = dict(models=6, architectures=3, reference_share=0.34, group_size=2, train_images=200,
             max_epochs=2)

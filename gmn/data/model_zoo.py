@@ -41,7 +41,7 @@ from gmn.files import (
     verify_sha256,
     write_safetensors,
 )
-from gmn.graph.mixed import batch_groups
+from gmn.graph.mixed_batches import batch_groups
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
 
