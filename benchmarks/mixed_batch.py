@@ -1,5 +1,6 @@
-"""Batching M models of T architectures: one conversion per model + ``Batch.from_data_list``
-against ``gmn.graph.mixed.batch_groups`` (one ``GraphTemplate.batch`` gather per architecture).
+"""Batching M models of T architectures: one conversion per model +
+``Batch.from_data_list`` against ``gmn.graph.mixed_batches.batch_groups`` (one
+``GraphTemplate.batch`` gather per architecture).
 
     python -m benchmarks.mixed_batch --models 512 --architectures 8
 """
@@ -14,7 +15,7 @@ from torch_geometric.data import Batch
 
 import gmn
 from gmn.graph.convert import template_for
-from gmn.graph.mixed import batch_groups, to_state_dicts
+from gmn.graph.mixed_batches import batch_groups, to_state_dicts
 from gmn.graph.weights import Weights
 from gmn.zoo.build import ZooConfig, sample_architectures
 from gmn.zoo.specs import build_architecture

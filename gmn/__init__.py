@@ -1,7 +1,9 @@
 """gmn: graph metanetworks.
 
-Public names are imported lazily so that ``import gmn`` stays fast and each
-subpackage can be used on its own.
+``import gmn`` loads nothing else: every part (``gmn.graph``, ``gmn.nn``, ``gmn.data``, ...) and
+the names below are imported on first access, so ``import gmn; gmn.graph.execute`` works and
+each part can be used on its own. Every error gmn raises derives from :class:`GMNError` (and
+still from the builtin it refines, e.g. ``ValueError``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,11 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
+
+
+class GMNError(Exception):
+    """Base class of every error gmn defines."""
+
 
 _LAZY = {
     # converters (gmn.graph)
@@ -24,19 +31,29 @@ _LAZY = {
     # INR data
     "fit_inrs": "gmn.data.fit",
     "INRDataset": "gmn.data.dataset",
-    # metanetworks (gmn.nn), probes and CKA
-    "nn": "gmn.nn",
+    # probes
     "probe": "gmn.probing",
-    "cka": "gmn.cka",
 }
+
+
+def _parts() -> list[str]:
+    """The packages and top-level modules of gmn (``gmn.NAME`` for each)."""
+    import pkgutil
+
+    return sorted(m.name for m in pkgutil.iter_modules(__path__))
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        module = importlib.import_module(_LAZY[name])
-        return module if module.__name__.endswith("." + name) else getattr(module, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if not name.startswith("_"):  # a part of gmn, imported on first access
+        try:
+            return importlib.import_module(f"gmn.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"gmn.{name}":
+                raise
     raise AttributeError(f"module 'gmn' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+    return sorted({*globals(), *_parts(), *_LAZY})

@@ -234,21 +234,21 @@ def check_probe(device: torch.device) -> Report:
     return r
 
 
-def check_neuron_activations(device: torch.device) -> Report:
+def check_function_samples(device: torch.device) -> Report:
     from gmn.graph import Weights
-    from gmn.graph.neuron_activations import neuron_activations, with_neuron_activations
+    from gmn.graph.function_samples import function_samples, with_function_samples
     from gmn.models.siren import image_grid
 
     r = Report()
     template, flat = siren_params(16)
     points = image_grid(7, 7)
-    want = neuron_activations(Weights(template, flat), points)
-    got = neuron_activations(Weights(template, flat.to(device)), points)
+    want = function_samples(Weights(template, flat), points)
+    got = function_samples(Weights(template, flat.to(device)), points)
     r.true("on device", got.device.type == device.type)
     r.close("activations", got, want, 1e-4, relative=True)
     batch = template.batch(flat.to(device))
-    extended = with_neuron_activations(batch, Weights.from_graphs(batch), points)
-    r.close("with_neuron_activations", extended.x[:, -points.shape[0]:], want, 1e-4,
+    extended = with_function_samples(batch, Weights.from_graphs(batch), points)
+    r.close("with_function_samples", extended.x[:, -points.shape[0]:], want, 1e-4,
             relative=True)
     return r
 
@@ -386,7 +386,7 @@ def check_trainer(device: torch.device) -> Report:
 def check_augment(device: torch.device) -> Report:
     from gmn.data import augment
     from gmn.graph import Weights, permute
-    from gmn.graph.neuron_activations import network_outputs
+    from gmn.graph.function_samples import network_outputs
     from gmn.models.siren import image_grid
 
     r = Report()
@@ -429,7 +429,7 @@ CHECKS: list[tuple[str, Callable[[torch.device], Report]]] = [
     ("gmn_forward_backward", check_gmn_forward_backward),
     ("gmn_invariance_bf16", check_gmn_invariance_and_bf16),
     ("probe", check_probe),
-    ("neuron_activations", check_neuron_activations),
+    ("function_samples", check_function_samples),
     ("cka", check_cka),
     ("fit_inrs", check_fit_inrs),
     ("trainer", check_trainer),

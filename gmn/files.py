@@ -38,10 +38,12 @@ from pathlib import Path
 
 import torch
 
+from gmn import GMNError
+
 CONTENT_HASH = "content_sha256"
 
 
-class IntegrityError(RuntimeError):
+class IntegrityError(GMNError, RuntimeError):
     """A stored file does not match the hash recorded for it (changed or corrupt)."""
 
 
@@ -49,7 +51,7 @@ class CorruptFileError(IntegrityError):
     """A file exists but cannot be parsed (truncated, damaged or of another kind)."""
 
 
-class FolderLockedError(BlockingIOError):
+class FolderLockedError(GMNError, BlockingIOError):
     """Another process holds the folder's lock (:func:`folder_lock`); the message names it."""
 
 

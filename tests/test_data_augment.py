@@ -162,3 +162,36 @@ def test_mixup_strength_bounds_the_partner_share_and_is_checked(params):
     assert bool((own >= 0.75 - 1e-6).all()) and bool((own <= 1.0).all())
     with pytest.raises(ValueError, match="mixup strength"):
         mixup(params, labels, 4, generator(), strength=0.0)
+
+
+def test_an_augmentation_is_a_trainer_transform_of_parameter_batches(params, tmp_path):
+    """On a ``(params [B, P], labels)`` batch, ``Compose(..., template=)`` gives bit for bit
+    what it gives on ``Weights`` and keeps the labels; the Trainer takes it as its transform."""
+    from torch import nn
+    from torch.utils.data import TensorDataset
+
+    from gmn.train import TrainConfig, Trainer
+
+    flat = params.params
+    labels = torch.arange(len(flat))
+    steps = [GaussianNoise(0.1), RandomPixelShift(7, 7), RandomPermutation()]
+    want = Compose(steps)(params, generator(3)).params
+    got, same_labels = Compose(steps, template=TEMPLATE)((flat, labels), generator(3))
+    assert torch.equal(got, want) and torch.equal(same_labels, labels)
+    pair = RandomPermutation()((params, labels), generator(3))
+    assert torch.equal(pair[0].params, RandomPermutation()(params, generator(3)).params)
+    with pytest.raises(TypeError, match="template"):
+        GaussianNoise(0.1)(flat, generator())
+    with pytest.raises(TypeError, match="got str"):
+        GaussianNoise(0.1)("params", generator())
+
+    data = TensorDataset(flat, labels % 2)
+    trained = []
+    for name, transform in (("plain", None), ("noisy", Compose([GaussianNoise(1.0)], TEMPLATE))):
+        config = TrainConfig(run_dir=str(tmp_path / name), epochs=1, batch_size=2, lr=1e-2,
+                             progress=False)
+        trainer = Trainer(lambda: nn.Linear(flat.shape[1], 2), data, data, config=config,
+                          transform=transform)
+        trainer.fit()
+        trained.append(trainer.model.weight.detach().clone())
+    assert not torch.equal(*trained)  # the transform was applied

@@ -8,7 +8,7 @@ import torch
 from gmn.data.batched_siren import Workspace, init_params, mse_and_grads, render
 from gmn.data.fit import FitRecipe, fit_inrs, psnr_from_mse
 from gmn.data.images import load_digits
-from gmn.graph.neuron_activations import network_outputs
+from gmn.graph.function_samples import network_outputs
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
 from gmn.models.siren import Siren, SirenLayout, image_grid

@@ -11,7 +11,7 @@ from torch_geometric.data import Batch
 import gmn
 from gmn.graph import activations, vocab
 from gmn.graph.activations import ARG
-from gmn.graph.neuron_activations import UnsupportedArchitectureError, neuron_activations
+from gmn.graph.function_samples import UnsupportedArchitectureError, function_samples
 from gmn.graph.weights import Weights
 from tests.test_graph_convert import assert_same_state_dict
 from tests.test_graph_template import assert_batches_equal
@@ -37,7 +37,7 @@ def test_function_samples_use_the_argument_as_recorded(module):
     model = nn.Sequential(nn.Linear(2, 4), module, nn.Linear(4, 1)).double()
     template = gmn.GraphTemplate.from_module(model)
     points = torch.randn(9, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    out = neuron_activations(Weights.from_state_dicts(template, [model.state_dict()]), points,
+    out = function_samples(Weights.from_state_dicts(template, [model.state_dict()]), points,
                              flat=False)
     torch.testing.assert_close(out[0, -1], model(points)[:, 0], rtol=0, atol=1e-12)
 
@@ -65,7 +65,7 @@ def test_prelu_slopes_are_parameters_of_the_graph():
     for state, net in zip(Weights.from_graphs(batch).state_dicts(), nets):
         assert_same_state_dict(state, net.state_dict())
     with pytest.raises(UnsupportedArchitectureError, match="learned parameters"):
-        neuron_activations(weights, torch.zeros(5, 2))
+        function_samples(weights, torch.zeros(5, 2))
 
 
 class UserSine(nn.Module):

@@ -191,7 +191,7 @@ def test_a_hugging_face_error_names_the_models_own_path():
 def test_function_samples_and_sign_flips_refuse_what_they_cannot_keep():
     """A scaled or standardised weight changes the function samples' layer evaluation and a
     sign flip's effect on the next layer: both refuse, naming why."""
-    from gmn.graph.neuron_activations import UnsupportedArchitectureError, neuron_activations
+    from gmn.graph.function_samples import UnsupportedArchitectureError, function_samples
     from gmn.graph.signs import flip_signs
     from gmn.graph.weights import Weights
 
@@ -199,7 +199,7 @@ def test_function_samples_and_sign_flips_refuse_what_they_cannot_keep():
     weights = Weights.from_state_dicts(gmn.GraphTemplate.from_module(scaled),
                                        [scaled.state_dict()])
     with pytest.raises(UnsupportedArchitectureError, match="weight_scale"):
-        neuron_activations(weights, torch.zeros(3, 4))
+        function_samples(weights, torch.zeros(3, 4))
     standardised = nn.Sequential(corpus_vision.StdConv2d(3, 4, 3), nn.Tanh(),
                                  corpus_vision.StdConv2d(4, 2, 3))
     template = gmn.GraphTemplate.from_module(standardised)

@@ -100,15 +100,15 @@ def test_batch_has_no_per_sample_python_work(monkeypatch):
 
 
 def test_batches_above_the_huge_page_threshold_equal_each_graph():
-    """Past 8 MiB the outputs come from ``gmn.graph.memory.empty`` (huge pages on Linux)."""
-    from gmn import memory
+    """Past 8 MiB the outputs come from ``gmn.large_tensors.empty`` (huge pages on Linux)."""
+    from gmn import large_tensors
 
     template = gmn.GraphTemplate.from_module(make_siren(hidden=(32, 32)))
-    n = 1 + memory.MIN_BYTES // (4 * template.num_edges * template.edge_dim)
+    n = 1 + large_tensors.MIN_BYTES // (4 * template.num_edges * template.edge_dim)
     matrix = torch.randn(n, template.num_params, generator=torch.Generator().manual_seed(0))
     stacked = Weights(template, matrix).stacked()
     batch = Weights.from_stacked(template, stacked).graphs()
-    assert batch.edge_attr.numel() * 4 >= memory.MIN_BYTES
+    assert batch.edge_attr.numel() * 4 >= large_tensors.MIN_BYTES
     assert torch.equal(template.params_of(batch), matrix)
     for i in (0, n // 2, n - 1):
         single = template.graph({k: v[i] for k, v in stacked.items()})

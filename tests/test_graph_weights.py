@@ -10,7 +10,7 @@ import torch
 from torch_geometric.data import Batch
 
 import gmn
-from gmn.graph import neuron_activations as samples
+from gmn.graph import function_samples as samples
 from gmn.graph.weights import Weights
 from gmn.testing import make_cnn, make_mlp, make_siren
 

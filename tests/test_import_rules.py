@@ -106,12 +106,12 @@ def test_the_layering_the_readme_promises():
     """Rules that may not be loosened by editing a docstring."""
     assert not rules("graph")[0] & {"nn", "data", "train", "models", "features", "cka",
                                     "probing", "testing"}
-    assert rules("cka")[0] <= {"memory"}  # pure tensor math (memory: a foundation)
+    assert rules("cka")[0] <= {"large_tensors"}  # pure tensor math (large_tensors: a foundation)
     assert set(rules("cka")[1]) == {"gmn.cka.comparison"}
     assert rules("models")[0] == set()
     assert "zoo" not in rules("data")[0]  # the CNN zoo builds on the INR data's store
     assert not rules("train")[0] & {"graph", "nn", "data", "models", "features", "cka"}
-    for foundation in ("files", "seeding", "scatter", "batches", "memory"):
+    for foundation in ("files", "seeding", "scatter", "batches", "large_tensors"):
         assert rules(foundation)[0] == set(), foundation
 
 
@@ -197,3 +197,30 @@ def test_sibling_imports_sees_every_form(tmp_path):
         "def f():\n    from .g import z\nfrom gmn.other import w\n"
     )
     assert sibling_imports(root / "b.py", tmp_path / "gmn") == {"a", "c", "d", "e", "g"}
+
+
+GRAPH_MODULES = ["activations", "arithmetic", "builder", "convert", "converters", "errors",
+                 "executor", "function_samples", "infer", "inverse", "mixed_batches",
+                 "operations", "param_tensors", "param_uses", "parameter_graph", "permutation",
+                 "registry", "shapes", "signs", "substitutes", "template", "trace", "vocab",
+                 "weight_statistics", "weights"]
+
+
+def test_graph_is_one_module_per_concept_and_the_tracer_reads_one_operation_table():
+    """gmn.graph's layout: names that say what a module holds (``function_samples``, not
+    ``neuron_activations`` beside ``activations``; one ``substitutes`` for every forward
+    torch.fx cannot trace). The tracer (``trace``) dispatches through the handler tables of
+    ``operations``, which never reach back into the tracer."""
+    package = GMN / "graph"
+    assert sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__") == GRAPH_MODULES
+    assert "operations" in sibling_imports(package / "trace.py")
+    assert "trace" not in sibling_imports(package / "operations.py")
+    lazy = re.findall(r'"gmn\.graph\.(\w+)"', (package / "__init__.py").read_text())
+    assert set(lazy) <= set(GRAPH_MODULES)  # every name gmn.graph exports has its module
+
+
+def test_every_package_and_top_level_module_is_a_part_with_rules():
+    """The parts of gmn, each stating its import rules (the façade reaches each one lazily)."""
+    assert set(units()) == {"batches", "check", "cka", "data", "files", "graph",
+                            "large_tensors", "models", "nn", "probing", "scatter", "seeding",
+                            "testing", "train", "zoo"}

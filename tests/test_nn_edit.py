@@ -11,7 +11,7 @@ import torch
 from gmn.data import render
 from gmn.graph import ConversionError, execute
 from gmn.graph.convert import template_for
-from gmn.graph.neuron_activations import with_neuron_activations
+from gmn.graph.function_samples import with_function_samples
 from gmn.graph.permutation import node_permutation, parameter_permutation, sample_permutations
 from gmn.graph.weights import Weights
 from gmn.models.siren import image_grid
@@ -131,7 +131,7 @@ def test_params_from_features_reads_graphs_with_function_samples():
     parameter's place and gave wrong numbers silently."""
     template, params = siren_zoo()
     weights = Weights(template, params)
-    sampled = with_neuron_activations(weights.graphs(), weights, image_grid(3, 3))
+    sampled = with_function_samples(weights.graphs(), weights, image_grid(3, 3))
     assert sampled.x.shape[1] > 5
     assert torch.equal(Weights.from_graphs(sampled).params, params)
     with pytest.raises(ConversionError, match="node features"):

@@ -117,12 +117,13 @@ def test_feature_statistics_standardise_without_touching_the_batch():
     standardised.edge_attr = (batch.edge_attr - e_mean) / e_std
     expected = model(standardised)
     x_before = batch.x.clone()
-    model.set_feature_statistics(x_mean, x_std, e_mean, e_std)
+    model.node_encoder.standardize.set_statistics(x_mean, x_std)
+    model.edge_encoder.standardize.set_statistics(e_mean, e_std)
     torch.testing.assert_close(model(batch), expected)
     assert torch.equal(batch.x, x_before)
     assert "node_encoder.standardize.mean" in model.state_dict()
     with pytest.raises(ValueError, match="mean must have shape"):
-        model.set_feature_statistics(x_mean[:2], x_std, e_mean, e_std)
+        model.node_encoder.standardize.set_statistics(x_mean[:2], x_std)
 
 
 def test_same_seed_same_model_and_output():

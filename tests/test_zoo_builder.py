@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from gmn.data.storage import IntegrityError
-from gmn.graph.mixed import to_state_dicts
+from gmn.graph.mixed_batches import to_state_dicts
 from gmn.zoo.build import ZooConfig, build_zoo, load_split_images, plan_jobs
 from gmn.zoo.grouped_cnn import grouped_accuracy
 from gmn.zoo.store import ModelZoo, split_models

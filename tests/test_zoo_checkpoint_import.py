@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 import gmn
-from gmn.graph.mixed import to_state_dicts
+from gmn.graph.mixed_batches import to_state_dicts
 from gmn.zoo import ModelZoo, import_checkpoints
 
 

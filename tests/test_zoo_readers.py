@@ -19,7 +19,7 @@ from torch import nn
 
 from gmn.data.inr_zoos import UnsafeFileError
 from gmn.graph.executor import execute
-from gmn.graph.mixed import to_state_dicts
+from gmn.graph.mixed_batches import to_state_dicts
 from gmn.zoo.readers import read_cnn_wild_park, read_small_cnn_zoo
 from gmn.zoo.specs import build_architecture
 

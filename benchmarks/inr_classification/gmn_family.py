@@ -8,7 +8,7 @@ and the weight-space MLP share one dataset and one augmentation.
 :data:`gmn.nn.INR_WEIGHTS_ONLY` (the best weights-only configuration, ``docs/accuracy.md``).
 ``gmn_probe`` also gets **function samples**: each neuron's values at the H×W pixel-centre
 coordinates the INRs were fitted on (the query points, ``gmn.models.siren.image_grid``),
-appended to the node features ``x`` by ``gmn.graph.neuron_activations``: K = H·W extra
+appended to the node features ``x`` by ``gmn.graph.function_samples``: K = H·W extra
 columns. They are computed from the parameters and permute with the hidden neurons (the GMN
 stays permutation invariant), but the output neuron's function samples are the image itself.
 
@@ -27,7 +27,6 @@ Whether function samples are used is decided by the family, never by ``--gmn-con
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from gmn.data.augment import (
@@ -38,7 +37,6 @@ from gmn.data.augment import (
     RandomPixelShift,
     RandomSignFlip,
 )
-from gmn.graph.weights import Weights
 from gmn.nn import INR_WEIGHTS_ONLY
 
 from .config import DEFAULT_EPOCHS, WEIGHTS_ONLY_GMN_EPOCHS
@@ -126,11 +124,11 @@ def gmn_augmentation(template, image_size: tuple[int, int], shift_pixels: int | 
                      raw_affine: tuple[Tensor | None, Tensor | None] = (None, None),
                      input_noise: float = 0.0, param_std: Tensor | None = None,
                      sign_flip: bool = False):
-    """Trainer transform on ``(params [B, P], labels)``: Gaussian noise of ``input_noise`` ×
-    ``param_std`` [P] (each parameter's spread over the training INRs) added to each
-    parameter, each INR moved by up to ``shift_pixels`` whole pixels (``"auto"``:
-    ``min(image_size) // 28``) and (``sign_flip``) its hidden neurons' signs flipped at random,
-    then (``permute``) its hidden neurons permuted at random.
+    """The Trainer transform of ``(params [B, P], labels)`` batches, one ``Compose``: Gaussian
+    noise of ``input_noise`` × ``param_std`` [P] (each parameter's spread over the training
+    INRs) added to each parameter, each INR moved by up to ``shift_pixels`` whole pixels
+    (``"auto"``: ``min(image_size) // 28``) and (``sign_flip``) its hidden neurons' signs
+    flipped at random, then (``permute``) its hidden neurons permuted at random.
 
     The shift and the flips act on the INRs' own parameters (:class:`gmn.data.InRawSpace`
     with ``raw_affine`` = (scale, shift) [P] undoing a standardisation): both keep the
@@ -160,10 +158,4 @@ def gmn_augmentation(template, image_size: tuple[int, int], shift_pixels: int | 
         + ([RandomPermutation()] if permute else [])
     if not steps:
         return None
-    augment = Compose(steps)
-
-    def transform(batch, generator: torch.Generator):
-        params, labels = batch
-        return augment(Weights(template, params, allow_nonfinite=True), generator).params, labels
-
-    return transform
+    return Compose(steps, template=template)

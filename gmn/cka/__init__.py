@@ -1,7 +1,7 @@
 """Centred kernel alignment (CKA) and other representation-similarity measures, with statistics.
 
 Owns representation similarity: pure tensor math on [n, d] matrices, no models.
-May import: gmn.memory.
+May import: gmn.large_tensors.
 Exception: gmn.cka.comparison may import: gmn.probing, gmn.batches.
 (``compare`` runs two models over a loader, so it captures their states with
 ``gmn.probe``; every other module of ``gmn.cka`` is tensor math.)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from gmn import memory
+from gmn import large_tensors
 
 KERNELS = ("linear", "rbf")
 METHODS = ("auto", "features", "gram")
@@ -376,7 +376,7 @@ def centre(x: Tensor, name: str = "x") -> Centred:
     scale = 2.0 ** -math.frexp(peak)[1] if peak > 0 and not constant else 1.0
     # huge-page memory: a fresh allocation's first touch of each small page is a page fault
     shifted = torch.add((mean.to(x.dtype) * scale).neg()[None, :], x, alpha=scale,
-                        out=memory.output(tuple(x.shape), x))
+                        out=large_tensors.output(tuple(x.shape), x))
     shifted.sub_((column_sums(shifted) / n).to(x.dtype)[None, :])
     return Centred(shifted, scale, constant)
 

@@ -1,7 +1,9 @@
 """Augmentations of B SIRENs held in a :class:`gmn.graph.weights.Weights`, vectorised over B.
 
-Every random transform is a callable ``(weights, generator) -> weights`` drawing from the given
-``torch.Generator`` (one draw per INR), so a seeded loader gives the same augmentations.
+Every random transform is an :class:`Augmentation`: ``(weights, generator) -> weights`` drawing
+from the given ``torch.Generator`` (one draw per INR), so a seeded loader gives the same
+augmentations. The same object is a ``gmn.train.Trainer`` transform: called on a training batch
+``(inputs, targets)`` it augments the inputs and keeps the targets.
 The input-space transforms act on the first layer only, which sees the coordinates (y, x):
 with W, b the first layer, ``scale_inputs``/``rotate_inputs``/``translate_inputs`` make the INR
 compute f(s·x), f(R x) and f(x + t) respectively.
@@ -17,6 +19,7 @@ from torch import Tensor
 
 from gmn.graph.permutation import permute
 from gmn.graph.signs import flip_signs
+from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
 
 FIRST_WEIGHT, FIRST_BIAS = "seq.0.weight", "seq.0.bias"
@@ -63,23 +66,57 @@ def translate_inputs(weights: Weights, shift: Tensor) -> Weights:
         {FIRST_BIAS: bias + (weight @ shift.to(weight).unsqueeze(-1)).squeeze(-1)})
 
 
-class RandomPermutation:
+class Augmentation:
+    """A random transform of N networks: subclasses define :meth:`apply`.
+
+    Called with
+
+    * ``Weights`` → the augmented ``Weights``;
+    * a ``[B, P]`` parameter tensor → the augmented tensor, read with ``template`` (given to the
+      constructor of :class:`Compose`; the standardised or raw parameter vectors a loader of
+      flat vectors yields);
+    * a pair ``(inputs, targets)`` (a ``Trainer`` batch) → ``(augmented inputs, targets)``.
+    """
+
+    template: GraphTemplate | None = None
+
+    def apply(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+        raise NotImplementedError
+
+    def __call__(self, data, generator: torch.Generator | None):
+        if isinstance(data, Weights):
+            return self.apply(data, generator)
+        if isinstance(data, Tensor):
+            if self.template is None:
+                raise TypeError(f"{type(self).__name__} got a [B, P] parameter tensor but has no "
+                                "template to read it with: wrap it in Compose([...], "
+                                "template=template)")
+            return self.apply(Weights(self.template, data, allow_nonfinite=True),
+                              generator).params
+        if isinstance(data, (tuple, list)) and len(data) == 2:
+            inputs, targets = data
+            return self(inputs, generator), targets
+        raise TypeError(f"{type(self).__name__} augments Weights, a [B, P] parameter tensor or "
+                        f"an (inputs, targets) pair, got {type(data).__name__}")
+
+
+class RandomPermutation(Augmentation):
     """An independent random hidden-neuron permutation per INR (the function is unchanged)."""
 
-    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+    def apply(self, weights: Weights, generator: torch.Generator | None) -> Weights:
         return permute(weights, generator)
 
 
-class RandomSignFlip:
+class RandomSignFlip(Augmentation):
     """Flips each hidden neuron's sign with probability 1/2, independently per INR: its
     incoming weights, bias and outgoing weights are negated, which keeps the function of a
     network with odd activations such as SIREN's sine (:func:`gmn.graph.signs.flip_signs`)."""
 
-    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+    def apply(self, weights: Weights, generator: torch.Generator | None) -> Weights:
         return flip_signs(weights, generator)
 
 
-class GaussianNoise:
+class GaussianNoise(Augmentation):
     """Adds fresh N(0, std²) noise to every parameter at every call; ``std`` is one float or a
     [P] tensor, one std per parameter in template order (e.g. a multiple of each parameter's
     spread over a training set)."""
@@ -89,7 +126,7 @@ class GaussianNoise:
         if self.std.dim() > 1:
             raise ValueError(f"a per-parameter std must be a [P] tensor, got {list(std.shape)}")
 
-    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+    def apply(self, weights: Weights, generator: torch.Generator | None) -> Weights:
         params = weights.params
         if self.std.dim() == 1 and self.std.shape[0] != params.shape[1]:
             raise ValueError(f"GaussianNoise has {self.std.shape[0]} stds for networks of "
@@ -99,7 +136,7 @@ class GaussianNoise:
         return weights.with_params(params + self.std.to(params) * noise)
 
 
-class WeightDropout:
+class WeightDropout(Augmentation):
     """Zeroes each weight (not bias) with probability ``p`` and scales the rest by 1/(1-p)."""
 
     def __init__(self, p: float):
@@ -107,7 +144,7 @@ class WeightDropout:
             raise ValueError(f"dropout probability must be in [0, 1), got {p}")
         self.p = float(p)
 
-    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+    def apply(self, weights: Weights, generator: torch.Generator | None) -> Weights:
         stacked, out = weights.stacked(), {}
         for key in weights.template.keys:
             if key.endswith("weight"):
@@ -117,42 +154,42 @@ class WeightDropout:
         return weights.replace(out)
 
 
-class RandomScale:
+class RandomScale(Augmentation):
     """f(x) → f(s·x), s ~ U(low, high) per INR."""
 
     def __init__(self, low: float = 0.8, high: float = 1.2):
         self.low, self.high = low, high
 
-    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+    def apply(self, weights: Weights, generator: torch.Generator | None) -> Weights:
         like = weights.params
         return scale_inputs(weights, _uniform(len(weights), self.low, self.high, like, generator))
 
 
-class RandomRotation:
+class RandomRotation(Augmentation):
     """f(x) → f(R x), angle ~ U(−max_degrees, max_degrees) per INR."""
 
     def __init__(self, max_degrees: float = 15.0):
         self.max_radians = math.radians(max_degrees)
 
-    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+    def apply(self, weights: Weights, generator: torch.Generator | None) -> Weights:
         angle = _uniform(len(weights), -self.max_radians, self.max_radians, weights.params,
                          generator)
         return rotate_inputs(weights, angle)
 
 
-class RandomTranslation:
+class RandomTranslation(Augmentation):
     """f(x) → f(x + t), each coordinate of t ~ U(−max_shift, max_shift) per INR."""
 
     def __init__(self, max_shift: float = 0.1):
         self.max_shift = max_shift
 
-    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+    def apply(self, weights: Weights, generator: torch.Generator | None) -> Weights:
         n, dims = len(weights), _first_layer(weights)[0].shape[-1]
         shift = _uniform(n * dims, -self.max_shift, self.max_shift, weights.params, generator)
         return translate_inputs(weights, shift.view(n, dims))
 
 
-class RandomPixelShift:
+class RandomPixelShift(Augmentation):
     """The image moved by whole pixels: k ~ U{−max_pixels, …, max_pixels} rows and columns per
     INR, δ = k·2/(size − 1) on the H×W ``image_grid``, so it is still sampled at pixel centres
     (the rendered image is the shifted rendering, edges aside)."""
@@ -166,26 +203,27 @@ class RandomPixelShift:
         self.pixel = (2.0 / (height - 1), 2.0 / (width - 1))
         self.max_pixels = int(max_pixels)
 
-    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+    def apply(self, weights: Weights, generator: torch.Generator | None) -> Weights:
         like = weights.params
         k = torch.randint(-self.max_pixels, self.max_pixels + 1, (len(weights), 2),
                           generator=generator, device=_on(generator))
         return translate_inputs(weights, k.to(like) * like.new_tensor(self.pixel))
 
 
-class Compose:
-    """Applies transforms in order, sharing one generator."""
+class Compose(Augmentation):
+    """Applies transforms in order, sharing one generator; ``template`` reads [B, P] parameter
+    tensors (see :class:`Augmentation`)."""
 
-    def __init__(self, transforms: Sequence):
-        self.transforms = list(transforms)
+    def __init__(self, transforms: Sequence, template: GraphTemplate | None = None):
+        self.transforms, self.template = list(transforms), template
 
-    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+    def apply(self, weights: Weights, generator: torch.Generator | None) -> Weights:
         for transform in self.transforms:
             weights = transform(weights, generator)
         return weights
 
 
-class InRawSpace:
+class InRawSpace(Augmentation):
     """Applies ``transform`` to the networks' own parameters when ``weights`` hold an affine
     standardisation of them (``raw = params * scale + shift``, [P] each, e.g. per-layer
     statistics): the change it makes to the raw parameters is carried back,
@@ -201,7 +239,7 @@ class InRawSpace:
                              f"{list(scale.shape)} and {list(shift.shape)}")
         self.transform, self.scale, self.shift = transform, scale, shift
 
-    def __call__(self, weights: Weights, generator: torch.Generator | None) -> Weights:
+    def apply(self, weights: Weights, generator: torch.Generator | None) -> Weights:
         params = weights.params
         scale, shift = self.scale.to(params), self.shift.to(params)
         raw = weights.with_params(params * scale + shift)

@@ -3,7 +3,7 @@
 Stacked parameters are ``{state_dict key: Tensor[B, *shape]}`` with the keys of
 ``SirenLayout.shapes()`` (the fitting engine's working form; :class:`gmn.graph.weights.Weights`
 is the library's currency, ``Weights.from_stacked`` converts). :func:`render` draws SIRENs
-through the one batched evaluation, :func:`gmn.graph.neuron_activations.network_outputs`.
+through the one batched evaluation, :func:`gmn.graph.function_samples.network_outputs`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gmn.graph.neuron_activations import network_outputs
+from gmn.graph.function_samples import network_outputs
 from gmn.graph.weights import Weights
 from gmn.models.siren import SirenLayout, grid_axes, image_grid, init_bounds
 
@@ -44,7 +44,7 @@ def init_params(layout: SirenLayout, seeds: list[int], dtype=torch.float32) -> P
 
 def render(weights: Weights, height: int, width: int) -> Tensor:
     """Images drawn by B SIRENs on the pixel grid of ``image_grid``: [B, out_features, H, W]
-    (evaluated by :func:`gmn.graph.neuron_activations.network_outputs`)."""
+    (evaluated by :func:`gmn.graph.function_samples.network_outputs`)."""
     coords = image_grid(height, width, device=weights.device, dtype=weights.dtype)
     out = network_outputs(weights, coords)  # [B, H*W, out_features]
     return out.transpose(1, 2).reshape(out.shape[0], out.shape[2], height, width)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gmn import GMNError
 from gmn.data.download import RemoteFile, fetch
 from gmn.data.images import ImageSet
 
@@ -35,11 +36,11 @@ _ALLOWED_GLOBALS = {
 }
 
 
-class CifarFileError(ValueError):
+class CifarFileError(GMNError, ValueError):
     """A CIFAR-10 batch file that is empty, truncated, or holds the wrong sizes or labels."""
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(GMNError, pickle.UnpicklingError):
     """A pickle that names a global other than numpy's array reconstruction."""
 
 

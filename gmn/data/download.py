@@ -10,6 +10,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from gmn import GMNError
 from gmn.files import atomic_write, file_digest
 
 
@@ -22,7 +23,7 @@ class RemoteFile:
     md5: str
 
 
-class ChecksumError(RuntimeError):
+class ChecksumError(GMNError, RuntimeError):
     """A downloaded or stored file does not have the expected hash."""
 
 

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from gmn import GMNError
 from gmn.data.dataset import INRDataset
 from gmn.data.split import SPLITS
 from gmn.models.siren import SirenLayout
@@ -42,11 +43,11 @@ _DWSNETS_MNIST_DIR = re.compile(r"mnist_png_(training|testing)_(\d+)_(\d+)$")
 _NFN_NET = re.compile(r"net(\d+)\.pth$")
 
 
-class UnsafeFileError(pickle.UnpicklingError):
+class UnsafeFileError(GMNError, pickle.UnpicklingError):
     """A model file that ``torch.load(weights_only=True)`` refused to load."""
 
 
-class ZooFileError(ValueError):
+class ZooFileError(GMNError, ValueError):
     """A zoo file or split entry that cannot be used (unreadable, outside the zoo, bad
     values); the message names the file and the value."""
 

@@ -2,7 +2,7 @@
 
 Owns the ``ParameterGraph`` contract and everything that turns a network into one and back;
 it stands alone, below ``nn``, ``data``, ``train`` and ``models``.
-May import: gmn.memory.
+May import: gmn.large_tensors.
 
 * :mod:`~gmn.graph.parameter_graph`: the contract, ``ParameterGraph``, ``REQUIRED_FIELDS``,
   ``validate_graph`` and ``GraphFieldError``;
@@ -12,11 +12,12 @@ May import: gmn.memory.
 * :mod:`~gmn.graph.template`: ``GraphTemplate`` (batched conversion, no per-sample loop);
 * :mod:`~gmn.graph.weights`: ``Weights``, N networks of one architecture (template, [N, P]
   parameters, integer buffers): the currency of augmentations, permutations and datasets;
-* :mod:`~gmn.graph.neuron_activations`: function samples (every neuron's values at query
+* :mod:`~gmn.graph.function_samples`: function samples (every neuron's values at query
   points) and ``network_outputs``, the batched evaluation of MLPs and SIRENs;
 * :mod:`~gmn.graph.weight_statistics`: per-layer weight statistics (Unterthiner et al.);
 * :mod:`~gmn.graph.trace`, :mod:`~gmn.graph.converters`, :mod:`~gmn.graph.registry`:
   dataflow tracing and the per-module converters (``register_converter``); the tracer's
+  table of parameter-free operation handlers, :mod:`~gmn.graph.operations`;
   :mod:`~gmn.graph.shapes` (shape operations), :mod:`~gmn.graph.arithmetic` (activations,
   products, sums, concatenations) and :mod:`~gmn.graph.param_uses` (functional layers and
   parameters used in forward), with :mod:`~gmn.graph.param_tensors` (what a weight
@@ -27,11 +28,11 @@ May import: gmn.memory.
 * :mod:`~gmn.graph.permutation`: hidden-neuron permutations (function-preserving), ``permute``;
 * :mod:`~gmn.graph.signs`: hidden-neuron sign flips of odd-activation networks
   (function-preserving), ``flip_signs``, and their canonical form, ``canonicalize_signs``;
-* :mod:`~gmn.graph.mixed`: batches of mixed architectures (``batch_groups``,
+* :mod:`~gmn.graph.mixed_batches`: batches of mixed architectures (``batch_groups``,
   ``concat_batches``, ``to_state_dicts``);
 * :mod:`~gmn.graph.activations`: the one activation table (``register_activation``);
 * :mod:`~gmn.graph.executor`: ``execute(graph, inputs)``, a graph run as its network;
-* :mod:`~gmn.graph.substitutes`, :mod:`~gmn.graph.huggingface`: traceable equivalents of
+* :mod:`~gmn.graph.substitutes`: traceable equivalents of
   forwards torch.fx cannot trace (transformer encoders, Hugging Face BERT, GPT-2, ViT, DeiT,
   ConvNeXt, MobileNetV2, ResNet).
 
@@ -58,13 +59,13 @@ _LAZY = {
     "permute": "gmn.graph.permutation",
     "flip_signs": "gmn.graph.signs",
     "canonicalize_signs": "gmn.graph.signs",
-    "batch_groups": "gmn.graph.mixed",
-    "concat_batches": "gmn.graph.mixed",
-    "to_state_dicts": "gmn.graph.mixed",
+    "batch_groups": "gmn.graph.mixed_batches",
+    "concat_batches": "gmn.graph.mixed_batches",
+    "to_state_dicts": "gmn.graph.mixed_batches",
     "register_activation": "gmn.graph.activations",
     "execute": "gmn.graph.executor",
     "Weights": "gmn.graph.weights",
-    "network_outputs": "gmn.graph.neuron_activations",
+    "network_outputs": "gmn.graph.function_samples",
 }
 
 __all__ = sorted(_LAZY)

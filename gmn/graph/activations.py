@@ -2,7 +2,7 @@
 
 One :class:`Activation` record per vocabulary name serves every use: the converter recognises
 its module types and functional forms in a network's dataflow, ``gmn.graph.execute`` and the
-function samples (:mod:`gmn.graph.neuron_activations`) evaluate ``fn(z, arg)``, and
+function samples (:mod:`gmn.graph.function_samples`) evaluate ``fn(z, arg)``, and
 ``ParameterGraph.node_act`` stores its index in :data:`gmn.graph.vocab.ACTIVATIONS`.
 
 ``arg`` (``ParameterGraph.node_act_arg``) is the record's one argument: the leaky-ReLU slope,

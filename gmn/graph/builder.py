@@ -21,7 +21,7 @@ from .parameter_graph import NODE_FEATURES, NODE_SPEC
 from .vocab import ACTIVATION, EDGE_TYPE, NODE_TYPE
 
 ENCODINGS = ("position", "padded")
-BYTES_PER_EDGE = {"position": 150, "padded": 60}  # measured peak of tracing, layout and one graph
+BYTES_PER_EDGE = 150  # peak memory of tracing, layout and one graph, per edge (docs/graph.md)
 MEMORY_LIMIT_BYTES: int | None = None  # None: half of the machine's physical memory
 
 
@@ -236,7 +236,7 @@ class GraphBuilder:
     def _reserve(self, edges: int) -> None:
         """Refuse, before allocating, a graph larger than :func:`memory_limit`."""
         self._edges += edges
-        needed = self._edges * BYTES_PER_EDGE["position"]
+        needed = self._edges * BYTES_PER_EDGE
         if needed > memory_limit():
             raise ConversionError(
                 f"the graph would have at least {self._edges:,} edges (after module "

@@ -142,11 +142,6 @@ def _tensors(state_dict: Mapping) -> Mapping[str, Tensor]:
     return state_dict if converted is None else converted
 
 
-def clear_cache() -> None:
-    """Forget every cached template."""
-    _cache.clear()
-
-
 def from_state_dict(model_or_state_dict, like=None, encoding: str = "position",
                     allow_nonfinite: bool = False, y=None,
                     concrete_args: dict | None = None) -> ParameterGraph:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from gmn import GMNError
 
-class ConversionError(ValueError):
+
+class ConversionError(GMNError, ValueError):
     """A network, state_dict or graph cannot be converted; the message names the culprit."""
 
 

@@ -19,13 +19,13 @@ def to_state_dict(graph: ParameterGraph, template: GraphTemplate | None = None
     Integer buffers (``num_batches_tracked``) come from ``graph.int_buffers``.
 
     Args:
-        graph: a single :class:`ParameterGraph` (for a batch use
-            ``Weights.from_graphs(batch).state_dicts()``).
+        graph: a single :class:`ParameterGraph` (for a batch, of any mix of architectures,
+            use :func:`gmn.graph.to_state_dicts`).
         template: the graph's template; defaults to ``graph.template``.
     """
     template = template if template is not None else getattr(graph, "template", None)
     if isinstance(template, list):
-        raise ConversionError("graph is a batch; use Weights.from_graphs(batch).state_dicts()")
+        raise ConversionError("graph is a batch; use gmn.graph.to_state_dicts(batch)")
     if not isinstance(template, GraphTemplate):
         raise ConversionError("graph carries no template; pass template= (the GraphTemplate "
                               "it was built with)")

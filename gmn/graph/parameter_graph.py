@@ -49,7 +49,8 @@ Graphs converted by one template share its structure tensors (``edge_index``, ty
 clone a field before modifying it in place.
 
 Graphs batch with PyG's ``Batch``/``DataLoader`` unchanged, in any mix of architectures and any
-order (every graph carries the same fields; see :mod:`gmn.graph.mixed` for grouped batching).
+order (every graph carries the same fields; see :mod:`gmn.graph.mixed_batches` for grouped
+batching).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
+
+from gmn import GMNError
 
 NODE_FEATURES = ("bias", "norm_weight", "norm_bias", "running_mean", "running_var")
 NODE_SPEC = (
@@ -80,7 +83,7 @@ REQUIRED_FIELDS = ("x", "edge_index", "edge_attr", *NODE_INDEX_FIELDS, *EDGE_IND
                    "node_spec")
 
 
-class GraphFieldError(ValueError):
+class GraphFieldError(GMNError, ValueError):
     """A graph lacks a field of the contract, or a field has the wrong shape or dtype."""
 
 

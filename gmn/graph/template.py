@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
-from gmn import memory
+from gmn import large_tensors
 
 from .builder import GraphBuilder
 from .errors import ConversionError
@@ -114,7 +114,7 @@ class GraphTemplate:
             "_prototypes": {},  # {(device, dtype): structure-only graph to copy}
             "_batched": OrderedDict(),  # batched structure per batch size
             # large outputs of batch() reused once the batch that held them is gone
-            "_recycler": memory.Recycler(),
+            "_recycler": large_tensors.Recycler(),
         }
 
     def __getstate__(self) -> dict:
@@ -235,7 +235,7 @@ class GraphTemplate:
                               "convert anyway")
 
     # --- graphs ---------------------------------------------------------------------------
-    def _features(self, extended: Tensor, gather=memory.index_select
+    def _features(self, extended: Tensor, gather=large_tensors.index_select
                   ) -> tuple[Tensor, Tensor, Tensor | None]:
         """[B, P + constants] → node features [B*N, 5], edge features [B*E, F] and, when the
         template has learned activation arguments, ``node_act_arg`` [B*N] (gathers, with
@@ -258,10 +258,10 @@ class GraphTemplate:
         extended = torch.cat([*parts, placed["constants"]])
         if not allow_nonfinite:
             self._check_finite(extended[:self.num_params].unsqueeze(0))
-        # one graph: small outputs, where gmn.memory's checks would cost ~5 % of the call
+        # one graph: small outputs, not worth gmn.large_tensors's checks
         x, edge_attr, act_arg = self._features(extended.unsqueeze(0), Tensor.index_select)
-        # a shallow copy shares the structure tensors with the template: 5x faster than a new
-        # ParameterGraph; clone a field before modifying it in place
+        # a shallow copy shares the structure tensors with the template (cheaper than a new
+        # ParameterGraph); clone a field before modifying it in place
         graph = copy.copy(self._prototypes[key])
         graph.x, graph.edge_attr = x, edge_attr
         if act_arg is not None:
@@ -305,9 +305,10 @@ class GraphTemplate:
         flat = params
         n, device = flat.shape[0], flat.device
         constants = self._structure_on(device, flat.dtype)["constants"]
-        extended = memory.cat([flat, constants.expand(n, -1)], dim=1, recycler=self._recycler)
+        extended = large_tensors.cat([flat, constants.expand(n, -1)], dim=1,
+                                     recycler=self._recycler)
         x, edge_attr, act_arg = self._features(extended, functools.partial(
-            memory.index_select, recycler=self._recycler))
+            large_tensors.index_select, recycler=self._recycler))
         del extended  # its memory is recycled by the next batch
         static = self._batched_structure(n, device, flat.dtype)
         out = Batch(_base_cls=ParameterGraph, x=x, edge_attr=edge_attr, template=[self] * n,

@@ -5,8 +5,9 @@ traced through, so residual additions written in ``forward`` (``x + self.block(x
 and so is the ``forward`` of a subclass of ``nn.Linear``/``nn.Conv2d`` that overrides it: its
 ``F.linear``/``F.conv2d`` calls on its own parameters are recorded as the layer, with the
 transform it applies to its weight (see :mod:`gmn.graph.param_tensors`). Parameter-free
-operations are handled explicitly (activations, dropout, pooling, flatten, padding, layout
-changes, additions, products, concatenations, in-place versions of them); any other operation
+operations (dropout, pooling, flatten, padding, layout changes, additions, products,
+concatenations, in-place versions of them) are looked up in the handler tables of
+:mod:`gmn.graph.operations`, activations in :mod:`gmn.graph.activations`; any other operation
 raises :class:`ConversionError` naming it and the module it sits in, so a graph is never
 silently wrong.
 """
@@ -17,56 +18,20 @@ import dataclasses
 import operator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from . import activations as act_table
-from . import converters, huggingface
+from . import converters, substitutes
 from .arithmetic import Arithmetic
 from .builder import GraphBuilder, NeuronGroup, Value
 from .errors import ConversionError, UnsupportedModuleError
-from .param_tensors import (
-    BATCH_SIZE_META,
-    ParamTensor,
-    add_first_row,
-    add_positions,
-    evaluate,
-)
-from .param_uses import DEFAULTS, DEFAULTS_OF, FUNCTIONAL_LAYERS, MATMUL, ParamUses
+from .operations import FUNCTION_HANDLERS, HEAD_MODULES, MODULE_HANDLERS, SHAPE_QUERIES
+from .param_tensors import BATCH_SIZE_META, ParamTensor, evaluate
+from .param_uses import DEFAULTS, DEFAULTS_OF, FUNCTIONAL_LAYERS, ParamUses
 from .registry import find_converter, keeps_forward, supported_types
-from .shapes import (
-    ADAPTIVE_POOL_FUNCTIONS,
-    LOCAL_POOL_FUNCTIONS,
-    PAD_MODULES,
-    POOL_MODULES,
-    POOL_SETTINGS,
-    TRANSPOSES,
-    Positions,
-    Shape,
-    ShapeOps,
-    flatten_to,
-    tf_same_pad,
-    where,
-)
-from .substitutes import substitute_for
+from .shapes import Positions, Shape, ShapeOps, flatten_to, where
 
-PASSTHROUGH_MODULES = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
-                       nn.AlphaDropout, nn.FeatureAlphaDropout)
-DROPOUTS = {F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout}
-PASSTHROUGH_FUNCTIONS = DROPOUTS | {"contiguous", "clone", "detach", torch.clone, "cpu"}
-ADD = {operator.add, operator.iadd, torch.add, "add", "add_"}
-SUB = {operator.sub, operator.isub, torch.sub, "sub", "sub_"}
-MUL = {operator.mul, operator.imul, torch.mul, "mul", "mul_"}
-DIV = {operator.truediv, operator.itruediv, torch.div, "div", "div_"}
-INPLACE_ARITHMETIC = {operator.iadd, operator.isub, operator.imul, operator.itruediv, "add_",
-                      "sub_", "mul_", "div_"}
-SHAPE_QUERIES = {"size", "dim"}
-SQUARES = {torch.square, "square", operator.pow, torch.pow, "pow"}
-CASTS = {"float", "to", "type_as", "double"}
-HEADS = {F.softmax: "softmax", F.log_softmax: "log_softmax", torch.softmax: "softmax",
-         torch.log_softmax: "log_softmax", "softmax": "softmax", "log_softmax": "log_softmax"}
-HEAD_MODULES = {nn.Softmax: "softmax", nn.LogSoftmax: "log_softmax"}
-BUILTIN_CONVERTERS = converters.BUILTIN | set(huggingface.CONVERTERS.values())  # execute knows
+BUILTIN_CONVERTERS = converters.BUILTIN | set(substitutes.CONVERTERS.values())  # execute knows
 
 
 class _Proxy(fx.Proxy):
@@ -100,7 +65,7 @@ class _Tracer(fx.Tracer):
         return _Proxy(node, self)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if substitute_for(m) is not None:
+        if substitutes.substitute_for(m) is not None:
             return False
         known = find_converter(m) is not None or act_table.is_activation_module(m)
         if known:
@@ -112,7 +77,7 @@ class _Tracer(fx.Tracer):
     def call_module(self, m: nn.Module, forward, args, kwargs):
         path = self.path_of_module(m)
         _refuse_known(m, path)
-        substitute = substitute_for(m)
+        substitute = substitutes.substitute_for(m)
         try:
             if substitute is not None:
                 return super().call_module(m, lambda *a, **k: substitute(m, *a, **k), args,
@@ -147,7 +112,7 @@ def trace_into(builder: GraphBuilder, model: nn.Module, concrete_args: dict | No
     ``concrete_args``: forward arguments fixed while tracing (``torch.fx`` ``concrete_args``).
     """
     _refuse_known(model, "")
-    if find_converter(model) is not None or substitute_for(model) is not None:
+    if find_converter(model) is not None or substitutes.substitute_for(model) is not None:
         return _trace_layer(builder, model)
     tracer = _Tracer()
     try:
@@ -180,7 +145,7 @@ def extent(value: Value) -> int:
 
 
 def _refuse_known(m: nn.Module, path: str) -> None:
-    known = huggingface.refusal(m)
+    known = substitutes.refusal(m)
     if known:
         below, why = known
         culprit = ".".join(p for p in (path, below) if p)
@@ -411,37 +376,9 @@ class _Walker(ShapeOps, Arithmetic, ParamUses):
             return self.head(node, HEAD_MODULES[type(module)], module.dim)
         if any(True for _ in module.parameters()):
             raise UnsupportedModuleError(node.target, type(module), supported_types())
-        if type(module) in PASSTHROUGH_MODULES:
-            value = self.first(node)
-            self.alias(node)
-            return value
-        if type(module) is nn.Flatten:
-            value = self.first(node)
-            self.alias(node)
-            if module.end_dim != -1:
-                raise ConversionError(f"flatten {self.describe(node)} must flatten to the end")
-            return self.flatten(value, module.start_dim, node)
-        if type(module) in POOL_MODULES:
-            value = self.first(node)
-            function = POOL_MODULES[type(module)]
-            settings = POOL_SETTINGS.get(type(module), ("output_size",))
-            if getattr(module, "return_indices", False):
-                raise ConversionError(f"pooling {self.describe(node)} returns indices")
-            args = tuple(getattr(module, k) for k in settings)
-            if "output_size" in settings:
-                return self.adaptive_pool(value, function, args[0], node)
-            return self.local_pool(value, function, args, {}, node)
-        if type(module) in PAD_MODULES:
-            mode = {"Zero": "constant", "Constant": "constant", "Reflection": "reflect",
-                    "Replication": "replicate", "Circular": "circular"}
-            kind = next(v for k, v in mode.items() if type(module).__name__.startswith(k))
-            return self.pad(self.first(node), module.padding, kind,
-                            float(getattr(module, "value", 0.0)), node)
-        if type(module) is nn.Upsample:
-            kwargs = dict(size=module.size, scale_factor=module.scale_factor, mode=module.mode,
-                          align_corners=module.align_corners,
-                          recompute_scale_factor=module.recompute_scale_factor)
-            return self.upsample(self.first(node), kwargs, node)
+        handler = MODULE_HANDLERS.get(type(module))
+        if handler is not None:
+            return handler(self, node, module)
         raise ConversionError(
             f"module {node.target!r} of type {type(module).__name__} is not supported "
             "(no parameters, but an operation the graph cannot express); replace it by "
@@ -521,116 +458,11 @@ class _Walker(ShapeOps, Arithmetic, ParamUses):
             rest = self.constant(tuple(node.args[1:]))
             kwargs = {k: self.constant(v) for k, v in node.kwargs.items() if k != "input"}
             return self.activation_call(node, key, rest, kwargs)
-        if key in HEADS:
-            dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
-            return self.head(node, HEADS[key], self.constant(dim))
-        if key in PASSTHROUGH_FUNCTIONS:
-            if key in DROPOUTS:
-                self.check_dropout(node, key)
-            self.alias(node)
-            return self.first(node)
-        inplace = key in INPLACE_ARITHMETIC
-        if key in ADD or key in SUB:
-            result = self.add(node, sign=-1.0 if key in SUB else 1.0)
-            return self.mutate(node, result) if inplace else result
-        if key in MUL or key in DIV:
-            result = self.multiply(node, divide=key in DIV)
-            return self.mutate(node, result) if inplace else result
-        if key in MATMUL:
-            return self.matmul(node)
-        if key in SQUARES:
-            exponent = self.constant(node.args[1]) if key in (operator.pow, torch.pow, "pow") \
-                else 2
-            if exponent != 2:
-                raise ConversionError(f"power {self.describe(node)} with exponent {exponent!r} "
-                                      "is not supported; only squares (a product x * x)")
-            return self.product(node, node.args[0], node.args[0])
-        if key in CASTS:
-            return self.cast(node, key)
-        if key in (torch.flatten, "flatten"):
-            start = self.constant(node.kwargs.get("start_dim",
-                                                  node.args[1] if len(node.args) > 1 else 0))
-            end = self.constant(node.kwargs.get("end_dim",
-                                                node.args[2] if len(node.args) > 2 else -1))
-            if end != -1:
-                raise ConversionError(f"flatten {self.describe(node)} must flatten to the end")
-            value = self.first(node)
-            self.alias(node)
-            return self.flatten(value, start, node)
-        if key in ("view", "reshape", torch.reshape):
-            return self.reshape(node)
-        if key in TRANSPOSES:
-            return self.transpose(node)
-        if key in ("squeeze", torch.squeeze):
-            return self.squeeze(node)
-        if key in ("unsqueeze", torch.unsqueeze):
-            return self.unsqueeze(node)
-        if key in (torch.cat, torch.concat, torch.concatenate):
-            return self.concatenate(node)
-        if key in LOCAL_POOL_FUNCTIONS:
-            rest = self.constant(tuple(node.args[1:]))
-            kwargs = {k: self.constant(v) for k, v in node.kwargs.items() if k != "input"}
-            if kwargs.get("return_indices"):
-                raise ConversionError(f"pooling {self.describe(node)} returns indices")
-            return self.local_pool(self.first(node), key, rest, kwargs, node)
-        if key in ADAPTIVE_POOL_FUNCTIONS:
-            size = node.kwargs.get("output_size", node.args[1] if len(node.args) > 1 else None)
-            return self.adaptive_pool(self.first(node), key, self.constant(size), node)
-        if key is F.pad:
-            bound = self.bind(node, ("input", "pad", "mode", "value"))
-            return self.pad(self.first(node), bound["pad"], bound["mode"] or "constant",
-                            float(bound["value"] or 0.0), node)
-        if key is tf_same_pad:
-            return self.tf_pad(self.first(node), self.constant(tuple(node.args[1:])), node)
-        if key in (add_positions, add_first_row):
-            table = self.env.get(node.args[1])
-            if not isinstance(table, ParamTensor) or table.value.dim() != 2:
-                raise ConversionError(f"{key.__name__} {self.describe(node)} needs a [P, D] "
-                                      "table held by the network")
-            if key is add_positions:
-                return self.add_parameter(node, node.args[0], table, 1.0)
-            return self.add_parameter(node, node.args[0], table, 1.0, token="first")
-        if key is F.interpolate:
-            bound = self.bind(node, ("input", "size", "scale_factor", "mode", "align_corners",
-                                     "recompute_scale_factor", "antialias"))
-            bound.pop("input")
-            bound = {k: v for k, v in bound.items() if v is not None}
-            return self.upsample(self.first(node), bound, node)
-        if key in (torch.mean, "mean", torch.amax, "amax", torch.sum, "sum"):
-            return self.reduce(node, key)
+        handler = FUNCTION_HANDLERS.get(key)
+        if handler is not None:
+            return handler(self, node, key)
         raise ConversionError(f"operation {self.describe(node)} is not supported in a network "
                               "converted to a parameter graph")
-
-    def check_dropout(self, node: fx.Node, key) -> None:
-        """A functional dropout in training mode (``F.dropout(x, 0.5)``: ``training`` defaults
-        to True) drops at random even in eval mode; the graph has no place for it."""
-        bound = self.bind(node, ("input", "p", "training", "inplace"))
-        p = bound["p"] if node.args[1:] or "p" in node.kwargs else 0.5
-        training = bound["training"] if node.args[2:] or "training" in node.kwargs else True
-        if training and p:
-            raise ConversionError(
-                f"{key.__name__} {self.describe(node)} runs in training mode (training="
-                f"{training!r}; F.dropout's default is True), so it drops at random whatever "
-                "the module's mode; pass training=self.training")
-
-    def cast(self, node: fx.Node, key) -> Value:
-        """``x.float()``, ``x.to(dtype)``: nothing to record when the dtype is the model's (a
-        cast to another dtype changes the function's precision: refused)."""
-        value = self.first(node)
-        args = self.constant(tuple(node.args[1:]))
-        dtype = {"float": torch.float32, "double": torch.float64}.get(key)
-        if key == "to":
-            found = [a for a in (*args, *self.constant(dict(node.kwargs)).values())
-                     if isinstance(a, torch.dtype)]
-            others = [a for a in args if not isinstance(a, (torch.dtype, torch.device, str))]
-            dtype = found[0] if found and not others else None
-            if not found and not others:  # x.to(device): nothing to record
-                dtype = self.model_dtype()
-        if key == "type_as" or dtype != self.model_dtype():
-            raise ConversionError(f"cast {self.describe(node)} is only supported to the model's "
-                                  f"own dtype {self.model_dtype()}")
-        self.alias(node)
-        return value
 
     def reads_data(self, node: fx.Node) -> bool:
         """Whether any input of ``node`` is (derived from) the network input."""

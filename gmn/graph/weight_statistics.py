@@ -13,7 +13,6 @@ import torch
 from torch import Tensor
 
 STATISTICS = ("mean", "var", "q0", "q25", "q50", "q75", "q100")
-SLOTS = ("first", "last_hidden", "output", "all")
 _QUANTILES = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64)
 
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from gmn import memory
+from gmn import large_tensors
 
 from .errors import ConversionError
 from .template import GraphTemplate
@@ -100,7 +100,7 @@ class Weights:
                                       f"{template.keys[0]!r} holds {n}")
             template._check_entry(key, tensor[0])
             parts.append(tensor.reshape(n, -1).to(template.dtype))
-        params = memory.cat(parts, dim=1)
+        params = large_tensors.cat(parts, dim=1)
         int_buffers = None
         if template.int_entries and all(k in stacked for k in template.int_entries):
             int_buffers = torch.cat([stacked[k].reshape(n, -1).long()
@@ -116,7 +116,7 @@ class Weights:
             if isinstance(template, list):
                 if any(t is not template[0] for t in template):
                     raise ConversionError("the batch holds several architectures; use "
-                                          "gmn.graph.mixed.to_state_dicts")
+                                          "gmn.graph.mixed_batches.to_state_dicts")
                 template = template[0] if template else None
             if not isinstance(template, GraphTemplate):
                 raise ConversionError("graph carries no template; pass template= (the "

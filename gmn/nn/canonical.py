@@ -1,15 +1,15 @@
 """`CanonicalStandardize`: each weight and bias standardised by the training statistics of its
 canonical position, a permutation-invariant stand-in for per-coordinate standardisation.
 
-Networks trained from a shared initialisation differ from it, and from each other, by
-0.5–7 % of a layer's spread (``docs/accuracy.md``). A weight-space MLP sees those differences
-because it standardises every coordinate with that coordinate's own statistics; a GMN must
-not use coordinates, since hidden neurons carry no index. But hidden neurons can be put in a
-canonical order that permutes with them (a canonicalisation in the sense of Kaba et al.,
+Networks trained from a shared initialisation differ from it, and from each other, by a small
+fraction of a layer's spread (``docs/accuracy.md`` measures it). A weight-space MLP sees those
+differences because it standardises every coordinate with that coordinate's own statistics; a
+GMN must not use coordinates, since hidden neurons carry no index. But hidden neurons can be put
+in a canonical order that permutes with them (a canonicalisation in the sense of Kaba et al.,
 2023): within its layer, by the value of its bias (:func:`neuron_slots`). Input and output
-neurons keep their fixed positions. Keyed by (layer, slot) for a neuron and by the slots of
-its two ends for a weight, statistics over the training networks standardise each scalar
-against "the same" neuron or weight of the other networks.
+neurons keep their fixed positions. Keyed by (layer, slot) for a neuron and by the slots of its
+two ends for a weight, statistics over the training networks standardise each scalar against
+"the same" neuron or weight of the other networks.
 
 The result is exactly invariant to hidden-neuron permutations whenever no two neurons of a
 layer share a bias value (ties are broken by node order). Across networks with independent

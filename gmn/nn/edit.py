@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from gmn.graph.parameter_graph import NODE_FEATURES
 from gmn.nn.canonical import canonical_keys
 from gmn.nn.heads import ParameterHead
-from gmn.nn.model import ACTIVATIONS, GMN, GMNConfig
+from gmn.nn.model import GMN, MLP_ACTIVATIONS, GMNConfig
 from gmn.nn.params_to_gmn import ParamsToGraph, params_graph_and_gmn
 
 MODES = ("delta", "value")
@@ -65,7 +65,7 @@ class GMNEditor(nn.Module):
         self.gmn = gmn
         self.head = ParameterHead(dim=c.hidden_dim, edge_dim=c.edge_dim,
                                   node_out=len(NODE_FEATURES), edge_out=c.edge_in_dim,
-                                  hidden=head_hidden, activation=ACTIVATIONS[c.activation],
+                                  hidden=head_hidden, activation=MLP_ACTIVATIONS[c.activation],
                                   zero_init=mode == "delta")
 
     def forward(self, params: Tensor) -> Tensor:

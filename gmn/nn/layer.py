@@ -40,7 +40,7 @@ class GMNLayer(nn.Module):
         activation: module class used inside the updates.
         edge_dim: width of edge states (default ``dim``; narrower edges are cheaper, as
             edges outnumber nodes).
-        edge_message: ``"additive"`` or ``"gated"`` (:class:`EdgeUpdate`).
+        edge_message: ``"additive"``, ``"gated"`` or ``"bilinear"`` (:class:`EdgeUpdate`).
 
     Shapes: ``forward(state, ctx) -> state``: ``state.node`` [N, d], ``state.edge``
     [E, edge_dim], ``state.graph`` [B, d] (or None without ``use_global``).

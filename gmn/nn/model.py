@@ -17,7 +17,7 @@ from gmn.nn.readout import Readout
 from gmn.nn.state import GraphState
 from gmn.scatter import scatter
 
-ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU}
+MLP_ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU}
 
 
 @dataclass
@@ -64,8 +64,8 @@ class GMNConfig:
         canonical_standardization: also give the encoders every node and edge feature
             standardised by the training statistics of its canonical position
             (:mod:`gmn.nn.canonical`; set by :meth:`GMN.fit_feature_statistics`, which must
-            run before the first forward). Without it the weights-only GMN stays near chance
-            on shared-initialisation INRs.
+            run before the first forward); what it changes on shared-initialisation INRs is
+            measured in docs/accuracy.md.
     """
 
     out_dim: int = 10
@@ -128,7 +128,7 @@ class GMN(nn.Module):
     arguments raise ``TypeError``. ``forward(batch) -> [B, out_dim]``; :meth:`encode` gives
     the node- and edge-level states (equivariant to hidden-neuron permutations).
 
-    Feature standardisation: :meth:`set_feature_statistics` stores train-set statistics of
+    Feature standardisation: :meth:`fit_feature_statistics` stores train-set statistics of
     ``x`` and ``edge_attr`` as buffers applied at the input; the batch is never modified.
     """
 
@@ -138,9 +138,10 @@ class GMN(nn.Module):
             raise TypeError("pass either config or keyword options to GMN, not both")
         self.config = config if config is not None else GMNConfig.from_kwargs(**kwargs)
         c = self.config
-        if c.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {c.activation!r}")
-        activation = ACTIVATIONS[c.activation]
+        if c.activation not in MLP_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {list(MLP_ACTIVATIONS)}, "
+                             f"got {c.activation!r}")
+        activation = MLP_ACTIVATIONS[c.activation]
         d = c.hidden_dim
         fourier = (c.fourier_frequencies, c.fourier_min, c.fourier_max)
         canonical = c.canonical_standardization
@@ -191,19 +192,14 @@ class GMN(nn.Module):
         state, ctx = self.encode(batch)
         return self.head(self.readout(state, ctx))
 
-    def set_feature_statistics(self, x_mean: Tensor, x_std: Tensor, edge_mean: Tensor,
-                               edge_std: Tensor) -> None:
-        """Standardise ``x`` ([node_in_dim] stats) and ``edge_attr`` ([edge_in_dim] stats)."""
-        self.node_encoder.standardize.set_statistics(x_mean, x_std)
-        self.edge_encoder.standardize.set_statistics(edge_mean, edge_std)
-
     @torch.no_grad()
     def fit_feature_statistics(self, graphs) -> None:
         """Set every input statistic from a batch of training graphs: the column statistics
         of ``x`` and ``edge_attr`` and, with ``canonical_standardization``, those of each
         canonical position."""
-        self.set_feature_statistics(graphs.x.mean(0), graphs.x.std(0),
-                                    graphs.edge_attr.mean(0), graphs.edge_attr.std(0))
+        self.node_encoder.standardize.set_statistics(graphs.x.mean(0), graphs.x.std(0))
+        self.edge_encoder.standardize.set_statistics(graphs.edge_attr.mean(0),
+                                                     graphs.edge_attr.std(0))
         if self.canonical is not None:
             self.canonical.fit(graphs)
 

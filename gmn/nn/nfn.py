@@ -24,7 +24,7 @@ output neuron is added once, which keeps the hidden-neuron equivariance but lets
 tell input coordinates and output channels apart.
 
 Supported networks: chains of ``nn.Linear`` layers, each with a bias (MLPs, SIRENs;
-``gmn.graph.neuron_activations.sequential_spec``). Models read flat [B, P] parameter vectors
+``gmn.graph.function_samples.sequential_spec``). Models read flat [B, P] parameter vectors
 of a ``GraphTemplate`` (the same input as ``gmn.models.WeightMLP`` and
 ``gmn.nn.params_to_gmn.build_gmn``).
 """
@@ -37,7 +37,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from gmn.graph.neuron_activations import UnsupportedArchitectureError, sequential_spec
+from gmn.graph.function_samples import UnsupportedArchitectureError, sequential_spec
 
 
 class WeightSpaceFeatures(NamedTuple):

@@ -2,8 +2,8 @@
 
 :class:`ParamsToGraph` turns a batch of parameter vectors of one architecture into a batch of
 parameter graphs (one gather, no per-sample Python work); with query points it appends each
-neuron's values there (*function samples*, :func:`gmn.graph.neuron_activations.
-with_neuron_activations`) to the node features. :func:`build_gmn` puts it in front of a
+neuron's values there (*function samples*, :func:`gmn.graph.function_samples.
+with_function_samples`) to the node features. :func:`build_gmn` puts it in front of a
 :class:`gmn.nn.GMN` whose input features are standardised with statistics of training
 parameters. A model that reads ``[B, P]`` tensors shares datasets, augmentations and the
 trainer with any flat-vector model (the INR benchmark's weight-space MLP, for one).
@@ -16,10 +16,10 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
-from gmn.graph.neuron_activations import (
+from gmn.graph.function_samples import (
     UnsupportedArchitectureError,
     sequential_spec,
-    with_neuron_activations,
+    with_function_samples,
 )
 from gmn.graph.signs import canonicalize_signs
 from gmn.graph.weights import Weights
@@ -93,7 +93,7 @@ class ParamsToGraph(nn.Module):
                 (raw.params - self.raw_shift) / self.raw_scale)
         batch = weights.graphs(allow_nonfinite=True)  # checked when ``weights`` was made
         if self.points is not None:
-            batch = with_neuron_activations(batch, raw, self.points)
+            batch = with_function_samples(batch, raw, self.points)
         return batch
 
 

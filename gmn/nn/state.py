@@ -1,10 +1,12 @@
 """`GraphState`: the states a GMN carries through its blocks, one type in and out.
 
-Every block of :mod:`gmn.nn` is ``forward(state, ctx) -> GraphState`` (a readout returns a
-Tensor): an update block returns the state with the part it computes replaced by its message
-(:class:`EdgeUpdate` the edges, :class:`NodeUpdate` the nodes, :class:`GlobalUpdate` the
-graph state), and a :class:`GMNLayer` returns the next state. A custom layer implements
-the same signature, and ``gmn.probe`` recognises any module that returns a ``GraphState``.
+Every message-passing block of :mod:`gmn.nn` is ``forward(state, ctx) -> GraphState`` (a readout
+takes ``(state, ctx)`` and returns a Tensor; encoders, standardisers and the NFN layers of
+:mod:`gmn.nn.nfn` have signatures of their own): an update block returns the state with the part
+it computes replaced by its message (:class:`EdgeUpdate` the edges, :class:`NodeUpdate` the
+nodes, :class:`GlobalUpdate` the graph state), and a :class:`GMNLayer` returns the next state. A
+custom layer implements the same signature, and ``gmn.probe`` recognises any module that returns
+a ``GraphState``.
 """
 
 from __future__ import annotations

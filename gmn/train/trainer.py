@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import get_total_norm
 from tqdm.auto import tqdm
 
+from gmn import GMNError
 from gmn.batches import move_to, split_batch
 from gmn.files import folder_lock, remove_stale_temporaries, write_json
 from gmn.seeding import capture_rng_state, derive_seed, restore_rng_state, seed_everything
@@ -44,7 +45,7 @@ from gmn.train.run_folder import (
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(GMNError, FloatingPointError):
     """The training loss, a gradient or a parameter became NaN or infinite; the run stopped
     without saving that step."""
 

@@ -42,7 +42,7 @@ from gmn.data.storage import (
     verify_shard,
 )
 from gmn.files import verify_sha256, write_json
-from gmn.graph.mixed import batch_groups
+from gmn.graph.mixed_batches import batch_groups
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
 from gmn.zoo.specs import build_architecture

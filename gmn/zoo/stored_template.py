@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load, save
 from torch import Tensor, nn
 
+from gmn import GMNError
 from gmn.files import write_bytes
 from gmn.graph import shapes
 from gmn.graph.builder import Axis
@@ -39,7 +40,7 @@ _FUNCTIONS = {f"{getattr(f, '__module__', None)}.{f.__name__}": f for f in (
 _FUNCTION_NAMES = {f: name for name, f in _FUNCTIONS.items()}
 
 
-class StoredTemplateError(ValueError):
+class StoredTemplateError(GMNError, ValueError):
     """A stored template that cannot be read (damaged, or written by another gmn)."""
 
 

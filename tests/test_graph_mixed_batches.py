@@ -12,7 +12,7 @@ from torch_geometric.loader import DataLoader
 import gmn
 from gmn.graph.convert import template_for
 from gmn.graph.errors import ConversionError
-from gmn.graph.mixed import batch_groups, concat_batches, to_state_dicts
+from gmn.graph.mixed_batches import batch_groups, concat_batches, to_state_dicts
 from gmn.graph.parameter_graph import REQUIRED_FIELDS
 from gmn.graph.weights import Weights
 from gmn.testing import make_cnn, make_mlp, make_resnet, make_siren

@@ -1,4 +1,4 @@
-"""Function samples (gmn.graph.neuron_activations): known answers and equivariance."""
+"""Function samples (gmn.graph.function_samples): known answers and equivariance."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from gmn.graph.neuron_activations import (
+from gmn.graph.function_samples import (
     UnsupportedArchitectureError,
-    neuron_activations,
+    function_samples,
     random_query_points,
-    with_neuron_activations,
+    with_function_samples,
 )
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
@@ -42,7 +42,7 @@ def test_siren_output_neuron_equals_forward(style):
     models = sirens(4, style=style)
     template = GraphTemplate.from_module(models[0])
     points = image_grid(6, 6)
-    feats = neuron_activations(weights(template, models), points, flat=False)
+    feats = function_samples(weights(template, models), points, flat=False)
     assert feats.shape == (4, template.num_nodes, 36)
     with torch.no_grad():
         for b, model in enumerate(models):
@@ -57,13 +57,13 @@ def test_all_parameter_forms_agree():
     template = GraphTemplate.from_module(models[0])
     points = random_query_points(10, 2, seed=3)
     state_dicts = [m.state_dict() for m in models]
-    from_list = neuron_activations(weights(template, state_dicts), points)
+    from_list = function_samples(weights(template, state_dicts), points)
     stacked = {k: torch.stack([sd[k] for sd in state_dicts]) for k in state_dicts[0]}
-    from_stacked = neuron_activations(Weights.from_stacked(template, stacked), points)
+    from_stacked = function_samples(Weights.from_stacked(template, stacked), points)
     matrix = torch.stack([template.flatten(sd) for sd in state_dicts])
-    from_matrix = neuron_activations(Weights(template, matrix), points)
+    from_matrix = function_samples(Weights(template, matrix), points)
     batch = weights(template, state_dicts).graphs()
-    from_batch = neuron_activations(Weights.from_graphs(batch), points)
+    from_batch = function_samples(Weights.from_graphs(batch), points)
     for other in (from_stacked, from_matrix, from_batch):
         torch.testing.assert_close(from_list, other)
     assert from_list.shape == (3 * template.num_nodes, 10)
@@ -75,7 +75,7 @@ def test_plain_mlp_with_several_activations():
                           nn.Linear(5, 4), nn.GELU(), nn.Linear(4, 2))
     template = GraphTemplate.from_module(model)
     points = random_query_points(7, 3, seed=0)
-    feats = neuron_activations(weights(template, [model]), points, flat=False)[0]
+    feats = function_samples(weights(template, [model]), points, flat=False)[0]
     expected, h = [points.T], points
     with torch.no_grad():
         for module in model:
@@ -89,7 +89,7 @@ def test_pre_activation_option():
     models = sirens(2)
     template = GraphTemplate.from_module(models[0])
     points = image_grid(3, 3)
-    feats = neuron_activations(weights(template, models), points,
+    feats = function_samples(weights(template, models), points,
                                pre_activation=True, flat=False)
     with torch.no_grad():
         z = models[1].seq[0](points)
@@ -110,17 +110,17 @@ def test_equivariant_under_hidden_neuron_permutation():
     permuted["seq.1.weight"] = state["seq.1.weight"][perm2][:, perm1]
     permuted["seq.1.bias"] = state["seq.1.bias"][perm2]
     permuted["seq.2.weight"] = state["seq.2.weight"][:, perm2]
-    a, b = neuron_activations(weights(template, [state, permuted]), points, flat=False)
+    a, b = function_samples(weights(template, [state, permuted]), points, flat=False)
     node_perm = torch.cat([torch.arange(2), 2 + perm1, 34 + perm2, torch.tensor([66])])
     torch.testing.assert_close(b, a[node_perm], atol=1e-5, rtol=1e-5)
 
 
-def test_with_neuron_activations_appends_columns_and_leaves_batch_alone():
+def test_with_function_samples_appends_columns_and_leaves_batch_alone():
     models = sirens(3)
     template = GraphTemplate.from_module(models[0])
     batch = weights(template, models).graphs()
     x_before = batch.x.clone()
-    out = with_neuron_activations(batch, Weights.from_graphs(batch), image_grid(4, 4))
+    out = with_function_samples(batch, Weights.from_graphs(batch), image_grid(4, 4))
     assert out.x.shape == (batch.x.shape[0], 5 + 16)
     torch.testing.assert_close(out.x[:, :5], x_before)
     assert torch.equal(batch.x, x_before) and batch.x.shape[1] == 5
@@ -131,7 +131,7 @@ def test_gradients_flow_to_parameters():
     models = sirens(2)
     template = GraphTemplate.from_module(models[0])
     flat = weights(template, models).params.requires_grad_(True)
-    neuron_activations(Weights(template, flat), image_grid(3, 3)).sum().backward()
+    function_samples(Weights(template, flat), image_grid(3, 3)).sum().backward()
     assert flat.grad is not None and bool(flat.grad.abs().sum() > 0)
 
 
@@ -142,11 +142,11 @@ def test_gradients_flow_to_parameters():
 def test_unsupported_architectures_raise(model):
     template = GraphTemplate.from_module(model)
     with pytest.raises(UnsupportedArchitectureError):
-        neuron_activations(weights(template, [model]), torch.zeros(2, 3))
+        function_samples(weights(template, [model]), torch.zeros(2, 3))
 
 
 def test_wrong_point_width_raises():
     models = sirens(1)
     template = GraphTemplate.from_module(models[0])
     with pytest.raises(ValueError, match="points must be"):
-        neuron_activations(weights(template, models), torch.zeros(4, 3))
+        function_samples(weights(template, models), torch.zeros(4, 3))

@@ -33,12 +33,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from gmn import GMNError
+
 from . import activations, vocab
 from .parameter_graph import NODE_SPEC
 from .weights import Weights
 
 
-class UnsupportedArchitectureError(ValueError):
+class UnsupportedArchitectureError(GMNError, ValueError):
     """The template is not a chain of linear layers with elementwise activations."""
 
 
@@ -65,7 +67,7 @@ class LinearStep:
 
 
 class SequentialSpec:
-    """What :func:`neuron_activations` needs to evaluate a template's network.
+    """What :func:`function_samples` needs to evaluate a template's network.
 
     Built from a :class:`gmn.GraphTemplate`; raises :class:`UnsupportedArchitectureError` for
     anything but a chain of linear layers (see the module docstring).
@@ -189,7 +191,7 @@ def network_outputs(weights: Weights, points: Tensor) -> Tensor:
     return outputs
 
 
-def neuron_activations(weights: Weights, points: Tensor, *, pre_activation: bool = False,
+def function_samples(weights: Weights, points: Tensor, *, pre_activation: bool = False,
                        flat: bool = True) -> Tensor:
     """Each neuron's value at K query points, for the B networks of ``weights``.
 
@@ -222,13 +224,13 @@ def random_query_points(count: int, dim: int, seed: int = 0, low: float = -1.0,
     return low + (high - low) * torch.rand(count, dim, generator=generator)
 
 
-def with_neuron_activations(batch, weights: Weights, points: Tensor, **kwargs):
+def with_function_samples(batch, weights: Weights, points: Tensor, **kwargs):
     """A shallow copy of ``batch`` (PyG's ``copy.copy``: tensors shared, fields not) whose
     ``x`` has the function samples of ``weights`` at the K query ``points`` appended:
     [B*N, F] → [B*N, F + K]. ``batch`` is unchanged; ``weights`` are usually the batch's own
     (``Weights.from_graphs(batch)``) or, for a batch of standardised parameters, the raw
-    networks. ``kwargs`` go to :func:`neuron_activations`."""
-    features = neuron_activations(weights, points, **kwargs).to(batch.x.dtype)
+    networks. ``kwargs`` go to :func:`function_samples`."""
+    features = function_samples(weights, points, **kwargs).to(batch.x.dtype)
     if features.shape[0] != batch.x.shape[0]:
         raise ValueError(f"the weights give {features.shape[0]} neuron rows, the batch has "
                          f"{batch.x.shape[0]} nodes (not the same networks)")

@@ -1,17 +1,17 @@
-"""gmn.memory: huge-page-backed outputs equal torch's own and keep autograd."""
+"""gmn.large_tensors: huge-page-backed outputs equal torch's own and keep autograd."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from gmn import memory
+from gmn import large_tensors
 
 
 @pytest.mark.parametrize("shape, dtype", [((3, 5), torch.float32), ((1 << 21, 3), torch.float64),
                                           ((0, 4), torch.float32)])
 def test_memory_empty_gives_the_requested_tensor(shape, dtype):
-    out = memory.empty(shape, dtype, torch.device("cpu"))
+    out = large_tensors.empty(shape, dtype, torch.device("cpu"))
     assert out.shape == shape and out.dtype == dtype and out.is_contiguous()
     out.fill_(2.5)
     assert bool((out == 2.5).all())
@@ -22,10 +22,10 @@ def test_memory_cat_and_index_select_equal_torch_and_keep_autograd(requires_grad
     generator = torch.Generator().manual_seed(0)
     big = torch.randn(1 << 20, 3, generator=generator, requires_grad=requires_grad)
     small = torch.randn(1 << 20, 2, generator=generator)
-    joined = memory.cat([big, small], dim=1)
+    joined = large_tensors.cat([big, small], dim=1)
     assert torch.equal(joined, torch.cat([big, small], dim=1))
     index = torch.tensor([4, 0, 0, 2])
-    picked = memory.index_select(joined, 1, index)
+    picked = large_tensors.index_select(joined, 1, index)
     assert torch.equal(picked, joined.index_select(1, index))
     assert picked.requires_grad == requires_grad
     if requires_grad:
@@ -36,12 +36,12 @@ def test_memory_cat_and_index_select_equal_torch_and_keep_autograd(requires_grad
 SHAPE = (1 << 21,)  # 8 MiB of float32: large enough to be recycled
 
 
-def _take(recycler: memory.Recycler) -> torch.Tensor:
+def _take(recycler: large_tensors.Recycler) -> torch.Tensor:
     return recycler.take(SHAPE, torch.float32, torch.device("cpu"))
 
 
 def test_a_recycler_hands_memory_out_again_only_when_nothing_holds_it():
-    recycler = memory.Recycler()
+    recycler = large_tensors.Recycler()
     first = _take(recycler)
     address = first.data_ptr()
     assert _take(recycler).data_ptr() != address  # `first` is held

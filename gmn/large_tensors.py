@@ -1,13 +1,12 @@
 """Large CPU tensors backed by transparent huge pages.
 
 glibc maps every allocation above its mmap threshold (32 MiB at most) afresh, and the first
-touch of each 4 KiB page is a page fault: writing a fresh 270 MB tensor took 160 ms on the
-development machine, against 18 ms to rewrite it. :func:`empty` asks Linux to back such a
-tensor with 2 MiB pages (``madvise(MADV_HUGEPAGE)``) before anything touches it, which cut
-that to 29 ms (``benchmarks/convert.py`` measures the effect on ``GraphTemplate.batch``).
-Elsewhere (other systems, other devices, small tensors) it is ``torch.empty``. :func:`output`
-gives such a tensor as an ``out=`` argument when it pays (:func:`cat` and
-:func:`index_select` use it).
+touch of each 4 KiB page is a page fault, so filling a fresh large tensor costs several times
+refilling one. :func:`empty` asks Linux to back such a tensor with 2 MiB pages
+(``madvise(MADV_HUGEPAGE)``) before anything touches it (``benchmarks/convert.py`` measures the
+effect on ``GraphTemplate.batch``; docs/graph.md has the figures). Elsewhere (other systems,
+other devices, small tensors) it is ``torch.empty``. :func:`output` gives such a tensor as an
+``out=`` argument when it pays (:func:`cat` and :func:`index_select` use it).
 
 A :class:`Recycler` goes further for outputs made again and again (``GraphTemplate.batch`` in a
 training loop, where the previous batch is still alive while the next is built): it hands a
