@@ -1,4 +1,4 @@
-"""Build a zoo of small CNNs (``gmn.data.zoo_builder``) and print what it cost.
+"""Build a zoo of small CNNs (``gmn.zoo.build``) and print what it cost.
 
     python -m benchmarks.cnn_zoo build --out results/cnn_zoo            # digits, 1,200 CNNs
     python -m benchmarks.cnn_zoo build --dataset mnist --root /work/shared/data/mnist-test-half \
@@ -18,8 +18,8 @@ from dataclasses import fields
 
 import torch
 
-from gmn.data.model_zoo import ModelZoo
-from gmn.data.zoo_builder import ZooConfig, build_zoo
+from gmn.zoo.build import ZooConfig, build_zoo
+from gmn.zoo.store import ModelZoo
 
 
 def _cpu_seconds() -> float:

@@ -34,13 +34,14 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.inr_classification.cache import save_json, save_text
+from benchmarks.inr_classification.cache import save_text
 from benchmarks.inr_classification.cli import parse_config
 from benchmarks.inr_classification.config import BenchmarkConfig
 from benchmarks.inr_classification.data import BenchmarkData, prepare_data
 from benchmarks.inr_classification.families import plan_family
 from benchmarks.inr_classification.training import train_family_seed
 from gmn.data.dataset import ParameterRows
+from gmn.files import write_json
 
 FAMILIES = ("gmn", "weight_mlp", "gmn_probe")
 
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     cells = run_curve(args, config)
     out = Path(config.out)
     command = shlex.join(["python", "-m", "benchmarks.data_scale", *argv])
-    save_json({"command": command, "cells": cells}, out / "scale.json")
+    write_json({"command": command, "cells": cells}, out / "scale.json")
     save_text(render_table(cells, config, command), out / "scale.md")
     plot_curve(cells, out / "scale.png", f"{config.dataset}, {config.inr_init} initialisation")
     print(f"table: {out / 'scale.md'}")

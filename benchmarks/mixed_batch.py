@@ -14,11 +14,11 @@ import torch
 from torch_geometric.data import Batch
 
 import gmn
-from gmn.data.architectures import build_architecture
-from gmn.data.zoo_builder import ZooConfig, sample_architectures
 from gmn.graph.convert import template_for
 from gmn.graph.mixed_batches import batch_groups, to_state_dicts
 from gmn.graph.weights import Weights
+from gmn.zoo.build import ZooConfig, sample_architectures
+from gmn.zoo.specs import build_architecture
 
 
 def best_of(repeats: int, function) -> float:

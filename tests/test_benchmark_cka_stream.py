@@ -14,13 +14,13 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.data import DataLoader
 
 from benchmarks.inr_classification.analysis import best_match_mean, same_layer_mean
-from benchmarks.inr_classification.cache import load_json, save_json
 from benchmarks.inr_classification.cli import main, parse_config
 from benchmarks.inr_classification.config import BenchmarkConfig
 from benchmarks.inr_classification.data import prepare_data
 from benchmarks.inr_classification.similarity import cka_study
 from benchmarks.inr_classification.training import trained_model
 from gmn.cka import cka_matrix, procrustes_similarity
+from gmn.files import read_json, write_json
 from tests.benchmark_models import in_memory, trained
 
 TINY = [
@@ -131,9 +131,9 @@ def test_runs_cached_with_retired_keys_are_reused(run):
     typed = json.loads(TINY[TINY.index("--gmn-config") + 1])
     for family, retired in (("gmn", {"probe_samples": None}), ("mlp", {"gmn_config": typed})):
         result_file = out / "runs" / family / "seed1" / "result.json"
-        record = load_json(result_file)
+        record = read_json(result_file)
         record["key"].update(retired)
-        save_json(record, result_file)
+        write_json(record, result_file)
         watched += [result_file.parent / "best.pt", result_file.parent / "outputs.safetensors"]
     stamps = [path.stat().st_mtime_ns for path in watched]
     main(argv)
@@ -209,6 +209,6 @@ def test_cka_json_key_names_the_checkpoints(run):
     out = run[0]
     key = json.loads(Path(out / "cka.json").read_text())["key"]
     assert set(key["checkpoints"]) == {"gmn", "mlp", "cnn", "weight_mlp"}
-    record = load_json(out / "runs" / "cnn" / "seed1" / "result.json")
+    record = read_json(out / "runs" / "cnn" / "seed1" / "result.json")
     assert key["checkpoints"]["cnn"][1] == {"best.pt": record["files"]["best.pt"]}
     assert key["cka_permutation_samples"] == FEW and key["procrustes"] is True

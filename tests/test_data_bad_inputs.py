@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from gmn.data.cifar import CifarFileError, load_cifar10
-from gmn.data.zoo import ZooFileError, read_dwsnets_fmnist, read_dwsnets_mnist, read_nfn_siren
+from gmn.data.inr_zoos import ZooFileError, read_dwsnets_fmnist, read_dwsnets_mnist, read_nfn_siren
 from tests.public_zoos import write_dwsnets_fmnist, write_nfn_sirens
 from tests.test_data_images import write_cifar
-from tests.test_data_zoo import make_dwsnets_mnist, nfn_state, siren_state
+from tests.test_data_inr_zoos import make_dwsnets_mnist, nfn_state, siren_state
 
 FIRST = "mnist-inrs/mnist_png_training_3_0/checkpoints/model_final.pth"
 

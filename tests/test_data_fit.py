@@ -1,5 +1,7 @@
 """Batched SIREN fitting: gradients, convergence, seeding, views, shared init, chunking."""
 
+import math
+
 import pytest
 import torch
 
@@ -157,3 +159,61 @@ def test_bad_inputs_are_named(digits):
 def test_recipe_round_trips_through_its_dict():
     recipe = FitRecipe(layout=SirenLayout(hidden=(16,)), steps=7, init="shared")
     assert FitRecipe.from_dict(recipe.to_dict()) == recipe
+
+
+@pytest.mark.parametrize("style", ["dwsnets", "standard"])
+def test_init_bounds_are_nn_linear_default_and_sitzmann(style):
+    """The one SIREN initialisation (``init_bounds``) against independent references: biases
+    and dwsnets weights as ``nn.Linear`` draws them (kaiming_uniform with a=√5:
+    √(6/((1+a²)·fan_in))), standard weights as Sitzmann et al. write them; ``init_params`` and
+    the ``Siren`` module stay inside them and reach them."""
+    from gmn.models.siren import init_bounds
+
+    layout = SirenLayout(hidden=(16, 16), w0=30.0, style=style)
+    params = init_params(layout, list(range(200)))
+    torch.manual_seed(0)
+    modules = [layout.build() for _ in range(200)]
+    for i, fan_in in enumerate(layout.widths[:-1]):
+        linear = math.sqrt(6.0 / ((1 + 5) * fan_in))
+        sitzmann = 1.0 / fan_in if i == 0 else math.sqrt(6.0 / fan_in) / 30.0
+        expected = (sitzmann if style == "standard" else linear, linear)
+        assert init_bounds(i, fan_in, 30.0, style) == pytest.approx(expected, rel=1e-12)
+        for kind, bound in zip(("weight", "bias"), expected):
+            for drawn in (params[f"seq.{i}.{kind}"],
+                          torch.stack([m.state_dict()[f"seq.{i}.{kind}"] for m in modules])):
+                largest = drawn.abs().max().item()
+                assert bound * 0.9 < largest <= bound * (1 + 1e-6), (i, kind, largest, bound)
+
+
+@pytest.mark.parametrize("per_row", [False, True])
+def test_adam_update_is_torch_adam_row_by_row(per_row):
+    """Known answer from torch.optim.Adam: every row follows its own Adam (its learning rate,
+    its L2 coefficient added to the gradient, its step count: rows join at different steps,
+    as INRs join the fitting pool); ``per_row=False`` is the fit's one learning rate."""
+    from gmn.data.fit import adam_update
+
+    generator = torch.Generator().manual_seed(0)
+    rows, size, betas, eps = 3, 5, (0.9, 0.999), 1e-8
+    params = torch.randn(rows, size, generator=generator, dtype=torch.float64)
+    lr = torch.tensor([1e-3, 1e-2, 3e-2], dtype=torch.float64) if per_row else 1e-2
+    decay = torch.tensor([0.0, 1e-3, 1e-1], dtype=torch.float64) if per_row else None
+    references = [params[b].clone().requires_grad_() for b in range(rows)]
+    optimisers = [torch.optim.Adam([references[b]], lr=float(lr[b]) if per_row else lr,
+                                   betas=betas, eps=eps,
+                                   weight_decay=float(decay[b]) if per_row else 0.0)
+                  for b in range(rows)]
+    exp_avg, exp_avg_sq = torch.zeros_like(params), torch.zeros_like(params)
+    steps = torch.zeros(rows, dtype=torch.long)
+    for step in range(8):
+        grad = torch.randn(rows, size, generator=generator, dtype=torch.float64)
+        active = torch.tensor([b for b in range(rows) if step >= 2 * b])  # row b joins at 2b
+        for b in active.tolist():
+            references[b].grad = grad[b].clone()
+            optimisers[b].step()
+        steps[active] += 1
+        p, m, v = params[active], exp_avg[active], exp_avg_sq[active]
+        adam_update(p, grad[active], m, v, steps[active], lr[active] if per_row else lr, betas,
+                    eps, decay[active] if per_row else None)
+        params[active], exp_avg[active], exp_avg_sq[active] = p, m, v
+    torch.testing.assert_close(params, torch.stack([r.detach() for r in references]),
+                               rtol=1e-12, atol=1e-14)

@@ -63,8 +63,8 @@ def test_tiny_run_ranks_cnns_and_reuses_its_zoo(tmp_path, monkeypatch, capsys):
 
 def test_a_zoo_with_its_own_split_is_scored_on_it(tmp_path):
     from benchmarks.generalization.splits import homogeneous_split, mixed_split
-    from gmn.data.cnn_zoo_readers import read_cnn_wild_park
-    from tests.test_cnn_zoo_readers import park_like, write_park
+    from gmn.zoo.readers import read_cnn_wild_park
+    from tests.test_zoo_readers import park_like, write_park
 
     _, configs, split = write_park(tmp_path)
     zoo = read_cnn_wild_park(tmp_path, tmp_path / "zoo", like=park_like(configs, split),
@@ -80,15 +80,15 @@ def test_a_zoo_with_its_own_split_is_scored_on_it(tmp_path):
 def test_a_folder_of_checkpoints_is_imported_and_scored(tmp_path, capsys):
     import torch
 
-    from gmn.data.model_zoo import ModelZoo
-    from tests.test_checkpoint_import import SkipCNN, write_folder
+    from gmn.zoo.store import ModelZoo
+    from tests.test_zoo_checkpoint_import import SkipCNN, write_folder
 
     torch.manual_seed(0)
     write_folder(tmp_path / "mine", [SkipCNN() for _ in range(20)],
                  [round(0.05 * i, 2) for i in range(20)])
     argv = ["--import-checkpoints", str(tmp_path / "mine" / "checkpoints"),
             str(tmp_path / "mine" / "accuracy.csv"),
-            "--like", "tests.test_checkpoint_import:SkipCNN", "--out", str(tmp_path / "out"),
+            "--like", "tests.test_zoo_checkpoint_import:SkipCNN", "--out", str(tmp_path / "out"),
             "--methods", "statistics_gbt", "--splits", "homogeneous", "--seeds", "0",
             "--no-progress"]
     main(argv)
@@ -102,7 +102,7 @@ def test_a_folder_of_checkpoints_is_imported_and_scored(tmp_path, capsys):
     assert not (tmp_path / "out" / "zoo.importing").exists()
     assert ModelZoo(tmp_path / "out" / "zoo").manifest == zoo.manifest
     with pytest.raises(SystemExit):
-        main(["--like", "tests.test_checkpoint_import:SkipCNN", "--out", str(tmp_path / "x")])
+        main(["--like", "tests.test_zoo_checkpoint_import:SkipCNN", "--out", str(tmp_path / "x")])
     assert "--like and --target-column go with --import-checkpoints" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--like 'tests.nowhere:Net': cannot import it"):
         main([*argv[:3], "--like", "tests.nowhere:Net", *argv[5:]])

@@ -109,6 +109,7 @@ def test_the_layering_the_readme_promises():
     assert rules("cka")[0] <= {"large_tensors"}  # pure tensor math (large_tensors: a foundation)
     assert set(rules("cka")[1]) == {"gmn.cka.comparison"}
     assert rules("models")[0] == set()
+    assert "zoo" not in rules("data")[0]  # the CNN zoo builds on the INR data's store
     assert not rules("train")[0] & {"graph", "nn", "data", "models", "features", "cka"}
     for foundation in ("files", "seeding", "scatter", "batches", "large_tensors"):
         assert rules(foundation)[0] == set(), foundation
@@ -160,18 +161,32 @@ def sibling_imports(path: Path, root: Path = GMN) -> set[str]:
     return found
 
 
+def check_layout(name: str, concepts: list[str]) -> None:
+    """Package ``gmn.<name>`` is the modules ``concepts``, listed in that order in its docstring
+    (``- ``module``: …`` lines), each importing only those above it (no circle)."""
+    package = GMN / name
+    assert sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__") == sorted(concepts)
+    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text()))
+    assert re.findall(r"^- ``(\w+)``", doc, re.M) == concepts
+    for i, concept in enumerate(concepts):
+        above = set(concepts[:i])
+        assert sibling_imports(package / f"{concept}.py") <= above, (concept, above)
+
+
 def test_cka_is_one_module_per_concept_each_importing_only_those_above_it():
     """gmn.cka's layout (its docstring lists it): the core estimators first, then statistics,
     the one matrix type, the other measures, streaming, approximations, the comparison of
     two models and the plot. An import that runs back up (a circle) fails here."""
-    package = GMN / "cka"
-    assert sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__") == sorted(
-        CKA_CONCEPTS)
-    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text()))
-    assert re.findall(r"^- ``(\w+)``", doc, re.M) == CKA_CONCEPTS
-    for i, concept in enumerate(CKA_CONCEPTS):
-        above = set(CKA_CONCEPTS[:i])
-        assert sibling_imports(package / f"{concept}.py") <= above, (concept, above)
+    check_layout("cka", CKA_CONCEPTS)
+
+
+ZOO_CONCEPTS = ["specs", "stored_template", "store", "grouped_cnn", "build", "readers"]
+
+
+def test_zoo_is_one_module_per_concept_each_importing_only_those_above_it():
+    """gmn.zoo's layout (its docstring lists it): architecture specs, stored templates, the zoo
+    folder, the grouped trainer, the builder and the readers."""
+    check_layout("zoo", ZOO_CONCEPTS)
 
 
 def test_sibling_imports_sees_every_form(tmp_path):
@@ -208,4 +223,4 @@ def test_every_package_and_top_level_module_is_a_part_with_rules():
     """The parts of gmn, each stating its import rules (the façade reaches each one lazily)."""
     assert set(units()) == {"batches", "check", "cka", "data", "files", "graph",
                             "large_tensors", "models", "nn", "probing", "scatter", "seeding",
-                            "testing", "train"}
+                            "testing", "train", "zoo"}

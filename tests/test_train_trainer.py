@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch_geometric.data import Data
 from torch_geometric.nn import global_mean_pool
 
+from gmn.files import read_json
 from gmn.train import NonFiniteLossError, TrainConfig, Trainer, load_checkpoint
 
 
@@ -88,9 +89,8 @@ def test_best_checkpoint_is_reloaded_before_one_test_and_early_stopping(tmp_path
     assert [r["event"] for r in records if r["event"] in ("epoch", "test")] == [
         "epoch", "epoch", "epoch", "test"
     ]
-    assert json.loads((tmp_path / "run" / "summary.json").read_text()) == json.loads(
-        json.dumps(summary)
-    )
+    # written by gmn.files.write_json: read back whole, checked against its content hash
+    assert read_json(tmp_path / "run" / "summary.json") == json.loads(json.dumps(summary))
 
 
 def test_evaluation_outputs_are_in_input_order_for_graph_batches(tmp_path):

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from gmn.data.grouped_cnn import grouped_accuracy
-from gmn.data.model_zoo import ModelZoo, split_models
 from gmn.data.storage import IntegrityError
-from gmn.data.zoo_builder import ZooConfig, build_zoo, load_split_images, plan_jobs
 from gmn.graph.mixed_batches import to_state_dicts
+from gmn.zoo.build import ZooConfig, build_zoo, load_split_images, plan_jobs
+from gmn.zoo.grouped_cnn import grouped_accuracy
+from gmn.zoo.store import ModelZoo, split_models
 
 TINY = dict(models=6, architectures=3, reference_share=0.34, group_size=2, train_images=200,
             max_epochs=2)
@@ -142,7 +142,8 @@ def test_splits_hold_out_architectures_and_normalise_per_architecture(zoo_folder
     assert sorted(torch.cat(list(split.values())).tolist()) == list(range(len(zoo)))
     for name in ("train", "val"):
         assert held not in {zoo.architecture_of[i] for i in split[name].tolist()}
-    assert set(zoo.indices_of(held).tolist()) <= set(split["test"].tolist())
+    assert {i for i, a in enumerate(zoo.architecture_of) if a == held} <= set(
+        split["test"].tolist())
     again = split_models(zoo, (0.5, 0.25, 0.25), seed=3, held_out=[held])
     assert all(torch.equal(split[k], again[k]) for k in split)
     stats = zoo.normalization(split["train"])
@@ -153,6 +154,25 @@ def test_splits_hold_out_architectures_and_normalise_per_architecture(zoo_folder
     assert stats[arch].stats["head.weight"]["mean"] == pytest.approx(weights.mean().item())
     with pytest.raises(KeyError, match="nope"):
         split_models(zoo, held_out=["nope"])
+    with pytest.raises(ValueError, match="sum to 1"):  # once silently cut as (0.5, 0.5, rest)
+        split_models(zoo, (0.5, 0.5, 0.5))
+
+
+def test_split_models_cuts_a_seeded_permutation_of_the_pool(zoo_folder):
+    """Known answer, written out independently: permute the non-held-out models with the
+    seed, round the train and val counts, the rest plus every held-out model is test."""
+    zoo = ModelZoo(zoo_folder)
+    held = sorted(zoo.architectures)[0]
+    models = torch.tensor([5, 0, 3, 1, 4, 2])
+    held_models = torch.tensor([zoo.architecture_of[i] == held for i in models.tolist()])
+    pool = models[~held_models]
+    order = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(7))]
+    n_train, n_val = round(0.5 * len(pool)), round(0.25 * len(pool))
+    expected = {"train": order[:n_train], "val": order[n_train:n_train + n_val],
+                "test": torch.cat([order[n_train + n_val:], models[held_models]])}
+    split = split_models(zoo, (0.5, 0.25, 0.25), seed=7, models=models, held_out=[held])
+    assert {k: v.tolist() for k, v in split.items()} == {
+        k: sorted(v.tolist()) for k, v in expected.items()}
 
 
 def test_manifest_specs_are_plain_json(zoo_folder):

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import gmn
-from gmn.data.architectures import build_architecture, register_architecture
-from gmn.data.grouped_cnn import Hyper, grouped_forward, init_stacked, train_group
 from gmn.graph.weight_statistics import weight_statistics
+from gmn.zoo.grouped_cnn import Hyper, grouped_forward, init_stacked, train_group
+from gmn.zoo.specs import build_architecture, register_architecture
 
 SPECS = [
     {"family": "zoo_cnn", "channels": [4, 4, 4], "kernel": 3, "activation": "relu",

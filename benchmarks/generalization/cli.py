@@ -21,9 +21,9 @@ from benchmarks.cnn_zoo import add_config_arguments, config_of, summarize
 from benchmarks.generalization.methods import METHODS
 from benchmarks.generalization.report import aggregate, run_notes, scatter, write_report
 from benchmarks.generalization.splits import SPLITS
-from gmn.data.cnn_zoo_readers import import_checkpoints
-from gmn.data.model_zoo import ModelZoo
-from gmn.data.zoo_builder import ZooConfig, build_zoo
+from gmn.zoo.build import ZooConfig, build_zoo
+from gmn.zoo.readers import import_checkpoints
+from gmn.zoo.store import ModelZoo
 
 # the benchmark's own zoo: small enough to build and evaluate in ≤ 10 min on 2 CPU cores
 DEFAULT_ZOO = ZooConfig(models=600, architectures=12, max_epochs=6)
@@ -59,7 +59,7 @@ def parse(argv=None) -> argparse.Namespace:
                         help="a folder of checkpoints (torch.save'd state_dicts or safetensors "
                         "files) and a CSV of their test accuracies (a header line; first "
                         "column the file, an optional split column): imported into OUT/zoo "
-                        "(gmn.data.import_checkpoints), then used")
+                        "(gmn.zoo.import_checkpoints), then used")
     parser.add_argument("--target-column", default=None,
                         help="with --import-checkpoints: the CSV column to predict (default: "
                         "test_accuracy, else the one column besides the file and split)")

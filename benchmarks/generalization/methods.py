@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Batch
 
-from gmn.data.model_zoo import ModelZoo
 from gmn.graph.weight_statistics import weight_statistics
 from gmn.nn import GMN, zoo_gmn_config
 from gmn.train import TrainConfig, Trainer
+from gmn.zoo.store import ModelZoo
 
 
 def _features(zoo: ModelZoo, indices: Tensor, layers: str) -> np.ndarray:

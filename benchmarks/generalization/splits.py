@@ -7,7 +7,7 @@ import random
 
 import torch
 
-from gmn.data.model_zoo import ModelZoo, split_models
+from gmn.zoo.store import ModelZoo, split_models
 
 
 def usable_models(zoo: ModelZoo) -> torch.Tensor:

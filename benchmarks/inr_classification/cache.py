@@ -16,23 +16,11 @@ import torch
 
 from gmn.files import (
     atomic_write,
-    read_json,
     read_safetensors,
     sha256,
     verify_sha256,
-    write_json,
     write_safetensors,
 )
-
-
-def save_json(obj: dict, path: str | Path) -> Path:
-    """Write ``obj`` as indented JSON with the sha256 of its content, atomically."""
-    return write_json(obj, path)
-
-
-def load_json(path: str | Path) -> dict:
-    """A JSON record, checked against its content hash (errors name the file)."""
-    return read_json(path)
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> Path:

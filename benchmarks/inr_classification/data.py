@@ -113,13 +113,13 @@ ZOO_IMAGE_SIZE = {"dwsnets-mnist": 28, "dwsnets-fmnist": 28, "nfn": 32}
 def prepare_zoo_data(config: BenchmarkConfig) -> BenchmarkData:
     """A public INR zoo (``--zoo KIND DIR``) with its own split. The image families train on
     the INRs' renderings (the zoos ship no images), one image per INR."""
-    from gmn.data import zoo
+    from gmn.data import inr_zoos
     from gmn.data.batched_siren import render
 
     readers = {
-        "dwsnets-mnist": zoo.read_dwsnets_mnist,
-        "dwsnets-fmnist": zoo.read_dwsnets_fmnist,
-        "nfn": zoo.read_nfn_siren,
+        "dwsnets-mnist": inr_zoos.read_dwsnets_mnist,
+        "dwsnets-fmnist": inr_zoos.read_dwsnets_fmnist,
+        "nfn": inr_zoos.read_nfn_siren,
     }
     dataset = readers[config.zoo](config.zoo_dir, progress=config.progress)
     raw = dataset.weights()

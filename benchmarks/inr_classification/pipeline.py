@@ -46,11 +46,13 @@ from gmn.files import (
     IntegrityError,
     describe_os_error,
     folder_lock,
+    read_json,
     remove_stale_temporaries,
+    write_json,
 )
 
 from .assemble import assemble_results
-from .cache import load_json, save_json, save_text
+from .cache import save_text
 from .config import BenchmarkConfig
 from .data import prepare_data
 from .plots import plot_accuracy_overlap, plot_cka_figures
@@ -94,7 +96,7 @@ def _cached_cka(path: Path, key: dict, config: BenchmarkConfig) -> dict | None:
     if not path.exists():
         return None
     try:
-        cached = load_json(path)
+        cached = read_json(path)
     except IntegrityError as err:
         if not config.resume:
             raise
@@ -192,7 +194,7 @@ def cka_stage(config: BenchmarkConfig, out: Path, runs: dict[str, list[dict]],
             for family, rs in runs.items()
         }
         cka = cka_study(models, config)
-        save_json({"key": cka_key, "cka": cka}, out / "cka.json")
+        write_json({"key": cka_key, "cka": cka}, out / "cka.json")
     return cka
 
 
@@ -260,7 +262,7 @@ def _run_stages(config: BenchmarkConfig, command: str | None, out: Path,
     }
     results["figures"].update(plot_cka_figures(cka, out))
     record_timings(results, clock)
-    save_json(results, out / "results.json")
+    write_json(results, out / "results.json")
     section = render_procrustes_section(cka, procrustes) if config.procrustes else ""
     save_text(render_report(results) + section, out / "report.md")
     return results

@@ -14,9 +14,7 @@ import warnings
 from datetime import datetime
 from pathlib import Path
 
-from gmn.files import IntegrityError
-
-from .cache import load_json, save_json
+from gmn.files import IntegrityError, read_json, write_json
 
 TIMINGS = "timings.json"
 
@@ -43,7 +41,7 @@ class InvocationTimes:
         if not self.path.exists():
             return []
         try:
-            return list(load_json(self.path)["invocations"])
+            return list(read_json(self.path)["invocations"])
         except (IntegrityError, OSError, ValueError, KeyError, TypeError) as err:
             warnings.warn(f"{err}; the wall times of earlier invocations are lost, counting "
                           "from this one", stacklevel=3)
@@ -84,7 +82,7 @@ class InvocationTimes:
         if status is not None:
             self.now["status"] = status
         self.now["seconds"]["total"] = time.perf_counter() - self.start
-        save_json({"invocations": self.invocations}, self.path)
+        write_json({"invocations": self.invocations}, self.path)
 
     @property
     def invocations(self) -> list[dict]:

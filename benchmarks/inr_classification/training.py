@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from gmn.files import IntegrityError, clear_folder
+from gmn.files import IntegrityError, clear_folder, read_json, write_json
 from gmn.train import TrainConfig, Trainer, load_checkpoint
 from gmn.train.config import describe_changes
 
-from .cache import digests, load_json, load_tensors, save_json, save_tensors, verify_digests
+from .cache import digests, load_tensors, save_tensors, verify_digests
 from .config import GMN_FAMILIES, BenchmarkConfig
 from .data import BenchmarkData
 from .families import FamilyPlan, plan_family
@@ -124,7 +124,7 @@ def _cached_run(run_dir: Path, key: dict, config: BenchmarkConfig,
     if not (run_dir / RESULT).exists():
         return None
     try:
-        result = load_json(run_dir / RESULT)
+        result = read_json(run_dir / RESULT)
         cached = {k: v for k, v in _upgraded_key(result["key"]).items() if k not in RETIRED_KEYS}
         if cached != key:
             raise ValueError(
@@ -248,5 +248,5 @@ def fit_and_record(family: str, seed: int, config: BenchmarkConfig, run_dir: Pat
     }
     checkpoints = sorted(p.name for p in run_dir.glob("*.pt"))
     result["files"] = digests(run_dir, [OUTPUTS, *checkpoints])
-    save_json(result, run_dir / RESULT)
+    write_json(result, run_dir / RESULT)
     return result, outputs

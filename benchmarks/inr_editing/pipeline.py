@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from benchmarks.inr_classification.assemble import cka_headlines
-from benchmarks.inr_classification.cache import save_json, save_text
+from benchmarks.inr_classification.cache import save_text
 from benchmarks.inr_classification.findings import gmn_image_dissimilarity, seed_sensitivity
 from benchmarks.inr_classification.pipeline import (
     cka_stage,
@@ -30,6 +30,7 @@ from benchmarks.inr_classification.pipeline import (
 )
 from benchmarks.inr_classification.plots import plot_cka_figures
 from benchmarks.inr_classification.timings import InvocationTimes
+from gmn.files import write_json
 
 from .analysis import mse_summary, targets
 from .config import EditingConfig
@@ -107,6 +108,6 @@ def _run_stages(config: EditingConfig, command: str | None, out: Path,
     record_timings(results, clock)
     load["end"] = os.getloadavg()
     results["load_average"] = load
-    save_json(results, out / "results.json")
+    write_json(results, out / "results.json")
     save_text(render_report(results), out / "report.md")
     return results

@@ -1,7 +1,8 @@
-"""INR data: image sources, batched SIREN fitting, dataset folders, public zoo readers and
+"""INR data: image sources, batched SIREN fitting, dataset folders, public INR zoo readers and
 augmentations of :class:`gmn.graph.weights.Weights`. See docs/data.md.
 
-Owns images, INR fitting and storage, zoo readers and weight-space augmentations.
+Owns images, INR fitting, the store of stacked networks (INR datasets and CNN zoos,
+:mod:`gmn.data.storage`), INR zoo readers and weight-space augmentations.
 May import: gmn.graph, gmn.models, gmn.files, gmn.seeding.
 """
 
@@ -22,23 +23,20 @@ from gmn.data.augment import (
 )
 from gmn.data.batched_siren import render
 from gmn.data.build import build_dataset
-from gmn.data.cnn_zoo_readers import import_checkpoints
 from gmn.data.dataset import INRDataset
 from gmn.data.fit import FitRecipe, FitResult, fit_inrs
 from gmn.data.images import ImageSet, from_tensor, load_digits, resize
-from gmn.data.model_zoo import ModelZoo, split_models
+from gmn.data.inr_zoos import read_dwsnets_fmnist, read_dwsnets_mnist, read_nfn_siren
 from gmn.data.normalize import Normalize, layer_statistics
 from gmn.data.sources import load_images
 from gmn.data.split import split_images
-from gmn.data.zoo import read_dwsnets_fmnist, read_dwsnets_mnist, read_nfn_siren
 
 __all__ = [
     "Compose", "FitRecipe", "FitResult", "GaussianNoise", "INRDataset", "InRawSpace", "ImageSet",
-    "ModelZoo",
     "Normalize", "RandomPermutation", "RandomRotation", "RandomScale", "RandomSignFlip",
     "RandomTranslation", "WeightDropout",
-    "build_dataset", "fit_inrs", "from_tensor", "import_checkpoints", "layer_statistics",
+    "build_dataset", "fit_inrs", "from_tensor", "layer_statistics",
     "load_digits", "load_images",
     "mixup", "read_dwsnets_fmnist", "read_dwsnets_mnist", "read_nfn_siren", "render", "resize",
-    "rotate_inputs", "scale_inputs", "split_images", "split_models", "translate_inputs",
+    "rotate_inputs", "scale_inputs", "split_images", "translate_inputs",
 ]

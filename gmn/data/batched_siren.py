@@ -16,7 +16,7 @@ from torch import Tensor
 
 from gmn.graph.function_samples import network_outputs
 from gmn.graph.weights import Weights
-from gmn.models.siren import SirenLayout, grid_axes, image_grid
+from gmn.models.siren import SirenLayout, grid_axes, image_grid, init_bounds
 
 Params = dict[str, Tensor]
 
@@ -24,10 +24,9 @@ Params = dict[str, Tensor]
 def init_params(layout: SirenLayout, seeds: list[int], dtype=torch.float32) -> Params:
     """Initial parameters of ``len(seeds)`` SIRENs, SIREN ``b`` drawn from its own ``seeds[b]``.
 
-    ``"dwsnets"`` style: PyTorch's ``nn.Linear`` default, U(-1/√fan_in, 1/√fan_in) for weights
-    and biases. ``"standard"``: SIREN weights (first layer U(-1/fan_in, 1/fan_in), later layers
-    U(-√(6/fan_in)/ω₀, ·)), ``nn.Linear`` biases. Returns ``{key: Tensor[len(seeds), *shape]}``
-    on the CPU; an INR's initialisation depends only on its seed, not on its batch.
+    Uniform in ± :func:`gmn.models.siren.init_bounds` (the ``Siren`` module's bounds). Returns
+    ``{key: Tensor[len(seeds), *shape]}`` on the CPU; an INR's initialisation depends only on
+    its seed, not on its batch.
     """
     unique, inverse = np.unique(np.asarray(seeds, dtype=np.int64), return_inverse=True)
     shapes = layout.shapes()
@@ -35,13 +34,10 @@ def init_params(layout: SirenLayout, seeds: list[int], dtype=torch.float32) -> P
     for row, seed in enumerate(unique.tolist()):
         generator = torch.Generator().manual_seed(seed)
         for i, fan_in in enumerate(layout.widths[:-1]):
-            default_bound = 1.0 / math.sqrt(fan_in)
-            weight_bound = default_bound
-            if layout.style == "standard":
-                weight_bound = 1.0 / fan_in if i == 0 else math.sqrt(6.0 / fan_in) / layout.w0
+            weight_bound, bias_bound = init_bounds(i, fan_in, layout.w0, layout.style)
             weight, bias = drawn[f"seq.{i}.weight"][row], drawn[f"seq.{i}.bias"][row]
             weight.uniform_(-weight_bound, weight_bound, generator=generator)
-            bias.uniform_(-default_bound, default_bound, generator=generator)
+            bias.uniform_(-bias_bound, bias_bound, generator=generator)
     index = torch.from_numpy(inverse.reshape(-1))
     return {key: value[index] for key, value in drawn.items()}
 

@@ -31,29 +31,27 @@ from gmn.data.images import ImageSet
 from gmn.data.normalize import layer_statistics
 from gmn.data.split import SPLITS, inrs_of_images, split_images
 from gmn.data.storage import (
-    FORMAT,
-    FORMAT_VERSION,
+    INR_DATASET,
     MANIFEST,
     ShardStore,
+    check_build_record,
     read_manifest,
     read_shard_metadata,
     sha256,
     shard_name,
     verify_shard,
-    write_json,
     write_shard,
 )
 from gmn.files import (
     IntegrityError,
     make_folder,
-    read_json,
     remove_stale_temporaries,
     verify_sha256,
+    write_json,
 )
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
 
-BUILD_CONFIG = "build.json"
 PROVENANCE = ("source", "gmn_version")  # recorded, never compared: the content decides
 
 
@@ -72,7 +70,6 @@ def build_dataset(
     views: int = 1,
     seed: int = 0,
     split=(0.7, 0.1, 0.2),
-    split_seed: int | None = None,
     shard_size: int = 1024,
     chunk_size: int = 256,
     device: str | torch.device = "cpu",
@@ -83,8 +80,8 @@ def build_dataset(
     Args:
         images: the ``ImageSet`` to fit (its ``source`` is recorded).
         recipe: the ``FitRecipe`` (default DWSNets').
-        split: (train, val, test) fractions or image counts, drawn with ``split_seed``
-            (default ``seed``) by image, so all views of an image share a split.
+        split: (train, val, test) fractions or image counts, drawn with ``seed`` by image,
+            so all views of an image share a split.
         shard_size: INRs per shard (the unit of resumption).
     Under ``torchrun`` (an initialised ``torch.distributed`` group), each rank fits its shards.
     """
@@ -103,10 +100,9 @@ def build_dataset(
         # training and fitting); a folder fitted with the older per-module function differs
         "seed_derivation": "gmn.seeding.derive_seed",
     }
-    split_seed = seed if split_seed is None else split_seed
     manifest, recorded = _earlier_build(folder)
     _check_or_write_config(folder, config, rank)
-    _check_split(folder, manifest, split, split_seed)
+    _check_split(folder, manifest, split, seed)
 
     count = len(images) * views
     image_index = torch.arange(len(images)).repeat_interleave(views)
@@ -121,14 +117,15 @@ def build_dataset(
             images.images, image_index[rows], view[rows], image_index[rows], recipe,
             seed=seed, chunk_size=chunk_size, device=device, progress=progress,
         )
-        write_shard(path, fitted.params, fitted.psnr, fitted.steps)
+        write_shard(path, fitted.params,
+                    {"psnr": fitted.psnr.tolist(), "steps": fitted.steps.tolist()}, INR_DATASET)
     if world > 1:
         dist.barrier()
     if rank == 0:
         fresh = json.loads(json.dumps(_manifest(folder, images, config, recipe, image_index,
-                                                view, num_shards, split, split_seed)))
+                                                view, num_shards, split, seed)))
         if manifest is None or _compared(manifest) != _compared(fresh):
-            write_json(folder / MANIFEST, fresh)
+            write_json(fresh, folder / MANIFEST, indent=1)
     if world > 1:
         dist.barrier()
     return folder
@@ -138,18 +135,18 @@ def _compared(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in PROVENANCE}
 
 
-def _check_split(folder: Path, manifest, split, split_seed: int) -> None:
+def _check_split(folder: Path, manifest, split, seed: int) -> None:
     """Refuse to rebuild a folder whose intact manifest holds another split: its INRs may
     serve runs of that split (nothing is written)."""
     if manifest is None:
         return
     stored = manifest.get("split", {})
-    wanted = {"sizes": json.loads(json.dumps(list(split))), "seed": split_seed}
+    wanted = {"sizes": json.loads(json.dumps(list(split))), "seed": seed}
     if {"sizes": stored.get("sizes"), "seed": stored.get("seed")} != wanted:
         raise ValueError(
             f"{folder} holds INRs split {stored.get('sizes')} (split seed "
             f"{stored.get('seed')}); asked for split {wanted['sizes']} (split seed "
-            f"{split_seed}): use that split, or another folder for this one"
+            f"{seed}): use that split, or another folder for this one"
         )
 
 
@@ -160,7 +157,7 @@ def _earlier_build(folder: Path) -> tuple[dict | None, dict[str, str | None]]:
     if not (folder / MANIFEST).exists():
         return None, {}
     try:
-        manifest = read_manifest(folder)
+        manifest = read_manifest(folder, INR_DATASET)
         return manifest, {entry["file"]: entry["sha256"] for entry in manifest["shards"]}
     except (IntegrityError, ValueError, KeyError, TypeError) as err:
         warnings.warn(f"{err}; refitting every shard of {folder}", stacklevel=3)
@@ -186,44 +183,33 @@ def _intact(path: Path, recorded: dict[str, str | None]) -> bool:
 
 
 def _check_or_write_config(folder: Path, config: dict, rank: int) -> None:
-    path = folder / BUILD_CONFIG
-    config = json.loads(json.dumps(config))  # tuples → lists, as stored
-    if path.exists():
-        stored = read_json(path)
-        changed = sorted(k for k in set(config) | set(stored)
-                         if k not in PROVENANCE and config.get(k) != stored.get(k))
-        if changed:
-            raise ValueError(
-                f"{folder} holds a build with different {', '.join(changed)}; "
-                "use a new folder (or delete it) to build with other settings"
-            )
-    elif rank == 0:
-        write_json(path, config)
+    check_build_record(folder, config, ignored=PROVENANCE, write=rank == 0)
     if rank == 0:  # files a killed build left half-written
         remove_stale_temporaries(folder)
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
 
 
-def _manifest(folder, images, config, recipe, image_index, view, num_shards, split, split_seed):
+def _manifest(folder, images, config, recipe, image_index, view, num_shards, split, seed):
     shards, psnr, steps, start = [], [], [], 0
     for shard in range(num_shards):
         path = folder / shard_name(shard)
-        shard_psnr, shard_steps, size = read_shard_metadata(path)
+        fitted = read_shard_metadata(path, INR_DATASET)
+        size = len(fitted["psnr"])
         shards.append({"file": path.name, "start": start, "stop": start + size,
                        "sha256": sha256(path)})
-        psnr += shard_psnr
-        steps += shard_steps
+        psnr += fitted["psnr"]
+        steps += fitted["steps"]
         start += size
-    by_image = split_images(len(images), split, split_seed)
+    by_image = split_images(len(images), split, seed)
     inr_split = {name: inrs_of_images(image_index, by_image[name]) for name in SPLITS}
     keys = list(recipe.layout.shapes())
     train_params = Weights.from_stacked(
         GraphTemplate.from_module(recipe.layout.build()),
         ShardStore(folder, shards, keys, verify=False).gather(inr_split["train"]))
     return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format": INR_DATASET.name,
+        "format_version": INR_DATASET.version,
         "gmn_version": gmn.__version__,
         "layout": recipe.layout.to_dict(),
         "keys": keys,
@@ -240,7 +226,7 @@ def _manifest(folder, images, config, recipe, image_index, view, num_shards, spl
         "view": view.tolist(),
         "psnr": psnr,
         "steps": steps,
-        "split": {"seed": split_seed, "sizes": list(split), "by": "image",
+        "split": {"seed": seed, "sizes": list(split), "by": "image",
                   **{name: inr_split[name].tolist() for name in SPLITS}},
         "normalization": {"split": "train", "stats": layer_statistics(train_params)},
         "shards": shards,

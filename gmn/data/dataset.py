@@ -16,7 +16,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from gmn.data.normalize import Normalize, layer_statistics
-from gmn.data.storage import ShardStore, read_manifest
+from gmn.data.storage import INR_DATASET, ShardStore, read_manifest
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
 from gmn.models.siren import SirenLayout
@@ -72,7 +72,7 @@ class INRDataset:
              ) -> INRDataset:
         """A built dataset folder; a shard is hash-checked on its first read. At most
         ``max_loaded_shards`` shards are held in memory at once (None: every shard read)."""
-        manifest = read_manifest(folder)
+        manifest = read_manifest(folder, INR_DATASET)
         store = ShardStore(folder, manifest["shards"], manifest["keys"], verify=verify,
                            max_loaded=max_loaded_shards)
         return cls(

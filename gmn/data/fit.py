@@ -272,11 +272,32 @@ class _Pool:
         return result
 
     def _adam(self, grad: Tensor) -> None:
-        recipe = self.recipe
-        beta1, beta2 = recipe.betas
         self.taken += 1
-        t = self.taken.unsqueeze(1).to(grad.dtype)
-        self.exp_avg.lerp_(grad, 1.0 - beta1)
-        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-        denom = (self.exp_avg_sq / (1.0 - beta2**t)).sqrt_().add_(recipe.eps)
-        self.params.addcdiv_(self.exp_avg, denom * (1.0 - beta1**t), value=-recipe.lr)
+        adam_update(self.params, grad, self.exp_avg, self.exp_avg_sq, self.taken,
+                    self.recipe.lr, self.recipe.betas, self.recipe.eps)
+
+
+def adam_update(params: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor,
+                steps: Tensor, lr: float | Tensor, betas: tuple[float, float], eps: float,
+                weight_decay: Tensor | None = None) -> None:
+    """One Adam step, in place, of B networks that each follow their own optimiser.
+
+    Args:
+        params, grad, exp_avg, exp_avg_sq: [B, ...] (the moments start at zero).
+        steps: [B] steps each row has taken, this one included (its bias correction).
+        lr: one learning rate, or [B] one per row.
+        weight_decay: [B] L2 coefficients added to the gradient (``grad + wd·params``).
+    """
+    shape = (-1, *[1] * (params.dim() - 1))
+    if weight_decay is not None:
+        grad = grad + weight_decay.view(shape) * params
+    beta1, beta2 = betas
+    t = steps.view(shape).to(grad.dtype)
+    exp_avg.lerp_(grad, 1.0 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+    denom = (exp_avg_sq / (1.0 - beta2**t)).sqrt_().add_(eps)
+    scale = denom * (1.0 - beta1**t)
+    if isinstance(lr, Tensor):
+        params.addcdiv_(exp_avg, scale.div_(lr.view(shape)), value=-1.0)
+    else:
+        params.addcdiv_(exp_avg, scale, value=-lr)

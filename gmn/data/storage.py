@@ -1,17 +1,22 @@
-"""The on-disk INR dataset: a folder of safetensors shards plus a JSON manifest.
+"""The one on-disk store of stacked networks, for INR datasets and CNN zoos alike: a folder of
+safetensors shards plus a JSON manifest.
 
 ``shard-00000.safetensors`` … hold stacked parameters ``{state_dict key: Tensor[n, *shape]}``
-of consecutive INRs, with their PSNRs and step counts in the safetensors metadata, and the
-sha256 of that content (:func:`gmn.files.write_safetensors`): a shard vouches for itself when
-no manifest does. Every file is written to a temporary name and renamed, so a file with its
-final name is complete. ``manifest.json`` (written last) lists the shards with their sha256;
-loading checks each shard's hash the first time it is read.
+of consecutive networks, with JSON metadata about them under one header key of the
+safetensors metadata (the :class:`StoreFormat` says which), and the sha256 of that content
+(:func:`gmn.files.write_safetensors`): a shard vouches for itself when no manifest does. Every
+file is written to a temporary name and renamed, so a file with its final name is complete.
+``manifest.json`` (written last by :func:`gmn.files.write_json`, with the sha256 of its content)
+names its format and version and lists the shards with their sha256; :class:`ShardStore`
+checks each shard's hash the first time it is read. ``build.json`` records the settings of
+the build, which a resumed build must match (:func:`check_build_record`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,20 +34,35 @@ from gmn.files import (
 )
 
 MANIFEST = "manifest.json"
-FORMAT = "gmn.inr-dataset"
-FORMAT_VERSION = 1
-__all__ = ["CorruptFileError", "IntegrityError", "ShardStore", "read_manifest", "sha256",
-           "shard_name", "verify_shard", "write_json", "write_shard"]
+BUILD_RECORD = "build.json"
+__all__ = ["BUILD_RECORD", "INR_DATASET", "MANIFEST", "CorruptFileError", "IntegrityError",
+           "ShardStore", "StoreFormat", "check_build_record", "read_manifest",
+           "read_shard_metadata", "sha256", "shard_name", "verify_shard", "write_shard"]
+
+
+@dataclass(frozen=True)
+class StoreFormat:
+    """What a store holds: the manifest's ``format`` name and newest ``version``, the header
+    key of the shards' metadata, the fields that metadata must have, and the word for a
+    folder of it (in error messages)."""
+
+    name: str
+    version: int
+    metadata_key: str
+    metadata_fields: tuple[str, ...]
+    folder: str
+
+
+INR_DATASET = StoreFormat("gmn.inr-dataset", 1, "gmn", ("psnr", "steps"), "dataset")
 
 
 def shard_name(index: int) -> str:
     return f"shard-{index:05d}.safetensors"
 
 
-def write_shard(path, params: dict[str, Tensor], psnr: Tensor, steps: Tensor) -> None:
-    """Write one shard (params [n, *shape] per key; psnr, steps [n]) atomically."""
-    metadata = {"gmn": json.dumps({"psnr": psnr.tolist(), "steps": steps.tolist()})}
-    write_safetensors(path, params, metadata)
+def write_shard(path, params: dict[str, Tensor], metadata: dict, form: StoreFormat) -> None:
+    """Write one shard (``params`` ``{key: Tensor[n, *shape]}``, JSON ``metadata``) atomically."""
+    write_safetensors(path, params, {form.metadata_key: json.dumps(metadata)})
 
 
 def verify_shard(path) -> None:
@@ -54,38 +74,68 @@ def verify_shard(path) -> None:
     read_safetensors(path)
 
 
-def read_shard_metadata(path) -> tuple[list[float], list[int], int]:
-    """(psnr, steps, number of INRs) of a shard, from its header only.
+def read_shard_metadata(path, form: StoreFormat) -> dict:
+    """The JSON metadata of a shard of ``form``, from its header only.
 
     Raises:
-        CorruptFileError: the file is not a readable gmn shard (truncated, damaged), naming it.
+        CorruptFileError: the file is not a readable shard of ``form`` (truncated, damaged, or
+        its metadata is missing a field), naming it.
     """
     metadata = read_safetensors_metadata(path)
     try:
-        fitted = json.loads(metadata["gmn"])
-        return fitted["psnr"], fitted["steps"], len(fitted["psnr"])
+        content = json.loads(metadata[form.metadata_key])
+        missing = [name for name in form.metadata_fields if name not in content]
     except (KeyError, ValueError, TypeError) as err:
-        raise CorruptFileError(f"{path} is not a gmn shard (its 'gmn' metadata is missing or "
-                               f"damaged: {err})") from err
+        raise CorruptFileError(f"{path} is not a {form.name} shard (its {form.metadata_key!r} "
+                               f"metadata is missing or damaged: {err})") from err
+    if missing:
+        raise CorruptFileError(f"{path} is not a {form.name} shard (its {form.metadata_key!r} "
+                               f"metadata has no {missing})")
+    return content
 
 
-def write_json(path, content: dict) -> None:
-    """Write a manifest or build record atomically, with the sha256 of its content."""
-    files.write_json(content, path, indent=1)
+def check_build_record(folder, config: dict, ignored=(), write: bool = True) -> None:
+    """Refuse to build into ``folder`` with settings other than those its ``build.json``
+    records (keys in ``ignored`` aside), or, with no record yet, write ``config`` as it
+    (``write=False``: another process writes it).
+
+    Raises:
+        ValueError: naming the record and each differing setting, its value on disk and
+        asked.
+    """
+    path = Path(folder) / BUILD_RECORD
+    config = json.loads(json.dumps(config))  # tuples → lists, as stored
+    if path.exists():
+        stored = files.read_json(path)
+        differ = sorted(k for k in set(config) | set(stored)
+                        if k not in ignored and config.get(k) != stored.get(k))
+        if differ:
+            raise ValueError(f"{path} was built with different settings ({', '.join(differ)}: "
+                             f"{[stored.get(k) for k in differ]} on disk, "
+                             f"{[config.get(k) for k in differ]} asked); use a new folder (or "
+                             "delete it) to build with these")
+    elif write:
+        files.write_json(config, path, indent=1)
 
 
-def read_manifest(folder) -> dict:
+def read_manifest(folder, form: StoreFormat) -> dict:
+    """The manifest of a folder of ``form``, checked against the sha256 of its content.
+
+    Raises:
+        FileNotFoundError: no manifest. CorruptFileError, IntegrityError: a damaged or edited
+        manifest, naming it. ValueError: another format or a newer version.
+    """
     path = Path(folder) / MANIFEST
     if not path.exists():
-        raise FileNotFoundError(f"{Path(folder).resolve()} has no {MANIFEST}: not a built dataset")
+        raise FileNotFoundError(f"{Path(folder).resolve()} has no {MANIFEST}: not a built "
+                                f"{form.folder}")
     manifest = files.read_json(path)
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a {FORMAT} manifest (format={manifest.get('format')!r})")
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(
-            f"{path} has format_version {manifest['format_version']}; this gmn reads up to "
-            f"{FORMAT_VERSION}"
-        )
+    if manifest.get("format") != form.name:
+        raise ValueError(f"{path} is not a {form.name} manifest "
+                         f"(format={manifest.get('format')!r})")
+    if manifest.get("format_version", 0) > form.version:
+        raise ValueError(f"{path} has format_version {manifest['format_version']}; this gmn "
+                         f"reads up to {form.version}")
     return manifest
 
 

@@ -67,8 +67,7 @@ class Siren(nn.Module):
     @torch.no_grad()
     def _siren_init(self, w0: float) -> None:
         for i, layer in enumerate(self.seq):
-            fan_in = layer.in_features
-            bound = 1.0 / fan_in if i == 0 else math.sqrt(6.0 / fan_in) / w0
+            bound, _ = init_bounds(i, layer.in_features, w0, "standard")
             layer.weight.uniform_(-bound, bound)
 
     def forward(self, coords: Tensor) -> Tensor:
@@ -76,6 +75,17 @@ class Siren(nn.Module):
         for layer in self.seq[:-1]:
             h = self.act(layer(h))
         return self.seq[-1](h) + self.output_offset
+
+
+def init_bounds(layer: int, fan_in: int, w0: float, style: str) -> tuple[float, float]:
+    """(weight bound, bias bound) of SIREN layer ``layer`` with ``fan_in`` inputs: its weights
+    and biases start uniform in ±bound. Biases and ``"dwsnets"`` weights: ``nn.Linear``'s
+    default, 1/√fan_in; ``"standard"`` weights: 1/fan_in in the first layer, √(6/fan_in)/ω₀
+    after it (Sitzmann et al.)."""
+    default = 1.0 / math.sqrt(fan_in)
+    if style == "standard":
+        return (1.0 / fan_in if layer == 0 else math.sqrt(6.0 / fan_in) / w0), default
+    return default, default
 
 
 @dataclass(frozen=True)

@@ -74,12 +74,6 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return state
 
 
-def write_json_atomic(obj: dict, path: str | os.PathLike) -> None:
-    """Write ``obj`` as indented JSON atomically (``gmn.files.atomic_write``)."""
-    text = json.dumps(obj, indent=2, default=str) + "\n"
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
 class MetricLog:
     """Append-only record of metrics, one JSON object per line (``metrics.jsonl``).
 

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from gmn import GMNError
 from gmn.batches import move_to, split_batch
-from gmn.files import folder_lock, remove_stale_temporaries
+from gmn.files import folder_lock, remove_stale_temporaries, write_json
 from gmn.seeding import capture_rng_state, derive_seed, restore_rng_state, seed_everything
 from gmn.train.config import RUNTIME_ONLY, TrainConfig, describe_changes, warmup_cosine
 from gmn.train.distributed import (
@@ -40,7 +40,6 @@ from gmn.train.run_folder import (
     MetricLog,
     load_checkpoint,
     save_atomic,
-    write_json_atomic,
 )
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -202,7 +201,7 @@ class Trainer:
                 if self.log is not None:
                     self.log.truncate_after(0)  # records of an earlier run in this folder
             if self.dist.is_main:
-                write_json_atomic(asdict(self.config), self.run_dir / "config.json")
+                write_json(asdict(self.config), self.run_dir / "config.json")
             while not self.progress.finished:
                 self._train_epoch()
                 self._end_epoch()
@@ -499,7 +498,7 @@ class Trainer:
         }
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.summary, self.run_dir / "summary.json")
+            write_json(self.summary, self.run_dir / "summary.json")
             if c.print_summary:
                 print("training summary:", json.dumps(self.summary, indent=2, default=str),
                       flush=True)

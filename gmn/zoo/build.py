@@ -1,4 +1,4 @@
-"""Build a :class:`~gmn.data.model_zoo.ModelZoo` of small CNNs trained on an image set.
+"""Build a :class:`~gmn.zoo.store.ModelZoo` of small CNNs trained on an image set.
 
 Sampling follows Unterthiner et al. 2020 (Small CNN Zoo): every model draws its training
 hyper-parameters (Adam learning rate and L2 weight decay log-uniform, initial weight scale
@@ -8,7 +8,7 @@ activation, BatchNorm, residual connections), the first one being a fixed refere
 architecture that holds ``reference_share`` of the models (the homogeneous family).
 
 The plan (architectures, hyper-parameters, jobs) depends only on the config. Job k trains up
-to ``group_size`` models of one architecture at once (:mod:`gmn.data.grouped_cnn`) and writes
+to ``group_size`` models of one architecture at once (:mod:`gmn.zoo.grouped_cnn`) and writes
 ``shard-k``; a shard on disk is complete (written under a temporary name, then renamed), so a
 killed build resumes at the next missing shard, and the same config gives the same zoo bit for
 bit on the CPU. The manifest is written last, from the shards' headers.
@@ -20,27 +20,27 @@ import math
 import random
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from gmn.data.architectures import architecture_id
-from gmn.data.grouped_cnn import Hyper, train_group
-from gmn.data.model_zoo import (
-    ModelZoo,
-    read_zoo_shard_metadata,
-    verify_zoo_shard,
-    write_zoo_manifest,
-    write_zoo_shard,
+from gmn.data.storage import (
+    IntegrityError,
+    check_build_record,
+    read_shard_metadata,
+    shard_name,
+    verify_shard,
+    write_shard,
 )
-from gmn.data.storage import IntegrityError, shard_name, write_json
-from gmn.files import read_json, remove_stale_temporaries
+from gmn.files import remove_stale_temporaries
 from gmn.seeding import derive_seed
+from gmn.zoo.grouped_cnn import Hyper, train_group
+from gmn.zoo.specs import architecture_id
+from gmn.zoo.store import MODEL_ZOO, ModelZoo, write_zoo_manifest
 
-BUILD_CONFIG = "build.json"
 REFERENCE = {"channels": [8, 8, 8], "kernel": 3, "activation": "relu", "batchnorm": False,
              "residual": False}
 SPACE = {"depth": (2, 3, 4), "width": (4, 6, 8, 12), "kernel": (3, 5),
@@ -161,22 +161,7 @@ def _run_job(job: dict, spec: dict, config: ZooConfig, data, threads: int) -> tu
 
 
 def _write_job(folder: Path, job: dict, params: dict, records: list) -> None:
-    write_zoo_shard(folder / job["shard"], params, {"job": job, "models": records})
-
-
-def _check_config(folder: Path, config: ZooConfig) -> None:
-    path = folder / BUILD_CONFIG
-    wanted = asdict(config)
-    if path.exists():
-        stored = read_json(path)
-        # only the config's own fields: the JSON writer may add its own (e.g. a checksum)
-        differ = sorted(k for k in wanted if stored.get(k) != wanted[k])
-        if differ:
-            raise ValueError(f"{path} was built with a different config ({', '.join(differ)}: "
-                             f"{[stored.get(k) for k in differ]} on disk, "
-                             f"{[wanted.get(k) for k in differ]} asked); use another folder")
-    else:
-        write_json(path, wanted)
+    write_shard(folder / job["shard"], params, {"job": job, "models": records}, MODEL_ZOO)
 
 
 def build_zoo(folder, config: ZooConfig, workers: int = 1, threads: int = 1,
@@ -188,7 +173,7 @@ def build_zoo(folder, config: ZooConfig, workers: int = 1, threads: int = 1,
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _check_config(folder, config)
+    check_build_record(folder, asdict(config))
     remove_stale_temporaries(folder)  # of shards a killed build was writing
     names, jobs = plan_jobs(config)
     for job in jobs:
@@ -221,25 +206,17 @@ def _check_existing_shard(path: Path, job: dict) -> None:
     if not path.exists():
         return
     try:
-        verify_zoo_shard(path)
+        verify_shard(path)
     except IntegrityError as err:
         warnings.warn(f"{err}; training {path.name} again", stacklevel=3)
         path.unlink()
         return
-    if read_zoo_shard_metadata(path)["job"] != job:
+    if read_shard_metadata(path, MODEL_ZOO).get("job") != job:
         raise IntegrityError(f"{path} holds another job than this config's plan")
 
 
 def _write_manifest(folder: Path, config: ZooConfig, names: dict, jobs: list[dict]) -> None:
     write_zoo_manifest(folder, names, [{"file": j["shard"], "architecture": j["architecture"]}
                                        for j in jobs],
-                       {"builder": "gmn.data.zoo_builder", "config": asdict(config)})
+                       {"builder": "gmn.zoo.build", "config": asdict(config)})
 
-
-def config_from_dict(values: dict) -> ZooConfig:
-    """A :class:`ZooConfig` from plain values, rejecting unknown keys by name."""
-    valid = {f.name for f in fields(ZooConfig)}
-    unknown = sorted(set(values) - valid)
-    if unknown:
-        raise TypeError(f"unknown zoo option(s) {unknown}; valid: {sorted(valid)}")
-    return ZooConfig(**values)

@@ -1,13 +1,14 @@
 """``ModelZoo``: trained networks of mixed architectures with per-model metadata.
 
-A zoo folder holds ``shard-*.safetensors`` files, each the stacked state_dicts
-``{key: Tensor[n, *shape]}`` of n models of ONE architecture (its models' metadata is in the
-safetensors header too), and ``manifest.json``:
+A zoo folder is a store of :mod:`gmn.data.storage`, the format INR datasets use too
+(:data:`MODEL_ZOO`): ``shard-*.safetensors`` files, each the stacked state_dicts
+``{key: Tensor[n, *shape]}`` of n models of ONE architecture (its models' records in the
+header's ``gmn-zoo`` metadata), and ``manifest.json``:
 
 * ``architectures``: ``{name: spec}``, each spec JSON data that
-  :func:`gmn.data.architectures.build_architecture` turns into a module, or, for a zoo
+  :func:`gmn.zoo.specs.build_architecture` turns into a module, or, for a zoo
   imported with ``like=``, ``{"family": "graph_template", "file", "sha256"}``: the
-  architecture's graph template stored in the folder (:mod:`gmn.data.stored_template`), which
+  architecture's graph template stored in the folder (:mod:`gmn.zoo.stored_template`), which
   needs no code to read; such a zoo gives graphs and state_dicts, not modules;
 * ``models``: one record per model: ``architecture``, ``shard``, ``row``, ``hyper``
   (training hyper-parameters), ``accuracy`` (test accuracy after each epoch), ``test_accuracy``
@@ -23,71 +24,31 @@ normalisation statistics are per architecture, from the train split.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
-from gmn.data.architectures import build_architecture
 from gmn.data.normalize import Normalize, layer_statistics
-from gmn.data.storage import MANIFEST, IntegrityError, ShardStore, sha256, write_json
-from gmn.data.stored_template import STORED_FAMILY, read_template
-from gmn.files import (
-    read_json,
-    read_safetensors,
-    read_safetensors_metadata,
-    verify_sha256,
-    write_safetensors,
+from gmn.data.split import random_partition, split_counts
+from gmn.data.storage import (
+    MANIFEST,
+    ShardStore,
+    StoreFormat,
+    read_manifest,
+    read_shard_metadata,
+    sha256,
+    verify_shard,
 )
+from gmn.files import verify_sha256, write_json
 from gmn.graph.mixed_batches import batch_groups
 from gmn.graph.template import GraphTemplate
 from gmn.graph.weights import Weights
+from gmn.zoo.specs import build_architecture
+from gmn.zoo.stored_template import STORED_FAMILY, read_template
 
-ZOO_FORMAT = "gmn.model-zoo"
-ZOO_FORMAT_VERSION = 1
-
-
-def read_zoo_manifest(folder) -> dict:
-    """The manifest of a zoo folder, checked against the sha256 of its content and its format.
-
-    Raises:
-        FileNotFoundError: no manifest. CorruptFileError, IntegrityError: a damaged or
-        edited manifest, naming it. ValueError: another format or a newer version.
-    """
-    path = Path(folder) / MANIFEST
-    if not path.exists():
-        raise FileNotFoundError(f"{Path(folder).resolve()} has no {MANIFEST}: not a built zoo")
-    manifest = read_json(path)
-    if manifest.get("format") != ZOO_FORMAT:
-        raise ValueError(f"{path} is not a {ZOO_FORMAT} manifest "
-                         f"(format={manifest.get('format')!r})")
-    if manifest.get("format_version", 0) > ZOO_FORMAT_VERSION:
-        raise ValueError(f"{path} has format_version {manifest['format_version']}; this gmn "
-                         f"reads up to {ZOO_FORMAT_VERSION}")
-    return manifest
-
-
-def write_zoo_shard(path, params: dict[str, Tensor], metadata: dict) -> None:
-    """Write stacked ``params`` ``{key: Tensor[n, *shape]}`` with JSON ``metadata`` (which
-    holds the models' records) atomically, with the sha256 of its content
-    (:func:`gmn.files.write_safetensors`): whole or absent, and checkable on its own."""
-    write_safetensors(path, params, {"gmn-zoo": json.dumps(metadata)})
-
-
-def verify_zoo_shard(path) -> None:
-    """Check a zoo shard against the hash of its content that it carries (no manifest
-    needed); raises ``CorruptFileError``/``IntegrityError`` naming it."""
-    read_safetensors(path)
-
-
-def read_zoo_shard_metadata(path) -> dict:
-    """The JSON metadata of a zoo shard, from its header only."""
-    metadata = read_safetensors_metadata(path)
-    if "gmn-zoo" not in metadata:
-        raise IntegrityError(f"{path} is not a gmn zoo shard (no gmn-zoo metadata)")
-    return json.loads(metadata["gmn-zoo"])
+MODEL_ZOO = StoreFormat("gmn.model-zoo", 1, "gmn-zoo", ("models",), "zoo")
 
 
 def write_zoo_manifest(folder, architectures: dict[str, dict], shards: list[dict],
@@ -99,17 +60,17 @@ def write_zoo_manifest(folder, architectures: dict[str, dict], shards: list[dict
     entries, models = [], []
     for shard in shards:
         path = folder / shard["file"]
-        verify_zoo_shard(path)
-        records = read_zoo_shard_metadata(path)["models"]
+        verify_shard(path)
+        records = read_shard_metadata(path, MODEL_ZOO)["models"]
         entries.append({"file": shard["file"], "sha256": sha256(path),
                         "architecture": shard["architecture"], "count": len(records)})
         models += records
     models.sort(key=lambda m: m["id"])
-    manifest = {"format": ZOO_FORMAT, "format_version": ZOO_FORMAT_VERSION, "source": source,
+    manifest = {"format": MODEL_ZOO.name, "format_version": MODEL_ZOO.version, "source": source,
                 "architectures": architectures, "shards": entries, "models": models}
     if splits is not None:
         manifest["splits"] = splits
-    write_json(folder / MANIFEST, manifest)
+    write_json(manifest, folder / MANIFEST, indent=1)
 
 
 class ModelZoo:
@@ -119,9 +80,9 @@ class ModelZoo:
     ``manifest``. Model indices are positions in ``models``.
     """
 
-    def __init__(self, folder, verify: bool = True):
+    def __init__(self, folder):
         self.folder = Path(folder)
-        self.manifest = read_zoo_manifest(folder)
+        self.manifest = read_manifest(folder, MODEL_ZOO)
         self.architectures: dict[str, dict] = self.manifest["architectures"]
         self.models: list[dict] = self.manifest["models"]
         self._stores: dict[str, ShardStore] = {}
@@ -138,12 +99,11 @@ class ModelZoo:
         # each model's row among its architecture's models (across that architecture's shards)
         self.row_of = [shard_start[m["shard"]] + m["row"] for m in self.models]
         self._templates: dict[str, GraphTemplate] = {}
-        self._verify = verify
         for arch, shards in shards_of.items():
             if shards:
                 keys = (self.template(arch).key_order if self._stored(arch)
                         else list(self._module(arch).state_dict()))
-                self._stores[arch] = ShardStore(self.folder, shards, keys, verify=verify)
+                self._stores[arch] = ShardStore(self.folder, shards, keys)
         self.architecture_of = [m["architecture"] for m in self.models]
         self.splits = ({k: torch.tensor(v, dtype=torch.long)
                         for k, v in self.manifest["splits"].items()}
@@ -170,11 +130,6 @@ class ModelZoo:
             raise KeyError(f"model {missing[0]} has no metric {metric!r}; it has "
                            f"{sorted(self.models[missing[0]])}")
         return torch.tensor([float(m[metric]) for m in self.models], dtype=torch.float64)
-
-    def indices_of(self, arch: str) -> Tensor:
-        """Model indices of architecture ``arch``."""
-        return torch.tensor([i for i, a in enumerate(self.architecture_of) if a == arch],
-                            dtype=torch.long)
 
     def grouped(self, indices) -> list[tuple[str, Tensor, Weights]]:
         """``[(architecture, model indices [n], their Weights), …]`` for ``indices``, one entry
@@ -209,8 +164,7 @@ class ModelZoo:
             if self._stored(arch):
                 spec = self.architectures[arch]
                 path = self.folder / spec["file"]
-                if self._verify:
-                    verify_sha256(path, spec["sha256"], f"the manifest {self.folder / MANIFEST}")
+                verify_sha256(path, spec["sha256"], f"the manifest {self.folder / MANIFEST}")
                 self._templates[arch] = read_template(path)
             else:
                 self._templates[arch] = GraphTemplate.from_module(self._module(arch))
@@ -242,8 +196,9 @@ class ModelZoo:
 
 def split_models(zoo: ModelZoo, fractions=(0.7, 0.15, 0.15), seed: int = 0,
                  models: Tensor | None = None, held_out: list[str] = ()) -> dict[str, Tensor]:
-    """A seeded split of ``models`` (default: all) into train/val/test by model; every model
-    of a ``held_out`` architecture goes to test."""
+    """A seeded split of ``models`` (default: all) into train/val/test by model, cut as
+    :func:`gmn.data.split.split_counts` and :func:`~gmn.data.split.random_partition` say;
+    every model of a ``held_out`` architecture goes to test."""
     models = torch.arange(len(zoo)) if models is None else torch.as_tensor(models)
     unknown = sorted(set(held_out) - set(zoo.architectures))
     if unknown:
@@ -251,9 +206,7 @@ def split_models(zoo: ModelZoo, fractions=(0.7, 0.15, 0.15), seed: int = 0,
     held = torch.tensor([zoo.architecture_of[i] in held_out for i in models.tolist()],
                         dtype=torch.bool)
     pool = models[~held]
-    order = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))]
-    n_train = round(fractions[0] * len(pool))
-    n_val = round(fractions[1] * len(pool))
-    return {"train": order[:n_train].sort().values,
-            "val": order[n_train:n_train + n_val].sort().values,
-            "test": torch.cat([order[n_train + n_val:], models[held]]).sort().values}
+    parts = random_partition(len(pool), split_counts(len(pool), fractions), seed)
+    return {"train": pool[parts["train"]].sort().values,
+            "val": pool[parts["val"]].sort().values,
+            "test": torch.cat([pool[parts["test"]], models[held]]).sort().values}

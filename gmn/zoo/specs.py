@@ -5,7 +5,7 @@ Built in (no registration needed in the process that reads a zoo): ``zoo_cnn``
 (:class:`gmn.models.zoo_cnn.ZooCNN`) and ``inferred_sequential`` (``{"entries": [[key, shape,
 dtype], ...]}``: the plain MLP/CNN :func:`gmn.graph.infer.infer_module` reads from a
 state_dict's keys). A zoo imported with ``like=`` stores a graph template instead
-(:mod:`gmn.data.stored_template`).
+(:mod:`gmn.zoo.stored_template`).
 
 Example: ``build_architecture({"family": "zoo_cnn", "channels": [8, 8], "kernel": 3})``.
 """

@@ -1,4 +1,4 @@
-"""A GraphTemplate stored as data (gmn.data.stored_template) is the same template: the same
+"""A GraphTemplate stored as data (gmn.zoo.stored_template) is the same template: the same
 graphs, permutations and executed outputs, for every test architecture; a file that asks for
 code, or was written by a gmn with other template attributes, is refused."""
 
@@ -9,18 +9,18 @@ import json
 import pytest
 import torch
 
-from gmn.data.stored_template import (
+from gmn.graph.executor import execute
+from gmn.graph.permutation import permute
+from gmn.graph.template import GraphTemplate
+from gmn.graph.weights import Weights
+from gmn.testing.architectures import FEED_FORWARD_BUILDERS, example_input, make_transformer
+from gmn.zoo.stored_template import (
     StoredTemplateError,
     read_template,
     template_bytes,
     template_from_bytes,
     write_template,
 )
-from gmn.graph.executor import execute
-from gmn.graph.permutation import permute
-from gmn.graph.template import GraphTemplate
-from gmn.graph.weights import Weights
-from gmn.testing.architectures import FEED_FORWARD_BUILDERS, example_input, make_transformer
 
 
 @pytest.mark.parametrize("build", [*FEED_FORWARD_BUILDERS, make_transformer],

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gmn.data.zoo import (
+from gmn.data.inr_zoos import (
     UnsafeFileError,
     ZooFileError,
     load_weights,

@@ -42,13 +42,14 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from gmn.data.architectures import architecture_id, inferred_sequential, inferred_spec
-from gmn.data.model_zoo import ModelZoo, write_zoo_manifest, write_zoo_shard
-from gmn.data.stored_template import STORED_FAMILY, template_bytes, write_template
-from gmn.data.zoo import load_weights
+from gmn.data.inr_zoos import load_weights
+from gmn.data.storage import write_shard
 from gmn.files import sha256
 from gmn.graph.convert import template_for
 from gmn.graph.errors import ConversionError
+from gmn.zoo.specs import architecture_id, inferred_sequential, inferred_spec
+from gmn.zoo.store import MODEL_ZOO, ModelZoo, write_zoo_manifest
+from gmn.zoo.stored_template import STORED_FAMILY, template_bytes, write_template
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
 Like = nn.Module | Callable[[str, dict], nn.Module] | None
@@ -86,7 +87,7 @@ def _write(out, groups: dict[str, dict], specs: dict[str, dict], source: dict,
         stacked = {k: torch.stack([p[k] for p in group["params"]]) for k in keys}
         records = [dict(r, architecture=names[arch], shard=file, row=row)
                    for row, r in enumerate(group["records"])]
-        write_zoo_shard(out / file, stacked, {"models": records})
+        write_shard(out / file, stacked, {"models": records}, MODEL_ZOO)
         shards.append({"file": file, "architecture": names[arch]})
     write_zoo_manifest(out, {names[a]: specs[a] for a in groups}, shards, source, splits)
     return ModelZoo(out)

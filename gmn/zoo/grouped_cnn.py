@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gmn.data.architectures import build_architecture
+from gmn.data.fit import adam_update
 from gmn.models.zoo_cnn import layer_strides, residual_layers
+from gmn.zoo.specs import build_architecture
 
 _ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu, "silu": F.silu}
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5
@@ -109,18 +110,6 @@ def grouped_accuracy(spec: dict, params: dict[str, Tensor], x: Tensor, y: Tensor
     return correct.double() / len(x)
 
 
-def _adam_step(params: list[Tensor], grads: list[Tensor], state: list[tuple], step: int,
-               lr: Tensor, weight_decay: Tensor) -> None:
-    b1, b2 = ADAM_BETAS
-    for p, grad, (m, v) in zip(params, grads, state):
-        shape = (-1, *[1] * (p.dim() - 1))
-        grad = grad + weight_decay.view(shape) * p
-        m.mul_(b1).add_(grad, alpha=1 - b1)
-        v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        denom = (v / (1 - b2 ** step)).sqrt_().add_(ADAM_EPS)
-        p.sub_(lr.view(shape) * (m / (1 - b1 ** step)) / denom)
-
-
 def train_group(spec: dict, hypers: list[Hyper], train: tuple[Tensor, Tensor],
                 test: tuple[Tensor, Tensor], seed: int, batch_size: int = 64
                 ) -> tuple[dict[str, Tensor], Tensor]:
@@ -162,7 +151,9 @@ def train_group(spec: dict, hypers: list[Hyper], train: tuple[Tensor, Tensor],
             grads = torch.autograd.grad(loss, [params[k] for k in trained])
             step += 1
             with torch.no_grad():
-                _adam_step([params[k] for k in trained], list(grads), state, step, lr, decay)
+                steps = torch.full((g,), step)
+                for k, grad, (m, v) in zip(trained, grads, state):
+                    adam_update(params[k], grad, m, v, steps, lr, ADAM_BETAS, ADAM_EPS, decay)
         accuracy = grouped_accuracy(spec, params, *test)
         running = epochs >= epoch
         history[running, epoch - 1] = accuracy[running]

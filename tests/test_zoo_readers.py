@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gmn.data.architectures import build_architecture
-from gmn.data.cnn_zoo_readers import read_cnn_wild_park, read_small_cnn_zoo
-from gmn.data.zoo import UnsafeFileError
+from gmn.data.inr_zoos import UnsafeFileError
 from gmn.graph.executor import execute
 from gmn.graph.mixed_batches import to_state_dicts
+from gmn.zoo.readers import read_cnn_wild_park, read_small_cnn_zoo
+from gmn.zoo.specs import build_architecture
 
 SPEC = {"family": "zoo_cnn", "channels": [4, 4, 4], "kernel": 3, "stride": [2, 2, 2],
         "in_channels": 1, "classes": 10}
@@ -236,7 +236,7 @@ def test_a_cnn_wild_park_zoo_is_read_without_importing_the_readers(tmp_path):
         split[name] = {"path": [path], "score": [0.2 * n], "step": [10]}
     (tmp_path / "cnn_park_splits.json").write_text(json.dumps(split))
     read_cnn_wild_park(tmp_path, tmp_path / "zoo", progress=False)
-    code = ("from gmn.data.model_zoo import ModelZoo\n"
+    code = ("from gmn.zoo.store import ModelZoo\n"
             f"print(ModelZoo({str(tmp_path / 'zoo')!r}).graphs([0, 1, 2])[0].num_graphs)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "3", done.stderr

@@ -1,5 +1,5 @@
 """A plain folder of checkpoints plus a CSV of accuracies becomes a ModelZoo
-(``gmn.data.import_checkpoints``); ``like=`` gives the layouts keys cannot tell, and reading
+(``gmn.zoo.import_checkpoints``); ``like=`` gives the layouts keys cannot tell, and reading
 the zoo needs neither the module's class nor a registered factory."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 import gmn
-from gmn.data import ModelZoo, import_checkpoints
 from gmn.graph.mixed_batches import to_state_dicts
+from gmn.zoo import ModelZoo, import_checkpoints
 
 
 def plain_cnn(width: int) -> nn.Module:
@@ -82,8 +82,8 @@ def test_a_folder_of_state_dicts_and_a_csv_become_a_zoo(tmp_path):
 
 def read_in_a_fresh_process(zoo_folder, script: str) -> str:
     """Run ``script`` (with ``zoo = ModelZoo(zoo_folder)``) in a new interpreter that imports
-    nothing but ``gmn.data.model_zoo``: no reader, no test module, no user class."""
-    code = (f"from gmn.data.model_zoo import ModelZoo\nzoo = ModelZoo({str(zoo_folder)!r})\n"
+    nothing but ``gmn.zoo.store``: no reader, no test module, no user class."""
+    code = (f"from gmn.zoo.store import ModelZoo\nzoo = ModelZoo({str(zoo_folder)!r})\n"
             + textwrap.dedent(script))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
