@@ -83,6 +83,14 @@ def describe_os_error(err: OSError, action: str, path) -> OSError:
     return described
 
 
+def require_type(value, kind: type, path, expected: str, error: type[Exception] = ValueError):
+    """``value``, read from ``path``, when it is a ``kind``; else ``error`` naming the file,
+    the type it holds and what was ``expected`` (e.g. ``"a state_dict"``)."""
+    if not isinstance(value, kind):
+        raise error(f"{path} holds a {type(value).__name__}, expected {expected}")
+    return value
+
+
 def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
@@ -218,8 +226,7 @@ def read_json(path, *, verify: bool = True) -> dict:
             f"{path} is not valid JSON ({err}); it was truncated or damaged: delete it so "
             "that it is made again"
         ) from err
-    if not isinstance(content, dict):
-        raise CorruptFileError(f"{path} holds a JSON {type(content).__name__}, expected an object")
+    require_type(content, dict, path, "a JSON object", CorruptFileError)
     recorded = content.pop(CONTENT_HASH, None)
     if verify and recorded is not None and recorded != _content_digest(content):
         raise IntegrityError(

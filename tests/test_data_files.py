@@ -101,3 +101,28 @@ def test_a_figure_killed_mid_save_leaves_the_old_file_never_a_torn_one(tmp_path,
     figure.add_subplot().plot([0, 1])
     write_figure(figure, tmp_path / "new.pdf")  # the format follows the suffix
     assert (tmp_path / "new.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_a_file_holding_the_wrong_kind_of_value_is_refused_naming_it(tmp_path):
+    """``require_type``: the JSON, checkpoint and CIFAR readers name the file, what it holds
+    and what they expected."""
+    import pickle
+
+    import torch
+
+    from gmn.data.cifar import read_batch
+    from gmn.data.inr_zoos import load_weights
+    from gmn.files import CorruptFileError, read_json
+
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]")
+    with pytest.raises(CorruptFileError, match=r"list\.json holds a list, expected a JSON object"):
+        read_json(listed)
+    saved = tmp_path / "net.pth"
+    torch.save([torch.zeros(2)], saved)
+    with pytest.raises(ValueError, match=r"net\.pth holds a list, expected a state_dict"):
+        load_weights(saved)
+    batch = tmp_path / "data_batch_1"
+    batch.write_bytes(pickle.dumps([1, 2]))
+    with pytest.raises(ValueError, match=r"data_batch_1 holds a list, expected a CIFAR-10 batch"):
+        read_batch(batch)

@@ -17,6 +17,7 @@ import torch
 from gmn import GMNError
 from gmn.data.download import RemoteFile, fetch
 from gmn.data.images import ImageSet
+from gmn.files import require_type
 
 ARCHIVE = RemoteFile(
     "cifar-10-python.tar.gz",
@@ -74,8 +75,7 @@ def read_batch(path) -> dict:
             f"{path} is not a CIFAR-10 python batch ({type(error).__name__}: {error}); it is "
             "truncated or damaged: extract the CIFAR-10 archive again"
         ) from error
-    if not isinstance(batch, dict):
-        raise ValueError(f"{path} holds a {type(batch).__name__}, not a CIFAR-10 batch dict")
+    require_type(batch, dict, path, "a CIFAR-10 batch dict")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
 
 

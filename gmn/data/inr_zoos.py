@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from gmn import GMNError
 from gmn.data.dataset import INRDataset
 from gmn.data.split import SPLITS
+from gmn.files import require_type
 from gmn.models.siren import SirenLayout
 
 _DWSNETS_MNIST_DIR = re.compile(r"mnist_png_(training|testing)_(\d+)_(\d+)$")
@@ -72,9 +73,7 @@ def load_weights(path) -> dict:
             f"cannot read {path} ({type(error).__name__}: {error}); the file is empty, "
             "truncated or not a PyTorch file: download or copy it again"
         ) from error
-    if not isinstance(loaded, dict):
-        raise ValueError(f"{path} holds a {type(loaded).__name__}, expected a state_dict")
-    return loaded
+    return require_type(loaded, dict, path, "a state_dict")
 
 
 def read_dwsnets_mnist(root, splits_file="mnist_splits.json", progress: bool = True):
