@@ -359,25 +359,27 @@ def parse_config(argv: list[str] | None = None) -> BenchmarkConfig:
 INTERRUPTED = 130  # the shell's exit status for a process stopped by SIGINT (128 + 2)
 
 
-def run_interruptibly(run, config, command: str) -> dict:
-    """``run(config, command)``; on Ctrl-C, say how to resume and exit with status 130."""
+def run_command(module: str, argv: list[str] | None, parse, run) -> dict:
+    """The benchmark ``module`` run from the command line ``argv`` (default: ``sys.argv``):
+    ``run(parse(argv), command)``, then the report's path printed; on Ctrl-C, say how to
+    resume and exit with status 130. Returns the ``results.json`` dictionary."""
+    argv = sys.argv[1:] if argv is None else argv
+    config = parse(argv)
     try:
-        return run(config, command)
+        results = run(config, shlex.join(["python", "-m", module, *argv]))
     except KeyboardInterrupt:  # everything finished so far is cached
         print("\ninterrupted; run the same command to resume", file=sys.stderr, flush=True)
         raise SystemExit(INTERRUPTED) from None
+    print(f"\nreport: {Path(config.out) / 'report.md'}")
+    return results
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark from the command line ``argv``; on Ctrl-C, say how to resume and
     exit with status 130."""
-    argv = sys.argv[1:] if argv is None else argv
-    config = parse_config(argv)
-    command = shlex.join(["python", "-m", "benchmarks.inr_classification", *argv])
     from .pipeline import run_benchmark
 
-    results = run_interruptibly(run_benchmark, config, command)
-    print(f"\nreport: {Path(config.out) / 'report.md'}")
+    results = run_command("benchmarks.inr_classification", argv, parse_config, run_benchmark)
     for finding in results["findings"]:
         print(f"- {finding['verdict']:>12}: {finding['claim']}")
     return results

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
-from pathlib import Path
 
 from benchmarks.inr_classification.cli import (
     _families,
@@ -15,7 +12,7 @@ from benchmarks.inr_classification.cli import (
     add_inr_arguments,
     add_run_arguments,
     add_training_arguments,
-    run_interruptibly,
+    run_command,
 )
 
 from .config import FAMILIES, EditingConfig
@@ -84,13 +81,9 @@ def parse_config(argv: list[str] | None = None) -> EditingConfig:
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark from the command line ``argv``; on Ctrl-C, say how to resume and
     exit with status 130."""
-    argv = sys.argv[1:] if argv is None else argv
-    config = parse_config(argv)
     from .pipeline import run_benchmark
 
-    command = shlex.join(["python", "-m", "benchmarks.inr_editing", *argv])
-    results = run_interruptibly(run_benchmark, config, command)
-    print(f"\nreport: {Path(config.out) / 'report.md'}")
+    results = run_command("benchmarks.inr_editing", argv, parse_config, run_benchmark)
     for family, stat in results["mse"].items():
         print(f"- {family:>10}: test MSE {stat['mean']:.4f} ± {stat['std']:.4f}")
     for check in results["targets"]:
