@@ -13,10 +13,13 @@ import pytest
 from tests.fault_injection import TINY  # 48 digits, gmn/mlp/cnn × 2 seeds, 2 epochs
 
 # Runs the benchmark's __main__ and presses Ctrl-C (SIGINT to itself) right after the first
-# epoch's checkpoint of gmn seed 0 is in place, in the middle of that run's training.
+# epoch's checkpoint of gmn seed 0 is in place, in the middle of that run's training. Python's
+# own SIGINT handler is installed first, as in a terminal: a process started in the
+# background by a shell (``cmd &``) inherits SIGINT ignored, and Ctrl-C never reaches it.
 INTERRUPT_AFTER_FIRST_CHECKPOINT = """
 import os, runpy, signal, sys
 from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)
 target = Path(sys.argv[1]).resolve()
 real = os.replace
 def replace(src, dst, *args, **kwargs):
